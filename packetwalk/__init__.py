@@ -1,0 +1,1 @@
+"""packetwalk: Kubernetes network conformance, walked hop by hop."""

@@ -1,0 +1,47 @@
+"""The `packetwalk` command. Today it drives the lab; suites run through pytest."""
+
+import argparse
+import sys
+
+from .lab.errors import LabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="packetwalk", description=__doc__)
+    sub = p.add_subparsers(dest="area", required=True)
+    lab = sub.add_parser("lab", help="the Docker-less multi-node cluster on this machine")
+    verbs = lab.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="build what is missing and start the cluster")
+    up.add_argument("--workers", type=int, default=2, help="schedulable worker nodes (default 2)")
+    verbs.add_parser("down", help="stop everything and leave the host as it was")
+    verbs.add_parser("status", help="nodes, components and versions")
+    verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .lab import cluster, paths  # imported late: --help needs none of it
+
+    try:
+        if args.verb == "up":
+            cluster.up(workers=args.workers)
+        elif args.verb == "down":
+            cluster.down()
+        elif args.verb == "status":
+            print(cluster.status())
+        elif args.verb == "kubeconfig":
+            if not paths.KUBECONFIG.exists():
+                raise LabError("the lab is down: run `packetwalk lab up`")
+            print(paths.KUBECONFIG)
+    except LabError as e:
+        print(f"packetwalk: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("packetwalk: interrupted; run `packetwalk lab down` to clear a half-made lab", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

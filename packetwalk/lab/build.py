@@ -1,0 +1,198 @@
+"""Build the lab's upstream components from the Go module proxy.
+
+Each component is built once and reused while its pinned version and our
+Go sources are unchanged (a stamp file beside the binaries records both).
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths, versions
+from .errors import LabError
+
+STATIC = "-s -w"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    outputs: tuple[str, ...]
+    build: Callable[["Component"], None]
+
+    def stamp(self) -> str:
+        src = paths.GO_SOURCES / self.name
+        digest = hashlib.sha256(self.version.encode())
+        if src.is_dir():
+            for f in sorted(src.iterdir()):
+                digest.update(f.name.encode() + f.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def stamp_file(self) -> Path:
+        return paths.BIN_DIR / f".{self.name}.stamp"
+
+    def is_current(self) -> bool:
+        stamp = self.stamp_file()
+        return (
+            all((paths.BIN_DIR / o).exists() for o in self.outputs)
+            and stamp.exists()
+            and stamp.read_text() == self.stamp()
+        )
+
+
+def go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GOCACHE=str(paths.GOCACHE),
+        GOMODCACHE=str(paths.GOMODCACHE),
+        GOBIN=str(paths.BIN_DIR),
+        GOFLAGS="-buildvcs=false",
+        CGO_ENABLED="0",
+        GOTOOLCHAIN="local",
+    )
+    return env
+
+
+def go(args: list[str], cwd: Path | None = None, what: str = "") -> None:
+    log = paths.BUILD_DIR / "build.log"
+    with log.open("a") as out:
+        out.write(f"\n$ (cd {cwd}) go {' '.join(args)}\n")
+        out.flush()
+        result = subprocess.run(["go", *args], cwd=cwd, env=go_env(), stdout=out, stderr=out)
+    if result.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise LabError(f"building {what or args[-1]} failed: {tail[0]} (full log: {log})")
+
+
+def wrapper_module(name: str, requires: dict[str, str], extra: str = "") -> Path:
+    """A module of our own whose main imports upstream; see the notes on replace lines."""
+    work = paths.BUILD_DIR / name
+    work.mkdir(parents=True, exist_ok=True)
+    for src in (paths.GO_SOURCES / name).glob("*.go"):
+        shutil.copy(src, work / src.name)
+    lines = [f"module packetwalk.local/lab/{name}", "", "go 1.26.0", "", "require ("]
+    lines += [f"\t{mod} {ver}" for mod, ver in requires.items()]
+    lines += [")", "", extra]
+    gomod = work / "go.mod"
+    if not gomod.exists() or gomod.read_text() != "\n".join(lines):
+        gomod.write_text("\n".join(lines))
+        go(["mod", "tidy"], cwd=work, what=f"{name} (go mod tidy)")
+    return work
+
+
+def kubernetes_staging_replaces(version: str) -> str:
+    """k8s.io/kubernetes points its staging modules at ./staging, which Go ignores
+    in a dependency; pin each to its published v0.x tag instead. The list comes
+    from upstream's own go.mod, because new releases add modules."""
+    go(["mod", "download", f"k8s.io/kubernetes@{version}"], what="k8s.io/kubernetes download")
+    upstream = paths.GOMODCACHE / "cache/download/k8s.io/kubernetes/@v" / f"{version}.mod"
+    staged = re.findall(r"^\s+(k8s\.io/\S+) => \./staging/", upstream.read_text(), re.M)
+    if not staged:
+        raise LabError(f"found no staging modules in {upstream}; has upstream's layout changed?")
+    v0 = versions.staging_version(version)
+    return "replace (\n" + "".join(f"\t{m} => {m} {v0}\n" for m in staged) + ")\n"
+
+
+def version_ldflags(version: str) -> str:
+    major, minor = version.removeprefix("v").split(".")[:2]
+    flags = []
+    # Without these the server reports v0.0.0-master and kubectl warns about skew.
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return " ".join(flags)
+
+
+def build_kube(c: Component) -> None:
+    extra = "tool k8s.io/kubernetes/test/images/agnhost\n\n" + kubernetes_staging_replaces(c.version)
+    work = wrapper_module("kube", {"k8s.io/kubernetes": c.version}, extra)
+    ld = f"{STATIC} {version_ldflags(c.version)}"
+    go(["build", "-trimpath", "-ldflags", ld, "-o", str(paths.BIN_DIR / "kube"), "."], work, "kube")
+    go(
+        ["build", "-trimpath", "-ldflags", STATIC, "-o", str(paths.BIN_DIR / "agnhost"),
+         "k8s.io/kubernetes/test/images/agnhost"],
+        work,
+        "agnhost",
+    )
+    for tool in ("kubectl",):
+        link = paths.BIN_DIR / tool
+        link.unlink(missing_ok=True)
+        link.symlink_to("kube")
+
+
+def build_etcd(c: Component) -> None:
+    mods = ("server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3")
+    # etcd's server module replaces its siblings with ../ paths; require them all at one tag.
+    work = wrapper_module("etcd", {f"go.etcd.io/etcd/{m}": c.version for m in mods})
+    go(["build", "-trimpath", "-ldflags", STATIC, "-o", str(paths.BIN_DIR / "etcd"), "."], work)
+
+
+def build_pause(c: Component) -> None:
+    work = wrapper_module("pause", {})
+    go(["build", "-trimpath", "-ldflags", STATIC, "-o", str(paths.BIN_DIR / "pause"), "."], work)
+
+
+def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "") -> Callable[[Component], None]:
+    def build(c: Component) -> None:
+        args = ["install", "-trimpath", "-ldflags", ldflags]
+        if tags:
+            args += ["-tags", tags]
+        go(args + [f"{p}@{c.version}" for p in pkgs], what=c.name)
+
+    return build
+
+
+CONTAINERD = "github.com/containerd/containerd/v2"
+
+COMPONENTS = (
+    Component("pause", "1", ("pause",), build_pause),
+    Component("etcd", versions.ETCD, ("etcd",), build_etcd),
+    Component(
+        "containerd",
+        versions.CONTAINERD,
+        ("containerd", "ctr", "containerd-shim-runc-v2"),
+        go_install(
+            [f"{CONTAINERD}/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")],
+            ldflags=f"{STATIC} -X {CONTAINERD}/version.Version={versions.CONTAINERD}",
+            tags="no_btrfs,no_devmapper",
+        ),
+    ),
+    Component("coredns", versions.COREDNS, ("coredns",), go_install(["github.com/coredns/coredns"])),
+    Component(
+        "kube-router",
+        versions.KUBE_ROUTER,
+        ("kube-router",),
+        go_install(["github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"]),
+    ),
+    Component("kube", versions.KUBERNETES, ("kube", "agnhost", "kubectl"), build_kube),
+)
+
+
+def build_all(log: Callable[[str], None] = print) -> dict[str, float]:
+    """Build what is missing or stale; returns seconds spent per component."""
+    if shutil.which("go") is None:
+        raise LabError("Go is not installed; the lab builds its components from source")
+    for d in (paths.BIN_DIR, paths.BUILD_DIR, paths.GOCACHE, paths.GOMODCACHE):
+        d.mkdir(parents=True, exist_ok=True)
+    spent = {}
+    for c in COMPONENTS:
+        if c.is_current():
+            continue
+        log(f"building {c.name} {c.version} (log: {paths.BUILD_DIR / 'build.log'})")
+        start = time.monotonic()
+        c.build(c)
+        c.stamp_file().write_text(c.stamp())
+        spent[c.name] = time.monotonic() - start
+    return spent

@@ -1,0 +1,269 @@
+"""Bring the lab up and down: the order of things and the waits between them."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+
+from . import build, cgroups, components, images, network, nodes, paths, pki, preflight, versions
+from . import topology as t
+from .errors import LabError
+from .processes import check_running, enter, run, start, stop
+from .state import State, load
+
+Log = Callable[[str], None]
+
+# The kubelet raises these host-wide sysctls (protectKernelDefaults=false);
+# `down` puts them back.
+KUBELET_SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops",
+                   "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes")
+
+
+def kubectl(*args: str, timeout: float = 30, check: bool = True, stdin: str | None = None) -> str:
+    argv = [str(paths.kubectl()), f"--kubeconfig={paths.KUBECONFIG}", f"--request-timeout={int(timeout)}s",
+            *args]
+    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout + 5)
+    if check and r.returncode != 0:
+        raise LabError(f"kubectl {' '.join(args[:3])} failed: {r.stderr.strip()[-300:]}")
+    return r.stdout
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float, every: float = 1.0) -> None:
+    """Poll probe until it is true; on timeout, one line saying what was awaited."""
+    waiter = retry(stop=stop_after_delay(timeout), wait=wait_fixed(every),
+                   retry=retry_if_result(lambda ok: not ok))(probe)
+    try:
+        waiter()
+    except RetryError:
+        raise LabError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+
+
+def _quietly(probe: Callable[[], bool]) -> Callable[[], bool]:
+    def wrapped() -> bool:
+        try:
+            return probe()
+        except (LabError, subprocess.SubprocessError, OSError):
+            return False
+    return wrapped
+
+
+def node_list(workers: int) -> list[t.Node]:
+    return t.nodes(workers)
+
+
+# ---------------------------------------------------------------- up
+
+def up(workers: int = 2, log: Log = print) -> None:
+    preflight.check()
+    state = load()
+    if state.procs and healthy(state) and state.workers == workers:
+        log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
+        return
+    if state.procs or paths.RUN_DIR.exists() or network.exists("pw-control-plane"):
+        log("clearing a previous lab first")
+        down(log=lambda _m: None)
+    started = time.monotonic()
+    spent = build.build_all(log)
+    if spent:
+        log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
+    archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
+
+    state = State(workers=workers)
+    state.mounted_hugetlb = cgroups.ensure_hugetlb()
+    state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
+    state.save()
+    lab_nodes = node_list(workers)
+    _host_and_nodes(state, lab_nodes, archives, log)
+    _control_plane(state, lab_nodes[0], log)
+    _node_agents(state, lab_nodes, log)
+    cidrs = _pod_networks(lab_nodes)
+    _addons(lab_nodes, log)
+    _outside_server(state)
+    _wait_healthy(lab_nodes)
+    log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
+        f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")
+    log(f"kubeconfig: {paths.KUBECONFIG}")
+
+
+def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
+    pki.ensure()
+    Path(components.admin_kubeconfig()).write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
+    paths.KUBECONFIG.write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
+    network.make_bridge()
+    network.host_routes()
+    network.make_outside()
+    for n in lab_nodes:
+        d = paths.node_dir(n.name)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "containerd.toml").write_text(components.containerd_config(n))
+        (d / "kubelet.yaml").write_text(components.kubelet_config(n))
+        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n))
+        (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
+        network.make_node(n)
+        nodes.make(state, n.name)
+        cgroups.ensure(cgroups.node_path(n.name))
+        p = start(state, n.name, "containerd", components.containerd(n))
+        sock = components.containerd_socket(n)
+        wait_for(f"containerd on {n.name} ({sock})", lambda: Path(sock).exists(), 30, 0.2)
+        check_running(p)
+    for n in lab_nodes:
+        for name, tar in archives.items():
+            run([str(paths.BIN_DIR / "ctr"), "--address", components.containerd_socket(n), "-n", "k8s.io",
+                 "images", "import", "--platform", "linux/amd64", "--no-unpack", str(tar)],
+                f"importing {name} into {n.name}", timeout=120)
+    log(f"{len(lab_nodes)} nodes, {len(archives)} images imported into each")
+
+
+def _control_plane(state: State, cp: t.Node, log: Log) -> None:
+    preflight.port_free(cp.name, t.API_PORT)
+    etcd = start(state, cp.name, "etcd", components.etcd(cp))
+    wait_for("etcd health", _quietly(lambda: "true" in run(
+        enter(cp.name) + ["curl", "-s", "-m", "2", "http://127.0.0.1:2379/health"], "etcd")), 30, 0.5)
+    check_running(etcd)
+    api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp))
+    wait_for("kube-apiserver /readyz", _quietly(lambda: check_running(api) or kubectl(
+        "get", "--raw=/readyz", timeout=5) .strip() == "ok"), 90, 1)
+    start(state, cp.name, "kube-controller-manager", components.kube_controller_manager())
+    start(state, cp.name, "kube-scheduler", components.kube_scheduler())
+    log("control plane up")
+
+
+def _node_agents(state: State, lab_nodes: list[t.Node], log: Log) -> None:
+    for n in lab_nodes:
+        start(state, n.name, "kubelet", components.kubelet(n))
+        start(state, n.name, "kube-proxy", components.kube_proxy(n))
+        start(state, n.name, "kube-router", components.kube_router(n))
+    names = {n.name for n in lab_nodes}
+
+    def registered() -> bool:
+        items = json.loads(kubectl("get", "nodes", "-o", "json", timeout=5))["items"]
+        return names <= {i["metadata"]["name"] for i in items if i["spec"].get("podCIDR")}
+
+    for p in state.procs:
+        check_running(p, grace=0)
+    wait_for("every node to register and get a pod CIDR", _quietly(registered), 90, 1)
+    kubectl("label", "node", lab_nodes[0].name, "node-role.kubernetes.io/control-plane=", "--overwrite")
+    log("kubelets registered")
+
+
+def pod_cidrs() -> dict[str, str]:
+    items = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    return {i["metadata"]["name"]: i["spec"]["podCIDR"] for i in items if i["spec"].get("podCIDR")}
+
+
+def _pod_networks(lab_nodes: list[t.Node]) -> dict[str, str]:
+    """The CNI config per node, from the CIDR the controller-manager gave it, and
+    the routed hop between nodes (what kindnetd or flannel's host-gw would do)."""
+    cidrs = pod_cidrs()
+    for n in lab_nodes:
+        netd = paths.node_dir(n.name) / "root/etc/cni/net.d"
+        netd.mkdir(parents=True, exist_ok=True)
+        (netd / "10-packetwalk.conflist").write_text(components.cni_conflist(cidrs[n.name]))
+    network.route_pod_cidrs(lab_nodes, cidrs)
+    return cidrs
+
+
+def _addons(lab_nodes: list[t.Node], log: Log) -> None:
+    kubectl("apply", "-f", str(paths.LAB_MANIFESTS / "coredns.yaml"))
+
+
+def _outside_server(state: State) -> None:
+    """The outside world's one host: agnhost netexec, whose /clientip shows the source it sees."""
+    p = start(state, t.OUTSIDE_NS, "netexec",
+              [str(paths.BIN_DIR / "agnhost"), "netexec", f"--http-port={t.OUTSIDE_HTTP_PORT}",
+               "--udp-port=-1"], netns_only=True)
+    check_running(p, grace=0.5)
+
+
+def _nodes_ready() -> bool:
+    items = json.loads(kubectl("get", "nodes", "-o", "json", timeout=5))["items"]
+    return bool(items) and all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
+        for i in items)
+
+
+def dns_answers(node: str) -> bool:
+    """CoreDNS answers through the kube-dns Service, as seen from a node."""
+    out = run(["nsenter", f"--net=/run/netns/{node}", "dig", "+short", "+time=2", "+tries=1",
+               f"@{t.DNS_SERVICE_IP}", f"kubernetes.default.svc.{t.CLUSTER_DOMAIN}"], "dig", check=False)
+    return out.strip() == str(t.KUBERNETES_SERVICE_IP)
+
+
+def _wait_healthy(lab_nodes: list[t.Node]) -> None:
+    wait_for("every node to be Ready", _quietly(_nodes_ready), 120, 2)
+    wait_for("CoreDNS to answer through the kube-dns Service",
+             _quietly(lambda: all(dns_answers(n.name) for n in lab_nodes)), 120, 2)
+
+
+def healthy(state: State) -> bool:
+    from .processes import alive
+    try:
+        return all(alive(p) for p in state.procs) and _nodes_ready()
+    except (LabError, subprocess.SubprocessError, OSError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- down
+
+def down(log: Log = print) -> None:
+    preflight.require_root()
+    started = time.monotonic()
+    state = load()
+    stop(state.procs)
+    # Shims and containers are not ours by pid; they are ours by cgroup.
+    cgroups.kill_all("/" + cgroups.TOP)
+    nodes.remove_all()
+    network.teardown()
+    cgroups.remove("/" + cgroups.TOP)
+    if state.mounted_hugetlb:
+        run(["umount", str(cgroups.ROOT / "hugetlb")], "unmount hugetlb", check=False)
+        try:
+            (cgroups.ROOT / "hugetlb").rmdir()
+        except OSError:
+            pass
+    for key, value in state.sysctls.items():
+        run(["sysctl", "-qw", f"{key}={value}"], "restore sysctl", check=False)
+    nodes.remove_created_dirs(state)
+    _remove_run_dir()
+    paths.KUBECONFIG.unlink(missing_ok=True)
+    log(f"lab down in {time.monotonic() - started:.1f}s")
+
+
+def _remove_run_dir() -> None:
+    if not paths.RUN_DIR.exists():
+        return
+    # Anything still mounted below (a pod volume the kubelet left) must go first.
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for m in sorted((m for m in mounts if m.startswith(str(paths.RUN_DIR))), key=len, reverse=True):
+        run(["umount", "-l", m], f"unmount {m}", check=False)
+    shutil.rmtree(paths.RUN_DIR, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- status
+
+def status() -> str:
+    state = load()
+    if not state.procs:
+        return "the lab is down"
+    from .processes import alive
+    lines = [f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
+             f"CoreDNS {versions.COREDNS}, kube-router {versions.KUBE_ROUTER}", "", "components:"]
+    for p in state.procs:
+        lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
+    try:
+        lines += ["", "nodes:", kubectl("get", "nodes", "-o", "wide", timeout=5).rstrip()]
+    except (LabError, subprocess.SubprocessError) as e:
+        lines += ["", f"nodes: API server not answering ({e})"]
+    if state.faults:
+        lines += ["", "active faults: " + ", ".join(state.faults)]
+    lines += ["", f"kubeconfig: {paths.KUBECONFIG}"]
+    return "\n".join(lines)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,39 @@
+"""Where the lab keeps things on the host. Nothing lives inside the clone.
+
+Go's module and build caches sit in /var/cache so a later run on the same
+machine rebuilds nothing; binaries, images and the running lab's state sit in
+/var/lib/packetwalk, which `lab down` empties except for bin/ and images/.
+"""
+
+import os
+from pathlib import Path
+
+STATE_ROOT = Path(os.environ.get("PACKETWALK_LAB_ROOT", "/var/lib/packetwalk"))
+CACHE_ROOT = Path(os.environ.get("PACKETWALK_CACHE_ROOT", "/var/cache/packetwalk"))
+
+GOCACHE = CACHE_ROOT / "gocache"
+GOMODCACHE = CACHE_ROOT / "gomod"
+BUILD_DIR = STATE_ROOT / "build"  # generated wrapper Go modules
+BIN_DIR = STATE_ROOT / "bin"
+IMAGES_DIR = STATE_ROOT / "images"
+
+# Everything below is the running lab; `down` removes it.
+RUN_DIR = STATE_ROOT / "run"
+STATE_FILE = RUN_DIR / "state.json"
+PKI_DIR = RUN_DIR / "pki"
+LOG_DIR = RUN_DIR / "logs"
+NODES_DIR = RUN_DIR / "nodes"
+NS_DIR = RUN_DIR / "ns"  # bind-mounted mount/uts namespace files (a private mount)
+KUBECONFIG = STATE_ROOT / "kubeconfig"
+
+GO_SOURCES = Path(__file__).parent / "go"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAB_MANIFESTS = REPO_ROOT / "manifests" / "lab"
+
+
+def node_dir(node: str) -> Path:
+    return NODES_DIR / node
+
+
+def kubectl() -> Path:
+    return BIN_DIR / "kubectl"

@@ -1,0 +1,54 @@
+"""Checks that turn a doomed `lab up` into one clear line before anything is made."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import cgroups
+from .errors import LabError
+
+TOOLS = {
+    "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "iptables": "iptables",
+    "ipset": "ipset", "conntrack": "conntrack", "openssl": "openssl", "dig": "bind9-dnsutils",
+    "curl": "curl", "go": "golang (1.26)",
+}
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root: it creates namespaces, mounts, cgroups and routes (try sudo)")
+
+
+def _kernel() -> None:
+    filesystems = Path("/proc/filesystems").read_text()
+    if "overlay" not in filesystems:
+        raise LabError("missing kernel feature: overlayfs (containerd's snapshotter needs it)")
+    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        raise LabError("missing kernel feature: br_netfilter (Service traffic on the CNI bridge needs it)")
+    if not Path("/proc/sys/net/netfilter").exists() and not Path("/proc/net/nf_conntrack").exists():
+        raise LabError("missing kernel feature: conntrack (kube-proxy needs it)")
+    r = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise LabError(f"missing kernel feature: iptables nat table ({r.stderr.strip()})")
+    cgroups.check_v1()
+
+
+def check() -> None:
+    require_root()
+    missing = [f"{tool} ({pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    if not Path("/usr/sbin/runc").exists():
+        missing.append("runc (runc)")
+    if not Path("/usr/lib/cni/bridge").exists():
+        missing.append("CNI plugins (containernetworking-plugins)")
+    if missing:
+        raise LabError("missing tools: " + ", ".join(missing))
+    _kernel()
+
+
+def port_free(netns: str, port: int) -> None:
+    """A stray listener would make the API server exit with a cryptic bind error."""
+    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
+                         capture_output=True, text=True).stdout
+    if out.strip():
+        raise LabError(f"port {port} is already in use in {netns}: {out.split()[3] if len(out.split()) > 3 else out.strip()}")

@@ -1,0 +1,44 @@
+"""What the running lab made, recorded so `down` and `status` can find it.
+
+`down` also sweeps by naming convention (pw-* namespaces and links, the
+packetwalk cgroups), so a lab whose state file was lost still comes down.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from . import paths
+
+
+@dataclass
+class Proc:
+    name: str
+    node: str
+    pid: int
+    starttime: int  # from /proc/PID/stat, so a recycled pid is never killed
+    argv: list[str]
+
+
+@dataclass
+class State:
+    workers: int = 0
+    procs: list[Proc] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)  # host mountpoints we made
+    mounted_hugetlb: bool = False
+    sysctls: dict[str, str] = field(default_factory=dict)  # host values to restore on down
+    faults: dict[str, dict] = field(default_factory=dict)
+
+    def save(self) -> None:
+        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = paths.STATE_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(paths.STATE_FILE)
+
+
+def load() -> State:
+    try:
+        raw = json.loads(paths.STATE_FILE.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return State()
+    raw["procs"] = [Proc(**p) for p in raw.get("procs", [])]
+    return State(**raw)

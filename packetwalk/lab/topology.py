@@ -1,0 +1,55 @@
+"""The lab's address plan and node list: pure data, no side effects.
+
+Every range here is routed into the lab or blackholed in the host namespace
+(see network.host_routes), so no lab packet can fall through to the uplink.
+The simulated outside world uses a documentation range (RFC 5737).
+"""
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+UNDERLAY = IPv4Network("10.250.0.0/24")  # the "datacenter" bridge between nodes
+POD_CIDR = IPv4Network("10.244.0.0/16")  # the controller-manager hands out a /24 per node
+SERVICE_CIDR = IPv4Network("10.96.0.0/16")
+OUTSIDE = IPv4Network("198.51.100.0/24")  # TEST-NET-2: the "internet"
+
+HOST_IP = IPv4Address("10.250.0.1")  # the host's leg on the underlay, to reach the API server
+ROUTER_IP = IPv4Address("10.250.0.254")  # the outside namespace's leg: every node's default gateway
+OUTSIDE_HOST_IP = IPv4Address("198.51.100.10")
+OUTSIDE_HTTP_PORT = 80
+API_SERVER_IP = IPv4Address("10.250.0.10")
+API_PORT = 6443
+KUBERNETES_SERVICE_IP = IPv4Address("10.96.0.1")
+DNS_SERVICE_IP = IPv4Address("10.96.0.10")
+CLUSTER_DOMAIN = "cluster.local"
+
+BRIDGE = "pw-br0"
+OUTSIDE_NS = "pw-outside"
+CLUSTER_NAME = "packetwalk-lab"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    index: int
+    control_plane: bool
+
+    @property
+    def ip(self) -> IPv4Address:
+        return API_SERVER_IP + self.index
+
+    @property
+    def host_veth(self) -> str:
+        return f"pwv{self.index}"  # interface names are limited to 15 characters
+
+
+def nodes(workers: int) -> list[Node]:
+    if workers < 1:
+        raise ValueError("the lab needs at least one worker")
+    names = ["pw-control-plane", "pw-worker"] + [f"pw-worker{i}" for i in range(2, workers + 1)]
+    return [Node(name, i, control_plane=(i == 0)) for i, name in enumerate(names)]
+
+
+def lab_ranges() -> list[IPv4Network]:
+    """Every range the lab owns; the safety test checks each with `ip route get`."""
+    return [UNDERLAY, POD_CIDR, SERVICE_CIDR, OUTSIDE]

@@ -1,0 +1,24 @@
+"""Every pinned upstream version the lab builds or names, in one place.
+
+Kubernetes 1.37 is the newest release whose go.mod fits this machine's Go
+(1.26) and that still runs on cgroup v1 (kubelet `failCgroupV1: false`).
+The image tags follow what kubeadm 1.37 pins, so manifests written for real
+clusters run unchanged with imagePullPolicy IfNotPresent.
+"""
+
+KUBERNETES = "v1.37.2"
+ETCD = "v3.7.3"
+CONTAINERD = "v2.4.2"
+COREDNS = "v1.14.6"
+# The only kube-router on the module proxy here; used in firewall-only mode.
+KUBE_ROUTER = "v2.1.0"
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
+COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS}"
+# test/images/agnhost/VERSION at the Kubernetes tag above.
+AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """k8s.io staging modules are tagged v0.<minor>.<patch> for release v1.<minor>.<patch>."""
+    return "v0." + kubernetes.removeprefix("v1.")
