@@ -60,12 +60,13 @@ def go_env() -> dict[str, str]:
     return env
 
 
-def go(args: list[str], cwd: Path | None = None, what: str = "") -> None:
+def go(args: list[str], cwd: Path | None = None, what: str = "", cgo: bool = False) -> None:
     log = paths.BUILD_DIR / "build.log"
     with log.open("a") as out:
         out.write(f"\n$ (cd {cwd}) go {' '.join(args)}\n")
         out.flush()
-        result = subprocess.run(["go", *args], cwd=cwd, env=go_env(), stdout=out, stderr=out)
+        env = {**go_env(), "CGO_ENABLED": "1" if cgo else "0"}
+        result = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=out)
     if result.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise LabError(f"building {what or args[-1]} failed: {tail[0]} (full log: {log})")
@@ -144,12 +145,13 @@ def build_pause(c: Component) -> None:
     go(["build", "-trimpath", "-ldflags", STATIC, "-o", str(paths.BIN_DIR / "pause"), "."], work)
 
 
-def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "") -> Callable[[Component], None]:
+def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "", cgo: bool = False
+               ) -> Callable[[Component], None]:
     def build(c: Component) -> None:
         args = ["install", "-trimpath", "-ldflags", ldflags]
         if tags:
             args += ["-tags", tags]
-        go(args + [f"{p}@{c.version}" for p in pkgs], what=c.name)
+        go(args + [f"{p}@{c.version}" for p in pkgs], what=c.name, cgo=cgo)
 
     return build
 
@@ -168,6 +170,14 @@ COMPONENTS = (
             ldflags=f"{STATIC} -X {CONTAINERD}/version.Version={versions.CONTAINERD}",
             tags="no_btrfs,no_devmapper",
         ),
+    ),
+    # Debian's runc 1.1.5 fails under containerd 2.4 ("can't get final child's
+    # PID from pipe"); containerd pins runc in script/setup/runc-version. runc's
+    # nsenter is C, so this one build needs cgo (and libseccomp-dev).
+    Component(
+        "runc", versions.RUNC, ("runc",),
+        go_install(["github.com/opencontainers/runc"], tags="seccomp", cgo=True,
+                   ldflags=f"{STATIC} -X main.version={versions.RUNC.removeprefix('v')}"),
     ),
     Component("coredns", versions.COREDNS, ("coredns",), go_install(["github.com/coredns/coredns"])),
     Component(

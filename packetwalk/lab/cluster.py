@@ -60,6 +60,12 @@ def node_list(workers: int) -> list[t.Node]:
 
 def up(workers: int = 2, log: Log = print) -> None:
     preflight.check()
+    started = time.monotonic()
+    # Build first: a broken build must fail before anything running is touched.
+    spent = build.build_all(log)
+    if spent:
+        log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
+    archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
     if state.procs and healthy(state) and state.workers == workers:
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
@@ -67,11 +73,6 @@ def up(workers: int = 2, log: Log = print) -> None:
     if state.procs or paths.RUN_DIR.exists() or network.exists("pw-control-plane"):
         log("clearing a previous lab first")
         down(log=lambda _m: None)
-    started = time.monotonic()
-    spent = build.build_all(log)
-    if spent:
-        log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
-    archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
 
     state = State(workers=workers)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
@@ -82,6 +83,10 @@ def up(workers: int = 2, log: Log = print) -> None:
     _control_plane(state, lab_nodes[0], log)
     _node_agents(state, lab_nodes, log)
     cidrs = _pod_networks(lab_nodes)
+    # kube-router's policy controller dies (with a nil-heartbeat panic) if it
+    # starts before its node has a pod CIDR.
+    for n in lab_nodes:
+        start(state, n.name, "kube-router", components.kube_router(n))
     _addons(lab_nodes, log)
     _outside_server(state)
     _wait_healthy(lab_nodes)
@@ -126,8 +131,8 @@ def _control_plane(state: State, cp: t.Node, log: Log) -> None:
         enter(cp.name) + ["curl", "-s", "-m", "2", "http://127.0.0.1:2379/health"], "etcd")), 30, 0.5)
     check_running(etcd)
     api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp))
-    wait_for("kube-apiserver /readyz", _quietly(lambda: check_running(api) or kubectl(
-        "get", "--raw=/readyz", timeout=5) .strip() == "ok"), 90, 1)
+    api_ready = _quietly(lambda: kubectl("get", "--raw=/readyz", timeout=5).strip() == "ok")
+    wait_for("kube-apiserver /readyz", lambda: check_running(api) or api_ready(), 90, 1)
     start(state, cp.name, "kube-controller-manager", components.kube_controller_manager())
     start(state, cp.name, "kube-scheduler", components.kube_scheduler())
     log("control plane up")
@@ -137,7 +142,6 @@ def _node_agents(state: State, lab_nodes: list[t.Node], log: Log) -> None:
     for n in lab_nodes:
         start(state, n.name, "kubelet", components.kubelet(n))
         start(state, n.name, "kube-proxy", components.kube_proxy(n))
-        start(state, n.name, "kube-router", components.kube_router(n))
     names = {n.name for n in lab_nodes}
 
     def registered() -> bool:
@@ -203,7 +207,8 @@ def _wait_healthy(lab_nodes: list[t.Node]) -> None:
 def healthy(state: State) -> bool:
     from .processes import alive
     try:
-        return all(alive(p) for p in state.procs) and _nodes_ready()
+        return (all(alive(p) for p in state.procs) and _nodes_ready()
+                and all(dns_answers(n.name) for n in node_list(state.workers)))
     except (LabError, subprocess.SubprocessError, OSError, ValueError):
         return False
 

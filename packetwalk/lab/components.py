@@ -81,10 +81,13 @@ def containerd_config(node: t.Node) -> str:
       sandbox = 'registry.k8s.io/pause:3.10.2'
   [plugins.'io.containerd.cri.v1.runtime']
     tolerate_missing_hugetlb_controller = true
+    # This machine withholds CAP_SYS_RESOURCE even from root, so nothing may
+    # lower its oom_score_adj: clamp containers to containerd's own.
+    restrict_oom_score_adj = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = '/usr/sbin/runc'
+        BinaryName = '{BIN / "runc"}'
         SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ['/usr/lib/cni']
@@ -163,7 +166,8 @@ def kube_router(node: t.Node) -> list[str]:
     return [
         str(BIN / "kube-router"), f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
-        "--enable-ipv4=true", "--enable-ipv6=false", "--health-port=20244", "--metrics-port=0", "--v=1",
+        "--enable-ipv4=true", "--enable-ipv6=false", f"--service-cluster-ip-range={t.SERVICE_CIDR}",
+        "--health-port=20244", "--v=1",
     ]
 
 

@@ -51,10 +51,8 @@ def make_outside() -> None:
     """The simulated internet: one router namespace that owns 198.51.100.0/24."""
     ns = t.OUTSIDE_NS
     _plug(ns, "pwv-out", f"{t.ROUTER_IP}/{t.UNDERLAY.prefixlen}")
-    if "world" not in ip("-o", "link", "show", ns=ns):
-        ip("link", "add", "world", "type", "dummy", ns=ns)
-    ip("addr", "replace", f"{t.OUTSIDE_HOST_IP}/{t.OUTSIDE.prefixlen}", "dev", "world", ns=ns)
-    ip("link", "set", "world", "up", ns=ns)
+    # No dummy interfaces in this kernel; a /32 on lo serves the same purpose.
+    ip("addr", "replace", f"{t.OUTSIDE_HOST_IP}/32", "dev", "lo", ns=ns)
     sysctl(ns, "net.ipv4.ip_forward", "0")
 
 
@@ -98,14 +96,17 @@ def host_routes() -> None:
 
 
 def route_dev(addr: str) -> str:
-    """The host's egress device for addr ("blackhole" when dropped)."""
+    """The host's egress device for addr, or "blackhole" when the host drops it."""
     out = ip("route", "get", addr, check=False)
-    if not out:
-        return "unreachable"
-    words = out.split()
-    if words[0] in ("blackhole", "unreachable", "prohibit"):
-        return words[0]
-    return words[words.index("dev") + 1] if "dev" in words else "?"
+    if out:
+        words = out.split()
+        return words[words.index("dev") + 1] if "dev" in words else "?"
+    # `ip route get` refuses blackholed destinations; the longest match says why.
+    match = ip("route", "show", "match", addr, check=False).splitlines()
+    specific = max(match, key=lambda r: int(r.split()[1].partition("/")[2] or 32) if r.startswith("blackhole")
+                   else int(r.split()[0].partition("/")[2] or 32) if r.split()[0] != "default" else 0,
+                   default="")
+    return "blackhole" if specific.startswith("blackhole") else "unroutable"
 
 
 def sample_addresses(net: IPv4Network) -> list[str]:

@@ -11,7 +11,7 @@ from .errors import LabError
 TOOLS = {
     "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "iptables": "iptables",
     "ipset": "ipset", "conntrack": "conntrack", "openssl": "openssl", "dig": "bind9-dnsutils",
-    "curl": "curl", "go": "golang (1.26)",
+    "curl": "curl", "go": "golang (1.26)", "gcc": "gcc (to build runc)",
 }
 
 
@@ -37,8 +37,8 @@ def _kernel() -> None:
 def check() -> None:
     require_root()
     missing = [f"{tool} ({pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
-    if not Path("/usr/sbin/runc").exists():
-        missing.append("runc (runc)")
+    if not Path("/usr/include/seccomp.h").exists():
+        missing.append("libseccomp headers (libseccomp-dev, to build runc)")
     if not Path("/usr/lib/cni/bridge").exists():
         missing.append("CNI plugins (containernetworking-plugins)")
     if missing:

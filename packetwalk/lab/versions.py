@@ -9,6 +9,7 @@ clusters run unchanged with imagePullPolicy IfNotPresent.
 KUBERNETES = "v1.37.2"
 ETCD = "v3.7.3"
 CONTAINERD = "v2.4.2"
+RUNC = "v1.5.2"  # containerd v2.4.2 script/setup/runc-version
 COREDNS = "v1.14.6"
 # The only kube-router on the module proxy here; used in firewall-only mode.
 KUBE_ROUTER = "v2.1.0"

@@ -1,0 +1,76 @@
+"""The lab tests: they bring the lab up (idempotently) and prove it is a real cluster."""
+
+import json
+import os
+import string
+import subprocess
+import time
+
+import pytest
+
+from packetwalk.lab import cluster, paths
+from packetwalk.lab.errors import LabError
+
+NS = "pw-labtest"
+
+
+def pytest_collection_modifyitems(items):
+    # The teardown test takes the lab down and up again; it runs last.
+    items.sort(key=lambda i: "test_down_leaves_nothing" in i.nodeid)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab tests need root")
+    try:
+        cluster.up(workers=int(os.environ.get("PACKETWALK_LAB_WORKERS", "2")), log=lambda m: None)
+    except LabError as e:
+        pytest.fail(f"lab up failed: {e}", pytrace=False)
+    return paths.KUBECONFIG
+
+
+def kubectl(*args, stdin=None, check=True, timeout=60):
+    return cluster.kubectl(*args, stdin=stdin, check=check, timeout=timeout)
+
+
+def kubectl_json(*args):
+    return json.loads(kubectl(*args, "-o", "json"))
+
+
+def exec_in(pod, *cmd, check=False, timeout=20):
+    """Run cmd in a pod; returns (exit code, output)."""
+    argv = [str(paths.kubectl()), f"--kubeconfig={paths.KUBECONFIG}", "-n", NS, "exec", pod, "--", *cmd]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} in {pod} exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def workers():
+    items = kubectl_json("get", "nodes")["items"]
+    return sorted(i["metadata"]["name"] for i in items
+                  if not any(t.get("effect") == "NoSchedule" for t in i["spec"].get("taints", [])))
+
+
+@pytest.fixture(scope="session")
+def selftest(lab):
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=90)
+    kubectl("create", "namespace", NS)
+    a, b = workers()[:2]
+    text = (paths.LAB_MANIFESTS / "selftest.yaml").read_text()
+    kubectl("-n", NS, "apply", "-f", "-", stdin=string.Template(text).substitute(NODE_A=a, NODE_B=b))
+    kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=90s", timeout=100)
+    pods = {p["metadata"]["name"]: p for p in kubectl_json("-n", NS, "get", "pods")["items"]}
+    yield {"a": pods["server-a"], "b": pods["server-b"], "nodes": (a, b)}
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
+
+
+def eventually(check, timeout=20.0, every=1.0):
+    """NetworkPolicy and endpoint changes land asynchronously: poll, then return the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, detail = check()
+        if ok or time.monotonic() > deadline:
+            return ok, detail
+        time.sleep(every)

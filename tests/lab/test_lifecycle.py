@@ -1,0 +1,62 @@
+"""`up` is idempotent and `down` leaves the host as it was. Runs last (see conftest)."""
+
+import os
+import subprocess
+import time
+from ipaddress import ip_network
+from pathlib import Path
+
+from packetwalk.lab import cgroups, cluster, network, nodes, paths, state, topology
+
+
+def test_second_up_keeps_the_healthy_lab(lab):
+    before = {p.name + p.node: p.pid for p in state.load().procs}
+    messages = []
+    start = time.monotonic()
+    cluster.up(workers=state.load().workers, log=messages.append)
+    assert any("already up" in m for m in messages), messages
+    assert {p.name + p.node: p.pid for p in state.load().procs} == before
+    assert time.monotonic() - start < 60
+
+
+def _leftovers(pids: list[int]) -> list[str]:
+    found = []
+    netns = network.ip("netns", "list", check=False)
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pw-")]
+    found += [f"link {d.name}" for d in Path("/sys/class/net").iterdir()
+              if d.name.startswith("pwv") or d.name == topology.BRIDGE]
+    for line in network.ip("route", "show", "table", "all", check=False).splitlines():
+        words = line.split()
+        dst = words[1] if words[0] in ("blackhole", "local", "broadcast", "unreachable") else words[0]
+        try:
+            net = ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.version == 4 and any(net.overlaps(r) for r in topology.lab_ranges()):
+            found.append(f"route {line}")
+    found += [f"process {pid}" for pid in pids if Path(f"/proc/{pid}").exists()]
+    for proc in Path("/proc").iterdir():
+        try:
+            exe = os.readlink(proc / "exe") if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if exe.startswith(str(paths.BIN_DIR)) or "containerd-shim" in exe:
+            found.append(f"process {proc.name} ({exe})")
+    mounts = Path("/proc/self/mountinfo").read_text()
+    found += [f"mount {m}" for m in (str(paths.STATE_ROOT), *nodes.PRIVATE_PATHS) if f" {m}" in mounts]
+    found += [f"cgroup {h / cgroups.TOP}" for h in cgroups.hierarchies() if (h / cgroups.TOP).exists()]
+    found += [f"file {f}" for f in (paths.RUN_DIR, paths.KUBECONFIG) if f.exists()]
+    iptables = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found += ["host iptables KUBE- chains"] if "KUBE-" in iptables else []
+    return found
+
+
+def test_down_leaves_nothing(lab):
+    pids = [p.pid for p in state.load().procs]
+    assert pids
+    cluster.down(log=lambda m: None)
+    try:
+        assert _leftovers(pids) == []
+        cluster.down(log=lambda m: None)  # safe when nothing is up
+    finally:
+        cluster.up(workers=2, log=lambda m: None)  # later runs of the suite need it back
