@@ -76,6 +76,7 @@ def up(workers: int = 2, log: Log = print) -> None:
 
     state = State(workers=workers)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
+    state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
     state.save()
     lab_nodes = node_list(workers)
@@ -233,6 +234,9 @@ def down(log: Log = print) -> None:
             pass
     for key, value in state.sysctls.items():
         run(["sysctl", "-qw", f"{key}={value}"], "restore sysctl", check=False)
+    if state.made_netns_mount and nodes.is_mountpoint(network.NETNS) and not any(network.NETNS.iterdir()):
+        run(["umount", str(network.NETNS)], "unmount /run/netns", check=False)
+        network.NETNS.rmdir()
     nodes.remove_created_dirs(state)
     _remove_run_dir()
     paths.KUBECONFIG.unlink(missing_ok=True)

@@ -46,6 +46,8 @@ def kube_apiserver(node: t.Node) -> list[str]:
         "--allow-privileged=true", "--authorization-mode=Node,RBAC",
         f"--client-ca-file={pki('ca.crt')}",
         f"--tls-cert-file={pki('apiserver.crt')}", f"--tls-private-key-file={pki('apiserver.key')}",
+        # Node names resolve nowhere in the lab: dial kubelets by their InternalIP.
+        "--kubelet-preferred-address-types=InternalIP",
         f"--kubelet-client-certificate={pki('admin.crt')}", f"--kubelet-client-key={pki('admin.key')}",
         f"--service-account-key-file={pki('sa.pub')}", f"--service-account-signing-key-file={pki('sa.key')}",
         f"--service-account-issuer=https://kubernetes.default.svc.{t.CLUSTER_DOMAIN}",

@@ -36,7 +36,7 @@ def _ns_dir_private() -> None:
 def make(state: State, node: str) -> None:
     _ns_dir_private()
     mnt, uts = paths.NS_DIR / f"{node}.mnt", paths.NS_DIR / f"{node}.uts"
-    if _is_bound(mnt):
+    if is_mountpoint(mnt):
         return
     for p in PRIVATE_PATHS:
         if not Path(p).exists():
@@ -62,8 +62,9 @@ def make(state: State, node: str) -> None:
         raise LabError(f"creating the namespaces of {node} failed: {r.stderr.strip()}")
 
 
-def _is_bound(f: Path) -> bool:
-    return f" {f} " in Path("/proc/self/mountinfo").read_text()
+def is_mountpoint(f: Path) -> bool:
+    return any(line.split()[4] == str(f) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
 
 
 def remove_all() -> None:
@@ -71,9 +72,9 @@ def remove_all() -> None:
     if not d.exists():
         return
     for f in sorted(d.iterdir()):
-        if _is_bound(f):
+        if is_mountpoint(f):
             run(["umount", str(f)], f"unmount {f}", check=False)
-    if _is_bound(d):
+    if is_mountpoint(d):
         run(["umount", str(d)], f"unmount {d}", check=False)
 
 

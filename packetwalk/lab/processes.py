@@ -83,9 +83,12 @@ def stop(procs: list[Proc], timeout: float = 10.0) -> None:
     for p in live:
         if alive(p):
             os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in live) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for p in live:
         try:
-            os.waitpid(p.pid, os.WNOHANG)
+            os.waitpid(p.pid, 0)  # reap, when `up` ran in this same process
         except ChildProcessError:
             pass
 

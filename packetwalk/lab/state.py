@@ -25,6 +25,7 @@ class State:
     procs: list[Proc] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)  # host mountpoints we made
     mounted_hugetlb: bool = False
+    made_netns_mount: bool = False  # `ip netns add` mounts /run/netns on first use
     sysctls: dict[str, str] = field(default_factory=dict)  # host values to restore on down
     faults: dict[str, dict] = field(default_factory=dict)
 

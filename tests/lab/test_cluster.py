@@ -14,7 +14,7 @@ def test_every_node_ready_at_pinned_version(lab):
         ready = {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"]
         assert ready == "True", n["metadata"]["name"]
         assert n["status"]["nodeInfo"]["kubeletVersion"] == versions.KUBERNETES
-        assert n["status"]["nodeInfo"]["containerRuntimeVersion"] == f"containerd://{versions.CONTAINERD}"
+        assert n["status"]["nodeInfo"]["containerRuntimeVersion"] == "containerd://" + versions.CONTAINERD.removeprefix("v")
     server = json.loads(kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
     assert server == versions.KUBERNETES
 
@@ -39,8 +39,15 @@ def test_pod_to_pod_across_nodes(selftest):
 def test_pod_to_cluster_ip(selftest):
     ip = kubectl_json("-n", NS, "get", "service", "server-a")["spec"]["clusterIP"]
     assert topology.SERVICE_CIDR.overlaps(__import__("ipaddress").ip_network(ip))
-    code, out = exec_in("server-b", "curl", "-s", "-m", "3", f"http://{ip}/hostname")
-    assert (code, out) == (0, "server-a")
+    # kube-proxy programs a new Service within its sync period: converge, then judge.
+    ok, out = eventually(lambda: _answered(exec_in("server-b", "curl", "-s", "-m", "2", f"http://{ip}/hostname")),
+                         timeout=15)
+    assert ok, out
+
+
+def _answered(result, expected="server-a"):
+    code, out = result
+    return (code, out) == (0, expected), out
 
 
 def test_service_name_resolves_through_coredns(selftest):
@@ -49,8 +56,9 @@ def test_service_name_resolves_through_coredns(selftest):
     assert (code, out) == (0, ip)
     code, out = exec_in("server-b", "cat", "/etc/resolv.conf")
     assert f"nameserver {topology.DNS_SERVICE_IP}" in out
-    code, out = exec_in("server-b", "curl", "-s", "-m", "3", "http://server-a/hostname")
-    assert (code, out) == (0, "server-a")
+    ok, out = eventually(lambda: _answered(exec_in("server-b", "curl", "-s", "-m", "2", "http://server-a/hostname")),
+                         timeout=15)
+    assert ok, out
 
 
 DENY_ALL = """
@@ -84,7 +92,8 @@ def test_network_policy_denies_then_allows(selftest):
     try:
         blocked, out = eventually(lambda: (reach("server-b")[0] != 0, reach("server-b")[1]))
         assert blocked, "deny-all did not block server-b -> server-a"
-        assert "TIMEOUT" in out  # a dropped packet, not a refused one
+        # kube-router rejects (REFUSED) where other enforcers drop (TIMEOUT); either is a block.
+        assert out.split()[0] in ("TIMEOUT", "REFUSED"), out
         kubectl("-n", NS, "apply", "-f", "-", stdin=ALLOW_B)
         allowed, out = eventually(lambda: (reach("server-b")[0] == 0, reach("server-b")[1]))
         assert allowed, f"allow from side=b did not let server-b in: {out}"

@@ -6,7 +6,7 @@ import time
 from ipaddress import ip_network
 from pathlib import Path
 
-from packetwalk.lab import cgroups, cluster, network, nodes, paths, state, topology
+from packetwalk.lab import cgroups, cluster, network, nodes, paths, processes, state, topology
 
 
 def test_second_up_keeps_the_healthy_lab(lab):
@@ -19,7 +19,7 @@ def test_second_up_keeps_the_healthy_lab(lab):
     assert time.monotonic() - start < 60
 
 
-def _leftovers(pids: list[int]) -> list[str]:
+def _leftovers(procs: list[state.Proc]) -> list[str]:
     found = []
     netns = network.ip("netns", "list", check=False)
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pw-")]
@@ -34,7 +34,7 @@ def _leftovers(pids: list[int]) -> list[str]:
             continue
         if net.version == 4 and any(net.overlaps(r) for r in topology.lab_ranges()):
             found.append(f"route {line}")
-    found += [f"process {pid}" for pid in pids if Path(f"/proc/{pid}").exists()]
+    found += [f"process {p.pid} ({p.node} {p.name})" for p in procs if processes.alive(p)]
     for proc in Path("/proc").iterdir():
         try:
             exe = os.readlink(proc / "exe") if proc.name.isdigit() else ""
@@ -52,11 +52,11 @@ def _leftovers(pids: list[int]) -> list[str]:
 
 
 def test_down_leaves_nothing(lab):
-    pids = [p.pid for p in state.load().procs]
-    assert pids
+    procs = state.load().procs
+    assert procs
     cluster.down(log=lambda m: None)
     try:
-        assert _leftovers(pids) == []
+        assert _leftovers(procs) == []
         cluster.down(log=lambda m: None)  # safe when nothing is up
     finally:
         cluster.up(workers=2, log=lambda m: None)  # later runs of the suite need it back
