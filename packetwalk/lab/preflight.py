@@ -20,13 +20,13 @@ def require_root() -> None:
         raise LabError("the lab needs root: it creates namespaces, mounts, cgroups and routes (try sudo)")
 
 
-def _kernel() -> None:
-    filesystems = Path("/proc/filesystems").read_text()
+def kernel(proc: Path = Path("/proc")) -> None:
+    filesystems = (proc / "filesystems").read_text()
     if "overlay" not in filesystems:
         raise LabError("missing kernel feature: overlayfs (containerd's snapshotter needs it)")
-    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+    if not (proc / "sys/net/bridge/bridge-nf-call-iptables").exists():
         raise LabError("missing kernel feature: br_netfilter (Service traffic on the CNI bridge needs it)")
-    if not Path("/proc/sys/net/netfilter").exists() and not Path("/proc/net/nf_conntrack").exists():
+    if not (proc / "sys/net/netfilter").exists() and not (proc / "net/nf_conntrack").exists():
         raise LabError("missing kernel feature: conntrack (kube-proxy needs it)")
     r = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -43,7 +43,7 @@ def check() -> None:
         missing.append("CNI plugins (containernetworking-plugins)")
     if missing:
         raise LabError("missing tools: " + ", ".join(missing))
-    _kernel()
+    kernel()
 
 
 def port_free(netns: str, port: int) -> None:
