@@ -16,6 +16,11 @@ def _parser() -> argparse.ArgumentParser:
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
+    fault = verbs.add_parser("fault", help="break one layer on purpose (see --list)")
+    fault.add_argument("name", nargs="?", help="the fault to inject")
+    fault.add_argument("--node", help="the node, for per-node faults (default: the first worker)")
+    fault.add_argument("--list", action="store_true", help="list the faults and exit")
+    verbs.add_parser("heal", help="undo every active fault")
     return p
 
 
@@ -30,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
             cluster.down()
         elif args.verb == "status":
             print(cluster.status())
+        elif args.verb == "fault":
+            from .lab import faults
+            if args.list or not args.name:
+                print(faults.catalogue())
+            else:
+                print(faults.inject(args.name, args.node))
+        elif args.verb == "heal":
+            from .lab import faults
+            healed = faults.heal()
+            print("healed: " + (", ".join(healed) if healed else "nothing was broken"))
         elif args.verb == "kubeconfig":
             if not paths.KUBECONFIG.exists():
                 raise LabError("the lab is down: run `packetwalk lab up`")

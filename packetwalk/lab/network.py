@@ -70,6 +70,7 @@ def masquerade_to_outside(ns: str) -> None:
     ipt = ["nsenter", f"--net=/run/netns/{ns}", "iptables", "-w", "-t", "nat"]
     if run(ipt + ["-S", "PW-MASQ"], "iptables", check=False) == "":
         run(ipt + ["-N", "PW-MASQ"], "iptables -N PW-MASQ")
+    if "-j PW-MASQ" not in run(ipt + ["-S", "POSTROUTING"], "iptables"):
         run(ipt + ["-A", "POSTROUTING", "-s", str(t.POD_CIDR), "-j", "PW-MASQ"], "iptables")
     run(ipt + ["-F", "PW-MASQ"], "iptables -F PW-MASQ")
     for keep in (t.POD_CIDR, t.UNDERLAY):  # east-west keeps pod source IPs

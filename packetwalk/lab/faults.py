@@ -1,0 +1,243 @@
+"""Break one layer of the lab on purpose, the way a real misconfiguration would.
+
+Each fault stops a component, deletes a route or rule, or changes an interface
+setting, and `heal` undoes exactly that. Active faults are recorded in the
+lab's state, so `lab status` shows them and `lab down` still cleans up.
+What the suite should report for each fault lives beside this catalogue in
+faults_expected.py.
+"""
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import cluster, components, network
+from . import topology as t
+from .errors import LabError
+from .processes import enter, run, start, stop
+from .state import State, load
+
+NODEPORTS = "30000:32767"
+SMALL_MTU = 1400  # the underlay's MTU under mtu-mismatch; pods still believe 1500
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    symptom: str
+    per_node: bool  # takes --node (default: the first worker)
+    inject: Callable[[State, t.Node], None]
+    heal: Callable[[State, t.Node], None]
+
+
+def _ipt(node: str, *args: str, check: bool = True) -> str:
+    return run(["nsenter", f"--net=/run/netns/{node}", "iptables", "-w", *args], f"iptables on {node}",
+               check=check)
+
+
+def _ipt_ok(node: str, *args: str) -> bool:
+    argv = ["nsenter", f"--net=/run/netns/{node}", "iptables", "-w", *args]
+    return subprocess.run(argv, capture_output=True).returncode == 0
+
+
+def _stop_component(state: State, name: str, node: str) -> None:
+    procs = [p for p in state.procs if p.name == name and p.node == node]
+    stop(procs)
+    state.procs = [p for p in state.procs if p not in procs]
+    state.save()
+
+
+# ---------------------------------------------------------------- dns-down
+
+def _dns_down(state: State, node: t.Node) -> None:
+    cluster.kubectl("-n", "kube-system", "scale", "deployment/coredns", "--replicas=0")
+    cluster.wait_for("CoreDNS pods to be gone", lambda: not cluster.kubectl(
+        "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "name").strip(), 60)
+
+
+def _dns_up(state: State, node: t.Node) -> None:
+    cluster.kubectl("-n", "kube-system", "scale", "deployment/coredns", "--replicas=2")
+    cluster.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=90s", timeout=100)
+    cluster.wait_for("CoreDNS to answer", lambda: cluster.dns_answers(node.name), 60)
+
+
+# ---------------------------------------------------------------- kube-proxy-broken
+
+def _kube_proxy_broken(state: State, node: t.Node) -> None:
+    _stop_component(state, "kube-proxy", node.name)
+    # What `kube-proxy --cleanup` does on a real node: remove every KUBE- chain.
+    run(enter(node.name) + [str(components.BIN / "kube"), "kube-proxy", "--cleanup",
+                            f"--config={components.paths.node_dir(node.name) / 'kube-proxy.yaml'}"],
+        f"kube-proxy --cleanup on {node.name}", check=False)
+
+
+def _kube_proxy_back(state: State, node: t.Node) -> None:
+    start(state, node.name, "kube-proxy", components.kube_proxy(node))
+    cluster.wait_for(f"kube-proxy on {node.name} to program Services",
+                     lambda: "KUBE-SERVICES" in _ipt(node.name, "-t", "nat", "-S", check=False), 30)
+
+
+# ---------------------------------------------------------------- cross-node-route
+
+def _drop_pod_route(state: State, node: t.Node) -> None:
+    cidr = cluster.pod_cidrs()[node.name]
+    for other in cluster.node_list(state.workers):
+        if other.name != node.name:
+            network.ip("route", "del", cidr, ns=other.name, check=False)
+
+
+def _restore_pod_routes(state: State, node: t.Node) -> None:
+    network.route_pod_cidrs(cluster.node_list(state.workers), cluster.pod_cidrs())
+
+
+# ---------------------------------------------------------------- egress-masquerade
+
+def _no_masquerade(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        _ipt(n.name, "-t", "nat", "-D", "POSTROUTING", "-s", str(t.POD_CIDR), "-j", "PW-MASQ", check=False)
+
+
+def _masquerade(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        network.masquerade_to_outside(n.name)
+
+
+# ---------------------------------------------------------------- policy-enforcer-down
+
+def _enforcer_down(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        _stop_component(state, "kube-router", n.name)
+        run(enter(n.name) + [str(components.BIN / "kube-router"), "--cleanup-config"],
+            f"kube-router --cleanup-config on {n.name}", check=False)
+
+
+def _enforcer_up(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        start(state, n.name, "kube-router", components.kube_router(n))
+
+
+# ---------------------------------------------------------------- nodeport-blocked
+
+def _nodeport_rules(node: str) -> list[list[str]]:
+    # In raw PREROUTING, before kube-proxy's DNAT: a firewall in front of the node.
+    return [["-t", "raw", "PREROUTING", "-p", proto, "--dport", NODEPORTS, "-j", "DROP"]
+            for proto in ("tcp", "udp")]
+
+
+def _block_nodeports(state: State, node: t.Node) -> None:
+    for table, _t, chain, *rule in _nodeport_rules(node.name):
+        _ipt(node.name, table, _t, "-I", chain, *rule)
+
+
+def _unblock_nodeports(state: State, node: t.Node) -> None:
+    for table, _t, chain, *rule in _nodeport_rules(node.name):
+        while _ipt_ok(node.name, table, _t, "-D", chain, *rule):
+            pass
+
+
+# ---------------------------------------------------------------- udp-dropped
+
+UDP_DROP = ["FORWARD", "-p", "udp", "-s", str(t.POD_CIDR), "-j", "DROP"]
+
+
+def _drop_udp(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        _ipt(n.name, "-I", *UDP_DROP)
+
+
+def _pass_udp(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        while _ipt_ok(n.name, "-D", *UDP_DROP):
+            pass
+
+
+# ---------------------------------------------------------------- mtu-mismatch
+
+def _set_underlay_mtu(state: State, mtu: int) -> None:
+    # The bridge side of each node's link: oversize frames die silently at L2,
+    # as on a fabric whose MTU is smaller than the nodes were told.
+    for n in cluster.node_list(state.workers):
+        network.ip("link", "set", n.host_veth, "mtu", str(mtu))
+
+
+def _mtu_small(state: State, node: t.Node) -> None:
+    _set_underlay_mtu(state, SMALL_MTU)
+
+
+def _mtu_back(state: State, node: t.Node) -> None:
+    _set_underlay_mtu(state, 1500)
+
+
+# ---------------------------------------------------------------- hairpin-off
+
+def _hairpin(state: State, on: bool) -> None:
+    for n in cluster.node_list(state.workers):
+        for line in network.ip("-o", "link", "show", "master", "cni0", ns=n.name, check=False).splitlines():
+            port = line.split(":")[1].strip().split("@")[0]
+            run(["nsenter", f"--net=/run/netns/{n.name}", "bridge", "link", "set", "dev", port,
+                 "hairpin", "on" if on else "off"], f"hairpin on {n.name}/{port}")
+
+
+FAULTS = {f.name: f for f in (
+    Fault("dns-down", "cluster DNS stops answering (CoreDNS scaled to zero)", False, _dns_down, _dns_up),
+    Fault("kube-proxy-broken", "kube-proxy stopped and its rules removed on one node", True,
+          _kube_proxy_broken, _kube_proxy_back),
+    Fault("cross-node-route", "the route to one node's pod CIDR is removed from the other nodes", True,
+          _drop_pod_route, _restore_pod_routes),
+    Fault("egress-masquerade", "nodes stop masquerading pod traffic that leaves the cluster", False,
+          _no_masquerade, _masquerade),
+    Fault("policy-enforcer-down", "kube-router stopped and its rules removed: policies not enforced", False,
+          _enforcer_down, _enforcer_up),
+    Fault("nodeport-blocked", "NodePort traffic dropped on one node (a firewall in front of it)", True,
+          _block_nodeports, _unblock_nodeports),
+    Fault("udp-dropped", "pod UDP is dropped while TCP passes", False, _drop_udp, _pass_udp),
+    Fault("mtu-mismatch", f"the underlay's MTU is {SMALL_MTU} while pods believe 1500", False,
+          _mtu_small, _mtu_back),
+    Fault("hairpin-off", "pods can no longer reach themselves through their Service", False,
+          lambda s, n: _hairpin(s, False), lambda s, n: _hairpin(s, True)),
+)}
+
+
+def _node(state: State, name: str | None) -> t.Node:
+    lab_nodes = cluster.node_list(state.workers)
+    if name is None:
+        return lab_nodes[1]
+    for n in lab_nodes:
+        if n.name == name:
+            return n
+    raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in lab_nodes)}")
+
+
+def inject(name: str, node: str | None = None) -> str:
+    state = load()
+    if not state.procs:
+        raise LabError("the lab is down: run `packetwalk lab up` first")
+    if name not in FAULTS:
+        raise LabError(f"unknown fault {name!r}; `packetwalk lab fault --list` shows them")
+    if name in state.faults:
+        raise LabError(f"fault {name} is already active; `packetwalk lab heal` first")
+    fault = FAULTS[name]
+    target = _node(state, node)
+    if node is not None and not fault.per_node:
+        raise LabError(f"fault {name} is cluster-wide; it takes no --node")
+    fault.inject(state, target)
+    state = load()  # inject may have started or stopped processes
+    state.faults[name] = {"node": target.name if fault.per_node else ""}
+    state.save()
+    return f"{name}: {fault.symptom}" + (f" [{target.name}]" if fault.per_node else "")
+
+
+def heal() -> list[str]:
+    state = load()
+    healed = []
+    for name, info in list(state.faults.items()):
+        FAULTS[name].heal(state, _node(state, info.get("node") or None))
+        state = load()
+        del state.faults[name]
+        state.save()
+        healed.append(name)
+    return healed
+
+
+def catalogue() -> str:
+    return "\n".join(f"{f.name:22} {'--node ' if f.per_node else '       '} {f.symptom}" for f in FAULTS.values())
