@@ -1,0 +1,210 @@
+"""Which cluster, can we reach it, may we do what the suite needs, and its facts.
+
+Everything that can go wrong here is the user's setup, not the network under
+test, so it surfaces as one ClusterError line (the plugin turns it into a
+usage error and a non-zero exit before any test runs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+from kubernetes import config as kubeconfig
+from kubernetes.client import (
+    ApiClient,
+    AuthorizationV1Api,
+    Configuration,
+    CoreV1Api,
+    VersionApi,
+)
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from packetwalk.placement import Node, schedulable_nodes
+
+LAB_KUBECONFIG = "/var/lib/packetwalk/kubeconfig"
+# Seconds for one ordinary API call (connect and read). The suite's own waits
+# are bounded separately; a single call should never hang a run.
+API_TIMEOUT = 10
+
+
+class ClusterError(Exception):
+    """A setup problem worth exactly one line to the user."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The chosen cluster. kubeconfig None means in-cluster service account."""
+
+    kubeconfig: str | None
+    context: str | None
+    source: str  # how it was chosen, for messages: "--kubeconfig", "KUBECONFIG", ...
+
+    def describe(self) -> str:
+        where = self.kubeconfig or "in-cluster service account"
+        return f"{where} (context {self.context})" if self.context else where
+
+
+def choose_target(kubeconfig_opt: str | None, context: str | None,
+                  environ: dict[str, str], home: Path,
+                  lab_kubeconfig: str = LAB_KUBECONFIG) -> Target:
+    """--kubeconfig, else KUBECONFIG, else ~/.kube/config, else the lab's, else in-cluster."""
+    if kubeconfig_opt:
+        return Target(kubeconfig_opt, context, "--kubeconfig")
+    if environ.get("KUBECONFIG"):
+        return Target(environ["KUBECONFIG"], context, "KUBECONFIG")
+    default = home / ".kube" / "config"
+    if default.is_file():
+        return Target(str(default), context, "~/.kube/config")
+    if Path(lab_kubeconfig).is_file():
+        return Target(lab_kubeconfig, context, "the lab")
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return Target(None, None, "in-cluster")
+    raise ClusterError("no cluster given: pass --kubeconfig/--context or set KUBECONFIG "
+                       "(or bring the lab up: packetwalk lab up)")
+
+
+def load_configuration(target: Target) -> Configuration:
+    """A client Configuration for `target`, with unknown contexts named clearly."""
+    configuration = Configuration()
+    if target.kubeconfig is None:
+        kubeconfig.load_incluster_config(client_configuration=configuration)
+    else:
+        paths = [p for p in target.kubeconfig.split(os.pathsep) if p]
+        if not any(Path(p).is_file() for p in paths):
+            raise ClusterError(f"kubeconfig {target.kubeconfig} ({target.source}) does not exist")
+        try:
+            contexts, _ = kubeconfig.list_kube_config_contexts(config_file=target.kubeconfig)
+        except ConfigException as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig} is unusable: {exc}") from exc
+        names = [c["name"] for c in contexts or []]
+        if target.context and target.context not in names:
+            raise ClusterError(f"context {target.context!r} not found in {target.kubeconfig} "
+                               f"(known: {', '.join(names) or 'none'})")
+        try:
+            kubeconfig.load_kube_config(config_file=target.kubeconfig, context=target.context,
+                                        client_configuration=configuration)
+        except (ConfigException, OSError, ValueError) as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig}: {exc}") from exc
+    # One retry only: urllib3's default of three multiplies every timeout.
+    configuration.retries = 1
+    return configuration
+
+
+def check_reachable(api: ApiClient) -> str:
+    """The server's version, or one line saying why the API server can't be reached."""
+    host = api.configuration.host
+    try:
+        return VersionApi(api).get_code(_request_timeout=API_TIMEOUT).git_version
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            # /version is usually public; a refusal here means credentials are wrong.
+            raise ClusterError(f"API server {host} rejected our credentials "
+                               f"({exc.status} {exc.reason})") from exc
+        raise ClusterError(f"API server {host} answered {exc.status} {exc.reason}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ClusterError(f"cannot reach the API server {host}: {reason}") from exc
+
+
+@dataclass(frozen=True)
+class Access:
+    """One permission the suite needs. namespace "" = cluster-scoped;
+    "<run>" = the run's own namespaces (checked against the real name)."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    subresource: str = ""
+    namespace: str = "<run>"
+
+
+# Mirrored by manifests/rbac-minimal.yaml (a unit test keeps them in step).
+REQUIRED_ACCESS = (
+    Access("list", "nodes", namespace=""),
+    Access("create", "namespaces", namespace=""),
+    Access("delete", "namespaces", namespace=""),
+    Access("list", "namespaces", namespace=""),
+    Access("patch", "namespaces", namespace=""),
+    Access("create", "pods"),
+    Access("list", "pods"),
+    Access("create", "pods", subresource="exec"),
+    Access("get", "pods", subresource="exec"),
+    Access("create", "services"),
+    Access("list", "services", namespace="kube-system"),
+    Access("list", "endpointslices", group="discovery.k8s.io"),
+    Access("list", "events"),
+    Access("create", "networkpolicies", group="networking.k8s.io"),
+    Access("delete", "networkpolicies", group="networking.k8s.io"),
+)
+
+
+def missing_access(api: ApiClient, run_namespace: str,
+                   needed: tuple[Access, ...] = REQUIRED_ACCESS) -> list[Access]:
+    """The permissions SelfSubjectAccessReview says we lack."""
+    authz = AuthorizationV1Api(api)
+    missing = []
+    for access in needed:
+        namespace = run_namespace if access.namespace == "<run>" else access.namespace
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {
+                    "verb": access.verb, "resource": access.resource, "group": access.group,
+                    "subresource": access.subresource, "namespace": namespace}}}
+        try:
+            review = authz.create_self_subject_access_review(body, _request_timeout=API_TIMEOUT)
+        except ApiException as exc:
+            raise ClusterError(f"cannot ask the API server what we may do "
+                               f"({exc.status} {exc.reason})") from exc
+        if not review.status.allowed:
+            missing.append(access)
+    return missing
+
+
+def describe_access(access: Access) -> str:
+    resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
+    group = f".{access.group}" if access.group else ""
+    scope = f" in {access.namespace}" if access.namespace not in ("", "<run>") else ""
+    return f"{access.verb} {resource}{group}{scope}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the suite needs to know about the cluster before deploying anything."""
+
+    version: str
+    nodes: tuple[Node, ...]  # schedulable, sorted
+    dns_ip: str | None  # ClusterIP of the cluster DNS Service (kube-system, k8s-app=kube-dns)
+
+
+def discover_facts(api: ApiClient, version: str) -> Facts:
+    core = CoreV1Api(api)
+    try:
+        node_list = core.list_node(_request_timeout=API_TIMEOUT)
+        dns = core.list_namespaced_service("kube-system", label_selector="k8s-app=kube-dns",
+                                           _request_timeout=API_TIMEOUT).items
+    except ApiException as exc:
+        raise ClusterError(f"listing nodes and the DNS Service failed: "
+                           f"{exc.status} {exc.reason}") from exc
+    nodes = schedulable_nodes([api.sanitize_for_serialization(n) for n in node_list.items])
+    if not nodes:
+        raise ClusterError(f"no schedulable node among {len(node_list.items)} "
+                           "(all NotReady, cordoned or tainted NoSchedule/NoExecute)")
+    dns_ip = dns[0].spec.cluster_ip if dns else None
+    return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip)
+
+
+def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
+    """Preflight: configuration, reachability, permissions, facts. Raises ClusterError."""
+    configuration = load_configuration(target)
+    api = ApiClient(configuration)
+    version = check_reachable(api)
+    missing = missing_access(api, run_namespace)
+    if missing:
+        raise ClusterError(
+            f"RBAC forbids what the suite needs on {target.describe()}: "
+            f"{', '.join(describe_access(a) for a in missing)} "
+            "(grant manifests/rbac-minimal.yaml)")
+    return configuration, discover_facts(api, version)

@@ -1,0 +1,235 @@
+"""The hop catalogue: what each east-west test exercises, and what to expect.
+
+This is data, read by the plugin (to parametrize tests and name them), by the
+walk fixture (to word failures and point at the next hop) and by the verdict.
+Tests never branch on expected results: they look them up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packetwalk.placement import Placement
+from packetwalk.probes import BLOCKED_CLASSES, OK
+from packetwalk.workloads import CORE, HOST, POLICY
+
+PLACEMENTS = ("same-node", "cross-node")
+PROTOCOLS = ("tcp", "udp")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the debugging walk, bottom (0) to top."""
+
+    rank: int
+    name: str  # what the verdict calls it when it breaks
+    suspects: str  # where an engineer looks first
+
+
+POD_NETWORK = Layer(0, "pod network (PodIP)", "CNI bridge/veth, routes between nodes")
+HOST_NETWORK = Layer(1, "pod <-> node path", "node routes to the pod CIDR, host firewall")
+PATH_MTU = Layer(2, "path MTU", "MTU of pod interfaces vs node links, ICMP frag-needed")
+SOURCE_IP = Layer(3, "source IP preservation", "masquerade rules, kube-proxy --cluster-cidr")
+SERVICE = Layer(4, "Service translation (ClusterIP)", "kube-proxy rules, EndpointSlices")
+HAIRPIN = Layer(5, "hairpin", "bridge hairpin mode, kube-proxy hairpin masquerade")
+NODE_PORT = Layer(6, "NodePort", "kube-proxy NodePort rules, route_localnet, conntrack")
+DNS = Layer(7, "cluster DNS", "CoreDNS pods, kube-dns Service, kubelet clusterDNS")
+POLICY_LAYER = Layer(8, "NetworkPolicy enforcement", "the policy controller (kube-router)")
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One test function's hop.
+
+    `roles` are the placement roles the hop needs a node for; a placement
+    lacking one is skipped ("needs 2 schedulable nodes"). The axes
+    (placements, variants, protocols) become the test id, in that order:
+    test_cluster_ip[cross-node-udp], test_dns_service_name[fqdn-tcp].
+    """
+
+    name: str
+    test: str
+    title: str  # how "next: try ..." names it
+    layer: Layer
+    roles: tuple[str, ...] = ("client", "server")
+    placements: tuple[str, ...] = PLACEMENTS
+    variants: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = PROTOCOLS
+    expect: str = OK
+    groups: tuple[str, ...] = (CORE,)  # workload groups that must be up, else ERROR
+
+    def test_id(self, placement: str | None, variant: str | None, protocol: str | None) -> str:
+        parts = [p for p in (placement, variant, protocol) if p]
+        return f"{self.test}[{'-'.join(parts)}]" if parts else self.test
+
+
+# NetworkPolicy truth table. A cell: which client reaches which target on which port.
+# "open" expects OK; "blocked" accepts any class in BLOCKED_CLASSES (kube-router
+# rejects, other controllers drop: REFUSED and TIMEOUT both mean blocked).
+@dataclass(frozen=True)
+class Cell:
+    source: str  # policy client: "client-a" (selected), "client-b", "client-peer"
+    target: str  # "pod-ip", "cluster-ip", or "dns" (resolve the server's Service name)
+    port: str  # "http" (8080, allowed by the port-scoped policy) or "alt" (8082)
+    expect: str  # "open" or "blocked"
+
+
+@dataclass(frozen=True)
+class PolicyCase:
+    """Policies applied together, then every cell must match (polled: enforcement is async).
+    `then_removed` cells are checked after deleting the policies again."""
+
+    policies: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    then_removed: tuple[Cell, ...] = ()
+
+
+EXPECTED_CLASSES = {"open": frozenset({OK}), "blocked": BLOCKED_CLASSES}
+
+POLICY_CASES = {
+    "default-deny-ingress": PolicyCase(
+        ("deny-ingress",),
+        (Cell("client-a", "pod-ip", "http", "blocked"),
+         Cell("client-a", "cluster-ip", "http", "blocked")),
+    ),
+    "allow-by-pod-selector": PolicyCase(
+        ("deny-ingress", "allow-from-client-a"),
+        (Cell("client-a", "pod-ip", "http", "open"),
+         Cell("client-b", "pod-ip", "http", "blocked"),
+         Cell("client-peer", "pod-ip", "http", "blocked")),
+    ),
+    "allow-by-namespace-selector": PolicyCase(
+        ("deny-ingress", "allow-from-peer-namespace"),
+        (Cell("client-peer", "pod-ip", "http", "open"),
+         Cell("client-a", "pod-ip", "http", "blocked")),
+    ),
+    "allow-one-port": PolicyCase(
+        ("deny-ingress", "allow-http-port"),
+        (Cell("client-a", "pod-ip", "http", "open"),
+         Cell("client-a", "pod-ip", "alt", "blocked")),
+    ),
+    "deny-egress": PolicyCase(
+        ("deny-egress-client-b",),
+        (Cell("client-b", "pod-ip", "http", "blocked"),
+         Cell("client-b", "dns", "http", "blocked"),
+         Cell("client-a", "pod-ip", "http", "open")),
+    ),
+    "egress-only-dns": PolicyCase(
+        ("egress-only-dns-client-b",),
+        (Cell("client-b", "dns", "http", "open"),
+         Cell("client-b", "pod-ip", "http", "blocked")),
+    ),
+    "removing-policy-restores-traffic": PolicyCase(
+        ("deny-ingress",),
+        (Cell("client-a", "cluster-ip", "http", "blocked"),),
+        then_removed=(Cell("client-a", "cluster-ip", "http", "open"),
+                      Cell("client-a", "pod-ip", "http", "open")),
+    ),
+}
+
+
+DNS_NAME_FORMS = ("short", "namespace", "fqdn")
+DNS_TRANSPORTS = ("udp", "tcp")
+
+_HOPS = (
+    Hop("pod_ip", "test_pod_ip", "the PodIP", POD_NETWORK),
+    Hop("pod_to_node", "test_pod_to_node", "pod to node", HOST_NETWORK, groups=(CORE, HOST)),
+    Hop("node_to_pod", "test_node_to_pod", "node to pod", HOST_NETWORK, groups=(CORE, HOST)),
+    Hop("mtu", "test_mtu", "a near-MTU payload", PATH_MTU),
+    Hop("source_ip_pod_ip", "test_source_ip_via_pod_ip", "the source IP via PodIP", SOURCE_IP),
+    Hop("source_ip_cluster_ip", "test_source_ip_via_cluster_ip", "the source IP via ClusterIP",
+        SOURCE_IP),
+    Hop("cluster_ip", "test_cluster_ip", "the ClusterIP", SERVICE),
+    # Every backend must answer: two endpoints on different nodes, so cross-node only.
+    Hop("cluster_ip_backends", "test_cluster_ip_every_backend", "every backend of the ClusterIP",
+        SERVICE, placements=("cross-node",)),
+    Hop("hairpin", "test_hairpin", "hairpin", HAIRPIN, roles=("server",), placements=()),
+    Hop("node_port_server_node", "test_node_port_on_server_node",
+        "the NodePort on the server's node", NODE_PORT),
+    Hop("node_port_other_node", "test_node_port_on_other_node",
+        "the NodePort on the other node", NODE_PORT, roles=("client", "server", "other")),
+    Hop("dns_resolv_conf", "test_dns_resolv_conf", "the pod's resolv.conf", DNS,
+        roles=("client",), placements=(), protocols=()),
+    Hop("dns_service_name", "test_dns_service_name", "resolving the Service name", DNS,
+        roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS),
+    Hop("dns_headless", "test_dns_headless", "resolving the headless Service", DNS,
+        roles=("client",), placements=(), protocols=DNS_TRANSPORTS),
+    Hop("dns_connect_by_name", "test_dns_connect_by_name", "connecting by name", DNS,
+        roles=("client",), placements=()),
+    Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
+        roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,)),
+)
+HOPS = {hop.name: hop for hop in _HOPS}
+HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
+
+# The walk, one step down: when (hop, placement) fails, which (hop, placement)
+# tells the next layer apart. None as placement keeps the failing one.
+# ("name fails: try the ClusterIP; ClusterIP fails: try the PodIP;
+#   cross-node fails: try same-node; from a pod fails: try from the node")
+_NEXT: dict[tuple[str, str | None], tuple[str, str | None]] = {
+    ("pod_ip", "cross-node"): ("pod_ip", "same-node"),
+    ("pod_ip", "same-node"): ("node_to_pod", "same-node"),
+    ("pod_to_node", "cross-node"): ("pod_to_node", "same-node"),
+    ("pod_to_node", "same-node"): ("node_to_pod", "same-node"),
+    ("node_to_pod", "cross-node"): ("node_to_pod", "same-node"),
+    ("mtu", "cross-node"): ("mtu", "same-node"),
+    ("mtu", "same-node"): ("pod_ip", "same-node"),
+    ("source_ip_cluster_ip", None): ("source_ip_pod_ip", None),
+    ("source_ip_pod_ip", None): ("pod_ip", None),
+    ("cluster_ip", None): ("pod_ip", None),
+    ("cluster_ip_backends", None): ("cluster_ip", None),
+    ("hairpin", None): ("cluster_ip", "same-node"),
+    ("node_port_server_node", None): ("cluster_ip", None),
+    ("node_port_other_node", None): ("node_port_server_node", None),
+    ("dns_service_name", None): ("dns_resolv_conf", None),
+    ("dns_headless", None): ("dns_service_name", None),
+    ("dns_connect_by_name", None): ("cluster_ip", "same-node"),
+    ("network_policy", None): ("pod_ip", "cross-node"),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One test id of a hop: its axis values, the id, and why it skips (or None)."""
+
+    values: tuple[str, ...]
+    id: str
+    skip: str | None
+
+
+def params(hop: Hop, placements: dict[str, Placement] | None) -> tuple[list[str], list[Param]]:
+    """(argnames, params) for a hop's test, in a fixed order on every xdist worker.
+
+    Unnamed axes are left out of the id; a placement lacking a node for one of
+    the hop's roles is skipped with its reason, never run on fewer nodes.
+    Hops without a placement axis run their roles from "same-node".
+    """
+    axes = (("placement", hop.placements), ("variant", hop.variants), ("protocol", hop.protocols))
+    names = [name for name, values in axes if values]
+    result = []
+    for placement in hop.placements or (None,):
+        for variant in hop.variants or (None,):
+            for protocol in hop.protocols or (None,):
+                values = tuple(v for v in (placement, variant, protocol) if v is not None)
+                if placements is None:
+                    skip = "packetwalk is not connected to a cluster"
+                else:
+                    skip = placements[placement or "same-node"].missing(hop.roles)
+                result.append(Param(values, "-".join(values), skip))
+    return names, result
+
+
+def next_step(hop: str, placement: str | None, protocol: str | None) -> str | None:
+    """'try the PodIP: test_pod_ip[cross-node-udp]', or None at the bottom of the walk."""
+    step = _NEXT.get((hop, placement)) or _NEXT.get((hop, None))
+    if step is None:
+        return None
+    target = HOPS[step[0]]
+    where = step[1] or placement
+    where = where if target.placements and where in target.placements else None
+    if not where and target.placements:
+        where = target.placements[0]
+    proto = protocol if protocol in target.protocols else (target.protocols or (None,))[0]
+    variant = target.variants[-1] if target.variants else None
+    label = f"{target.title} {where}" if where and where != placement else target.title
+    return f"try {label}: {target.test_id(where, variant, proto)}"

@@ -1,0 +1,129 @@
+"""Where the two ends of a probe run, derived from the cluster's real nodes.
+
+Placements are computed from a sorted list of schedulable nodes, so every
+xdist worker builds the same ones and collects the same test ids.
+Only the first two schedulable nodes are used: a placement needs at most two,
+and the number of pods must not grow with the size of the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NEEDS_TWO_NODES = "needs 2 schedulable nodes"
+# Taint effects that keep our pods off a node. PreferNoSchedule only lowers a score.
+BLOCKING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
+
+
+@dataclass(frozen=True)
+class Node:
+    """A schedulable node: its name, the IP other nodes reach it on, and a
+    short DNS-label-safe name used in pod and Service names."""
+
+    name: str
+    ip: str
+    slug: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which node each role of a probe runs on.
+
+    `client` sends, `server` answers, `other` is the node that is not the
+    server's (used to reach a NodePort on the "wrong" node). A role is None
+    when the cluster has too few schedulable nodes for it.
+    """
+
+    id: str
+    client: Node | None
+    server: Node | None
+    other: Node | None
+
+    def missing(self, roles: tuple[str, ...]) -> str | None:
+        """The skip reason if any of `roles` has no node here, else None."""
+        if any(getattr(self, role) is None for role in roles):
+            return NEEDS_TWO_NODES
+        return None
+
+
+def is_schedulable(node: dict) -> bool:
+    """Ready, not cordoned, and no taint that keeps ordinary pods away.
+
+    `node` is the API object as a plain dict (ApiClient.sanitize_for_serialization),
+    so this stays pure and testable without a cluster.
+    """
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
+        return False
+    if any(t.get("effect") in BLOCKING_TAINT_EFFECTS for t in spec.get("taints") or []):
+        return False
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def internal_ip(node: dict) -> str | None:
+    """The node's InternalIP (what pods and other nodes dial), else its first address."""
+    addresses = (node.get("status") or {}).get("addresses") or []
+    for wanted in ("InternalIP", "ExternalIP"):
+        for address in addresses:
+            if address.get("type") == wanted:
+                return address.get("address")
+    return None
+
+
+def slugify(name: str, limit: int = 40) -> str:
+    """A lowercase DNS label fragment: node names may hold dots or be long,
+    and pod, Service and label names must not."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "node"
+
+
+def schedulable_nodes(node_dicts: list[dict]) -> list[Node]:
+    """Schedulable nodes sorted by name, each with a unique slug."""
+    nodes: list[Node] = []
+    taken: set[str] = set()
+    for raw in sorted(node_dicts, key=lambda n: n["metadata"]["name"]):
+        ip = internal_ip(raw)
+        if not is_schedulable(raw) or ip is None:
+            continue
+        slug = slugify(raw["metadata"]["name"])
+        if slug in taken:
+            slug = f"{slug[:36]}-{len(nodes)}"
+        taken.add(slug)
+        nodes.append(Node(name=raw["metadata"]["name"], ip=ip, slug=slug))
+    return nodes
+
+
+def choose_nodes(nodes: list[Node], wanted: list[str] | None) -> list[Node]:
+    """Restrict to the nodes named with --nodes (in the given order), all schedulable."""
+    if not wanted:
+        return nodes
+    by_name = {n.name: n for n in nodes}
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        raise ValueError(f"--nodes {', '.join(unknown)}: not schedulable "
+                         f"(schedulable: {', '.join(by_name) or 'none'})")
+    return [by_name[name] for name in wanted]
+
+
+def build_placements(nodes: list[Node]) -> dict[str, Placement]:
+    """same-node and cross-node placements over the first two nodes.
+
+    Host-network probes reuse these: the "server" or "client" role is then
+    played by the node itself (a hostNetwork pod), so pod-to-node and
+    node-to-pod come out as same-node and cross-node too.
+    """
+    if not nodes:
+        raise ValueError("no schedulable nodes")
+    first = nodes[0]
+    second = nodes[1] if len(nodes) > 1 else None
+    return {
+        "same-node": Placement("same-node", client=first, server=first, other=second),
+        "cross-node": Placement("cross-node", client=first, server=second, other=first),
+    }
+
+
+def used_nodes(nodes: list[Node]) -> list[Node]:
+    """The nodes that get workloads: the ones placements refer to."""
+    return nodes[:2]

@@ -1,0 +1,84 @@
+"""The one way packetwalk runs a command in a pod: the exec API over a websocket.
+
+The exit code comes from the exec error channel (channel 3), which carries a
+metav1.Status: Success, or Failure with reason NonZeroExitCode and the code in
+details.causes. Any other Failure (no such container, executable not found)
+or a hung stream means the probe itself broke: ProbeError, never a verdict
+about the network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import websocket
+import yaml
+from kubernetes.client import ApiClient, Configuration, CoreV1Api
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from packetwalk.probes import ExecResult, ProbeError, Source
+
+STDOUT, STDERR, ERROR = 1, 2, 3
+# websocket-client has no connect timeout of its own and kubernetes.stream passes
+# none: without this an unreachable API server hangs an exec forever.
+websocket.setdefaulttimeout(15)
+
+
+def exit_code(status_text: str) -> int:
+    """Exit code from the error channel's Status document (pure)."""
+    if not status_text.strip():
+        raise ProbeError("exec stream closed without an exit status")
+    status = yaml.safe_load(status_text)
+    if status.get("status") == "Success":
+        return 0
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode":
+                return int(cause["message"])
+    raise ProbeError(f"exec failed: {status.get('message') or status_text.strip()}")
+
+
+def handshake_message(exc: Exception) -> str:
+    """The API server's Status message out of a failed websocket handshake,
+    which kubernetes.stream reports as one long string with the headers."""
+    text = getattr(exc, "reason", None) or str(exc)
+    found = re.search(r'"message":"((?:[^"\\]|\\.)*)"', text)
+    if found:
+        return json.loads(f'"{found.group(1)}"')
+    return text.split(" -+-+- ")[0]
+
+
+class PodExec:
+    """Callable exec function for Prober: (Source, command, timeout) -> ExecResult."""
+
+    def __init__(self, configuration: Configuration):
+        self._configuration = configuration
+
+    def __call__(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        # A fresh ApiClient per exec: kubernetes.stream swaps the client's call_api
+        # while it opens the websocket, which is not safe to share across threads.
+        api = CoreV1Api(ApiClient(self._configuration))
+        start = time.monotonic()
+        where = f"{src.namespace}/{src.pod}"
+        try:
+            ws = stream(api.connect_get_namespaced_pod_exec, src.pod, src.namespace,
+                        command=command, stderr=True, stdin=False, stdout=True, tty=False,
+                        _preload_content=False, _request_timeout=timeout)
+        except (ApiException, OSError, websocket.WebSocketException) as exc:
+            raise ProbeError(f"exec into {where} failed: {handshake_message(exc)}") from exc
+        try:
+            ws.run_forever(timeout=timeout)
+            if ws.is_open():
+                raise ProbeError(f"exec into {where} still running after {timeout:.0f}s: "
+                                 f"{' '.join(command)}")
+            stdout = ws.read_channel(STDOUT)
+            stderr = ws.read_channel(STDERR)
+            status = ws.read_channel(ERROR)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ProbeError(f"exec stream from {where} broke: {exc}") from exc
+        finally:
+            ws.close()
+        return ExecResult(exit_code(status), stdout, stderr, time.monotonic() - start)

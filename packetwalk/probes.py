@@ -1,0 +1,338 @@
+"""Probes: one source -> destination action, and the Observation it yields.
+
+A probe runs a command inside a pod (through an injected exec function, see
+podexec.py) and classifies what came back. Classification is pure and lives
+here so it can be unit-tested without a cluster.
+
+Tools, all inside the agnhost image:
+- TCP: `curl -v` straight at the destination. Its exit code tells timeout (28)
+  from DNS (6); `-v` adds the errno text curl 7.x leaves out of its message
+  ("connect to ... failed: Connection refused").
+- UDP: the source pod's own netexec `/dial?protocol=udp`, asked over loopback.
+  netexec dials from the pod's network namespace, sends the request, waits 5 s
+  for the answer and reports it in JSON, so a lost datagram is a TIMEOUT.
+  (`agnhost connect --protocol=udp` detects loss too but never prints the
+  answer, and we need the answer to tell backends and source IPs apart.)
+- DNS: `dig` with +search so short names use the pod's search path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlencode
+
+OK = "OK"
+TIMEOUT = "TIMEOUT"
+REFUSED = "REFUSED"
+UNREACHABLE = "UNREACHABLE"
+RESET = "RESET"
+DNS = "DNS"
+WRONG_BACKEND = "WRONG_BACKEND"
+PARTIAL_BACKENDS = "PARTIAL_BACKENDS"
+WRONG_SOURCE = "WRONG_SOURCE"
+CORRUPTED = "CORRUPTED"
+OTHER = "OTHER"
+# Not a network result: the probe itself could not run. Raised, never asserted on.
+PROBE_ERROR = "PROBE_ERROR"
+
+# What "blocked by policy" may look like: kube-router rejects (REFUSED), most
+# other controllers drop (TIMEOUT), some reject with admin-prohibited (UNREACHABLE).
+BLOCKED_CLASSES = frozenset({TIMEOUT, REFUSED, UNREACHABLE})
+
+CONNECT_TIMEOUT = 3  # seconds curl waits for a TCP handshake
+REQUEST_TIMEOUT = 5  # seconds curl waits for a whole HTTP exchange
+DIAL_TIMEOUT = 5  # netexec's own read deadline for UDP /dial (fixed upstream)
+DIG_TIMEOUT = 2  # seconds dig waits for one DNS answer (one try)
+
+
+class ProbeError(Exception):
+    """The probe could not run (exec failed, tool missing, local netexec down).
+
+    Raised so pytest reports an ERROR, never a network failure."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Source:
+    """The pod a probe runs in. `dial_port` is its netexec HTTP port (for UDP /dial)."""
+
+    pod: str
+    namespace: str
+    node: str
+    ip: str
+    dial_port: int
+
+    def label(self) -> str:
+        return f"{self.pod} ({self.ip})"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a probe goes. `via` says what the address is (pod, Service, node)."""
+
+    ip: str
+    port: int
+    protocol: str
+    via: str = ""
+
+    def label(self) -> str:
+        return f"{self.ip}:{self.port}/{self.protocol}"
+
+
+@dataclass
+class Observation:
+    """What one probe saw: a class, how long it took, and the evidence."""
+
+    probe: str  # "client-pw-worker (10.244.1.5) -> 10.96.12.7:8080/tcp"
+    cls: str
+    seconds: float
+    command: str
+    output: str
+    src_pod: str = ""
+    src_node: str = ""
+    src_ip: str = ""
+    dst: str = ""
+    via: str = ""
+    response: str = ""  # the useful part of the answer (hostname, client ip, ...)
+    detail: str = ""  # why the class was chosen, in words
+    answers: list[str] = field(default_factory=list)  # every answer (backends, DNS records)
+
+    def record(self) -> dict:
+        """A JSON-safe dict for reports (user_properties travel through xdist)."""
+        return asdict(self)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def classify_socket_error(text: str) -> str:
+    """Map an error text (curl -v, Go net errors, dig) to a class."""
+    low = text.lower()
+    if "refused" in low:
+        return REFUSED
+    if "timed out" in low or "timeout" in low or "deadline exceeded" in low:
+        return TIMEOUT
+    if "no route to host" in low or "unreachable" in low:
+        return UNREACHABLE
+    if "reset by peer" in low or "connection reset" in low:
+        return RESET
+    if "no such host" in low or "could not resolve" in low or "lookup " in low:
+        return DNS
+    return OTHER
+
+
+# curl exit codes (man curl): 6 resolve, 7 connect, 28 timeout, 52 empty reply,
+# 55/56 send/recv failure (reset). 126/127: curl missing, i.e. a broken probe.
+_CURL_CLASSES = {0: OK, 6: DNS, 28: TIMEOUT, 52: OTHER, 55: RESET, 56: RESET}
+
+
+def classify_curl(rc: int, stderr: str) -> str:
+    if rc in (126, 127):
+        return PROBE_ERROR
+    if rc == 7:
+        # "connect to 10.0.0.1 port 80 failed: Connection refused" (needs -v)
+        return classify_socket_error(" ".join(_connect_lines(stderr))) if stderr else OTHER
+    return _CURL_CLASSES.get(rc, OTHER)
+
+
+def _connect_lines(stderr: str) -> list[str]:
+    """The lines of `curl -v` output that matter as evidence."""
+    keep = ("* connect to", "* Failed", "curl:", "* Connected", "< HTTP", "* Could not")
+    return [line for line in stderr.splitlines() if line.startswith(keep)]
+
+
+def classify_dial(rc: int, body: str) -> tuple[str, list[str], str]:
+    """netexec /dial output -> (class, answers, detail).
+
+    /dial answers 200 even when dialing failed; the JSON's "errors" list says why.
+    A 400 with a "lookup" text means the name did not resolve inside netexec.
+    """
+    if rc != 0:
+        # curl could not reach the pod's own netexec over loopback: the probe is broken.
+        return PROBE_ERROR, [], f"local netexec did not answer (curl exit {rc})"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        cls = classify_socket_error(body)
+        return (cls if cls == DNS else PROBE_ERROR), [], _first_line(body)
+    answers = [a for a in data.get("responses") or []]
+    errors = data.get("errors") or []
+    if errors:
+        tries = len(errors) + len(answers)
+        detail = f"{len(errors)} of {tries} tries failed, first: {errors[0]}"
+        if answers:
+            detail += f"; answered by {sorted(set(answers))}"
+        return classify_socket_error(errors[0]), answers, detail
+    if not answers:
+        return OTHER, [], "no answer and no error"
+    return OK, answers, ""
+
+
+_DIG_STATUS = re.compile(r"status: ([A-Z]+)")
+_DIG_A = re.compile(r"^\S+\s+\d+\s+IN\s+A\s+(\S+)\s*$", re.MULTILINE)
+
+
+def classify_dig(rc: int, output: str) -> tuple[str, list[str], str]:
+    """dig +noall +comments +answer output -> (class, A records, detail)."""
+    if rc in (126, 127):
+        return PROBE_ERROR, [], "dig is missing from the image"
+    if rc == 9 or (rc != 0 and "no servers could be reached" in output):
+        # "communications error ... timed out" or "... connection refused"
+        errors = [line for line in output.splitlines() if "error" in line or "failed" in line]
+        cls = classify_socket_error(" ".join(errors))
+        return (TIMEOUT if cls in (OTHER, DNS) else cls), [], _first_line(" ".join(errors))
+    status = _DIG_STATUS.search(output)
+    if rc != 0 or status is None:
+        return PROBE_ERROR, [], _first_line(output) or f"dig exit {rc}"
+    records = sorted(_DIG_A.findall(output))
+    if status.group(1) != "NOERROR":
+        return DNS, [], f"status {status.group(1)}"
+    if not records:
+        return DNS, [], "NOERROR but no A record"
+    return OK, records, ""
+
+
+def parse_resolv_conf(text: str) -> tuple[list[str], list[str]]:
+    """(nameservers, search domains) from /etc/resolv.conf."""
+    nameservers: list[str] = []
+    search: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            nameservers.append(words[1])
+        elif words and words[0] == "search":
+            search = words[1:]
+    return nameservers, search
+
+
+def judge_backends(answers: list[str], expected: set[str]) -> tuple[str, str]:
+    """Answers from many tries vs the backends that must all answer."""
+    seen = {a.strip() for a in answers}
+    unexpected = seen - expected
+    if unexpected:
+        return WRONG_BACKEND, f"answered by {sorted(unexpected)}, not a backend of this Service"
+    missing = expected - seen
+    if missing:
+        return PARTIAL_BACKENDS, f"{sorted(missing)} never answered in {len(answers)} tries"
+    return OK, f"all {len(expected)} backends answered"
+
+
+def host_of(address: str) -> str:
+    """'10.244.1.5:41234' -> '10.244.1.5' (netexec's clientip answer)."""
+    return address.strip().rsplit(":", 1)[0].strip("[]")
+
+
+def payload_of(size: int) -> str:
+    """A lowercase, position-revealing payload (netexec lowercases UDP text):
+    a truncated or shifted copy does not compare equal."""
+    pattern = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return (pattern * (size // len(pattern) + 1))[:size]
+
+
+ExecFn = Callable[[Source, list[str], float], ExecResult]
+
+
+class Prober:
+    """Runs probes through `exec_fn` and turns the results into Observations."""
+
+    def __init__(self, exec_fn: ExecFn):
+        self._exec = exec_fn
+
+    def run(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        return self._exec(src, command, timeout)
+
+    def _observe(self, src: Source, dst: Target, command: list[str], result: ExecResult,
+                 cls: str, **kw) -> Observation:
+        output = (result.stdout + ("\n" if result.stdout and result.stderr else "")
+                  + result.stderr).strip()
+        obs = Observation(
+            probe=f"{src.label()} -> {dst.label()}", cls=cls, seconds=round(result.seconds, 3),
+            command=shlex.join(command), output=output[-2000:], src_pod=src.pod,
+            src_node=src.node, src_ip=src.ip, dst=dst.label(), via=dst.via, **kw)
+        if cls == PROBE_ERROR:
+            raise ProbeError(f"probe {obs.probe} could not run: {kw.get('detail') or output}\n"
+                             f"  $ {obs.command}")
+        return obs
+
+    def http(self, src: Source, dst: Target, path: str, data: str | None = None) -> Observation:
+        """One HTTP request over TCP straight from `src`."""
+        command = ["curl", "-sS", "-v", "--connect-timeout", str(CONNECT_TIMEOUT),
+                   "--max-time", str(REQUEST_TIMEOUT)]
+        if data is not None:
+            command += ["--data", data]
+        command.append(f"http://{dst.ip}:{dst.port}/{path}")
+        result = self.run(src, command, REQUEST_TIMEOUT + 5)
+        cls = classify_curl(result.rc, result.stderr)
+        detail = " / ".join(_connect_lines(result.stderr)[-2:]) if cls != OK else ""
+        trimmed = ExecResult(result.rc, result.stdout, "\n".join(_connect_lines(result.stderr)),
+                             result.seconds)
+        answer = result.stdout.strip() if cls == OK else ""
+        return self._observe(src, dst, command, trimmed, cls, response=answer,
+                             answers=[answer] if answer else [], detail=detail)
+
+    def dial(self, src: Source, dst: Target, request: str, tries: int = 1,
+             host: str | None = None) -> Observation:
+        """`tries` requests from `src`'s own netexec (/dial), over UDP or HTTP."""
+        query = urlencode({"host": host or dst.ip, "port": dst.port, "request": request,
+                           "protocol": "udp" if dst.protocol == "udp" else "http",
+                           "tries": tries})
+        max_time = tries * DIAL_TIMEOUT + 5
+        command = ["curl", "-sS", "--max-time", str(max_time),
+                   f"http://127.0.0.1:{src.dial_port}/dial?{query}"]
+        result = self.run(src, command, max_time + 5)
+        cls, answers, detail = classify_dial(result.rc, result.stdout or result.stderr)
+        dst = Target(host or dst.ip, dst.port, dst.protocol, dst.via)
+        return self._observe(src, dst, command, result, cls, answers=answers,
+                             response=answers[0].strip() if answers else "", detail=detail)
+
+    def request(self, src: Source, dst: Target, request: str,
+                host: str | None = None) -> Observation:
+        """Ask a netexec server one thing ("hostname", "clientip") over dst.protocol."""
+        if dst.protocol == "udp":
+            return self.dial(src, dst, request, host=host)
+        return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
+
+    def resolve(self, src: Source, name: str, transport: str) -> Observation:
+        """Resolve `name` (A records) with the pod's resolv.conf, over UDP or TCP."""
+        command = ["dig", "+search", "+tries=1", f"+time={DIG_TIMEOUT}",
+                   "+tcp" if transport == "tcp" else "+notcp",
+                   "+noall", "+comments", "+answer", name, "A"]
+        result = self.run(src, command, DIG_TIMEOUT + 5)
+        text = result.stdout + result.stderr
+        cls, records, detail = classify_dig(result.rc, text)
+        dst = Target(name, 53, transport, "cluster DNS")
+        return self._observe(src, dst, command, result, cls, answers=records,
+                             response=" ".join(records), detail=detail)
+
+    def read(self, src: Source, command: list[str], what: str) -> str:
+        """Run a local command whose output is a fact, not a network result."""
+        result = self.run(src, command, 10)
+        if result.rc != 0:
+            raise ProbeError(f"reading {what} in {src.pod} failed (exit {result.rc}): "
+                             f"{_first_line(result.stderr or result.stdout)}\n"
+                             f"  $ {shlex.join(command)}")
+        return result.stdout
+
+    def mtu(self, src: Source, toward: str) -> int:
+        """MTU of the interface `src` uses to reach `toward`."""
+        script = ("dev=$(ip -o route get " + shlex.quote(toward)
+                  + " | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); "
+                  "cat /sys/class/net/${dev:-eth0}/mtu")
+        text = self.read(src, ["sh", "-c", script], "the interface MTU")
+        try:
+            return int(text.strip())
+        except ValueError as exc:
+            raise ProbeError(f"unexpected MTU {text!r} in {src.pod}") from exc
+

@@ -1,0 +1,250 @@
+"""The walk a test takes: pick the ends of a placement, probe one hop, expect.
+
+A Walk is bound to one test (its hop, placement, variant and protocol). It
+hands out the pods and addresses of the placement, runs probes, judges the
+answer (which backend, which source IP, intact payload), records every
+observation for the report and the verdict, and words the failure: hop,
+source, destination, expected, observed class, evidence, next hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from packetwalk import verdict
+from packetwalk.hops import EXPECTED_CLASSES, Hop, next_step
+from packetwalk.placement import Node, Placement
+from packetwalk.probes import (
+    CORRUPTED,
+    DNS,
+    OK,
+    PARTIAL_BACKENDS,
+    WRONG_BACKEND,
+    WRONG_SOURCE,
+    Observation,
+    Prober,
+    Target,
+    host_of,
+    judge_backends,
+    parse_resolv_conf,
+    payload_of,
+)
+from packetwalk.workloads import Inventory, Pod, Service
+
+PORT_NAMES = {"tcp": "http", "udp": "udp"}
+IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
+UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo command, part of the datagram
+NETEXEC_UDP_BUFFER = 2048  # netexec reads at most this much of a datagram
+
+
+class HopFailure(AssertionError):
+    """A hop did not behave: the message is the whole story, no traceback needed."""
+
+
+class Walk:
+    def __init__(self, inventory: Inventory, prober: Prober, hop: Hop,
+                 placement: Placement, variant: str | None, protocol: str | None,
+                 record: Callable[[dict], None], dns_cache: dict):
+        self.inventory, self.prober, self.hop = inventory, prober, hop
+        self.placement, self.variant, self.protocol = placement, variant, protocol
+        self._record = record
+        self._dns_cache = dns_cache  # per-process: resolv.conf of each client
+
+    # -- the ends of the placement -------------------------------------------
+    def _on(self, role: str, node: Node | None) -> Pod:
+        assert node is not None, f"placement {self.placement.id} has no {role} node"
+        return self.inventory.pod(f"{role}-{node.slug}")
+
+    @property
+    def client(self) -> Pod:
+        return self._on("client", self.placement.client)
+
+    @property
+    def server(self) -> Pod:
+        return self._on("server", self.placement.server)
+
+    @property
+    def server_service(self) -> Service:
+        """The Service in front of exactly the placement's server."""
+        return self.service(f"server-{self.placement.server.slug}")
+
+    def host(self, role: str) -> Pod:
+        """The hostNetwork pod (the node itself) where `role` runs."""
+        return self._on("host", getattr(self.placement, role))
+
+    def service(self, name: str) -> Service:
+        return self.inventory.service(name)
+
+    def backend_ips(self, service: Service) -> list[str]:
+        return sorted(self.inventory.pod(name).ip for name in service.backends)
+
+    # -- destinations --------------------------------------------------------
+    def pod_ip(self, pod: Pod, protocol: str) -> Target:
+        offset = {"tcp": 0, "udp": 1}[protocol]  # netexec: http port, udp port = http + 1
+        kind = "node" if pod.role == "host" else "pod"
+        return Target(pod.ip, pod.dial_port + offset, protocol, f"{kind} {pod.name} on {pod.node}")
+
+    def cluster_ip(self, service: Service, protocol: str) -> Target:
+        return Target(service.cluster_ip, service.ports[PORT_NAMES[protocol]], protocol,
+                      f"Service {service.name}")
+
+    def node_port(self, service: Service, node: Node, protocol: str) -> Target:
+        return Target(node.ip, service.node_ports[PORT_NAMES[protocol]], protocol,
+                      f"NodePort of Service {service.name} on node {node.name}")
+
+    def name_of(self, service: Service, form: str) -> str:
+        """The Service's DNS name in one of its forms: short, namespace, fqdn."""
+        if form == "short":
+            return service.name
+        if form == "namespace":
+            return f"{service.name}.{service.namespace}"
+        return f"{service.name}.{service.namespace}.svc.{self.cluster_domain()}."
+
+    # -- probes --------------------------------------------------------------
+    def ask(self, src: Pod, to: Target, question: str, *,
+            answer: str | tuple[str, ...] | None = None, source_ip: str | None = None,
+            by_name: str | None = None) -> Observation:
+        """One request ("hostname", "clientip"); judge who answered / what it saw.
+
+        `answer`: the backend (or any of the backends) that must answer.
+        """
+        seen = self.prober.request(src.source(), to, question, host=by_name)
+        allowed = (answer,) if isinstance(answer, str) else answer
+        if seen.cls == OK and allowed is not None and seen.response not in allowed:
+            seen.cls = WRONG_BACKEND
+            seen.detail = f"answered by {seen.response!r}, expected {' or '.join(allowed)}"
+        if seen.cls == OK and source_ip is not None and host_of(seen.response) != source_ip:
+            seen.cls = WRONG_SOURCE
+            seen.detail = f"server saw {host_of(seen.response)}, not the client's {source_ip}"
+        self.record(seen)
+        return seen
+
+    def ask_every_backend(self, src: Pod, to: Target, service: Service,
+                          rounds: int = 3) -> Observation:
+        """Ask through a Service until every backend answered (bounded rounds)."""
+        expected = set(service.backends)
+        tries = 8 * len(expected)
+        answers: list[str] = []
+        for _ in range(rounds):
+            seen = self.prober.dial(src.source(), to, "hostname", tries=tries)
+            answers += seen.answers
+            if seen.cls != OK:
+                break
+            seen.cls, seen.detail = judge_backends(answers, expected)
+            if seen.cls != PARTIAL_BACKENDS:
+                break
+        seen.answers = sorted(set(answers))
+        self.record(seen)
+        return seen
+
+    def resolve(self, src: Pod, name: str, transport: str, records: list[str]) -> Observation:
+        seen = self.prober.resolve(src.source(), name, transport)
+        if seen.cls == OK and sorted(seen.answers) != sorted(records):
+            seen.cls, seen.detail = DNS, f"resolved to {seen.answers}, expected {sorted(records)}"
+        self.record(seen)
+        return seen
+
+    def echo_near_mtu(self, src: Pod, to: Target) -> Observation:
+        """Send a payload that fills packets to the pod MTU and compare the echo.
+
+        TCP: POST 3 x MTU to /echo, so both directions carry full-size segments
+        (Linux sets DF on TCP). UDP: one datagram of exactly MTU - 28 bytes
+        (IP + UDP headers); Go leaves DF on (PMTU discovery "want"), so a path
+        with a smaller MTU drops it instead of fragmenting.
+        """
+        mtu = self.prober.mtu(src.source(), to.ip)
+        if to.protocol == "tcp":
+            payload = payload_of(3 * mtu)
+            seen = self.prober.http(src.source(), to, "echo", data=f"msg={payload}")
+        else:
+            size = min(mtu - IP_UDP_HEADERS, NETEXEC_UDP_BUFFER) - len(UDP_ECHO_PREFIX)
+            payload = payload_of(size)
+            seen = self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
+        if seen.cls == OK and seen.response != payload:
+            seen.cls = CORRUPTED
+            seen.detail = f"echo of {len(payload)} bytes came back as {len(seen.response)} bytes"
+        seen.detail = f"pod MTU {mtu}, payload {len(payload)} bytes" + (
+            f"; {seen.detail}" if seen.detail else "")
+        seen.output = seen.output.replace(payload, f"<{len(payload)}-byte payload>")
+        seen.command = seen.command.replace(payload, f"<{len(payload)}-byte payload>")
+        seen.response = f"<{len(seen.response)} bytes>"
+        self.record(seen)
+        return seen
+
+    def resolv_conf(self, src: Pod) -> tuple[list[str], list[str]]:
+        """(nameservers, search) of the pod's /etc/resolv.conf, read once per process."""
+        if src.name not in self._dns_cache:
+            text = self.prober.read(src.source(), ["cat", "/etc/resolv.conf"], "resolv.conf")
+            self._dns_cache[src.name] = parse_resolv_conf(text)
+        return self._dns_cache[src.name]
+
+    def cluster_domain(self) -> str:
+        """cluster.local or whatever the pod's search path says (<ns>.svc.<domain>)."""
+        _, search = self.resolv_conf(self.client)
+        prefix = f"{self.inventory.namespace}.svc."
+        for domain in search:
+            if domain.startswith(prefix):
+                return domain[len(prefix):]
+        return "cluster.local"
+
+    # -- expectations --------------------------------------------------------
+    def _cell(self) -> dict:
+        """Where this test stands in the matrix: hop, placement, variant, protocol, nodes."""
+        placement = self.placement.id if self.hop.placements else None
+        return {"hop": self.hop.name, "placement": placement, "variant": self.variant,
+                "protocol": self.protocol,
+                "client_node": self.placement.client.name if self.placement.client else "",
+                "server_node": self.placement.server.name if self.placement.server else ""}
+
+    def record(self, seen: Observation) -> None:
+        expected = EXPECTED_CLASSES["open"] if self.hop.expect == OK else {self.hop.expect}
+        self._record({**seen.record(), **self._cell(), "ok": seen.cls in expected,
+                      "expected": sorted(expected)})
+
+    def expect(self, seen: Observation) -> None:
+        """Fail, with the whole story, unless `seen` is what the hop expects."""
+        if seen.cls != self.hop.expect:
+            raise HopFailure(self.failure(seen))
+
+    def expect_fact(self, what: str, observed: object, expected: object, src: Pod) -> None:
+        """For configuration facts (resolv.conf) rather than packets."""
+        if observed == expected:
+            return
+        record = {**self._cell(), "cls": "WRONG_CONFIG", "ok": False,
+                  "probe": f"{src.name}: {what}"}
+        self._record(record)
+        raise HopFailure(
+            f"{self._title()}\n  fact:     {what} of {src.name} on {src.node} is {observed}\n"
+            f"  expected: {expected}\n  verdict:  {verdict.for_failure(record)}\n"
+            f"  next:     {next_step(self.hop.name, None, None) or 'bottom of the walk'}")
+
+    def _title(self) -> str:
+        cell = self._cell()
+        params = "-".join(p for p in (cell["placement"], self.variant, self.protocol) if p)
+        return f"{self.hop.name}{f' [{params}]' if params else ''}: {self.hop.layer.name}"
+
+    def failure(self, seen: Observation) -> str:
+        cell = self._cell()
+        step = next_step(self.hop.name, cell["placement"], self.protocol)
+        return "\n".join([
+            self._title(),
+            f"  probe:    {seen.probe} on {seen.src_node}" + (f" ({seen.via})" if seen.via else ""),
+            f"  expected: {self.hop.expect}",
+            f"  observed: {seen.cls} after {seen.seconds:.2f}s"
+            + (f": {seen.detail}" if seen.detail else ""),
+            *evidence(seen, self._namespace_of(seen)),
+            f"  verdict:  {verdict.for_failure({**cell, 'cls': seen.cls})}",
+            f"  next:     {step or 'this is the bottom of the walk'}",
+        ])
+
+    def _namespace_of(self, seen: Observation) -> str:
+        pod = self.inventory.pods.get(seen.src_pod)
+        return pod.namespace if pod else self.inventory.namespace
+
+
+def evidence(seen: Observation, namespace: str, limit: int = 600) -> list[str]:
+    """A copy-paste repro of the probe, and what it printed."""
+    lines = [f"  repro:    kubectl -n {namespace} exec {seen.src_pod} -- {seen.command}"]
+    if seen.output:
+        lines.append("  output:   " + seen.output.replace("\n", "\n            ")[:limit])
+    return lines

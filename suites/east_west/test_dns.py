@@ -1,0 +1,38 @@
+"""Cluster DNS: the pod's resolver, every name form, headless, both transports, by name.
+
+Name fails but the ClusterIP works: DNS is at fault. Resolving fails over TCP
+only: something drops TCP/53 (policy, CoreDNS config).
+"""
+
+
+def test_dns_resolv_conf(walk):
+    """The client's first nameserver is the cluster DNS Service's ClusterIP."""
+    client = walk.client
+    nameservers, _ = walk.resolv_conf(client)
+    walk.expect_fact("first nameserver in /etc/resolv.conf", nameservers[:1],
+                     [walk.inventory.dns_ip], client)
+
+
+def test_dns_service_name(walk, variant, protocol):
+    """short, name.namespace and the FQDN all resolve to the Service's ClusterIP."""
+    servers = walk.service("servers")
+    seen = walk.resolve(walk.client, walk.name_of(servers, variant), protocol,
+                        records=[servers.cluster_ip])
+    walk.expect(seen)
+
+
+def test_dns_headless(walk, protocol):
+    """A headless Service resolves to its pods' IPs."""
+    headless = walk.service("servers-headless")
+    seen = walk.resolve(walk.client, walk.name_of(headless, "short"), protocol,
+                        records=walk.backend_ips(headless))
+    walk.expect(seen)
+
+
+def test_dns_connect_by_name(walk, protocol):
+    """Name -> ClusterIP -> a backend, end to end."""
+    servers = walk.service("servers")
+    to = walk.cluster_ip(servers, protocol)
+    seen = walk.ask(walk.client, to, "hostname", answer=servers.backends,
+                    by_name=walk.name_of(servers, "short"))
+    walk.expect(seen)

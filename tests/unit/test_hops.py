@@ -1,0 +1,67 @@
+"""The hop catalogue: ids, the next hop to try, policy truth tables."""
+
+from packetwalk.hops import HOP_BY_TEST, HOPS, POLICY_CASES, next_step
+
+
+def test_ids_name_hop_placement_and_protocol():
+    assert HOPS["cluster_ip"].test_id("cross-node", None, "udp") == "test_cluster_ip[cross-node-udp]"
+    assert HOPS["dns_service_name"].test_id(None, "fqdn", "tcp") == \
+        "test_dns_service_name[fqdn-tcp]"
+    assert HOPS["dns_resolv_conf"].test_id(None, None, None) == "test_dns_resolv_conf"
+
+
+def test_every_hop_is_a_distinct_test():
+    assert len(HOP_BY_TEST) == len(HOPS)
+
+
+def test_the_walk_goes_down_one_layer():
+    assert next_step("cluster_ip", "cross-node", "udp") == \
+        "try the PodIP: test_pod_ip[cross-node-udp]"
+    assert next_step("pod_ip", "cross-node", "tcp") == \
+        "try the PodIP same-node: test_pod_ip[same-node-tcp]"
+    assert next_step("pod_ip", "same-node", "tcp").endswith("test_node_to_pod[same-node-tcp]")
+    assert "test_cluster_ip[" in next_step("dns_connect_by_name", None, "tcp")
+
+
+def test_every_next_step_names_a_collectable_id():
+    for hop in HOPS.values():
+        for placement in hop.placements or (None,):
+            for protocol in hop.protocols or (None,):
+                step = next_step(hop.name, placement, protocol)
+                if step is None:
+                    continue
+                target_id = step.split(": ", 1)[1]
+                test = target_id.split("[", 1)[0]
+                assert test in HOP_BY_TEST, step
+
+
+def test_every_policy_case_has_a_blocked_and_a_manifest(tmp_path):
+    from packetwalk.workloads import MANIFESTS
+
+    for name, case in POLICY_CASES.items():
+        assert any(c.expect == "blocked" for c in case.cells), name
+        for policy in case.policies:
+            assert (MANIFESTS / f"policy-{policy}.yaml").is_file(), policy
+
+
+def test_params_on_two_nodes_and_on_one():
+    from packetwalk.hops import params
+    from packetwalk.placement import Node, build_placements
+
+    a, b = Node("a", "10.0.0.1", "a"), Node("b", "10.0.0.2", "b")
+    names, two = params(HOPS["cluster_ip"], build_placements([a, b]))
+    assert names == ["placement", "protocol"]
+    assert [p.id for p in two] == ["same-node-tcp", "same-node-udp", "cross-node-tcp",
+                                   "cross-node-udp"]
+    assert all(p.skip is None for p in two)
+    _, one = params(HOPS["cluster_ip"], build_placements([a]))
+    assert [p.id for p in one] == [p.id for p in two]  # same ids, skipped, not re-placed
+    assert [p.skip for p in one] == [None, None, "needs 2 schedulable nodes",
+                                     "needs 2 schedulable nodes"]
+    _, other = params(HOPS["node_port_other_node"], build_placements([a]))
+    assert all(p.skip == "needs 2 schedulable nodes" for p in other)
+    _, backends = params(HOPS["cluster_ip_backends"], build_placements([a]))
+    assert all(p.skip for p in backends)
+    names, dns = params(HOPS["dns_service_name"], build_placements([a]))
+    assert names == ["variant", "protocol"] and dns[-1].id == "fqdn-tcp" and not dns[-1].skip
+    assert params(HOPS["dns_resolv_conf"], build_placements([a]))[0] == []

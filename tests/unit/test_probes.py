@@ -1,0 +1,126 @@
+"""Classifying what a probe saw, without a cluster."""
+
+import json
+
+import pytest
+
+from packetwalk.probes import (
+    DNS,
+    OK,
+    OTHER,
+    PARTIAL_BACKENDS,
+    PROBE_ERROR,
+    REFUSED,
+    TIMEOUT,
+    UNREACHABLE,
+    WRONG_BACKEND,
+    ExecResult,
+    ProbeError,
+    Prober,
+    Source,
+    Target,
+    classify_curl,
+    classify_dial,
+    classify_dig,
+    host_of,
+    judge_backends,
+    parse_resolv_conf,
+    payload_of,
+)
+
+REFUSED_V = ("*   Trying 10.244.1.5:8080...\n"
+             "* connect to 10.244.1.5 port 8080 failed: Connection refused\n"
+             "* Failed to connect to 10.244.1.5 port 8080 after 0 ms: Couldn't connect to server\n"
+             "curl: (7) Failed to connect to 10.244.1.5 port 8080 after 0 ms: "
+             "Couldn't connect to server\n")
+
+
+@pytest.mark.parametrize("rc, stderr, cls", [
+    (0, "", OK),
+    (7, REFUSED_V, REFUSED),
+    (7, REFUSED_V.replace("Connection refused", "No route to host"), UNREACHABLE),
+    (28, "curl: (28) Connection timed out after 3001 milliseconds", TIMEOUT),
+    (6, "curl: (6) Could not resolve host: servers", DNS),
+    (127, "sh: curl: not found", PROBE_ERROR),
+    (52, "curl: (52) Empty reply from server", OTHER),
+])
+def test_curl(rc, stderr, cls):
+    assert classify_curl(rc, stderr) == cls
+
+
+def test_dial_udp_answers_and_errors():
+    assert classify_dial(0, json.dumps({"responses": ["server-a"]})) == (OK, ["server-a"], "")
+    cls, _, detail = classify_dial(0, json.dumps({"errors": [
+        ("reading from udp connection failed. err:'read udp 10.244.1.5:3->10.96.0.9:8081: "
+        "i/o timeout'")]}))
+    assert cls == TIMEOUT and "1 of 1 tries failed" in detail
+    assert classify_dial(0, json.dumps({"errors": ["read: connection refused"]}))[0] == REFUSED
+    assert classify_dial(0, "host and/or port param are invalid. lookup servers on "
+                            "10.96.0.10:53: no such host")[0] == DNS
+    assert classify_dial(7, "")[0] == PROBE_ERROR
+
+
+DIG_OK = """;; Got answer:
+;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1
+servers.pw-1.svc.cluster.local. 30 IN A 10.96.4.2
+"""
+
+
+def test_dig():
+    assert classify_dig(0, DIG_OK) == (OK, ["10.96.4.2"], "")
+    assert classify_dig(0, DIG_OK.replace("NOERROR", "NXDOMAIN").splitlines()[1])[0] == DNS
+    assert classify_dig(9, ";; communications error to 10.96.0.10#53: timed out\n"
+                           ";; no servers could be reached")[0] == TIMEOUT
+    assert classify_dig(9, ";; Connection to 10.96.0.10#53(10.96.0.10) for x failed: "
+                           "connection refused.\n;; no servers could be reached")[0] == REFUSED
+    assert classify_dig(127, "")[0] == PROBE_ERROR
+
+
+def test_backends_all_partial_wrong():
+    assert judge_backends(["a", "b", "a"], {"a", "b"})[0] == OK
+    assert judge_backends(["a"] * 16, {"a", "b"})[0] == PARTIAL_BACKENDS
+    assert judge_backends(["a", "c"], {"a", "b"})[0] == WRONG_BACKEND
+
+
+def test_small_parsers():
+    assert parse_resolv_conf("search pw-1.svc.cluster.local svc.cluster.local\n"
+                             "nameserver 10.96.0.10\noptions ndots:5\n") == (
+        ["10.96.0.10"], ["pw-1.svc.cluster.local", "svc.cluster.local"])
+    assert host_of("10.244.1.5:41234") == "10.244.1.5"
+    assert host_of("[fd00::5]:80") == "fd00::5"
+    payload = payload_of(1000)
+    assert len(payload) == 1000 and payload == payload.lower() and payload[:36] != payload[1:37]
+
+
+SRC = Source("client-a", "pw-1", "node-a", "10.244.1.5", 8080)
+
+
+def test_prober_names_the_probe_and_keeps_evidence():
+    def fake_exec(src, command, timeout):
+        return ExecResult(7, "", REFUSED_V, 0.01)
+
+    seen = Prober(fake_exec).http(SRC, Target("10.96.0.7", 8080, "tcp"), "hostname")
+    assert seen.probe == "client-a (10.244.1.5) -> 10.96.0.7:8080/tcp"
+    assert seen.cls == REFUSED and "Connection refused" in seen.output
+    assert seen.command.startswith("curl ") and "http://10.96.0.7:8080/hostname" in seen.command
+
+
+def test_a_probe_that_cannot_run_raises_instead_of_observing():
+    def fake_exec(src, command, timeout):
+        return ExecResult(127, "", "sh: curl: not found", 0.01)
+
+    with pytest.raises(ProbeError, match="could not run"):
+        Prober(fake_exec).http(SRC, Target("10.96.0.7", 8080, "tcp"), "hostname")
+
+
+def test_udp_goes_through_the_sources_own_netexec():
+    commands = []
+
+    def fake_exec(src, command, timeout):
+        commands.append(command)
+        return ExecResult(0, json.dumps({"responses": ["server-b"]}), "", 0.01)
+
+    seen = Prober(fake_exec).request(SRC, Target("10.244.2.9", 8081, "udp"), "hostname")
+    assert seen.cls == OK and seen.response == "server-b"
+    assert "http://127.0.0.1:8080/dial?" in commands[0][-1]
+    assert "protocol=udp" in commands[0][-1]

@@ -1,0 +1,81 @@
+"""The run's objects: labels everywhere, pod count bounded by nodes, inventory JSON."""
+
+from packetwalk.placement import Node
+from packetwalk.runs import Run
+from packetwalk.workloads import (
+    CORE,
+    HOST,
+    POLICY,
+    Inventory,
+    Pod,
+    Service,
+    WorkloadError,
+    host_ports,
+    plan,
+    policy_objects,
+    take_inventory,
+)
+
+RUN = Run("0123ab")
+NODES = [Node("pw-worker", "10.250.0.11", "pw-worker"),
+         Node("pw-worker2", "10.250.0.12", "pw-worker2")]
+
+
+def test_every_object_carries_both_labels():
+    objects = [obj for _, obj in plan(RUN, NODES, pull_secret=b"{}")]
+    objects += policy_objects(RUN, "deny-ingress")
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "packetwalk", obj["metadata"]["name"]
+        assert labels["packetwalk.io/run"] == "0123ab"  # a string, even if it looks numeric
+
+
+def test_pod_count_depends_on_nodes_only():
+    pods = [o for _, o in plan(RUN, NODES) if o["kind"] == "Pod"]
+    assert len(pods) == 3 * 2 + 4
+    pods_big = [o for _, o in plan(RUN, NODES + [Node("z", "10.0.0.9", "z")])
+                if o["kind"] == "Pod"]
+    assert len(pods_big) == len(pods)
+    single = [o for _, o in plan(RUN, NODES[:1]) if o["kind"] == "Pod"]
+    assert len(single) == 3 + 4
+
+
+def test_pods_are_pinned_and_host_pods_use_free_ports():
+    objects = {o["metadata"]["name"]: (g, o) for g, o in plan(RUN, NODES)}
+    group, host = objects["host-pw-worker2"]
+    assert group == HOST and host["spec"]["hostNetwork"] is True
+    assert host["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
+    http, udp = host_ports(RUN)
+    assert [p["containerPort"] for p in host["spec"]["containers"][0]["ports"]] == [http, udp]
+    assert 18080 <= http < 18880 and http % 2 == 0
+    assert host_ports(Run("0123ac")) != (http, udp)
+    terms = host["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchFields"][0]["values"] == ["pw-worker2"]
+    assert objects["policy-server"][0] == POLICY and objects["server-pw-worker"][0] == CORE
+    assert objects[RUN.namespace][1]["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_inventory_roundtrip_and_group_errors():
+    objects = plan(RUN, NODES)
+    ready = {"server-pw-worker": {"spec": {"nodeName": "pw-worker"},
+                                  "status": {"podIP": "10.244.1.2"}}}
+    services = [{"metadata": {"name": "servers", "namespace": RUN.namespace},
+                 "spec": {"clusterIP": "10.96.0.5", "selector": {"packetwalk.io/role": "server"},
+                          "ports": [{"name": "http", "port": 8080, "nodePort": 30001}]}}]
+    inventory = take_inventory(RUN, NODES, "10.96.0.10", objects, ready, services,
+                               {HOST: "pod host-pw-worker never became Ready"})
+    again = Inventory.from_json(inventory.to_json())
+    assert again == inventory
+    assert again.pod("server-pw-worker") == Pod("server-pw-worker", RUN.namespace, "server",
+                                                 "pw-worker", "10.244.1.2", 8080)
+    assert again.service("servers") == Service("servers", RUN.namespace, "10.96.0.5",
+                                               {"http": 8080}, {"http": 30001},
+                                               ("server-pw-worker", "server-pw-worker2"))
+    try:
+        again.pod("host-pw-worker")
+    except WorkloadError as exc:
+        assert "never became Ready" in str(exc)
+    else:
+        raise AssertionError("a pod of a failed group must raise")
