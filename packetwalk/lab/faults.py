@@ -104,11 +104,21 @@ def _masquerade(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- policy-enforcer-down
 
+KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+
+
 def _enforcer_down(state: State, node: t.Node) -> None:
     for n in cluster.node_list(state.workers):
         _stop_component(state, "kube-router", n.name)
-        run(enter(n.name) + [str(components.BIN / "kube-router"), "--cleanup-config"],
-            f"kube-router --cleanup-config on {n.name}", check=False)
+        # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
+        saved = _ipt_save(n.name)
+        kept = [line for line in saved.splitlines() if not any(c in line for c in KUBE_ROUTER_CHAINS)]
+        subprocess.run(["nsenter", f"--net=/run/netns/{n.name}", "iptables-restore", "-w"],
+                       input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
+
+
+def _ipt_save(node: str) -> str:
+    return run(["nsenter", f"--net=/run/netns/{node}", "iptables-save", "-t", "filter"], "iptables-save")
 
 
 def _enforcer_up(state: State, node: t.Node) -> None:
@@ -153,19 +163,24 @@ def _pass_udp(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- mtu-mismatch
 
-def _set_underlay_mtu(state: State, mtu: int) -> None:
-    # The bridge side of each node's link: oversize frames die silently at L2,
-    # as on a fabric whose MTU is smaller than the nodes were told.
-    for n in cluster.node_list(state.workers):
-        network.ip("link", "set", n.host_veth, "mtu", str(mtu))
+FRAG_NEEDED_DROP = ["OUTPUT", "-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
 
 
 def _mtu_small(state: State, node: t.Node) -> None:
-    _set_underlay_mtu(state, SMALL_MTU)
+    # Each node's link to the fabric is smaller than the pods' interfaces, and a
+    # firewall eats ICMP "fragmentation needed": the classic PMTU black hole.
+    # The nodes' own TCP (API server, kubelets) still works: its MSS follows
+    # eth0's MTU. Pod packets above it, with DF set, vanish without a word.
+    for n in cluster.node_list(state.workers):
+        network.ip("link", "set", "eth0", "mtu", str(SMALL_MTU), ns=n.name)
+        _ipt(n.name, "-I", *FRAG_NEEDED_DROP)
 
 
 def _mtu_back(state: State, node: t.Node) -> None:
-    _set_underlay_mtu(state, 1500)
+    for n in cluster.node_list(state.workers):
+        network.ip("link", "set", "eth0", "mtu", "1500", ns=n.name)
+        while _ipt_ok(n.name, "-D", *FRAG_NEEDED_DROP):
+            pass
 
 
 # ---------------------------------------------------------------- hairpin-off
@@ -191,7 +206,8 @@ FAULTS = {f.name: f for f in (
     Fault("nodeport-blocked", "NodePort traffic dropped on one node (a firewall in front of it)", True,
           _block_nodeports, _unblock_nodeports),
     Fault("udp-dropped", "pod UDP is dropped while TCP passes", False, _drop_udp, _pass_udp),
-    Fault("mtu-mismatch", f"the underlay's MTU is {SMALL_MTU} while pods believe 1500", False,
+    Fault("mtu-mismatch", f"node links are {SMALL_MTU} while pods believe 1500, and ICMP frag-needed is dropped",
+          False,
           _mtu_small, _mtu_back),
     Fault("hairpin-off", "pods can no longer reach themselves through their Service", False,
           lambda s, n: _hairpin(s, False), lambda s, n: _hairpin(s, True)),
