@@ -230,8 +230,9 @@ def inject(name: str, node: str | None = None) -> str:
         raise LabError("the lab is down: run `packetwalk lab up` first")
     if name not in FAULTS:
         raise LabError(f"unknown fault {name!r}; `packetwalk lab fault --list` shows them")
-    if name in state.faults:
-        raise LabError(f"fault {name} is already active; `packetwalk lab heal` first")
+    if state.faults:
+        # One at a time: two faults together would blur which layer each one breaks.
+        raise LabError(f"fault {', '.join(state.faults)} is already active; `packetwalk lab heal` first")
     fault = FAULTS[name]
     target = _node(state, node)
     if node is not None and not fault.per_node:
@@ -249,7 +250,7 @@ def heal() -> list[str]:
     for name, info in list(state.faults.items()):
         FAULTS[name].heal(state, _node(state, info.get("node") or None))
         state = load()
-        del state.faults[name]
+        state.faults.pop(name, None)
         state.save()
         healed.append(name)
     return healed

@@ -1,0 +1,45 @@
+"""Run the suites in a subprocess and read back which ids failed and the verdict."""
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class SuiteRun:
+    passed: set[str]
+    failed: set[str]
+    errors: set[str]
+    skipped: set[str]
+    verdict: str
+    output: str
+
+
+def _test_id(case: ET.Element) -> str:
+    # JUnit's classname is the module path; pytest's id is what users see: test_x[param].
+    return case.get("name", "")
+
+
+def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
+    xml = tmp / "junit.xml"
+    argv = [sys.executable, "-m", "pytest", *paths, "-n", "auto", "-q", "-p", "no:cacheprovider",
+            f"--junitxml={xml}", *extra]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    out = r.stdout + r.stderr
+    verdicts = [line.split("verdict:", 1)[1].strip() for line in out.splitlines() if line.startswith("verdict:")]
+    run = SuiteRun(set(), set(), set(), set(), verdicts[-1] if verdicts else "", out)
+    if not xml.exists():
+        return run
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        tid = _test_id(case)
+        if case.find("failure") is not None:
+            run.failed.add(tid)
+        elif case.find("error") is not None:
+            run.errors.add(tid)
+        elif case.find("skipped") is not None:
+            run.skipped.add(tid)
+        else:
+            run.passed.add(tid)
+    return run
