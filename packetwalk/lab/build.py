@@ -66,7 +66,7 @@ def go(args: list[str], cwd: Path | None = None, what: str = "", cgo: bool = Fal
         out.write(f"\n$ (cd {cwd}) go {' '.join(args)}\n")
         out.flush()
         env = {**go_env(), "CGO_ENABLED": "1" if cgo else "0"}
-        result = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=out)
+        result = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=out, check=False)
     if result.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise LabError(f"building {what or args[-1]} failed: {tail[0]} (full log: {log})")
@@ -94,7 +94,7 @@ def kubernetes_staging_replaces(version: str) -> str:
     from upstream's own go.mod, because new releases add modules."""
     go(["mod", "download", f"k8s.io/kubernetes@{version}"], what="k8s.io/kubernetes download")
     upstream = paths.GOMODCACHE / "cache/download/k8s.io/kubernetes/@v" / f"{version}.mod"
-    staged = re.findall(r"^\s+(k8s\.io/\S+) => \./staging/", upstream.read_text(), re.M)
+    staged = re.findall(r"^\s+(k8s\.io/\S+) => \./staging/", upstream.read_text(), re.MULTILINE)
     if not staged:
         raise LabError(f"found no staging modules in {upstream}; has upstream's layout changed?")
     v0 = versions.staging_version(version)

@@ -27,7 +27,7 @@ KUBELET_SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops
 def kubectl(*args: str, timeout: float = 30, check: bool = True, stdin: str | None = None) -> str:
     argv = [str(paths.kubectl()), f"--kubeconfig={paths.KUBECONFIG}", f"--request-timeout={int(timeout)}s",
             *args]
-    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout + 5)
+    r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout + 5, check=False)
     if check and r.returncode != 0:
         raise LabError(f"kubectl {' '.join(args[:3])} failed: {r.stderr.strip()[-300:]}")
     return r.stdout
@@ -115,7 +115,7 @@ def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, P
         cgroups.ensure(cgroups.node_path(n.name))
         p = start(state, n.name, "containerd", components.containerd(n))
         sock = components.containerd_socket(n)
-        wait_for(f"containerd on {n.name} ({sock})", lambda: Path(sock).exists(), 30, 0.2)
+        wait_for(f"containerd on {n.name} ({sock})", lambda s=sock: Path(s).exists(), 30, 0.2)
         check_running(p)
     for n in lab_nodes:
         for name, tar in archives.items():
@@ -260,8 +260,8 @@ def status() -> str:
     if not state.procs:
         return "the lab is down"
     from .processes import alive
-    lines = [f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-             f"CoreDNS {versions.COREDNS}, kube-router {versions.KUBE_ROUTER}", "", "components:"]
+    lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
+             f"CoreDNS {versions.COREDNS}, kube-router {versions.KUBE_ROUTER}"), "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
     try:

@@ -37,7 +37,7 @@ def _ipt(node: str, *args: str, check: bool = True) -> str:
 
 def _ipt_ok(node: str, *args: str) -> bool:
     argv = ["nsenter", f"--net=/run/netns/{node}", "iptables", "-w", *args]
-    return subprocess.run(argv, capture_output=True).returncode == 0
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def _stop_component(state: State, name: str, node: str) -> None:

@@ -56,7 +56,7 @@ def make(state: State, node: str) -> None:
     r = subprocess.run(
         ["unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private",
          "sh", "-ec", script],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     if r.returncode != 0:
         raise LabError(f"creating the namespaces of {node} failed: {r.stderr.strip()}")

@@ -14,7 +14,7 @@ from .errors import LabError
 
 
 def _openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True)
+    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise LabError(f"openssl {args[0]} failed: {result.stderr.strip().splitlines()[-1:]}")
 

@@ -28,7 +28,7 @@ def kernel(proc: Path = Path("/proc")) -> None:
         raise LabError("missing kernel feature: br_netfilter (Service traffic on the CNI bridge needs it)")
     if not (proc / "sys/net/netfilter").exists() and not (proc / "net/nf_conntrack").exists():
         raise LabError("missing kernel feature: conntrack (kube-proxy needs it)")
-    r = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True)
+    r = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise LabError(f"missing kernel feature: iptables nat table ({r.stderr.strip()})")
     cgroups.check_v1()
@@ -49,6 +49,6 @@ def check() -> None:
 def port_free(netns: str, port: int) -> None:
     """A stray listener would make the API server exit with a cryptic bind error."""
     out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, check=False).stdout
     if out.strip():
         raise LabError(f"port {port} is already in use in {netns}: {out.split()[3] if len(out.split()) > 3 else out.strip()}")

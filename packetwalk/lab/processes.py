@@ -54,7 +54,8 @@ def start(state: State, node: str, name: str, argv: list[str], netns_only: bool 
     with log.open("ab") as out:
         child = subprocess.Popen(
             prefix + argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=into_cgroup, close_fds=True,
+            # preexec_fn is unsafe with threads; `up` starts daemons from one thread.
+            start_new_session=True, preexec_fn=into_cgroup, close_fds=True,  # noqa: PLW1509
         )
     proc = Proc(name, node, child.pid, starttime(child.pid) or 0, argv)
     state.procs.append(proc)
@@ -95,7 +96,7 @@ def stop(procs: list[Proc], timeout: float = 10.0) -> None:
 
 def run(argv: list[str], what: str, timeout: float = 60, check: bool = True) -> str:
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise LabError(f"{what}: timed out after {timeout:.0f}s ({' '.join(argv[:6])} ...)") from None
     if check and r.returncode != 0:

@@ -41,7 +41,7 @@ def kubectl_json(*args):
 def exec_in(pod, *cmd, check=False, timeout=20):
     """Run cmd in a pod; returns (exit code, output)."""
     argv = [str(paths.kubectl()), f"--kubeconfig={paths.KUBECONFIG}", "-n", NS, "exec", pod, "--", *cmd]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} in {pod} exited {r.returncode}: {r.stdout}{r.stderr}")
     return r.returncode, (r.stdout + r.stderr).strip()

@@ -14,7 +14,7 @@ def run_cli(*args, env=None, as_nobody=False):
     # Drop to nobody only after the imports, which need root's site-packages.
     drop = "import os, gettext, locale, packetwalk.lab.cluster; os.setgid(65534); os.setuid(65534); " if as_nobody else ""
     code = f"import sys; from packetwalk.cli import main; {drop}sys.exit(main({list(args)!r}))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def one_clear_line(r):
@@ -50,8 +50,8 @@ def test_port_6443_in_use_is_named():
     try:
         network.ip("link", "set", "lo", "up", ns=ns)
         listener = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
-                                     "import socket,time; s=socket.socket(); s.bind(('0.0.0.0',6443)); "
-                                     "s.listen(); print('ok', flush=True); time.sleep(60)"],
+                                     ("import socket,time; s=socket.socket(); s.bind(('0.0.0.0',6443)); "
+                                     "s.listen(); print('ok', flush=True); time.sleep(60)")],
                                     stdout=subprocess.PIPE, text=True)
         assert listener.stdout.readline().strip() == "ok"
         with pytest.raises(LabError, match="port 6443 is already in use"):

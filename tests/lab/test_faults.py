@@ -20,7 +20,7 @@ def cluster_ip():
 
 def from_outside(url):
     r = subprocess.run(["ip", "netns", "exec", topology.OUTSIDE_NS, "curl", "-s", "-m", "2", url],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     return r.returncode, r.stdout
 
 
@@ -31,7 +31,7 @@ def node_ip(pod):
 # Each entry: fault, node ("a"/"b" for the selftest pods' nodes, or None), and a
 # probe returning True when the layer works. Expected: True before and after, False during.
 def probes(st):
-    a_ip, b_ip = st["a"]["status"]["podIP"], st["b"]["status"]["podIP"]
+    a_ip, _b_ip = st["a"]["status"]["podIP"], st["b"]["status"]["podIP"]
     big = "x" * 1900
 
     def ok(result):

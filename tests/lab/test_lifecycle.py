@@ -46,7 +46,7 @@ def _leftovers(procs: list[state.Proc]) -> list[str]:
     found += [f"mount {m}" for m in (str(paths.STATE_ROOT), *nodes.PRIVATE_PATHS) if f" {m}" in mounts]
     found += [f"cgroup {h / cgroups.TOP}" for h in cgroups.hierarchies() if (h / cgroups.TOP).exists()]
     found += [f"file {f}" for f in (paths.RUN_DIR, paths.KUBECONFIG) if f.exists()]
-    iptables = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    iptables = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False).stdout
     found += ["host iptables KUBE- chains"] if "KUBE-" in iptables else []
     return found
 

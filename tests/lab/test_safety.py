@@ -1,5 +1,7 @@
 """The hard rule: no lab range may fall through to the uplink."""
 
+from pathlib import Path
+
 import pytest
 
 from packetwalk.lab import network, topology
@@ -21,4 +23,4 @@ def test_every_lab_range_stays_in_the_lab(lab, net):
 
 
 def test_host_does_not_forward(lab):
-    assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "0"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
