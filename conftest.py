@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.walk",
     "fixtures.policy",
+    "fixtures.outside",
 ]

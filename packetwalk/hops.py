@@ -35,6 +35,15 @@ HAIRPIN = Layer(5, "hairpin", "bridge hairpin mode, kube-proxy hairpin masquerad
 NODE_PORT = Layer(6, "NodePort", "kube-proxy NodePort rules, route_localnet, conntrack")
 DNS = Layer(7, "cluster DNS", "CoreDNS pods, kube-dns Service, kubelet clusterDNS")
 POLICY_LAYER = Layer(8, "NetworkPolicy enforcement", "the policy controller (kube-router)")
+# North-south: traffic leaving or entering the cluster, above everything east-west.
+EGRESS_NAT = Layer(9, "egress NAT", "the nodes' masquerade of the pod CIDR, their default route")
+EXTERNAL_NODE_PORT = Layer(10, "NodePort from outside", "kube-proxy NodePort rules, "
+                           "externalTrafficPolicy, the nodes' firewall")
+LOAD_BALANCER = Layer(11, "LoadBalancer", "the load-balancer controller and its health checks")
+INGRESS = Layer(12, "Ingress", "the ingress controller, its Service and its IngressClass")
+
+# Not a class: a hop expecting it accepts any of BLOCKED_CLASSES (see EXPECTED_CLASSES).
+BLOCKED = "blocked"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class Hop:
     protocols: tuple[str, ...] = PROTOCOLS
     expect: str = OK
     groups: tuple[str, ...] = (CORE,)  # workload groups that must be up, else ERROR
+    # The layer to blame when the probe got no answer at all (e.g. a source-IP
+    # check through a ClusterIP that times out is a Service failure, not SNAT).
+    reach_layer: Layer | None = None
 
     def test_id(self, placement: str | None, variant: str | None, protocol: str | None) -> str:
         parts = [p for p in (placement, variant, protocol) if p]
@@ -84,7 +96,7 @@ class PolicyCase:
     then_removed: tuple[Cell, ...] = ()
 
 
-EXPECTED_CLASSES = {"open": frozenset({OK}), "blocked": BLOCKED_CLASSES}
+EXPECTED_CLASSES = {"open": frozenset({OK}), BLOCKED: BLOCKED_CLASSES}
 
 POLICY_CASES = {
     "default-deny-ingress": PolicyCase(
@@ -136,9 +148,10 @@ _HOPS = (
     Hop("pod_to_node", "test_pod_to_node", "pod to node", HOST_NETWORK, groups=(CORE, HOST)),
     Hop("node_to_pod", "test_node_to_pod", "node to pod", HOST_NETWORK, groups=(CORE, HOST)),
     Hop("mtu", "test_mtu", "a near-MTU payload", PATH_MTU),
-    Hop("source_ip_pod_ip", "test_source_ip_via_pod_ip", "the source IP via PodIP", SOURCE_IP),
+    Hop("source_ip_pod_ip", "test_source_ip_via_pod_ip", "the source IP via PodIP", SOURCE_IP,
+        reach_layer=POD_NETWORK),
     Hop("source_ip_cluster_ip", "test_source_ip_via_cluster_ip", "the source IP via ClusterIP",
-        SOURCE_IP),
+        SOURCE_IP, reach_layer=SERVICE),
     Hop("cluster_ip", "test_cluster_ip", "the ClusterIP", SERVICE),
     # Every backend must answer: two endpoints on different nodes, so cross-node only.
     Hop("cluster_ip_backends", "test_cluster_ip_every_backend", "every backend of the ClusterIP",
@@ -158,6 +171,27 @@ _HOPS = (
         roles=("client",), placements=()),
     Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
         roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,)),
+    # North-south. The outside speaks HTTP only, so these have no protocol axis.
+    # Egress: same-node is the client pod on the first node, cross-node the one
+    # on the second; each must leave with its own node's address.
+    Hop("egress_nat", "test_egress_nat", "egress to the external target", EGRESS_NAT,
+        protocols=()),
+    # From the vantage point: same-node enters on the server's node, cross-node
+    # on the other one.
+    Hop("node_port_external_cluster", "test_node_port_external_cluster",
+        "the NodePort from outside (policy Cluster)", EXTERNAL_NODE_PORT,
+        roles=("server", "other"), protocols=()),
+    Hop("node_port_external_local", "test_node_port_external_local",
+        "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
+        roles=("server",), placements=("same-node",), protocols=()),
+    Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
+        "the NodePort from outside on a node without a backend (policy Local)",
+        EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
+        protocols=(), expect=BLOCKED),
+    Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
+        roles=("server",), placements=(), protocols=()),
+    Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",), placements=(),
+        protocols=()),
 )
 HOPS = {hop.name: hop for hop in _HOPS}
 HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
@@ -185,6 +219,12 @@ _NEXT: dict[tuple[str, str | None], tuple[str, str | None]] = {
     ("dns_headless", None): ("dns_service_name", None),
     ("dns_connect_by_name", None): ("cluster_ip", "same-node"),
     ("network_policy", None): ("pod_ip", "cross-node"),
+    ("egress_nat", None): ("pod_to_node", "same-node"),
+    ("node_port_external_cluster", None): ("node_port_server_node", None),
+    ("node_port_external_local", None): ("node_port_external_cluster", "same-node"),
+    ("node_port_external_local_no_backend", None): ("node_port_external_local", "same-node"),
+    ("load_balancer", None): ("node_port_external_cluster", "same-node"),
+    ("ingress", None): ("cluster_ip", "same-node"),
 }
 
 

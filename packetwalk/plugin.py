@@ -27,16 +27,30 @@ from kubernetes.client.rest import ApiException
 
 from packetwalk import verdict
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
+from packetwalk.diagnose import conclusion
 from packetwalk.hops import HOP_BY_TEST, HOST_NETWORK
 from packetwalk.hops import params as hop_params
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import Heartbeat, Run, delete_run, mark_kept, sweep_stale
+from packetwalk.vantage import default_target, parse_ip_list
 from packetwalk.walk import HopFailure
-from packetwalk.workloads import DEFAULT_IMAGE, Inventory, WorkloadError, bring_up, plan
+from packetwalk.workloads import (
+    DEBUG,
+    DEFAULT_IMAGE,
+    Inventory,
+    WorkloadError,
+    bring_up,
+    plan,
+)
+
+# The report's hooks ride along with the engine (also via the pytest11 entry point).
+pytest_plugins = ["packetwalk.report.plugin"]
 
 RECORD = "packetwalk"  # user_properties key of an observation record
+DIAGNOSIS = "diagnosis"  # user_properties key of a failed hop's diagnosis (diagnose/)
+CAPTURE_DIR = "reports/captures"  # --capture-packets pcaps, under the directory pytest runs in
 POLICY_LOCK = "network-policy"
 
 
@@ -52,6 +66,7 @@ class State:
     controller: bool
     inventory: Inventory | None = None
     records: list[dict] = field(default_factory=list)
+    diagnoses: list[dict] = field(default_factory=list)
     pods_planned: int = 0
     notes: list[str] = field(default_factory=list)
     heartbeat: Heartbeat | None = None
@@ -98,6 +113,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave the run's namespaces in place for debugging")
     group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
                     help="how long the run's pods may take to become Ready")
+    group.addoption("--capture-packets", action="store_true",
+                    help="when a hop fails, tcpdump at the client's and the server's node "
+                         "while the probe is retried (needs privileged hostNetwork pods); "
+                         f"pcaps go to {CAPTURE_DIR}/<run>/")
+    group.addoption("--debug-image", default=DEFAULT_IMAGE, metavar="IMAGE",
+                    help="image of the --capture-packets debug pods: needs sh, ip, tcpdump, conntrack, "
+                         "base64 (default: the agnhost image, which has them)")
+    group.addoption("--external-target", metavar="HOST:PORT",
+                    help="an HTTP server outside the cluster whose /clientip answers with "
+                         "the client's ip:port, for egress tests (default on the lab: its "
+                         "outside host; elsewhere none, and egress tests skip)")
+    group.addoption("--expected-source-ips", metavar="IP[,IP]",
+                    help="the addresses the external target may see for egress "
+                         "(default: the client node's InternalIP)")
+    group.addoption("--vantage", choices=("auto", "local"), default="auto",
+                    help="where north-south probes start: auto = the lab's outside host "
+                         "when testing the lab, else here; local = always here")
 
 
 def targets_cluster(config: pytest.Config) -> bool:
@@ -124,6 +156,9 @@ def pytest_configure(config: pytest.Config) -> None:
         configuration, facts = connect(target, run.namespace)
         wanted = config.getoption("nodes")
         nodes = choose_nodes(list(facts.nodes), wanted.split(",") if wanted else None)
+        # Bad north-south options are the user's setup: one line before any test.
+        default_target(config.getoption("external_target"), lab=False)
+        parse_ip_list(config.getoption("expected_source_ips"))
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True)
@@ -212,12 +247,18 @@ class Controller:
             for name in swept:  # their lock files, if they ran on this host
                 remove_lock(name.removeprefix("pw-").removesuffix("-peer"), POLICY_LOCK)
             secret = _read_pull_secret(self.config)
-            state.pods_planned = sum(1 for _, o in plan(state.run, state.nodes)
+            capture = self.config.getoption("capture_packets")
+            debug_image = self.config.getoption("debug_image") if capture else None
+            state.pods_planned = sum(1 for _, o in plan(state.run, state.nodes,
+                                                        debug_image=debug_image)
                                      if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
                                        self.config.getoption("image"), secret,
-                                       self.config.getoption("ready_timeout"))
+                                       self.config.getoption("ready_timeout"), debug_image)
+            if capture and DEBUG in state.inventory.errors:
+                state.notes.append(f"--capture-packets skipped, the run goes on without it: "
+                                   f"{state.inventory.errors[DEBUG]}")
             state.heartbeat.start()
             state.notes.append(f"workloads ready in {time.monotonic() - started:.1f}s")
         except ClusterError as exc:
@@ -276,6 +317,8 @@ class Controller:
         if report.when == "call":
             self.state.records += [value for key, value in report.user_properties
                                    if key == RECORD]
+            self.state.diagnoses += [value for key, value in report.user_properties
+                                     if key == DIAGNOSIS]
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         state = self.state
@@ -293,6 +336,8 @@ class Controller:
                   f"p95 {p95:.3f}s max {seconds[-1]:.3f}s")
         if state.records:
             write(f"verdict: {verdict.summarize(state.records)}")
+        for line in conclusion.summarize(state.diagnoses):
+            write(f"diagnosis: {line}")
         for note in state.notes:
             write(note)
 

@@ -120,6 +120,10 @@ def _first_line(text: str) -> str:
 def classify_socket_error(text: str) -> str:
     """Map an error text (curl -v, Go net errors, dig) to a class."""
     low = text.lower()
+    # First: Go wraps a failed name lookup around its cause ("lookup x on
+    # 10.96.0.10:53: read udp ...: i/o timeout"); the broken layer is DNS.
+    if "no such host" in low or "could not resolve" in low or "lookup " in low:
+        return DNS
     if "refused" in low:
         return REFUSED
     if "timed out" in low or "timeout" in low or "deadline exceeded" in low:
@@ -128,8 +132,6 @@ def classify_socket_error(text: str) -> str:
         return UNREACHABLE
     if "reset by peer" in low or "connection reset" in low:
         return RESET
-    if "no such host" in low or "could not resolve" in low or "lookup " in low:
-        return DNS
     return OTHER
 
 
@@ -299,7 +301,18 @@ class Prober:
 
     def request(self, src: Source, dst: Target, request: str,
                 host: str | None = None) -> Observation:
-        """Ask a netexec server one thing ("hostname", "clientip") over dst.protocol."""
+        """Ask a netexec server one thing ("hostname", "clientip") over dst.protocol.
+
+        By name, the name is resolved first (dig, short timeout): when DNS is
+        down, curl and netexec would spend their whole deadline in the
+        resolver's retries and report TIMEOUT (or not answer at all), hiding
+        that the broken layer is DNS."""
+        if host is not None:
+            looked_up = self.resolve(src, host, "udp")
+            if looked_up.cls != OK or not looked_up.answers:
+                looked_up.cls = DNS
+                looked_up.detail = f"{host} did not resolve: {looked_up.detail or looked_up.cls}"
+                return looked_up
         if dst.protocol == "udp":
             return self.dial(src, dst, request, host=host)
         return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)

@@ -10,10 +10,14 @@ be consequences and are listed as such.
 from __future__ import annotations
 
 from packetwalk.hops import HOPS, Layer
+from packetwalk.probes import BLOCKED_CLASSES
 
 
 def _layer(record: dict) -> Layer:
-    return HOPS[record["hop"]].layer
+    hop = HOPS[record["hop"]]
+    if hop.reach_layer and record["cls"] in BLOCKED_CLASSES:
+        return hop.reach_layer  # no answer at all: the path failed before the check could
+    return hop.layer
 
 
 def _scope(failed: list[dict], tested: list[dict]) -> str:
@@ -26,7 +30,9 @@ def _scope(failed: list[dict], tested: list[dict]) -> str:
         parts.append(f" for {'/'.join(sorted(failed_protocols))} only")
     failed_placements = {r["placement"] for r in failed if r.get("placement")}
     tested_placements = {r["placement"] for r in tested if r.get("placement")}
-    if failed_placements == {"cross-node"} and "same-node" in tested_placements:
+    if len(tested_placements) > 1 and failed_placements == tested_placements:
+        parts.append(" on every placement")
+    elif failed_placements == {"cross-node"} and "same-node" in tested_placements:
         pairs = sorted({f"{r['client_node']} -> {r['server_node']}" for r in failed})
         parts.append(f" across nodes only ({', '.join(pairs)})")
     elif failed_placements == {"same-node"} and "cross-node" in tested_placements:
@@ -47,8 +53,17 @@ def for_failure(record: dict) -> str:
     return f"{layer.name} fails{protocol}{where}: {record['cls']}; look at {layer.suspects}"
 
 
-def summarize(records: list[dict]) -> str:
-    """The run's verdict in one sentence."""
+def summarize(records: list[dict], errors: int = 0) -> str:
+    """The run's verdict in one sentence; `errors`: tests whose probe could not run."""
+    sentence = _network(records)
+    if errors:
+        # Never a network verdict: the probe broke (exec, pod never Ready).
+        sentence += (f" {errors} test{'s' if errors > 1 else ''} could not probe (ERROR): "
+                     "setup, not the network; see their pod events.")
+    return sentence
+
+
+def _network(records: list[dict]) -> str:
     if not records:
         return "no probe ran"
     failed = [r for r in records if not r["ok"]]
@@ -73,4 +88,11 @@ def summarize(records: list[dict]) -> str:
     if above:
         sentence += (f". Also failing, possibly as a consequence: "
                      f"{', '.join(layer.name for layer in above)}")
+    # Layers above that pass narrow it down (DNS passing while ClusterIP fails:
+    # only some Service rules are broken).
+    passing = sorted((layer for layer in layers if layer.rank > suspect.rank
+                      and all(r["ok"] for r in records if _layer(r) == layer)),
+                     key=lambda x: x.rank)
+    if passing:
+        sentence += f". Passing above it: {', '.join(layer.name for layer in passing)}"
     return sentence + "."

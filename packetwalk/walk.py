@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from packetwalk import verdict
+from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
+from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, Hop, next_step
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
@@ -44,11 +46,14 @@ class HopFailure(AssertionError):
 class Walk:
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop,
                  placement: Placement, variant: str | None, protocol: str | None,
-                 record: Callable[[dict], None], dns_cache: dict):
+                 record: Callable[[dict], None], dns_cache: dict,
+                 diagnoser: Diagnoser | None = None):
         self.inventory, self.prober, self.hop = inventory, prober, hop
         self.placement, self.variant, self.protocol = placement, variant, protocol
         self._record = record
         self._dns_cache = dns_cache  # per-process: resolv.conf of each client
+        self.diagnoser = diagnoser  # narrows a failure down (None: the failure as observed)
+        self._last: Attempt | None = None  # the latest probe, to narrow down and retry
 
     # -- the ends of the placement -------------------------------------------
     def _on(self, role: str, node: Node | None) -> Pod:
@@ -102,20 +107,27 @@ class Walk:
 
     # -- probes --------------------------------------------------------------
     def ask(self, src: Pod, to: Target, question: str, *,
-            answer: str | tuple[str, ...] | None = None, source_ip: str | None = None,
+            answer: str | tuple[str, ...] | None = None,
+            source_ip: str | tuple[str, ...] | None = None,
             by_name: str | None = None) -> Observation:
         """One request ("hostname", "clientip"); judge who answered / what it saw.
 
         `answer`: the backend (or any of the backends) that must answer.
+        `source_ip`: the source (or any of the sources) the server must see.
         """
-        seen = self.prober.request(src.source(), to, question, host=by_name)
+        def probe() -> Observation:
+            return self.prober.request(src.source(), to, question, host=by_name)
+
+        self._last = Attempt(src, to, by_name, probe)
+        seen = probe()
         allowed = (answer,) if isinstance(answer, str) else answer
         if seen.cls == OK and allowed is not None and seen.response not in allowed:
             seen.cls = WRONG_BACKEND
             seen.detail = f"answered by {seen.response!r}, expected {' or '.join(allowed)}"
-        if seen.cls == OK and source_ip is not None and host_of(seen.response) != source_ip:
+        sources = (source_ip,) if isinstance(source_ip, str) else source_ip
+        if seen.cls == OK and sources is not None and host_of(seen.response) not in sources:
             seen.cls = WRONG_SOURCE
-            seen.detail = f"server saw {host_of(seen.response)}, not the client's {source_ip}"
+            seen.detail = f"server saw {host_of(seen.response)}, expected {' or '.join(sources)}"
         self.record(seen)
         return seen
 
@@ -125,8 +137,12 @@ class Walk:
         expected = set(service.backends)
         tries = 8 * len(expected)
         answers: list[str] = []
+        def probe() -> Observation:
+            return self.prober.dial(src.source(), to, "hostname", tries=tries)
+
+        self._last = Attempt(src, to, None, probe)
         for _ in range(rounds):
-            seen = self.prober.dial(src.source(), to, "hostname", tries=tries)
+            seen = probe()
             answers += seen.answers
             if seen.cls != OK:
                 break
@@ -138,7 +154,11 @@ class Walk:
         return seen
 
     def resolve(self, src: Pod, name: str, transport: str, records: list[str]) -> Observation:
-        seen = self.prober.resolve(src.source(), name, transport)
+        def probe() -> Observation:
+            return self.prober.resolve(src.source(), name, transport)
+
+        self._last = Attempt(src, Target(name, 53, transport, "cluster DNS"), name, probe)
+        seen = probe()
         if seen.cls == OK and sorted(seen.answers) != sorted(records):
             seen.cls, seen.detail = DNS, f"resolved to {seen.answers}, expected {sorted(records)}"
         self.record(seen)
@@ -155,11 +175,17 @@ class Walk:
         mtu = self.prober.mtu(src.source(), to.ip)
         if to.protocol == "tcp":
             payload = payload_of(3 * mtu)
-            seen = self.prober.http(src.source(), to, "echo", data=f"msg={payload}")
+
+            def probe() -> Observation:
+                return self.prober.http(src.source(), to, "echo", data=f"msg={payload}")
         else:
             size = min(mtu - IP_UDP_HEADERS, NETEXEC_UDP_BUFFER) - len(UDP_ECHO_PREFIX)
             payload = payload_of(size)
-            seen = self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
+
+            def probe() -> Observation:
+                return self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
+        self._last = Attempt(src, to, None, probe)
+        seen = probe()
         if seen.cls == OK and seen.response != payload:
             seen.cls = CORRUPTED
             seen.detail = f"echo of {len(payload)} bytes came back as {len(seen.response)} bytes"
@@ -204,7 +230,10 @@ class Walk:
     def expect(self, seen: Observation) -> None:
         """Fail, with the whole story, unless `seen` is what the hop expects."""
         if seen.cls != self.hop.expect:
-            raise HopFailure(self.failure(seen))
+            diagnosis = None
+            if self.diagnoser is not None and self._last is not None:
+                diagnosis = self.diagnoser.diagnose(self._last, seen)
+            raise HopFailure(self.failure(seen, diagnosis))
 
     def expect_fact(self, what: str, observed: object, expected: object, src: Pod) -> None:
         """For configuration facts (resolv.conf) rather than packets."""
@@ -223,9 +252,12 @@ class Walk:
         params = "-".join(p for p in (cell["placement"], self.variant, self.protocol) if p)
         return f"{self.hop.name}{f' [{params}]' if params else ''}: {self.hop.layer.name}"
 
-    def failure(self, seen: Observation) -> str:
+    def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         cell = self._cell()
         step = next_step(self.hop.name, cell["placement"], self.protocol)
+        sentence = verdict.for_failure({**cell, 'cls': seen.cls})
+        if diagnosis is not None:
+            sentence += f". Narrowed down: {diagnosis.verdict}"
         return "\n".join([
             self._title(),
             f"  probe:    {seen.probe} on {seen.src_node}" + (f" ({seen.via})" if seen.via else ""),
@@ -233,7 +265,8 @@ class Walk:
             f"  observed: {seen.cls} after {seen.seconds:.2f}s"
             + (f": {seen.detail}" if seen.detail else ""),
             *evidence(seen, self._namespace_of(seen)),
-            f"  verdict:  {verdict.for_failure({**cell, 'cls': seen.cls})}",
+            f"  verdict:  {sentence}",
+            *(diagnosis.lines() if diagnosis is not None else []),
             f"  next:     {step or 'this is the bottom of the walk'}",
         ])
 

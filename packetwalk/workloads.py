@@ -46,6 +46,8 @@ PULL_SECRET = "pw-pull"
 # Groups fail independently: a rejected hostNetwork pod must not turn every
 # pod-to-pod test into an error.
 CORE, HOST, POLICY = "core", "host", "policy"
+# Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
+DEBUG = "debug"
 # Container states that will not fix themselves within a run.
 HOPELESS_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                               "ErrImageNeverPull", "CreateContainerConfigError",
@@ -73,8 +75,10 @@ def _netexec_pod(run: Run, name: str, role: str, node: Node, image: str, *,
 
 
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
-         pull_secret: bytes | None = None) -> list[tuple[str, dict]]:
-    """Every object of a run, in creation order, each tagged with its group (pure)."""
+         pull_secret: bytes | None = None,
+         debug_image: str | None = None) -> list[tuple[str, dict]]:
+    """Every object of a run, in creation order, each tagged with its group (pure).
+    `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node."""
     objects: list[tuple[str, dict]] = []
     for name, role in ((run.namespace, "main"), (run.peer_namespace, "peer")):
         namespace = render("namespace.yaml", NAME=name, RUN=run.id, ROLE=role)[0]
@@ -91,8 +95,11 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
                                 host_network=True)),
             (CORE, render("service-server.yaml", NAME=f"server-{node.slug}",
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
+            (CORE, render("service-server-local.yaml", NAME=f"server-{node.slug}-local",
+                          NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
         ]
-    for manifest in ("service-servers.yaml", "service-servers-headless.yaml"):
+    for manifest in ("service-servers.yaml", "service-servers-headless.yaml",
+                     "service-servers-lb.yaml"):
         objects.append((CORE, render(manifest, NAMESPACE=run.namespace, RUN=run.id)[0]))
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
@@ -108,6 +115,11 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
         (POLICY, _netexec_pod(run, "policy-client-peer", "policy-client", client_node, image,
                               namespace=run.peer_namespace, access="peer")),
     ]
+    if debug_image is not None:
+        objects += [(DEBUG, render("pod-debug.yaml", NAME=f"debug-{node.slug}",
+                                   NAMESPACE=run.namespace, RUN=run.id, NODE=node.name,
+                                   NODE_SLUG=node.slug, IMAGE=debug_image)[0])
+                    for node in placed]
     if pull_secret is not None:
         for _, obj in objects:
             if obj["kind"] == "Pod":
@@ -370,7 +382,9 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
             name=name, namespace=obj["metadata"]["namespace"],
             role=obj["metadata"]["labels"]["packetwalk.io/role"],
             node=pod["spec"]["nodeName"], ip=pod["status"]["podIP"],
-            dial_port=int(obj["spec"]["containers"][0]["ports"][0]["containerPort"]))
+            # Debug pods (--capture-packets) serve nothing: no port to dial.
+            dial_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
+                               {"containerPort": 0})["containerPort"]))
     pods_by_labels = [(o["metadata"]["name"], o["metadata"]["labels"]) for _, o in objects
                       if o["kind"] == "Pod" and o["metadata"]["namespace"] == run.namespace]
     for svc in services:
@@ -394,9 +408,10 @@ def list_services(api: ApiClient, run: Run) -> list[dict]:
 
 
 def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, image: str,
-             pull_secret: bytes | None, ready_timeout: float) -> Inventory:
+             pull_secret: bytes | None, ready_timeout: float,
+             debug_image: str | None = None) -> Inventory:
     """Deploy, wait, inventory: the whole controller-side setup of a run."""
-    objects = plan(run, nodes, image, pull_secret)
+    objects = plan(run, nodes, image, pull_secret, debug_image)
     errors = deploy(api, objects)
     ready, not_ready = await_pods(api, run, objects, ready_timeout)
     errors.update({g: e for g, e in not_ready.items() if g not in errors})

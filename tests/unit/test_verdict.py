@@ -53,3 +53,27 @@ def test_confined_to_one_protocol_and_one_placement():
                for p in ("same-node", "cross-node") for proto in ("tcp", "udp")]
     assert summarize(records).startswith(
         "pod <-> node path is broken for udp only, within node w1 only (TIMEOUT)")
+
+
+def test_every_placement_while_lower_and_higher_layers_pass():
+    """The issue's example: ClusterIP fails everywhere, PodIP and DNS pass."""
+    failing = {("cluster_ip", p, proto) for p in ("same-node", "cross-node")
+               for proto in ("tcp", "udp")}
+    sentence = summarize(matrix(failing))
+    assert sentence.startswith("Service translation (ClusterIP) is broken on every placement "
+                               "(TIMEOUT): look at kube-proxy")
+    assert "Fine: pod network (PodIP)" in sentence
+    assert "Passing above it: cluster DNS" in sentence
+
+
+def test_errors_are_named_as_setup_not_network():
+    sentence = summarize(matrix(set()), errors=2)
+    assert sentence.startswith("all 12 probes as expected")
+    assert sentence.endswith("2 tests could not probe (ERROR): setup, not the network; "
+                             "see their pod events.")
+
+
+def test_north_south_layer_is_named():
+    records = matrix(set()) + [rec("egress_nat", "cross-node", None, False, "WRONG_SOURCE")]
+    assert summarize(records).startswith("egress NAT is broken (WRONG_SOURCE): look at the "
+                                         "nodes' masquerade")

@@ -1,0 +1,187 @@
+"""tcpdump at both ends while a failed probe is retried (--capture-packets).
+
+The run's privileged hostNetwork debug pods (one per node, workloads.DEBUG)
+capture on the node itself: on each end pod's host-side veth (found from the
+index in the pod's /sys/class/net/eth0/iflink) and on the node's uplink. A
+hostNetwork end has no veth of its own; its interface is the one its node
+routes the peer through. tcpdump runs in the background of one exec per node
+and is stopped by a second one, which prints the decoded packets and the
+pcap in base64 (the exec stream carries text). Decisions are in packets.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packetwalk.diagnose.packets import (
+    CLIENT,
+    SERVER,
+    UPLINK,
+    Point,
+    classify,
+    conntrack_summary,
+    decoded,
+    parse_packets,
+    route_dev,
+    veth_of,
+)
+from packetwalk.probes import Observation, ProbeError, Prober, Target
+from packetwalk.workloads import Inventory, Pod, WorkloadError
+
+LISTEN_WAIT = 5  # seconds tcpdump may take to open its interfaces
+MAX_PACKETS = 2000  # per interface: a busy client must not fill the exec stream
+_SECTION = re.compile(r"^@@ (\w+) (\S+)$")
+
+
+@dataclass
+class CaptureResult:
+    case: str = ""
+    path: str = ""
+    retried: str = ""  # the class the retried probe got
+    packets: list[str] = field(default_factory=list)
+    pcaps: list[str] = field(default_factory=list)
+    conntrack: list[str] = field(default_factory=list)
+    skipped: str = ""  # why there is no capture
+
+
+def sections(text: str) -> dict[tuple[str, str], str]:
+    """Split the stop script's output at its '@@ <what> <iface>' markers (pure)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        marker = _SECTION.match(line)
+        if marker:
+            current = found.setdefault((marker.group(1), marker.group(2)), [])
+        elif current is not None:
+            current.append(line)
+    return {key: "\n".join(lines) for key, lines in found.items()}
+
+
+class Capture:
+    def __init__(self, prober: Prober, inventory: Inventory, out_dir: Path):
+        self.prober, self.inventory, self.out_dir = prober, inventory, out_dir
+
+    def _debug_pod(self, node: str) -> Pod:
+        slug = next(n.slug for n in self.inventory.nodes if n.name == node)
+        return self.inventory.pod(f"debug-{slug}")
+
+    def _sh(self, pod: Pod, script: str, what: str, timeout: float = 20) -> str:
+        result = self.prober.run(pod.source(), ["sh", "-c", script], timeout)
+        if result.rc != 0:
+            raise ProbeError(f"{what} on {pod.node} failed (exit {result.rc}): "
+                             f"{(result.stderr or result.stdout).strip()[-300:]}")
+        return result.stdout
+
+    def _iface(self, end: Pod, node_links: str, route_to_peer: str) -> str | None:
+        if end.role == "host":
+            return route_dev(route_to_peer)
+        iflink = self.prober.read(end.source(), ["cat", "/sys/class/net/eth0/iflink"], "iflink")
+        return veth_of(node_links, int(iflink.strip()))
+
+    def _points(self, client: Pod, servers: list[Pod]) -> dict[str, dict[Point, str]]:
+        """Per node: each capture point and the interface it listens on."""
+        ends = [(client, CLIENT, servers[0].ip if servers else "")]
+        ends += [(server, SERVER, client.ip) for server in servers]
+        nodes = {pod.node for pod, _, _ in ends}
+        points: dict[str, dict[Point, str]] = {node: {} for node in nodes}
+        for node in sorted(nodes):
+            debug = self._debug_pod(node)
+            # The uplink: where this node routes the other end's node (or any other node).
+            others = sorted((n.name not in nodes, n.ip) for n in self.inventory.nodes
+                            if n.name != node)
+            far = others[0][1] if others else ""
+            peers = " ".join(shlex.quote(peer) for _, _, peer in ends if peer)
+            text = self._sh(debug, "ip -o link; for p in " + peers + "; do echo \"@@ route $p\";"
+                            " ip -o route get \"$p\"; done; echo '@@ route uplink'; "
+                            + (f"ip -o route get {shlex.quote(far)}" if far else "true"),
+                            "listing interfaces")
+            links = text.split("@@", 1)[0]
+            routes = sections(text)
+            for pod, role, peer in ends:
+                if pod.node != node:
+                    continue
+                iface = self._iface(pod, links, routes.get(("route", peer), ""))
+                if iface:
+                    points[node][Point(node, iface, role)] = iface
+            uplink = route_dev(routes.get(("route", "uplink"), ""))
+            if uplink:
+                points[node][Point(node, uplink, UPLINK)] = uplink
+        return points
+
+    def around(self, test: str, client: Pod, servers: list[Pod], target: Target,
+               retry: Callable[[], Observation], service_ip: str | None) -> CaptureResult:
+        """Capture while `retry` runs; decide the case; write the pcaps."""
+        try:
+            points = self._points(client, servers)
+        except WorkloadError as exc:
+            return CaptureResult(skipped=f"no debug pod ({exc})")
+        token = secrets.token_hex(3)
+        filt = shlex.quote(f"ip host {client.ip}")
+        started: list[str] = []
+        try:
+            for node, wanted in points.items():
+                ifaces = sorted(set(wanted.values()))
+                start = "".join(
+                    f"tcpdump -i {shlex.quote(i)} -nn -U -c {MAX_PACKETS} "
+                    f"-w /tmp/pw-{token}-{i}.pcap {filt} </dev/null >/tmp/pw-{token}-{i}.log 2>&1 "
+                    f"& echo $! >>/tmp/pw-{token}.pids; " for i in ifaces)
+                logs = " ".join(f"/tmp/pw-{token}-{i}.log" for i in ifaces)
+                wait = (f"n=0; while [ $n -lt {LISTEN_WAIT * 5} ]; do "
+                        f"[ $(cat {logs} | grep -c listening) -ge {len(ifaces)} ] && exit 0; "
+                        f"n=$((n+1)); sleep 0.2; done; cat {logs}; exit 1")
+                started.append(node)
+                self._sh(self._debug_pod(node), start + wait, "starting tcpdump")
+            retried = retry()
+            time.sleep(0.5)  # a late answer still lands in the capture
+            conntrack = self._conntrack(client.node, service_ip) if service_ip else []
+        finally:
+            outputs = {node: self._stop(node, token, sorted(set(points[node].values())))
+                       for node in started}
+        captures = {}
+        pcaps = []
+        for node, wanted in points.items():
+            found = sections(outputs.get(node, ""))
+            for point, iface in wanted.items():
+                captures[point] = parse_packets(found.get(("decode", iface), ""))
+            for iface in sorted(set(wanted.values())):
+                pcaps += self._write(test, node, iface, found.get(("pcap", iface), ""))
+        finding = classify(captures, client.ip, (target.ip, target.port),
+                           {s.ip for s in servers})
+        return CaptureResult(case=finding.case, path=finding.path, retried=retried.cls,
+                             packets=decoded(captures, client.ip, finding.ports), pcaps=pcaps,
+                             conntrack=conntrack)
+
+    def _stop(self, node: str, token: str, ifaces: list[str]) -> str:
+        script = (f"kill -INT $(cat /tmp/pw-{token}.pids) 2>/dev/null; sleep 0.3; "
+                  + "".join(f"echo '@@ decode {i}'; tcpdump -nn -tt -r /tmp/pw-{token}-{i}.pcap "
+                            f"2>/dev/null; echo '@@ pcap {i}'; base64 /tmp/pw-{token}-{i}.pcap; "
+                            for i in ifaces)
+                  + f"rm -f /tmp/pw-{token}*")
+        return self._sh(self._debug_pod(node), script, "stopping tcpdump", timeout=30)
+
+    def _conntrack(self, node: str, service_ip: str) -> list[str]:
+        text = self._sh(self._debug_pod(node), f"conntrack -L -d {shlex.quote(service_ip)} "
+                        "2>/dev/null; true", "reading conntrack")
+        entries = [line.strip() for line in text.splitlines() if line.strip()]
+        return [f"{node}: {conntrack_summary(text, service_ip)}", *entries[:5]]
+
+    def _write(self, test: str, node: str, iface: str, b64: str) -> list[str]:
+        try:
+            data = base64.b64decode("".join(b64.split()), validate=True)
+        except binascii.Error:
+            return []
+        if not data:
+            return []
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', test).strip('-')}" \
+                              f"-{node}-{iface}.pcap"
+        path.write_bytes(data)
+        return [str(path)]

@@ -1,0 +1,79 @@
+"""From the narrowing results to one sentence, and the run's diagnoses summed up. Pure.
+
+These rules refine verdict.py's layer sentence for one failure: the verdict
+names the layer a failing test belongs to; the conclusion says what the
+narrowing probes showed below it ("ClusterIP fails, pod IPs answer").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from packetwalk.diagnose.narrowing import (
+    CLUSTER_IP,
+    FROM_NODE,
+    NAME,
+    NODE_PORT,
+    POD_IP,
+    SAME_NODE_CLIENT,
+    SAME_NODE_TARGET,
+)
+
+
+def _all(results: list[tuple[str, str, bool]], kind: str, change: str = "") -> bool | None:
+    """True if every step of (kind, change) answered, False if any failed, None if none ran."""
+    oks = [ok for k, c, ok in results if k == kind and c == change]
+    return all(oks) if oks else None
+
+
+def conclude(failed: str, results: list[tuple[str, str, bool]], where: str) -> str:
+    """`failed`: what the failed probe dialed (narrowing.NAME, CLUSTER_IP, ...).
+    `results`: (kind, change, answered) of each narrowing step. `where`: the client's node.
+    """
+    pods = _all(results, POD_IP)
+    cluster_ip = _all(results, CLUSTER_IP)
+    from_node = _all(results, failed, FROM_NODE)
+    if failed == NAME:
+        if cluster_ip:
+            return "name fails, ClusterIP answers: cluster DNS is at fault"
+        if pods:
+            return ("name fails, pod IPs answer: cluster DNS is at fault" if cluster_ip is None
+                    else f"name and ClusterIP fail, pod IPs answer: Service translation on {where}")
+        if pods is False:
+            return "name, ClusterIP and pod IP fail: below the Service layer, look at the pod network"
+    if failed == NODE_PORT:
+        if cluster_ip:
+            return "NodePort fails, ClusterIP answers: NodePort rules or a firewall in front of it"
+        if pods:
+            return f"NodePort and ClusterIP fail, pod IPs answer: Service translation on {where}"
+    if failed == CLUSTER_IP:
+        if pods:
+            node = ("; the node fails too" if from_node is False
+                    else "; the node answers: the pod's own path" if from_node else "")
+            return f"ClusterIP fails, pod IPs answer: Service translation on {where}{node}"
+        if pods is False:
+            answering = [ok for k, c, ok in results if k == POD_IP and c == ""]
+            if any(answering):
+                return "ClusterIP fails, some pod IPs fail too: a backend is unreachable"
+            return "ClusterIP fails and pod IPs fail too: below the Service layer"
+    if failed == POD_IP:
+        near = _all(results, POD_IP, SAME_NODE_CLIENT)
+        local = _all(results, POD_IP, SAME_NODE_TARGET)
+        if near and local:
+            return "cross-node fails, same-node answers: the path between the nodes"
+        if near is False:
+            return "fails from the target's own node too: the target or its node"
+        if local is False:
+            return "the client's same-node target fails too: the client or its node"
+        if from_node:
+            return "the pod fails, its node answers: the pod's own path (veth, bridge, egress)"
+        if from_node is False:
+            return f"the pod and its node {where} both fail"
+    return "the narrowing probes did not tell the layers apart"
+
+
+def summarize(entries: list[dict]) -> list[str]:
+    """One line per distinct conclusion (and capture case) with the tests that reached it."""
+    counted = Counter((entry.get("verdict", ""), entry.get("capture", "")) for entry in entries)
+    return [f"{count} x {verdict}" + (f" | capture: {capture}" if capture else "")
+            for (verdict, capture), count in counted.most_common()]

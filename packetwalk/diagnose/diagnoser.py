@@ -1,0 +1,136 @@
+"""Run the narrowing probes (and, with --capture-packets, a capture) for one failed probe.
+
+Called by the walk when a hop fails, in the test's own process. Nothing here
+may turn a network FAILURE into an ERROR: a narrowing probe or a capture that
+cannot run is reported as such inside the diagnosis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from kubernetes.client import ApiClient
+
+from packetwalk.diagnose.capture import Capture, CaptureResult
+from packetwalk.diagnose.conclusion import conclude
+from packetwalk.diagnose.narrowing import (
+    CLUSTER_IP,
+    NAME,
+    Attempt,
+    Dialed,
+    Step,
+    dialed,
+    plan,
+)
+from packetwalk.diagnose.policies import selecting
+from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
+from packetwalk.workloads import Inventory, Pod
+
+SHOWN_PACKETS = 12  # in the failure message; the diagnosis entry keeps more
+
+
+@dataclass
+class Diagnosis:
+    verdict: str
+    bisection: list[str]
+    policies: list[str]
+    capture: CaptureResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The failure message's block."""
+        out = [f"  bisection: {self.verdict}", *(f"    {line}" for line in self.bisection),
+               f"    policies: {'; '.join(self.policies)}"]
+        capture = self.capture
+        if capture is None:
+            return out
+        if capture.skipped:
+            return [*out, f"  capture:  skipped: {capture.skipped}"]
+        out += [f"  capture:  {capture.case} (retried: {capture.retried})", f"    {capture.path}"]
+        out += [f"    {line}" for line in capture.packets[:SHOWN_PACKETS]]
+        if len(capture.packets) > SHOWN_PACKETS:
+            out.append(f"    ... {len(capture.packets) - SHOWN_PACKETS} more in the diagnosis")
+        out += [f"    conntrack: {line}" for line in capture.conntrack]
+        out += [f"    pcap: {path}" for path in capture.pcaps]
+        return out
+
+    def entry(self) -> dict:
+        """The user_properties value ("diagnosis"): flat, JSON-able, readable."""
+        entry: dict = {"verdict": self.verdict, "bisection": self.bisection,
+                       "policies": self.policies}
+        capture = self.capture
+        if capture is not None and capture.skipped:
+            entry["capture"] = f"skipped: {capture.skipped}"
+        elif capture is not None:
+            entry.update({"capture": capture.case, "capture_path": capture.path,
+                          "retried": capture.retried, "packets": capture.packets,
+                          "pcaps": capture.pcaps, "conntrack": capture.conntrack})
+        return entry
+
+
+class Diagnoser:
+    """Bound to one test: `note` leaves the entry on its report.
+    `capture` is None without --capture-packets; `unavailable` says why capture cannot run."""
+
+    def __init__(self, inventory: Inventory, prober: Prober, api: ApiClient | None,
+                 note: Callable[[dict], None], test: str, capture: Capture | None = None,
+                 unavailable: str = ""):
+        self.inventory, self.prober, self.api = inventory, prober, api
+        self.note, self.test = note, test
+        self.capture, self.unavailable = capture, unavailable
+
+    def _run(self, step: Step) -> tuple[Step, Observation | None, str]:
+        try:
+            return step, self.prober.request(step.src.source(), step.to, "hostname"), ""
+        except ProbeError as exc:
+            return step, None, str(exc).splitlines()[0]
+
+    def diagnose(self, attempt: Attempt, seen: Observation) -> Diagnosis:
+        steps = plan(attempt, self.inventory)
+        # In parallel: each narrowing probe may take its full timeout.
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            ran = list(pool.map(self._run, steps))
+        target = dialed(attempt, self.inventory)
+        kind = target.kind
+        bisection = [f"{kind} {attempt.to.label()} from {attempt.src.name}: {seen.cls} (failed)"]
+        results = []
+        for step, observed, error in ran:
+            if observed is None:
+                bisection.append(f"{step.label}: could not run ({error})")
+                continue
+            bisection.append(f"{step.label}: {observed.cls}")
+            results.append((step.kind, step.change, observed.cls == OK))
+        servers = self._servers(target)
+        diagnosis = Diagnosis(
+            verdict=conclude(kind, results, attempt.src.node), bisection=bisection,
+            policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
+        if self.capture is not None or self.unavailable:
+            diagnosis.capture = self._capture(attempt, servers, target)
+        self.note(diagnosis.entry())
+        return diagnosis
+
+    def _servers(self, target: Dialed) -> list[Pod]:
+        if target.pod is not None:
+            return [target.pod]
+        if target.service is not None:
+            return [self.inventory.pods[n] for n in target.service.backends
+                    if n in self.inventory.pods]
+        return []
+
+    def _capture(self, attempt: Attempt, servers: list[Pod], target: Dialed) -> CaptureResult:
+        if self.capture is None or attempt.retry is None:
+            return CaptureResult(skipped=self.unavailable or "this probe cannot be retried")
+        to, service_ip = attempt.to, None
+        if attempt.name is not None and to.port == 53:
+            # A name lookup goes to the cluster DNS Service, whose pods are not the run's.
+            to, servers = Target(self.inventory.dns_ip or "", 53, to.protocol, to.via), []
+            service_ip = self.inventory.dns_ip
+        elif target.service is not None and target.kind in (CLUSTER_IP, NAME):
+            service_ip = target.service.cluster_ip
+        try:
+            return self.capture.around(self.test, attempt.src, servers, to, attempt.retry,
+                                       service_ip)
+        except ProbeError as exc:
+            return CaptureResult(skipped=f"capture failed: {str(exc).splitlines()[0]}")

@@ -1,0 +1,121 @@
+"""Which probes narrow a failure down, from the failed probe and the run's inventory. Pure.
+
+The debugging walk, one step below the failure, from the same client:
+- a name fails: the ClusterIP behind it, then a pod IP behind that;
+- a ClusterIP (or NodePort) fails: the ClusterIP, then each backend's pod IP;
+- cross-node fails: the same target from a client on the target's node, and
+  the same kind of target on the client's own node;
+- from a pod fails: the same target from the node's network namespace (the
+  run's hostNetwork pod on that node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from packetwalk.probes import Observation, Target
+from packetwalk.workloads import Inventory, Pod, Service
+
+# What a step (or the failed probe) dialed; conclusion.py reasons on these.
+NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"
+# How a step differs from the failed probe.
+SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
+PORT_NAMES = {"tcp": "http", "udp": "udp"}
+
+
+@dataclass
+class Attempt:
+    """The failed probe as the walk ran it: who, to what, and how to run it again."""
+
+    src: Pod
+    to: Target
+    name: str | None = None  # the DNS name, when the probe went by name
+    retry: Callable[[], Observation] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # NAME, CLUSTER_IP, NODE_PORT or POD_IP: what it dials
+    change: str  # "" or SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE
+    src: Pod
+    to: Target
+
+    @property
+    def label(self) -> str:
+        what = f"{self.kind} {self.to.label()}"
+        return f"{what} from {self.src.name}" + (f" ({self.change})" if self.change else "")
+
+
+@dataclass(frozen=True)
+class Dialed:
+    """What the failed probe's destination is, found in the inventory."""
+
+    kind: str
+    service: Service | None = None
+    pod: Pod | None = None
+
+
+def dialed(attempt: Attempt, inventory: Inventory) -> Dialed:
+    to = attempt.to
+    if attempt.name is not None:
+        service = inventory.services.get(attempt.name.split(".")[0])
+        return Dialed(NAME, service=service)
+    for service in inventory.services.values():
+        if to.ip == service.cluster_ip:
+            return Dialed(CLUSTER_IP, service=service)
+        if to.port in service.node_ports.values() and any(n.ip == to.ip for n in inventory.nodes):
+            return Dialed(NODE_PORT, service=service)
+    for pod in inventory.pods.values():
+        # A hostNetwork pod shares its node's IP; its ports tell it apart.
+        if pod.ip == to.ip and to.port in (pod.dial_port, pod.dial_port + 1):
+            return Dialed(POD_IP, pod=pod)
+    return Dialed(POD_IP)
+
+
+def pod_target(pod: Pod, protocol: str) -> Target:
+    offset = {"tcp": 0, "udp": 1}[protocol]  # netexec: udp port = http port + 1
+    return Target(pod.ip, pod.dial_port + offset, protocol, f"{pod.role} {pod.name}")
+
+
+def cluster_ip_target(service: Service, protocol: str) -> Target:
+    return Target(service.cluster_ip, service.ports[PORT_NAMES[protocol]], protocol,
+                  f"Service {service.name}")
+
+
+def _peer(inventory: Inventory, role: str, node: str) -> Pod | None:
+    """The run's pod of `role` on `node` (client-<slug>, server-<slug>, host-<slug>)."""
+    return next((p for p in inventory.pods.values() if p.role == role and p.node == node), None)
+
+
+def _backends(inventory: Inventory, service: Service) -> list[Pod]:
+    return [inventory.pods[name] for name in service.backends if name in inventory.pods]
+
+
+def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
+    """The narrowing steps for a failed probe, in the order an engineer would run them."""
+    src, to = attempt.src, attempt.to
+    # A name resolved over DNS (53/udp, 53/tcp) is narrowed with HTTP to what it names.
+    protocol = to.protocol if to.port != 53 else "tcp"
+    target = dialed(attempt, inventory)
+    steps: list[Step] = []
+    service = target.service
+    if target.kind in (NAME, NODE_PORT) and service is not None and service.cluster_ip not in (
+            "", "None"):
+        steps.append(Step(CLUSTER_IP, "", src, cluster_ip_target(service, protocol)))
+    if target.kind in (NAME, CLUSTER_IP, NODE_PORT) and service is not None:
+        backends = _backends(inventory, service)
+        if target.kind == NAME:
+            backends = backends[:1]  # one pod IP tells "DNS or below" apart
+        steps += [Step(POD_IP, "", src, pod_target(pod, protocol)) for pod in backends]
+    if target.kind == POD_IP and target.pod is not None and target.pod.node != src.node:
+        near = _peer(inventory, src.role, target.pod.node)
+        if near is not None:
+            steps.append(Step(POD_IP, SAME_NODE_CLIENT, near, to))
+        local = _peer(inventory, target.pod.role, src.node)
+        if local is not None:
+            steps.append(Step(POD_IP, SAME_NODE_TARGET, src, pod_target(local, protocol)))
+    host = _peer(inventory, "host", src.node)
+    if src.role != "host" and host is not None and target.kind != NAME:
+        steps.append(Step(target.kind, FROM_NODE, host, to))
+    return steps

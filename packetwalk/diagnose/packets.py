@@ -1,0 +1,164 @@
+"""What a capture shows, decided the way a network engineer reads tcpdump. Pure.
+
+Input: decoded lines (`tcpdump -nn -tt -r FILE`) per capture point, in path
+order: client veth, client node uplink, server node uplink, server veth.
+The client's flows are the source ports it used toward the target; the
+server side is matched on the client's IP and those ports, because in-cluster
+traffic keeps the pod source IP (a ClusterIP only rewrites the destination).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+NEVER_SENT = "client never sent the packet"
+NEVER_SEEN = "server never saw the packet"
+NO_ANSWER = "server saw it but did not answer"
+ANSWER_LOST = "server answered, client never got it"
+ANSWERED = "client got the answer"
+NO_SERVER_SIDE = "client sent it, no answer came back (server side not captured)"
+
+CLIENT, SERVER, UPLINK = "client", "server", "uplink"
+
+_PACKET = re.compile(r"^(?P<ts>\d+\.\d+) IP (?P<src>[\d.]+)\.(?P<sport>\d+) > "
+                     r"(?P<dst>[\d.]+)\.(?P<dport>\d+): (?P<rest>.*)$")
+_LINK = re.compile(r"^(?P<index>\d+): (?P<name>[^:@\s]+)[@:]")
+_DEV = re.compile(r"\bdev (\S+)")
+
+
+@dataclass(frozen=True)
+class Packet:
+    ts: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    line: str
+
+
+@dataclass(frozen=True)
+class Point:
+    """One capture point: where (node, interface) and what it is (client, server, uplink)."""
+
+    node: str
+    iface: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.node} {self.iface} ({self.role})"
+
+
+def parse_packets(text: str) -> list[Packet]:
+    """TCP/UDP packets out of `tcpdump -nn -tt` text; ICMP and ARP carry no ports."""
+    packets = []
+    for line in text.splitlines():
+        found = _PACKET.match(line.strip())
+        if found:
+            packets.append(Packet(float(found["ts"]), found["src"], int(found["sport"]),
+                                  found["dst"], int(found["dport"]), line.strip()))
+    return packets
+
+
+def veth_of(ip_link: str, iflink: int) -> str | None:
+    """The host-side interface whose index is the pod's eth0 iflink (`ip -o link`)."""
+    for line in ip_link.splitlines():
+        found = _LINK.match(line.strip())
+        if found and int(found["index"]) == iflink:
+            return found["name"]
+    return None
+
+
+def route_dev(route_get: str) -> str | None:
+    """The device of `ip -o route get X`: the node's uplink toward X."""
+    found = _DEV.search(route_get)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class Finding:
+    case: str  # one of the cases above
+    path: str  # where the request and the answer were seen, in path order
+    ports: frozenset[int] = frozenset()  # the client's source ports toward the target
+
+
+def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[str, int],
+             server_ips: set[str]) -> Finding:
+    """Which of the cases happened to the client's flows toward `target` (ip, port).
+
+    A ClusterIP is DNATed on the client's node, so the server veth sees the
+    backend's address while the client veth sees the ClusterIP; matching on the
+    client's source ports follows the flow through the translation.
+    """
+    clients = [p for p in captures if p.role == CLIENT]
+    servers = [p for p in captures if p.role == SERVER]
+    sent = {pkt.sport for point in clients for pkt in captures[point]
+            if pkt.src == client_ip and (pkt.dst, pkt.dport) == target}
+    if not sent:
+        return Finding(NEVER_SENT, "no packet from the client toward the target on its veth")
+
+    def request(pkt: Packet) -> bool:
+        return pkt.src == client_ip and pkt.sport in sent
+
+    def answer(pkt: Packet) -> bool:
+        return pkt.dst == client_ip and pkt.dport in sent
+
+    seen_at = [p.label for p in captures if any(request(k) for k in captures[p])]
+    answered_at = [p.label for p in captures if any(answer(k) for k in captures[p])]
+    path = (f"request seen at: {', '.join(seen_at) or 'nowhere'}; "
+            f"answer seen at: {', '.join(answered_at) or 'nowhere'}")
+    got = any(answer(pkt) for point in clients for pkt in captures[point])
+    case = _case(captures, servers, request, answer, server_ips, got)
+    return Finding(case, path, frozenset(sent))
+
+
+def _case(captures: dict[Point, list[Packet]], servers: list[Point],
+          request: Callable[[Packet], bool], answer: Callable[[Packet], bool],
+          server_ips: set[str], got: bool) -> str:
+    if not servers:
+        return ANSWERED if got else NO_SERVER_SIDE
+    saw = any(request(pkt) and (not server_ips or pkt.dst in server_ips)
+              for point in servers for pkt in captures[point])
+    replied = any(answer(pkt) for point in servers for pkt in captures[point])
+    if got:
+        return ANSWERED
+    if replied:
+        return ANSWER_LOST
+    if saw:
+        return NO_ANSWER
+    return NEVER_SEEN
+
+
+def decoded(captures: dict[Point, list[Packet]], client_ip: str, ports: frozenset[int],
+            limit: int = 40) -> list[str]:
+    """The packets of the client's flows (its source `ports`) at every point, in time
+    order, relative to the first; other traffic (kubelet probes, other tests) stays
+    in the pcap files only."""
+    def of_flow(pkt: Packet) -> bool:
+        return ((pkt.src, pkt.sport) in {(client_ip, p) for p in ports}
+                or (pkt.dst, pkt.dport) in {(client_ip, p) for p in ports})
+
+    rows = sorted(((pkt.ts, point.label, pkt.line) for point, packets in captures.items()
+                   for pkt in packets if of_flow(pkt)))
+    if not rows:
+        return []
+    start = rows[0][0]
+    lines = [f"+{ts - start:7.3f}s {label}: {line.split(' ', 1)[1]}"
+             for ts, label, line in rows]
+    return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def conntrack_summary(text: str, cluster_ip: str) -> str:
+    """Whether `conntrack -L -d <ClusterIP>` shows the Service translated (DNAT)."""
+    entries = [line for line in text.splitlines() if f"dst={cluster_ip}" in line]
+    if not entries:
+        return f"no conntrack entry for {cluster_ip}"
+    # The reply tuple's src is the backend when DNAT happened, the ClusterIP itself when not.
+    backends = sorted({m.group(1) for line in entries
+                       for m in [re.search(r"dst=\S+ sport=\d+ dport=\d+ .*?src=(\S+)", line)]
+                       if m and m.group(1) != cluster_ip})
+    if backends:
+        return f"{len(entries)} entries for {cluster_ip}, translated to {', '.join(backends)}"
+    return f"{len(entries)} entries for {cluster_ip}, none translated (no DNAT: Service rules missing)"

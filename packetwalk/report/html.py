@@ -1,0 +1,100 @@
+"""HTML fragments for pytest-html: verdict, matrix, facts, baseline, per-test detail. Pure.
+
+Everything user-provided is escaped; pytest-html puts these strings into the
+page as HTML (the summary prefix and each test's log area).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from packetwalk.report.baseline import Diff
+from packetwalk.report.matrix import Matrix
+from packetwalk.report.results import TestResult
+from packetwalk.report.svg import path_svg
+
+STYLE = """<style>
+#pw-matrix{border-collapse:collapse;margin:8px 0}
+#pw-matrix th,#pw-matrix td{border:1px solid #bbb;padding:3px 8px;text-align:left;
+ font-size:13px}
+.pw-cell summary{cursor:pointer}
+.pw-passed{background:#c8e6c9}.pw-failed{background:#ef9a9a}.pw-error{background:#ffcc80}
+.pw-skipped{background:#e0e0e0;color:#555}.pw-none{background:#fafafa}
+#pw-verdict{font-size:15px;padding:6px;border-left:4px solid #1565c0;background:#e3f2fd}
+.pw-evidence td{vertical-align:top;padding:1px 6px;font-size:12px}
+.pw-evidence pre,.pw-extra pre{white-space:pre-wrap;margin:0}
+</style>"""
+
+
+def verdict(sentence: str) -> str:
+    return f'<p id="pw-verdict"><b>Verdict:</b> {escape(sentence)}</p>'
+
+
+def matrix_table(matrix: Matrix) -> str:
+    """Rows hops, columns placements. Hover a cell for its tests; click to list them."""
+    if not matrix.rows:
+        return '<p id="pw-matrix-empty">No hop test ran.</p>'
+    head = "".join(f"<th>{escape(c)}</th>" for c in matrix.columns)
+    rows = []
+    for hop in matrix.rows:
+        cells = []
+        for column in matrix.columns:
+            cell = matrix.cell(hop, column)
+            if cell is None:
+                cells.append('<td class="pw-none">&mdash;</td>')
+                continue
+            lines = cell.explain()
+            items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+            cells.append(f'<td class="pw-cell pw-{cell.state}" data-state="{cell.state}" '
+                         f'title="{escape(chr(10).join(lines))}"><details><summary>'
+                         f'{cell.state} {cell.counts()}</summary><ul>{items}</ul></details></td>')
+        rows.append(f"<tr><th>{escape(hop)}</th>{''.join(cells)}</tr>")
+    return (f'<table id="pw-matrix"><tr><th>hop \\ placement</th>{head}</tr>'
+            f'{"".join(rows)}</table>')
+
+
+def facts_table(facts: dict[str, str]) -> str:
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
+                   for k, v in facts.items())
+    return f'<h3>Cluster facts</h3><table id="pw-facts" class="pw-evidence">{rows}</table>'
+
+
+def baseline_block(diff: Diff, path: str) -> str:
+    items = "".join(f"<li>{escape(line)}</li>" for line in diff.lines())
+    return f'<h3>Compared with {escape(path)}</h3><ul id="pw-baseline">{items}</ul>'
+
+
+def _value(value: object) -> str:
+    """A key-value table for a dict, a <pre> for anything else."""
+    if isinstance(value, dict):
+        rows = "".join(f"<tr><td>{escape(str(k))}</td><td><pre>{escape(str(v))}</pre></td></tr>"
+                       for k, v in value.items())
+        return f'<table class="pw-evidence">{rows}</table>'
+    return f"<pre>{escape(str(value))}</pre>"
+
+
+EVIDENCE_FIELDS = (("probe", "probe"), ("cls", "class"), ("src_pod", "source pod"),
+                   ("src_node", "source node"), ("src_ip", "source IP"), ("dst", "destination"),
+                   ("via", "via"), ("response", "answer"), ("detail", "detail"),
+                   ("seconds", "seconds"), ("command", "command"), ("output", "output"))
+
+
+def evidence(record: dict) -> str:
+    rows = "".join(f"<tr><td>{label}</td><td><pre>{escape(str(record[key]))}</pre></td></tr>"
+                   for key, label in EVIDENCE_FIELDS if record.get(key) not in (None, ""))
+    return f'<table class="pw-evidence">{rows}</table>'
+
+
+def test_detail(result: TestResult) -> str:
+    """The path SVG, every observation's evidence, and extras (diagnosis, pod events)."""
+    parts = []
+    if result.hop:
+        failing = next((r for r in result.records if not r.get("ok", True)), None)
+        shown = failing or (result.records[0] if result.records else None)
+        parts.append(path_svg(result.hop, shown, result.outcome == "failed"))
+    parts.append(f"<div>outcome <b>{escape(result.outcome)}</b>, class "
+                 f"<b>{escape(result.cls)}</b></div>")
+    parts += [evidence(record) for record in result.records]
+    for key, value in result.extras:
+        parts.append(f'<div class="pw-extra"><b>{escape(key)}</b>{_value(value)}</div>')
+    return f'<div class="pw-detail">{"".join(parts)}</div>'

@@ -1,0 +1,62 @@
+"""The hop x placement matrix at the top of the report. Pure.
+
+One row per hop (catalogue order, i.e. bottom of the walk first), one column
+per placement; hops without a placement axis land in the ANY column. A cell
+is red when any of its tests failed, error when a probe could not run,
+green when something passed, skipped only when everything in it skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from packetwalk.hops import HOPS, PLACEMENTS
+from packetwalk.report.results import ERROR, FAILED, PASSED, SKIPPED, TestResult
+
+ANY = "any"  # the column of hops that have no placement axis
+STATE_ORDER = (FAILED, ERROR, PASSED, SKIPPED)  # the first one present colours the cell
+
+
+@dataclass
+class Cell:
+    tests: list[TestResult] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        outcomes = {t.outcome for t in self.tests}
+        return next(state for state in STATE_ORDER if state in outcomes)
+
+    def counts(self) -> str:
+        passed = sum(t.outcome == PASSED for t in self.tests)
+        return f"{passed}/{len(self.tests)}"
+
+    def explain(self) -> list[str]:
+        """One line per test: id, outcome, and the class or skip reason."""
+        lines = []
+        for test in sorted(self.tests, key=lambda t: t.id):
+            why = test.reason if test.outcome == SKIPPED else test.cls
+            lines.append(f"{test.id.rsplit('::', 1)[-1]}: {test.outcome} ({why})")
+        return lines
+
+
+@dataclass
+class Matrix:
+    rows: list[str]  # hop names
+    columns: list[str]
+    cells: dict[tuple[str, str], Cell]
+
+    def cell(self, hop: str, column: str) -> Cell | None:
+        return self.cells.get((hop, column))
+
+
+def build(results: list[TestResult]) -> Matrix:
+    cells: dict[tuple[str, str], Cell] = {}
+    for result in results:
+        if result.hop is None:
+            continue
+        column = result.placement or ANY
+        cells.setdefault((result.hop, column), Cell()).tests.append(result)
+    present = {column for _, column in cells}
+    columns = [p for p in PLACEMENTS if p in present] + ([ANY] if ANY in present else [])
+    rows = [name for name in HOPS if any((name, c) in cells for c in columns)]
+    return Matrix(rows, columns, cells)

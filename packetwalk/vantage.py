@@ -1,0 +1,143 @@
+"""The vantage point outside the cluster, and where egress goes.
+
+North-south probes run from outside the cluster: on the lab from its outside
+host (the `pw-outside` network namespace, entered with `ip netns exec`, which
+needs root), on any other cluster from the machine pytest runs on. They use
+the same Prober as pod probes: RoutedExec sends a vantage Source to a local
+process and every other Source to the pod exec API.
+
+Nothing here is hard-coded to a public address: without `--external-target`
+(and off the lab) egress tests skip, so air-gapped clusters run everything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from ipaddress import ip_address
+from pathlib import Path
+
+from packetwalk.lab.topology import OUTSIDE_HOST_IP, OUTSIDE_HTTP_PORT, OUTSIDE_NS, UNDERLAY
+from packetwalk.probes import ExecFn, ExecResult, ProbeError, Source
+
+VANTAGE_NAMESPACE = ""  # a Source outside any namespace is the vantage point
+NETNS_DIR = Path("/run/netns")
+
+
+@dataclass(frozen=True)
+class Vantage:
+    """Where outside probes run: a name for reports, the command prefix, and
+    why it cannot be used (None when it can)."""
+
+    name: str
+    prefix: tuple[str, ...]
+    unusable: str | None = None
+
+    def source(self) -> Source:
+        return Source(self.name, VANTAGE_NAMESPACE, "outside the cluster", "", 0)
+
+    def repro(self, command: str) -> str:
+        return " ".join((*self.prefix, command))
+
+
+def is_lab(node_ips: list[str], netns_present: bool) -> bool:
+    """The cluster under test is the lab: its outside namespace exists here and
+    every node under test sits on the lab's underlay (pure)."""
+    return netns_present and bool(node_ips) and all(
+        ip_address(ip) in UNDERLAY for ip in node_ips)
+
+
+def choose_vantage(mode: str, lab: bool, root: bool, hostname: str) -> Vantage:
+    """--vantage auto: the lab's outside host when testing the lab, else here (pure)."""
+    if mode == "auto" and lab:
+        return Vantage(OUTSIDE_NS, ("ip", "netns", "exec", OUTSIDE_NS),
+                       None if root else f"entering {OUTSIDE_NS} (ip netns exec) needs root")
+    return Vantage(hostname, ())
+
+
+def lab_present(node_ips: list[str]) -> bool:
+    return is_lab(node_ips, (NETNS_DIR / OUTSIDE_NS).exists())
+
+
+def vantage_for(mode: str, node_ips: list[str]) -> Vantage:
+    return choose_vantage(mode, lab_present(node_ips), os.geteuid() == 0, socket.gethostname())
+
+
+@dataclass(frozen=True)
+class ExternalTarget:
+    """An HTTP server outside the cluster that answers /clientip with ip:port."""
+
+    host: str
+    port: int
+
+
+def parse_target(text: str) -> ExternalTarget:
+    """'host:port' or '[v6]:port' -> ExternalTarget; ValueError with the reason."""
+    found = re.fullmatch(r"\[?([^\[\]]+?)\]?:(\d{1,5})", text.strip())
+    if not found or not 0 < int(found.group(2)) < 65536:
+        raise ValueError(f"--external-target {text!r}: expected host:port")
+    return ExternalTarget(found.group(1), int(found.group(2)))
+
+
+def default_target(option: str | None, lab: bool) -> ExternalTarget | None:
+    """--external-target, else the lab's outside host when testing the lab, else none."""
+    if option:
+        return parse_target(option)
+    if lab:
+        return ExternalTarget(str(OUTSIDE_HOST_IP), OUTSIDE_HTTP_PORT)
+    return None
+
+
+def parse_ip_list(text: str | None) -> tuple[str, ...] | None:
+    """--expected-source-ips a,b -> ('a', 'b'); each must be an IP address."""
+    if not text:
+        return None
+    ips = tuple(part.strip() for part in text.split(",") if part.strip())
+    for ip in ips:
+        ip_address(ip)  # ValueError names the bad one
+    return ips
+
+
+_ROUTE_SRC = re.compile(r"\bsrc (\S+)")
+
+
+def route_source(ip_route_get: str) -> str | None:
+    """The source address in `ip -o route get X` output (pure)."""
+    found = _ROUTE_SRC.search(ip_route_get)
+    return found.group(1) if found else None
+
+
+class LocalExec:
+    """Run a probe command at the vantage point (a local process)."""
+
+    def __init__(self, vantage: Vantage):
+        self._vantage = vantage
+
+    def __call__(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        if self._vantage.unusable:
+            raise ProbeError(f"cannot probe from {self._vantage.name}: {self._vantage.unusable}")
+        argv = [*self._vantage.prefix, *command]
+        started = time.monotonic()
+        try:
+            done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
+        except FileNotFoundError as exc:
+            raise ProbeError(f"{argv[0]} is missing at {self._vantage.name}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ProbeError(f"{' '.join(argv)} still running after {timeout:.0f}s") from exc
+        return ExecResult(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+class RoutedExec:
+    """Pod sources go through the exec API, the vantage source runs locally."""
+
+    def __init__(self, pod_exec: ExecFn, vantage: Vantage):
+        self._pod_exec, self._local = pod_exec, LocalExec(vantage)
+
+    def __call__(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        if src.namespace == VANTAGE_NAMESPACE:
+            return self._local(src, command, timeout)
+        return self._pod_exec(src, command, timeout)

@@ -1,0 +1,28 @@
+"""NodePort from outside the cluster, through each node's IP, from the vantage point.
+
+externalTrafficPolicy Cluster answers on every node (the entry node forwards
+and SNATs). Local keeps the client's source IP and answers only on a node
+with a backend: a node without one must drop the connection.
+"""
+
+
+def test_node_port_external_cluster(outside):
+    service = outside.server_service
+    node = outside.entry_node
+    to = outside.node_port(service, node, "tcp")
+    outside.expect(outside.ask(outside.vantage, to, "hostname", answer=outside.server.name))
+
+
+def test_node_port_external_local(outside):
+    service = outside.service(f"server-{outside.placement.server.slug}-local")
+    node = outside.entry_node
+    seen = outside.ask(outside.vantage, outside.node_port(service, node, "tcp"), "clientip",
+                       source_ip=outside.vantage_address(node.ip))
+    outside.expect(seen)
+
+
+def test_node_port_external_local_no_backend(outside):
+    service = outside.service(f"server-{outside.placement.server.slug}-local")
+    node = outside.entry_node
+    outside.expect(outside.ask(outside.vantage, outside.node_port(service, node, "tcp"),
+                               "hostname"))

@@ -1,0 +1,189 @@
+"""Diagnosis decisions without a cluster: narrowing plans, conclusions, capture cases."""
+
+from packetwalk.diagnose import narrowing as nw
+from packetwalk.diagnose import packets as pk
+from packetwalk.diagnose.capture import sections
+from packetwalk.diagnose.conclusion import conclude, summarize
+from packetwalk.diagnose.policies import selects
+from packetwalk.placement import Node
+from packetwalk.probes import Target
+from packetwalk.workloads import Inventory, Pod, Service
+
+A, B = Node("pw-worker", "10.250.0.11", "pw-worker"), Node("pw-worker2", "10.250.0.12", "pw-worker2")
+
+
+def inventory() -> Inventory:
+    pods = {name: Pod(name, "pw-1", role, node, ip, port) for name, role, node, ip, port in (
+        ("client-pw-worker", "client", "pw-worker", "10.244.1.5", 8080),
+        ("client-pw-worker2", "client", "pw-worker2", "10.244.2.5", 8080),
+        ("server-pw-worker", "server", "pw-worker", "10.244.1.6", 8080),
+        ("server-pw-worker2", "server", "pw-worker2", "10.244.2.7", 8080),
+        ("host-pw-worker", "host", "pw-worker", "10.250.0.11", 18080),
+        ("host-pw-worker2", "host", "pw-worker2", "10.250.0.12", 18080))}
+    services = {
+        "server-pw-worker2": Service("server-pw-worker2", "pw-1", "10.96.12.7",
+                                     {"http": 80, "udp": 81}, {"http": 30080, "udp": 30081},
+                                     ("server-pw-worker2",)),
+        "servers": Service("servers", "pw-1", "10.96.12.8", {"http": 80, "udp": 81}, {},
+                           ("server-pw-worker", "server-pw-worker2"))}
+    return Inventory("1", "pw-1", "pw-1-peer", [A, B], "10.96.0.10", pods, services)
+
+
+def steps_for(to: Target, name: str | None = None, src: str = "client-pw-worker"):
+    inv = inventory()
+    return [(s.kind, s.change, s.src.name, s.to.ip, s.to.port)
+            for s in nw.plan(nw.Attempt(inv.pods[src], to, name), inv)]
+
+
+def test_a_failed_cluster_ip_is_narrowed_to_each_backend_and_the_node():
+    assert steps_for(Target("10.96.12.8", 81, "udp")) == [
+        (nw.POD_IP, "", "client-pw-worker", "10.244.1.6", 8081),
+        (nw.POD_IP, "", "client-pw-worker", "10.244.2.7", 8081),
+        (nw.CLUSTER_IP, nw.FROM_NODE, "host-pw-worker", "10.96.12.8", 81)]
+
+
+def test_a_failed_name_is_narrowed_to_its_cluster_ip_then_one_pod_ip():
+    assert steps_for(Target("servers", 53, "udp"), name="servers") == [
+        (nw.CLUSTER_IP, "", "client-pw-worker", "10.96.12.8", 80),
+        (nw.POD_IP, "", "client-pw-worker", "10.244.1.6", 8080)]
+
+
+def test_a_failed_node_port_is_narrowed_to_the_cluster_ip_and_backends():
+    steps = steps_for(Target("10.250.0.12", 30080, "tcp"))
+    assert steps[:2] == [(nw.CLUSTER_IP, "", "client-pw-worker", "10.96.12.7", 80),
+                         (nw.POD_IP, "", "client-pw-worker", "10.244.2.7", 8080)]
+
+
+def test_a_failed_cross_node_pod_ip_is_tried_same_node_both_ways_and_from_the_node():
+    assert steps_for(Target("10.244.2.7", 8080, "tcp")) == [
+        (nw.POD_IP, nw.SAME_NODE_CLIENT, "client-pw-worker2", "10.244.2.7", 8080),
+        (nw.POD_IP, nw.SAME_NODE_TARGET, "client-pw-worker", "10.244.1.6", 8080),
+        (nw.POD_IP, nw.FROM_NODE, "host-pw-worker", "10.244.2.7", 8080)]
+
+
+def test_a_node_is_not_tried_from_itself():
+    steps = steps_for(Target("10.244.2.7", 8080, "tcp"), src="host-pw-worker")
+    assert [s[:3] for s in steps] == [(nw.POD_IP, nw.SAME_NODE_CLIENT, "host-pw-worker2"),
+                                      (nw.POD_IP, nw.SAME_NODE_TARGET, "host-pw-worker")]
+
+
+def test_conclusions_name_what_the_narrowing_showed():
+    assert conclude(nw.CLUSTER_IP, [(nw.POD_IP, "", True), (nw.CLUSTER_IP, nw.FROM_NODE, False)],
+                    "w1").startswith("ClusterIP fails, pod IPs answer: Service translation on w1")
+    assert conclude(nw.CLUSTER_IP, [(nw.POD_IP, "", True), (nw.POD_IP, "", False)], "w1") == \
+        "ClusterIP fails, some pod IPs fail too: a backend is unreachable"
+    assert conclude(nw.NAME, [(nw.CLUSTER_IP, "", True), (nw.POD_IP, "", True)], "w1").startswith(
+        "name fails, ClusterIP answers")
+    assert conclude(nw.NODE_PORT, [(nw.CLUSTER_IP, "", True)], "w1").startswith(
+        "NodePort fails, ClusterIP answers")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SAME_NODE_CLIENT, True), (nw.POD_IP, nw.SAME_NODE_TARGET, True)],
+                    "w1").startswith("cross-node fails, same-node answers")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SAME_NODE_CLIENT, False)], "w1").startswith(
+        "fails from the target's own node too")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.FROM_NODE, True)], "w1").startswith(
+        "the pod fails, its node answers")
+    assert conclude(nw.POD_IP, [], "w1") == "the narrowing probes did not tell the layers apart"
+
+
+def test_summary_counts_each_conclusion_once():
+    entries = [{"verdict": "v1", "capture": "c"}, {"verdict": "v1", "capture": "c"},
+               {"verdict": "v2"}]
+    assert summarize(entries) == ["2 x v1 | capture: c", "1 x v2"]
+
+
+C, S = "10.244.1.5", "10.244.2.7"
+CV, CU = pk.Point("w1", "veth1", pk.CLIENT), pk.Point("w1", "eth0", pk.UPLINK)
+SU, SV = pk.Point("w2", "eth0", pk.UPLINK), pk.Point("w2", "veth2", pk.SERVER)
+SYN = f"1.000000 IP {C}.40000 > {S}.8080: Flags [S], seq 1, length 0"
+SYN_ACK = f"1.001000 IP {S}.8080 > {C}.40000: Flags [S.], seq 2, ack 2, length 0"
+
+
+def case(client="", uplinks="", server="", target=(S, 8080)):
+    captures = {CV: pk.parse_packets(client), CU: pk.parse_packets(uplinks),
+                SU: pk.parse_packets(uplinks), SV: pk.parse_packets(server)}
+    return pk.classify(captures, C, target, {S})
+
+
+def test_the_three_cases_and_the_good_one():
+    assert case(client=SYN, uplinks=SYN).case == pk.NEVER_SEEN
+    assert case(client=SYN, uplinks=SYN, server=SYN).case == pk.NO_ANSWER
+    assert case(client=SYN, uplinks=SYN, server=f"{SYN}\n{SYN_ACK}").case == pk.ANSWER_LOST
+    assert case(client=f"{SYN}\n{SYN_ACK}", server=f"{SYN}\n{SYN_ACK}").case == pk.ANSWERED
+    assert case(server=SYN).case == pk.NEVER_SENT
+
+
+def test_a_cluster_ip_flow_is_followed_through_dnat_by_the_client_port():
+    to_vip = f"1.000000 IP {C}.40000 > 10.96.12.7.80: Flags [S], seq 1, length 0"
+    finding = case(client=to_vip, server=f"{SYN}\n{SYN_ACK}", target=("10.96.12.7", 80))
+    assert finding.case == pk.ANSWER_LOST and finding.ports == {40000}
+    assert "answer seen at: w2 veth2 (server)" in finding.path
+
+
+def test_decoded_lines_keep_only_the_clients_flows_in_time_order():
+    probe = f"0.500000 IP 10.244.1.1.5555 > {C}.8080: Flags [S], seq 9, length 0"  # kubelet
+    captures = {CV: pk.parse_packets(f"{probe}\n{SYN}"), SV: pk.parse_packets(SYN_ACK)}
+    assert pk.decoded(captures, C, frozenset({40000})) == [
+        f"+  0.000s w1 veth1 (client): IP {C}.40000 > {S}.8080: Flags [S], seq 1, length 0",
+        (f"+  0.001s w2 veth2 (server): IP {S}.8080 > {C}.40000: Flags [S.], seq 2, ack 2, "
+         "length 0")]
+
+
+def test_the_pods_veth_and_the_uplink_are_found_from_ip_output():
+    links = ("1: lo: <LOOPBACK,UP> mtu 65536\n2: eth0@if61: <BROADCAST> mtu 1500\n"
+             "22: vethafdcd2f5@if2: <BROADCAST,UP> mtu 1500 master cni0")
+    assert pk.veth_of(links, 22) == "vethafdcd2f5" and pk.veth_of(links, 23) is None
+    assert pk.route_dev("10.250.0.12 dev eth0 src 10.250.0.11 uid 0 \\    cache ") == "eth0"
+
+
+def test_conntrack_tells_whether_the_service_was_translated():
+    untranslated = ("tcp 6 102 SYN_SENT src=10.244.1.5 dst=10.96.1.2 sport=5 dport=80 "
+                    "[UNREPLIED] src=10.96.1.2 dst=10.250.0.11 sport=80 dport=5 mark=0 use=1")
+    translated = ("tcp 6 90 TIME_WAIT src=10.244.1.5 dst=10.96.1.2 sport=6 dport=80 "
+                  "src=10.244.2.7 dst=10.244.1.5 sport=8080 dport=6 [ASSURED] mark=0 use=1")
+    assert "none translated" in pk.conntrack_summary(untranslated, "10.96.1.2")
+    assert "translated to 10.244.2.7" in pk.conntrack_summary(translated, "10.96.1.2")
+    assert pk.conntrack_summary("", "10.96.1.2") == "no conntrack entry for 10.96.1.2"
+
+
+def test_policy_selectors_match_labels_and_expressions():
+    labels = {"packetwalk.io/role": "server", "app": "x"}
+    assert selects({}, labels)
+    assert selects({"matchLabels": {"packetwalk.io/role": "server"}}, labels)
+    assert not selects({"matchLabels": {"packetwalk.io/role": "policy-server"}}, labels)
+    assert selects({"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]},
+                   labels)
+    assert not selects({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]},
+                       labels)
+
+
+def test_the_stop_scripts_output_splits_at_its_markers():
+    text = "@@ decode veth1\nline a\nline b\n@@ pcap veth1\nQUJD\n"
+    assert sections(text) == {("decode", "veth1"): "line a\nline b", ("pcap", "veth1"): "QUJD"}
+
+
+def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
+    import json
+
+    import pytest
+
+    from packetwalk.diagnose.diagnoser import Diagnoser
+    from packetwalk.hops import HOPS
+    from packetwalk.placement import build_placements
+    from packetwalk.probes import ExecResult, Prober
+    from packetwalk.walk import HopFailure, Walk
+
+    def fake_exec(src, command, timeout):  # the ClusterIP times out, pod IPs answer
+        if "10.96.12.7" in command[-1]:
+            return ExecResult(0, json.dumps({"errors": ["i/o timeout"]}), "", 5.0)
+        return ExecResult(0, json.dumps({"responses": ["server-pw-worker2"]}), "", 0.1)
+
+    notes = []
+    inv, prober = inventory(), Prober(fake_exec)
+    walk = Walk(inv, prober, HOPS["cluster_ip"], build_placements([A, B])["cross-node"], None,
+                "udp", [].append, {}, Diagnoser(inv, prober, None, notes.append, "t"))
+    seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname")
+    with pytest.raises(HopFailure) as failure:
+        walk.expect(seen)
+    assert "Narrowed down: ClusterIP fails, pod IPs answer" in str(failure.value)
+    assert "pod IP 10.244.2.7:8081/udp from client-pw-worker: OK" in str(failure.value)
+    assert notes[0]["verdict"].startswith("ClusterIP fails, pod IPs answer")

@@ -1,0 +1,129 @@
+"""The report's pure parts: results folding and JSON, baseline diff, matrix, SVG, JUnit."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from packetwalk.report import baseline, junit, results
+from packetwalk.report.html import matrix_table
+from packetwalk.report.matrix import ANY, build
+from packetwalk.report.svg import RED, path_svg, stations
+
+
+def result(test_id, outcome, hop="pod_ip", placement="same-node", cls=None, latency=0.1,
+           reason=""):
+    return results.TestResult(test_id, outcome, cls or results.class_of(outcome, []), latency,
+                              hop=hop, placement=placement, reason=reason)
+
+
+@pytest.mark.parametrize("phases, outcome", [
+    ([("setup", "passed"), ("call", "passed"), ("teardown", "passed")], "passed"),
+    ([("setup", "passed"), ("call", "failed"), ("teardown", "passed")], "failed"),
+    ([("setup", "failed"), ("teardown", "passed")], "error"),
+    ([("setup", "skipped"), ("teardown", "passed")], "skipped"),
+    ([("setup", "passed"), ("call", "passed"), ("teardown", "failed")], "error"),
+])
+def test_fold_outcome(phases, outcome):
+    assert results.fold_outcome(phases) == outcome
+
+
+def test_result_from_reports_keeps_class_latency_and_extras():
+    record = {"hop": "cluster_ip", "cls": "REFUSED", "ok": False, "seconds": 0.25}
+    props = [("hop", "cluster_ip"), ("layer", "Service"), ("placement", "cross-node"),
+             ("packetwalk", {**record, "cls": "OK", "ok": True, "seconds": 0.5}),
+             ("packetwalk", record), ("diagnosis", {"step": "PodIP works"}),
+             ("diagnosis", {"step": "PodIP works"})]
+    got = results.from_reports("t::x[cross-node-tcp]", [("setup", "passed"),
+                                                       ("call", "failed")], props, "boom")
+    assert (got.outcome, got.cls, got.latency) == ("failed", "REFUSED", 0.75)
+    assert (got.hop, got.placement) == ("cluster_ip", "cross-node")
+    assert got.extras == [("diagnosis", {"step": "PodIP works"})]  # duplicates from phases
+
+
+def test_results_json_round_trip(tmp_path: Path):
+    path = tmp_path / "out" / "run.json"
+    results.write(path, "abc123", [result("b", "failed", cls="TIMEOUT"), result("a", "passed")])
+    data = json.loads(path.read_text())
+    assert [t["id"] for t in data["tests"]] == ["a", "b"]
+    assert data["tests"][1] == {"id": "b", "outcome": "failed", "class": "TIMEOUT",
+                                "latency": 0.1, "hop": "pod_ip", "placement": "same-node",
+                                "layer": None}
+    assert set(results.load(path.read_text())) == {"a", "b"}
+
+
+def test_load_refuses_other_files():
+    with pytest.raises(ValueError, match="not a packetwalk results file"):
+        results.load('{"tests": []}')
+
+
+def entry(outcome, latency=0.1, cls=None):
+    return {"outcome": outcome, "class": cls or ("OK" if outcome == "passed" else "TIMEOUT"),
+            "latency": latency}
+
+
+def test_baseline_diff():
+    before = {"new": entry("passed"), "fixed": entry("failed"), "slow": entry("passed", 0.1),
+              "jitter": entry("passed", 0.01), "gone": entry("passed"),
+              "still": entry("failed")}
+    now = {"new": entry("failed"), "fixed": entry("passed"), "slow": entry("passed", 3.1),
+           "jitter": entry("passed", 0.05), "still": entry("failed"),
+           "added": entry("error", cls="ERROR")}
+    diff = baseline.compare(before, now)
+    assert diff.new_failures == [("added", "absent", "error"),
+                                 ("new", "passed", "failed TIMEOUT")]
+    assert diff.fixed == [("fixed", "failed TIMEOUT")]
+    assert diff.slower == [("slow", 0.1, 3.1)]
+    assert diff.missing == ["gone"]
+    assert "new failure: new (passed -> failed TIMEOUT)" in diff.lines()
+
+
+def test_baseline_same_run_has_no_difference():
+    run = {"a": entry("passed"), "b": entry("failed")}
+    diff = baseline.compare(run, run)
+    assert diff.empty and diff.lines() == ["no difference"]
+
+
+def test_matrix_cells_and_columns():
+    matrix = build([
+        result("x[same-node-tcp]", "passed"), result("x[same-node-udp]", "failed"),
+        result("x[cross-node-tcp]", "passed", placement="cross-node"),
+        result("lb", "skipped", hop="load_balancer", placement=None, reason="no LB offered"),
+        result("plain", "passed", hop=None),
+    ])
+    assert matrix.columns == ["same-node", "cross-node", ANY]
+    assert matrix.rows == ["pod_ip", "load_balancer"]
+    assert matrix.cell("pod_ip", "same-node").state == "failed"
+    assert matrix.cell("pod_ip", "cross-node").state == "passed"
+    skipped = matrix.cell("load_balancer", ANY)
+    assert skipped.state == "skipped"
+    assert skipped.explain() == ["lb: skipped (no LB offered)"]
+    table = matrix_table(matrix)
+    assert 'title="lb: skipped (no LB offered)"' in table  # the hover text
+    assert "<details><summary>skipped 0/1</summary>" in table  # the click
+
+
+def test_svg_marks_the_hops_station_red_only_when_failed():
+    record = {"src_pod": "client-a", "client_node": "w1", "server_node": "w1",
+              "dst": "10.96.0.5:8080/tcp"}
+    boxes, focus = stations("cluster_ip", record)
+    assert [title for title, _ in boxes] == ["client pod", "node", "Service", "node",
+                                             "server pod"]
+    assert boxes[focus] == ("Service", "10.96.0.5:8080/tcp")
+    assert RED in path_svg("cluster_ip", record, failed=True)
+    assert RED not in path_svg("cluster_ip", record, failed=False)
+
+
+def test_svg_merges_a_repeated_node_unless_it_is_the_hops_station():
+    boxes, _ = stations("pod_ip", {"client_node": "w1", "server_node": "w1"})
+    assert [title for title, _ in boxes] == ["client pod", "node", "node", "server pod"]
+    boxes, _ = stations("source_ip_pod_ip", {"client_node": "w1", "server_node": "w1"})
+    assert [title for title, _ in boxes] == ["client pod", "node", "server pod"]
+
+
+def test_junit_properties():
+    assert junit.properties("test_cluster_ip", {"placement": "cross-node",
+                                                "protocol": "udp"}) == [
+        ("hop", "cluster_ip"), ("layer", "Service translation (ClusterIP)"),
+        ("placement", "cross-node"), ("protocol", "udp")]
+    assert junit.properties("test_something_else", {}) == []
