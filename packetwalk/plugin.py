@@ -113,6 +113,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave the run's namespaces in place for debugging")
     group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
                     help="how long the run's pods may take to become Ready")
+    group.addoption("--no-diagnose", action="store_true",
+                    help="report failures as observed, without the narrowing probes (faster when "
+                         "many hops fail, e.g. in the self-check)")
     group.addoption("--capture-packets", action="store_true",
                     help="when a hop fails, tcpdump at the client's and the server's node "
                          "while the probe is retried (needs privileged hostNetwork pods); "

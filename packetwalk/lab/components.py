@@ -173,7 +173,7 @@ def kube_router(node: t.Node) -> list[str]:
     ]
 
 
-def cni_conflist(pod_cidr: str, mtu: int = 1500) -> str:
+def cni_conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
     return json.dumps({
         "cniVersion": "1.0.0",
         "name": "packetwalk",
@@ -181,7 +181,7 @@ def cni_conflist(pod_cidr: str, mtu: int = 1500) -> str:
             {
                 "type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
                 # Lets a pod reach itself through its own Service (kubenet's hairpin-veth).
-                "hairpinMode": True, "mtu": mtu,
+                "hairpinMode": hairpin, "mtu": mtu,
                 "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]],
                          "routes": [{"dst": "0.0.0.0/0"}]},
             },

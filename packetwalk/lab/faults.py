@@ -147,17 +147,21 @@ def _unblock_nodeports(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- udp-dropped
 
-UDP_DROP = ["FORWARD", "-p", "udp", "-s", str(t.POD_CIDR), "-j", "DROP"]
+# mangle PREROUTING: before kube-router's filter chains (which accept policy-allowed
+# pod traffic ahead of anything in FORWARD) and before the node's INPUT.
+UDP_DROP = ["-t", "mangle", "PREROUTING", "-p", "udp", "-s", str(t.POD_CIDR), "-j", "DROP"]
 
 
 def _drop_udp(state: State, node: t.Node) -> None:
+    table, mangle, chain, *rule = UDP_DROP
     for n in cluster.node_list(state.workers):
-        _ipt(n.name, "-I", *UDP_DROP)
+        _ipt(n.name, table, mangle, "-I", chain, *rule)
 
 
 def _pass_udp(state: State, node: t.Node) -> None:
+    table, mangle, chain, *rule = UDP_DROP
     for n in cluster.node_list(state.workers):
-        while _ipt_ok(n.name, "-D", *UDP_DROP):
+        while _ipt_ok(n.name, table, mangle, "-D", chain, *rule):
             pass
 
 
@@ -186,7 +190,12 @@ def _mtu_back(state: State, node: t.Node) -> None:
 # ---------------------------------------------------------------- hairpin-off
 
 def _hairpin(state: State, on: bool) -> None:
+    """The CNI config without hairpinMode, as on a cluster set up that way: new pods
+    get it too. Existing pods' bridge ports are switched the same way."""
+    cidrs = cluster.pod_cidrs()
     for n in cluster.node_list(state.workers):
+        conflist = components.paths.node_dir(n.name) / "root/etc/cni/net.d/10-packetwalk.conflist"
+        conflist.write_text(components.cni_conflist(cidrs[n.name], hairpin=on))
         for line in network.ip("-o", "link", "show", "master", "cni0", ns=n.name, check=False).splitlines():
             port = line.split(":")[1].strip().split("@")[0]
             run(["nsenter", f"--net=/run/netns/{n.name}", "bridge", "link", "set", "dev", port,

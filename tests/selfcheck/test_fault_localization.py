@@ -4,6 +4,9 @@ layer, and after `heal` the same slice is green again.
 The expected sets are data beside the fault catalogue (packetwalk/lab/faults_expected.py).
 """
 
+import subprocess
+import sys
+
 import pytest
 
 from packetwalk.lab import faults
@@ -17,7 +20,7 @@ def test_fault_is_localized(lab, tmp_path, name):
     expected = EXPECTED[name]
     faults.inject(name, expected.node)
     try:
-        broken = run_suites(tmp_path / "broken", *SUITES)
+        broken = run_suites(tmp_path / "broken", *SUITES, extra=("--no-diagnose",))
     finally:
         faults.heal()
     assert not broken.errors, f"{name}: broken probes, not network verdicts: {sorted(broken.errors)}"
@@ -32,5 +35,12 @@ def test_fault_is_localized(lab, tmp_path, name):
         f"{name}: still red after heal: {sorted(healed.failed | healed.errors)}")
 
 
-def test_every_fault_has_expectations():
-    assert set(EXPECTED) == set(faults.FAULTS)
+def test_expectations_name_real_faults_and_real_ids(lab):
+    """Stale data would make the self-check vacuous: every fault and id must exist."""
+    r = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "--collect-only", "-q",
+                        "-p", "no:cacheprovider"], capture_output=True, text=True, check=False)
+    collected = {line.split("::")[-1] for line in r.stdout.splitlines() if "::" in line}
+    assert collected, r.stdout + r.stderr
+    for name, expected in EXPECTED.items():
+        assert name in faults.FAULTS
+        assert expected.failing <= collected, f"{name}: unknown ids {sorted(expected.failing - collected)}"

@@ -1,0 +1,83 @@
+"""What the suites must report for each lab fault: the exact set of failing ids,
+and the words the verdict must contain. Data, read by tests/selfcheck.
+
+Placements on the lab: the client is on pw-worker; same-node servers are on
+pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the control plane.
+A fault's set holds the hop it breaks and the hops that need that hop (DNS
+through the kube-dns Service, policy cases that resolve names); every other
+id must pass.
+"""
+
+from dataclasses import dataclass
+
+SUITES = ("suites",)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    node: str | None  # --node for per-node faults
+    failing: frozenset[str]
+    verdict: str  # a phrase the run's verdict must contain
+    slice: str  # -k expression that re-checks the broken hops after heal
+
+
+def ids(test: str, *params: str) -> set[str]:
+    return {f"{test}[{p}]" for p in params} if params else {test}
+
+
+BOTH = ("same-node-tcp", "same-node-udp", "cross-node-tcp", "cross-node-udp")
+DNS_IDS = (ids("test_dns_service_name", *(f"{form}-{t}" for form in ("short", "namespace", "fqdn")
+                                          for t in ("udp", "tcp")))
+           | ids("test_dns_headless", "udp", "tcp") | ids("test_dns_connect_by_name", "tcp", "udp"))
+# Policy cases whose cells resolve a name (deny-egress also checks that DNS is blocked
+# for client-b, and first that it works).
+POLICY_NEEDING_DNS = ids("test_network_policy", "deny-egress", "egress-only-dns")
+
+EXPECTED = {
+    "dns-down": Expectation(
+        None, frozenset(DNS_IDS | POLICY_NEEDING_DNS), "cluster DNS is broken", "dns or policy"),
+    # On the client's node: every Service path from the client breaks, DNS with it
+    # (it is a Service too), and NodePorts that enter through that node.
+    "kube-proxy-broken": Expectation(
+        "pw-worker",
+        frozenset(ids("test_cluster_ip", *BOTH)
+                  | ids("test_cluster_ip_every_backend", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_source_ip_via_cluster_ip", *BOTH)
+                  | ids("test_hairpin", "tcp", "udp")
+                  | ids("test_node_port_on_server_node", "same-node-tcp", "same-node-udp")
+                  | ids("test_node_port_on_other_node", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_node_port_external_cluster", "same-node", "cross-node")
+                  | ids("test_node_port_external_local", "same-node")
+                  | DNS_IDS | POLICY_NEEDING_DNS
+                  | ids("test_network_policy", "default-deny-ingress",
+                        "removing-policy-restores-traffic")),
+        "Service translation (ClusterIP) is broken", "cluster_ip or dns or hairpin or node_port"),
+    # pw-worker2 blocks NodePorts: what enters through it fails; east-west enters
+    # through it from pw-worker's pods; the outside enters through pw-worker.
+    "nodeport-blocked": Expectation(
+        "pw-worker2",
+        frozenset(ids("test_node_port_on_other_node", "same-node-tcp", "same-node-udp")
+                  | ids("test_node_port_on_server_node", "cross-node-tcp", "cross-node-udp")),
+        "NodePort is broken", "node_port"),
+    # Other nodes lose the route to pw-worker2's pods: every path into them breaks,
+    # same-node paths and everything on pw-worker still work.
+    "cross-node-route": Expectation(
+        "pw-worker2",
+        frozenset(ids("test_pod_ip", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_source_ip_via_pod_ip", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_source_ip_via_cluster_ip", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_mtu", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_node_to_pod", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_cluster_ip", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_cluster_ip_every_backend", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_node_port_on_other_node", "cross-node-tcp", "cross-node-udp")
+                  | ids("test_node_port_external_cluster", "cross-node")
+                  # The policy server lives on pw-worker2.
+                  | ids("test_network_policy", "default-deny-ingress", "allow-by-pod-selector",
+                        "allow-by-namespace-selector", "allow-one-port", "deny-egress",
+                        "egress-only-dns", "removing-policy-restores-traffic")),
+        "pod network (PodIP) is broken across nodes only", "cross-node or policy"),
+    "egress-masquerade": Expectation(
+        None, frozenset(ids("test_egress_nat", "same-node", "cross-node")),
+        "egress NAT is broken", "egress"),
+}
