@@ -1,7 +1,6 @@
 """Bring the lab up and down: the order of things and the waits between them."""
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -13,7 +12,7 @@ from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_
 from . import build, cgroups, components, images, network, nodes, paths, pki, preflight, versions
 from . import topology as t
 from .errors import LabError
-from .processes import check_running, enter, run, start, stop
+from .processes import alive, check_running, enter, in_netns, run, start, stop
 from .state import State, load
 
 Log = Callable[[str], None]
@@ -88,7 +87,7 @@ def up(workers: int = 2, log: Log = print) -> None:
     # starts before its node has a pod CIDR.
     for n in lab_nodes:
         start(state, n.name, "kube-router", components.kube_router(n))
-    _addons(lab_nodes, log)
+    _addons()
     _outside_server(state)
     _wait_healthy(lab_nodes)
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
@@ -98,7 +97,6 @@ def up(workers: int = 2, log: Log = print) -> None:
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
     pki.ensure()
-    Path(components.admin_kubeconfig()).write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
     paths.KUBECONFIG.write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
     network.make_bridge()
     network.host_routes()
@@ -173,7 +171,7 @@ def _pod_networks(lab_nodes: list[t.Node]) -> dict[str, str]:
     return cidrs
 
 
-def _addons(lab_nodes: list[t.Node], log: Log) -> None:
+def _addons() -> None:
     kubectl("apply", "-f", str(paths.LAB_MANIFESTS / "coredns.yaml"))
 
 
@@ -194,7 +192,7 @@ def _nodes_ready() -> bool:
 
 def dns_answers(node: str) -> bool:
     """CoreDNS answers through the kube-dns Service, as seen from a node."""
-    out = run(["nsenter", f"--net=/run/netns/{node}", "dig", "+short", "+time=2", "+tries=1",
+    out = run(in_netns(node) + ["dig", "+short", "+time=2", "+tries=1",
                f"@{t.DNS_SERVICE_IP}", f"kubernetes.default.svc.{t.CLUSTER_DOMAIN}"], "dig", check=False)
     return out.strip() == str(t.KUBERNETES_SERVICE_IP)
 
@@ -206,7 +204,6 @@ def _wait_healthy(lab_nodes: list[t.Node]) -> None:
 
 
 def healthy(state: State) -> bool:
-    from .processes import alive
     try:
         return (all(alive(p) for p in state.procs) and _nodes_ready()
                 and all(dns_answers(n.name) for n in node_list(state.workers)))
@@ -259,7 +256,6 @@ def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
-    from .processes import alive
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
              f"CoreDNS {versions.COREDNS}, kube-router {versions.KUBE_ROUTER}"), "", "components:"]
     for p in state.procs:
@@ -273,6 +269,3 @@ def status() -> str:
     lines += ["", f"kubeconfig: {paths.KUBECONFIG}"]
     return "\n".join(lines)
 
-
-def is_root() -> bool:
-    return os.geteuid() == 0

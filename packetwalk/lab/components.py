@@ -18,7 +18,8 @@ def pki(name: str) -> str:
 
 
 def admin_kubeconfig() -> str:
-    return str(paths.RUN_DIR / "admin.kubeconfig")
+    # The same file the user gets: the lab's components share its system:masters identity.
+    return str(paths.KUBECONFIG)
 
 
 def env() -> dict[str, str]:

@@ -11,10 +11,10 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import cluster, components, network
+from . import cluster, components, network, paths
 from . import topology as t
 from .errors import LabError
-from .processes import enter, run, start, stop
+from .processes import enter, in_netns, run, start, stop
 from .state import State, load
 
 NODEPORTS = "30000:32767"
@@ -31,12 +31,11 @@ class Fault:
 
 
 def _ipt(node: str, *args: str, check: bool = True) -> str:
-    return run(["nsenter", f"--net=/run/netns/{node}", "iptables", "-w", *args], f"iptables on {node}",
-               check=check)
+    return run(in_netns(node) + ["iptables", "-w", *args], f"iptables on {node}", check=check)
 
 
 def _ipt_ok(node: str, *args: str) -> bool:
-    argv = ["nsenter", f"--net=/run/netns/{node}", "iptables", "-w", *args]
+    argv = in_netns(node) + ["iptables", "-w", *args]
     return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
@@ -67,7 +66,7 @@ def _kube_proxy_broken(state: State, node: t.Node) -> None:
     _stop_component(state, "kube-proxy", node.name)
     # What `kube-proxy --cleanup` does on a real node: remove every KUBE- chain.
     run(enter(node.name) + [str(components.BIN / "kube"), "kube-proxy", "--cleanup",
-                            f"--config={components.paths.node_dir(node.name) / 'kube-proxy.yaml'}"],
+                            f"--config={paths.node_dir(node.name) / 'kube-proxy.yaml'}"],
         f"kube-proxy --cleanup on {node.name}", check=False)
 
 
@@ -113,12 +112,12 @@ def _enforcer_down(state: State, node: t.Node) -> None:
         # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
         saved = _ipt_save(n.name)
         kept = [line for line in saved.splitlines() if not any(c in line for c in KUBE_ROUTER_CHAINS)]
-        subprocess.run(["nsenter", f"--net=/run/netns/{n.name}", "iptables-restore", "-w"],
+        subprocess.run(in_netns(n.name) + ["iptables-restore", "-w"],
                        input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
 
 
 def _ipt_save(node: str) -> str:
-    return run(["nsenter", f"--net=/run/netns/{node}", "iptables-save", "-t", "filter"], "iptables-save")
+    return run(in_netns(node) + ["iptables-save", "-t", "filter"], "iptables-save")
 
 
 def _enforcer_up(state: State, node: t.Node) -> None:
@@ -194,11 +193,11 @@ def _hairpin(state: State, on: bool) -> None:
     get it too. Existing pods' bridge ports are switched the same way."""
     cidrs = cluster.pod_cidrs()
     for n in cluster.node_list(state.workers):
-        conflist = components.paths.node_dir(n.name) / "root/etc/cni/net.d/10-packetwalk.conflist"
+        conflist = paths.node_dir(n.name) / "root/etc/cni/net.d/10-packetwalk.conflist"
         conflist.write_text(components.cni_conflist(cidrs[n.name], hairpin=on))
         for line in network.ip("-o", "link", "show", "master", "cni0", ns=n.name, check=False).splitlines():
             port = line.split(":")[1].strip().split("@")[0]
-            run(["nsenter", f"--net=/run/netns/{n.name}", "bridge", "link", "set", "dev", port,
+            run(in_netns(n.name) + ["bridge", "link", "set", "dev", port,
                  "hairpin", "on" if on else "off"], f"hairpin on {n.name}/{port}")
 
 

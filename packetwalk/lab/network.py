@@ -10,7 +10,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from . import topology as t
-from .processes import run
+from .processes import in_netns, run
 
 NETNS = Path("/run/netns")
 
@@ -25,7 +25,7 @@ def exists(name: str) -> bool:
 
 
 def sysctl(ns: str, key: str, value: str) -> None:
-    run(["nsenter", f"--net=/run/netns/{ns}", "sysctl", "-qw", f"{key}={value}"], f"sysctl {key} in {ns}")
+    run(in_netns(ns) + ["sysctl", "-qw", f"{key}={value}"], f"sysctl {key} in {ns}")
 
 
 def make_bridge() -> None:
@@ -67,7 +67,7 @@ def make_node(node: t.Node) -> None:
 
 def masquerade_to_outside(ns: str) -> None:
     """Pods leaving the cluster appear as the node, as on a cloud VM with a NAT gateway."""
-    ipt = ["nsenter", f"--net=/run/netns/{ns}", "iptables", "-w", "-t", "nat"]
+    ipt = in_netns(ns) + ["iptables", "-w", "-t", "nat"]
     if run(ipt + ["-S", "PW-MASQ"], "iptables", check=False) == "":
         run(ipt + ["-N", "PW-MASQ"], "iptables -N PW-MASQ")
     if "-j PW-MASQ" not in run(ipt + ["-S", "POSTROUTING"], "iptables"):

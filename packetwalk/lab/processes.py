@@ -31,6 +31,11 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def in_netns(ns: str) -> list[str]:
+    """The prefix that runs a command in a lab network namespace only (host filesystem)."""
+    return ["nsenter", f"--net=/run/netns/{ns}", "--"]
+
+
 def enter(node: str) -> list[str]:
     """The nsenter prefix that runs a command as if on the node."""
     ns = paths.NS_DIR
@@ -43,7 +48,7 @@ def enter(node: str) -> list[str]:
 def start(state: State, node: str, name: str, argv: list[str], netns_only: bool = False) -> Proc:
     paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = paths.LOG_DIR / f"{node}-{name}.log"
-    prefix = ["nsenter", f"--net=/run/netns/{node}", "--"] if netns_only else enter(node)
+    prefix = in_netns(node) if netns_only else enter(node)
     group = f"{cgroups.node_path(node)}/lab"
     cgroups.ensure(group)
 

@@ -13,6 +13,16 @@ from packetwalk.lab.errors import LabError
 
 NS = "pw-labtest"
 
+# Ingress deny for every pod of the namespace: the baseline the policy tests start from.
+DENY_ALL = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+"""
+
 
 def pytest_collection_modifyitems(items):
     # The teardown test takes the lab down and up again; it runs last.

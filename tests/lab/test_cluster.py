@@ -4,7 +4,7 @@ import json
 
 from packetwalk.lab import topology, versions
 
-from .conftest import NS, eventually, exec_in, kubectl, kubectl_json
+from .conftest import DENY_ALL, NS, eventually, exec_in, kubectl, kubectl_json
 
 
 def test_every_node_ready_at_pinned_version(lab):
@@ -61,14 +61,6 @@ def test_service_name_resolves_through_coredns(selftest):
     assert ok, out
 
 
-DENY_ALL = """
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-all}
-spec:
-  podSelector: {}
-  policyTypes: [Ingress]
-"""
 ALLOW_B = """
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

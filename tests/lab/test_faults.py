@@ -11,7 +11,7 @@ import pytest
 
 from packetwalk.lab import faults, state, topology
 
-from .conftest import NS, eventually, exec_in, kubectl, kubectl_json
+from .conftest import DENY_ALL, NS, eventually, exec_in, kubectl, kubectl_json
 
 
 def cluster_ip():
@@ -60,10 +60,6 @@ def probes(st):
         "hairpin-off": (None, lambda: exec_in("server-a", "curl", "-s", "-m", "2",
                                               f"http://{cluster_ip()}/hostname")[1] == "server-a"),
     }
-
-
-DENY_ALL = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all}\n" \
-           "spec: {podSelector: {}, policyTypes: [Ingress]}\n"
 
 
 @pytest.mark.parametrize("name", list(faults.FAULTS))
