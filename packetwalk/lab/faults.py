@@ -128,8 +128,12 @@ def _enforcer_up(state: State, node: t.Node) -> None:
 # ---------------------------------------------------------------- nodeport-blocked
 
 def _nodeport_rules(node: str) -> list[list[str]]:
-    # In raw PREROUTING, before kube-proxy's DNAT: a firewall in front of the node.
-    return [["-t", "raw", "PREROUTING", "-p", proto, "--dport", NODEPORTS, "-j", "DROP"]
+    # A stateful firewall in front of the node, in mangle PREROUTING (before
+    # kube-proxy's DNAT): only NEW flows to the node's own addresses. Matching
+    # the port alone also dropped answers whose masqueraded (--random-fully)
+    # source port happened to fall in the NodePort range: a flaky false failure.
+    return [["-t", "mangle", "PREROUTING", "-p", proto, "--dport", NODEPORTS,
+             "-m", "addrtype", "--dst-type", "LOCAL", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]
             for proto in ("tcp", "udp")]
 
 
@@ -166,7 +170,9 @@ def _pass_udp(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- mtu-mismatch
 
-FRAG_NEEDED_DROP = ["OUTPUT", "-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
+# raw OUTPUT: the node's own ICMP errors are RELATED traffic, and kube-router's
+# filter OUTPUT chain (always first) accepts them before any filter rule of ours.
+FRAG_NEEDED_DROP = ["-t", "raw", "OUTPUT", "-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
 
 
 def _mtu_small(state: State, node: t.Node) -> None:
@@ -176,13 +182,13 @@ def _mtu_small(state: State, node: t.Node) -> None:
     # eth0's MTU. Pod packets above it, with DF set, vanish without a word.
     for n in cluster.node_list(state.workers):
         network.ip("link", "set", "eth0", "mtu", str(SMALL_MTU), ns=n.name)
-        _ipt(n.name, "-I", *FRAG_NEEDED_DROP)
+        _ipt(n.name, *FRAG_NEEDED_DROP[:2], "-I", *FRAG_NEEDED_DROP[2:])
 
 
 def _mtu_back(state: State, node: t.Node) -> None:
     for n in cluster.node_list(state.workers):
         network.ip("link", "set", "eth0", "mtu", "1500", ns=n.name)
-        while _ipt_ok(n.name, "-D", *FRAG_NEEDED_DROP):
+        while _ipt_ok(n.name, *FRAG_NEEDED_DROP[:2], "-D", *FRAG_NEEDED_DROP[2:]):
             pass
 
 

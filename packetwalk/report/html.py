@@ -6,6 +6,7 @@ page as HTML (the summary prefix and each test's log area).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from packetwalk.report.baseline import Diff
@@ -64,13 +65,21 @@ def baseline_block(diff: Diff, path: str) -> str:
     return f'<h3>Compared with {escape(path)}</h3><ul id="pw-baseline">{items}</ul>'
 
 
-def _value(value: object) -> str:
-    """A key-value table for a dict, a <pre> for anything else."""
-    if isinstance(value, dict):
-        rows = "".join(f"<tr><td>{escape(str(k))}</td><td><pre>{escape(str(v))}</pre></td></tr>"
-                       for k, v in value.items())
-        return f'<table class="pw-evidence">{rows}</table>'
+def _pre(value: object) -> str:
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value)
     return f"<pre>{escape(str(value))}</pre>"
+
+
+def _value(value: object, link: Callable[[str], str]) -> str:
+    """A key-value table for a dict, a <pre> for anything else; "pcaps" become links."""
+    if isinstance(value, dict):
+        rows = "".join(
+            f"<tr><td>{escape(str(k))}</td><td>"
+            f"{'<br>'.join(link(p) for p in v) if k == 'pcaps' else _pre(v)}</td></tr>"
+            for k, v in value.items())
+        return f'<table class="pw-evidence">{rows}</table>'
+    return _pre(value)
 
 
 EVIDENCE_FIELDS = (("probe", "probe"), ("cls", "class"), ("src_pod", "source pod"),
@@ -85,8 +94,9 @@ def evidence(record: dict) -> str:
     return f'<table class="pw-evidence">{rows}</table>'
 
 
-def test_detail(result: TestResult) -> str:
-    """The path SVG, every observation's evidence, and extras (diagnosis, pod events)."""
+def test_detail(result: TestResult, link: Callable[[str], str] = escape) -> str:
+    """The path SVG, every observation's evidence, and extras (diagnosis, pod events).
+    `link` turns a pcap's path into HTML (attachments.pcap_link embeds the file)."""
     parts = []
     if result.hop:
         failing = next((r for r in result.records if not r.get("ok", True)), None)
@@ -96,5 +106,5 @@ def test_detail(result: TestResult) -> str:
                  f"<b>{escape(result.cls)}</b></div>")
     parts += [evidence(record) for record in result.records]
     for key, value in result.extras:
-        parts.append(f'<div class="pw-extra"><b>{escape(key)}</b>{_value(value)}</div>')
+        parts.append(f'<div class="pw-extra"><b>{escape(key)}</b>{_value(value, link)}</div>')
     return f'<div class="pw-detail">{"".join(parts)}</div>'

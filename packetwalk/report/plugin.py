@@ -16,7 +16,7 @@ from kubernetes.client import ApiClient
 
 from packetwalk import verdict
 from packetwalk.probes import ProbeError
-from packetwalk.report import baseline, facts, html, junit, podevents, results
+from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
 from packetwalk.workloads import WorkloadError
@@ -156,7 +156,7 @@ class Collector:
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list) -> None:
         """The test's detail, once: on its call report, or on the setup that ended it."""
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            data.insert(0, html.test_detail(self._result(report.nodeid)))
+            data.insert(0, html.test_detail(self._result(report.nodeid), attachments.pcap_link))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.json_path is None and self.diff is None:
