@@ -64,7 +64,9 @@ class PodExec:
         start = time.monotonic()
         where = f"{src.namespace}/{src.pod}"
         try:
-            ws = stream(api.connect_get_namespaced_pod_exec, src.pod, src.namespace,
+            # A pod of two containers (the policy server) refuses an exec without a name.
+            named = {"container": src.container} if src.container else {}
+            ws = stream(api.connect_get_namespaced_pod_exec, src.pod, src.namespace, **named,
                         command=command, stderr=True, stdin=False, stdout=True, tty=False,
                         _preload_content=False, _request_timeout=timeout)
         except (ApiException, OSError, websocket.WebSocketException) as exc:

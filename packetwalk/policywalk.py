@@ -18,6 +18,8 @@ from kubernetes.client.rest import ApiException
 
 from packetwalk import verdict
 from packetwalk.cluster import API_TIMEOUT
+from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
+from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, HOPS, Cell, PolicyCase, next_step
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.runs import Run
@@ -31,11 +33,13 @@ HOP = HOPS["network_policy"]
 
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
-                 record: Callable[[dict], None], timeout: float = CONVERGE_TIMEOUT):
+                 record: Callable[[dict], None], timeout: float = CONVERGE_TIMEOUT,
+                 diagnoser: Diagnoser | None = None):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
+        self.diagnoser = diagnoser  # None: the wrong cells as observed, no narrowing
 
     def check(self, name: str, case: PolicyCase) -> None:
         """The whole case; raises AssertionError with the truth table on a mismatch."""
@@ -67,17 +71,23 @@ class PolicyWalk:
                 if exc.status != 404:
                     raise
 
-    def probe(self, cell: Cell) -> Observation:
-        src = self.inventory.pod(f"policy-{cell.source}").source()
+    def attempt(self, cell: Cell) -> Attempt:
+        """The cell's probe as the diagnoser wants it: who, to what, how to retry."""
+        src = self.inventory.pod(f"policy-{cell.source}")
         if cell.target == "dns":
-            return self.prober.resolve(src, "policy-server", "udp")
-        service = self.inventory.service("policy-server")
-        if cell.target == "cluster-ip":
-            ip = service.cluster_ip
+            to, name = Target("policy-server", 53, "udp", "cluster DNS"), "policy-server"
         else:
-            ip = self.inventory.pod("policy-server").ip
-        return self.prober.http(src, Target(ip, service.ports[cell.port], "tcp",
-                                            f"policy-server {cell.target}"), "hostname")
+            service = self.inventory.service("policy-server")
+            ip = (service.cluster_ip if cell.target == "cluster-ip"
+                  else self.inventory.pod("policy-server").ip)
+            to, name = Target(ip, service.ports[cell.port], "tcp", f"policy-server {cell.target}"), None
+        return Attempt(src, to, name, retry=lambda: self.probe(cell))
+
+    def probe(self, cell: Cell) -> Observation:
+        attempt = self.attempt(cell)
+        if attempt.name is not None:
+            return self.prober.resolve(attempt.src.source(), attempt.name, attempt.to.protocol)
+        return self.prober.http(attempt.src.source(), attempt.to, "hostname")
 
     def _converge(self, case: str, phase: str, cells: tuple[Cell, ...]) -> None:
         last: dict[Cell, Observation] = {}
@@ -98,7 +108,20 @@ class PolicyWalk:
                           "client_node": last[cell].src_node, "server_node": ""})
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong:
-            raise HopFailure(self._failure(case, phase, cells, wrong, last))
+            message = self._failure(case, phase, cells, wrong, last)
+            if self.diagnoser is not None:
+                diagnosis = self._diagnose(self.diagnoser, wrong[0], last[wrong[0]], phase)
+                message += "\n" + "\n".join(diagnosis.lines())
+            raise HopFailure(message)
+
+    def _diagnose(self, diagnoser: Diagnoser, cell: Cell, seen: Observation,
+                  phase: str) -> Diagnosis:
+        """Without policies a wrong cell is a path problem: the usual bisection. With
+        them, which policies select the pods decides; it runs while they are applied."""
+        if "baseline" in phase:
+            return diagnoser.diagnose(self.attempt(cell), seen)
+        return diagnoser.diagnose_policy(self.attempt(cell), seen, cell.expect,
+                                              self.inventory.pod("policy-server"))
 
     def _failure(self, case: str, phase: str, cells: tuple[Cell, ...], wrong: list[Cell],
                  last: dict[Cell, Observation]) -> str:

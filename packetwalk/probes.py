@@ -72,6 +72,7 @@ class Source:
     node: str
     ip: str
     dial_port: int
+    container: str = ""  # "" lets the API pick a pod's only container
 
     def label(self) -> str:
         return f"{self.pod} ({self.ip})"

@@ -118,7 +118,7 @@ class Walk:
         def probe() -> Observation:
             return self.prober.request(src.source(), to, question, host=by_name)
 
-        self._last = Attempt(src, to, by_name, probe)
+        self._last = Attempt(src, to, by_name, retry=probe)
         seen = probe()
         allowed = (answer,) if isinstance(answer, str) else answer
         if seen.cls == OK and allowed is not None and seen.response not in allowed:
@@ -140,7 +140,7 @@ class Walk:
         def probe() -> Observation:
             return self.prober.dial(src.source(), to, "hostname", tries=tries)
 
-        self._last = Attempt(src, to, None, probe)
+        self._last = Attempt(src, to, retry=probe)
         for _ in range(rounds):
             seen = probe()
             answers += seen.answers
@@ -157,7 +157,7 @@ class Walk:
         def probe() -> Observation:
             return self.prober.resolve(src.source(), name, transport)
 
-        self._last = Attempt(src, Target(name, 53, transport, "cluster DNS"), name, probe)
+        self._last = Attempt(src, Target(name, 53, transport, "cluster DNS"), name, retry=probe)
         seen = probe()
         if seen.cls == OK and sorted(seen.answers) != sorted(records):
             seen.cls, seen.detail = DNS, f"resolved to {seen.answers}, expected {sorted(records)}"
@@ -184,7 +184,7 @@ class Walk:
 
             def probe() -> Observation:
                 return self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
-        self._last = Attempt(src, to, None, probe)
+        self._last = Attempt(src, to, None, large=True, retry=probe)
         seen = probe()
         if seen.cls == OK and seen.response != payload:
             seen.cls = CORRUPTED

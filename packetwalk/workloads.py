@@ -190,9 +190,11 @@ class Pod:
     node: str
     ip: str
     dial_port: int  # its netexec HTTP port: probes ask it to /dial
+    container: str = ""  # the container probes exec into: the first one
 
     def source(self) -> Source:
-        return Source(self.name, self.namespace, self.node, self.ip, self.dial_port)
+        return Source(self.name, self.namespace, self.node, self.ip, self.dial_port,
+                      self.container)
 
 
 @dataclass(frozen=True)
@@ -384,7 +386,8 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
             node=pod["spec"]["nodeName"], ip=pod["status"]["podIP"],
             # Debug pods (--capture-packets) serve nothing: no port to dial.
             dial_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
-                               {"containerPort": 0})["containerPort"]))
+                               {"containerPort": 0})["containerPort"]),
+            container=obj["spec"]["containers"][0]["name"])
     pods_by_labels = [(o["metadata"]["name"], o["metadata"]["labels"]) for _, o in objects
                       if o["kind"] == "Pod" and o["metadata"]["namespace"] == run.namespace]
     for svc in services:

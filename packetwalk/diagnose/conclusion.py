@@ -14,9 +14,11 @@ from packetwalk.diagnose.narrowing import (
     FROM_NODE,
     NAME,
     NODE_PORT,
+    OTHER_PROTOCOL,
     POD_IP,
     SAME_NODE_CLIENT,
     SAME_NODE_TARGET,
+    SMALL,
 )
 
 
@@ -26,12 +28,29 @@ def _all(results: list[tuple[str, str, bool]], kind: str, change: str = "") -> b
     return all(oks) if oks else None
 
 
-def conclude(failed: str, results: list[tuple[str, str, bool]], where: str) -> str:
+def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
+             protocol: str = "") -> str:
     """`failed`: what the failed probe dialed (narrowing.NAME, CLUSTER_IP, ...).
     `results`: (kind, change, answered) of each narrowing step. `where`: the client's node.
+    `protocol`: the failed probe's.
     """
+    # The most specific findings first: they hold whatever the layer below says.
+    small = _all(results, failed, SMALL)
+    if small:
+        return ("a small request to the same target answers, the near-MTU payload does not: "
+                "path MTU (interface MTUs vs the path, ICMP frag-needed)")
+    if small is False:
+        return "even a small request to the same target fails: not an MTU problem"
     pods = _all(results, POD_IP)
     cluster_ip = _all(results, CLUSTER_IP)
+    near = _all(results, POD_IP, SAME_NODE_CLIENT)
+    local = _all(results, POD_IP, SAME_NODE_TARGET)
+    # The other protocol matters only when no lower layer answered over this one:
+    # "ClusterIP fails, pod IPs answer" says more about a UDP-only Service fault.
+    if _all(results, failed, OTHER_PROTOCOL) and protocol and not (pods or cluster_ip or near or local):
+        other = "TCP" if protocol == "udp" else "UDP"
+        return (f"{protocol.upper()} fails, {other} to the same target answers: something drops "
+                f"{protocol.upper()} only (a firewall rule, a policy port, conntrack)")
     from_node = _all(results, failed, FROM_NODE)
     if failed == NAME:
         if cluster_ip:
@@ -46,6 +65,8 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str) -> s
             return "NodePort fails, ClusterIP answers: NodePort rules or a firewall in front of it"
         if pods:
             return f"NodePort and ClusterIP fail, pod IPs answer: Service translation on {where}"
+        if pods is False:
+            return "NodePort, ClusterIP and pod IPs fail: below the Service layer, look at the pod network"
     if failed == CLUSTER_IP:
         if pods:
             node = ("; the node fails too" if from_node is False
@@ -57,8 +78,6 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str) -> s
                 return "ClusterIP fails, some pod IPs fail too: a backend is unreachable"
             return "ClusterIP fails and pod IPs fail too: below the Service layer"
     if failed == POD_IP:
-        near = _all(results, POD_IP, SAME_NODE_CLIENT)
-        local = _all(results, POD_IP, SAME_NODE_TARGET)
         if near and local:
             return "cross-node fails, same-node answers: the path between the nodes"
         if near is False:

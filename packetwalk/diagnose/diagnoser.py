@@ -24,7 +24,7 @@ from packetwalk.diagnose.narrowing import (
     dialed,
     plan,
 )
-from packetwalk.diagnose.policies import selecting
+from packetwalk.diagnose.policies import conclude_cell, selecting
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
 from packetwalk.workloads import Inventory, Pod
 
@@ -104,8 +104,25 @@ class Diagnoser:
             results.append((step.kind, step.change, observed.cls == OK))
         servers = self._servers(target)
         diagnosis = Diagnosis(
-            verdict=conclude(kind, results, attempt.src.node), bisection=bisection,
+            verdict=conclude(kind, results, attempt.src.node, attempt.to.protocol),
+            bisection=bisection,
             policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
+        if self.capture is not None or self.unavailable:
+            diagnosis.capture = self._capture(attempt, servers, target)
+        self.note(diagnosis.entry())
+        return diagnosis
+
+    def diagnose_policy(self, attempt: Attempt, seen: Observation, expected: str,
+                        server: Pod) -> Diagnosis:
+        """A policy cell that came out wrong, while its policies are still applied."""
+        target = dialed(attempt, self.inventory)
+        servers = [] if attempt.name is not None else [server]
+        policies = selecting(self.api, [attempt.src, server]) if self.api else []
+        diagnosis = Diagnosis(
+            verdict=conclude_cell(expected, seen.cls, policies, server.node),
+            bisection=[(f"{target.kind} {attempt.to.label()} from {attempt.src.name}: "
+                        f"{seen.cls}, expected {expected}")],
+            policies=policies)
         if self.capture is not None or self.unavailable:
             diagnosis.capture = self._capture(attempt, servers, target)
         self.note(diagnosis.entry())

@@ -6,7 +6,9 @@ The debugging walk, one step below the failure, from the same client:
 - cross-node fails: the same target from a client on the target's node, and
   the same kind of target on the client's own node;
 - from a pod fails: the same target from the node's network namespace (the
-  run's hostNetwork pod on that node).
+  run's hostNetwork pod on that node);
+- one protocol fails: the same target over the other one (UDP vs TCP);
+- a near-MTU payload fails: a small request to the same target.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from packetwalk.workloads import Inventory, Pod, Service
 NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"
 # How a step differs from the failed probe.
 SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
+OTHER_PROTOCOL, SMALL = "other protocol", "small request"
+OTHER = {"tcp": "udp", "udp": "tcp"}
 PORT_NAMES = {"tcp": "http", "udp": "udp"}
 
 
@@ -31,13 +35,14 @@ class Attempt:
     src: Pod
     to: Target
     name: str | None = None  # the DNS name, when the probe went by name
+    large: bool = False  # the probe carried a near-MTU payload
     retry: Callable[[], Observation] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class Step:
     kind: str  # NAME, CLUSTER_IP, NODE_PORT or POD_IP: what it dials
-    change: str  # "" or SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE
+    change: str  # "" or SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE, OTHER_PROTOCOL, SMALL
     src: Pod
     to: Target
 
@@ -92,6 +97,21 @@ def _backends(inventory: Inventory, service: Service) -> list[Pod]:
     return [inventory.pods[name] for name in service.backends if name in inventory.pods]
 
 
+def _other_protocol(target: Dialed, to: Target, inventory: Inventory) -> Target | None:
+    """The failed probe's target over the other protocol (netexec serves both)."""
+    other = OTHER.get(to.protocol)
+    if other is None:
+        return None
+    if target.kind == POD_IP and target.pod is not None:
+        return pod_target(target.pod, other)
+    service = target.service
+    if target.kind == CLUSTER_IP and service is not None:
+        return cluster_ip_target(service, other)
+    if target.kind == NODE_PORT and service is not None and PORT_NAMES[other] in service.node_ports:
+        return Target(to.ip, service.node_ports[PORT_NAMES[other]], other, to.via)
+    return None
+
+
 def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
     """The narrowing steps for a failed probe, in the order an engineer would run them."""
     src, to = attempt.src, attempt.to
@@ -115,6 +135,12 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
         local = _peer(inventory, target.pod.role, src.node)
         if local is not None:
             steps.append(Step(POD_IP, SAME_NODE_TARGET, src, pod_target(local, protocol)))
+    if attempt.large:
+        # Only the payload's size differs: the one question is the path's MTU.
+        return [Step(target.kind, SMALL, src, to)]
+    other = _other_protocol(target, to, inventory)
+    if other is not None and attempt.name is None:
+        steps.append(Step(target.kind, OTHER_PROTOCOL, src, other))
     host = _peer(inventory, "host", src.node)
     if src.role != "host" and host is not None and target.kind != NAME:
         steps.append(Step(target.kind, FROM_NODE, host, to))

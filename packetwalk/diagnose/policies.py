@@ -1,7 +1,9 @@
-"""The NetworkPolicies that select a failing probe's client or server.
+"""The NetworkPolicies that select a failing probe's client or server, and
+what a wrong policy cell means.
 
 A policy applies to a pod when its namespace holds the policy and its
-podSelector matches the pod's labels; `selects` decides that (pure).
+podSelector matches the pod's labels; `selects` decides that (pure), and so
+does `conclude_cell`.
 """
 
 from __future__ import annotations
@@ -56,3 +58,19 @@ def selecting(api: ApiClient, pods: list[Pod]) -> list[str]:
     except ApiException as exc:
         return [f"cannot list NetworkPolicies: {exc.status} {exc.reason}"]
     return found or [f"none select {' or '.join(p.name for p in pods)}"]
+
+
+def conclude_cell(expected: str, observed: str, policies: list[str], server_node: str) -> str:
+    """One sentence for a policy cell that came out wrong. `expected`: "open" or
+    "blocked"; `observed`: the probe's class; `policies`: what `selecting` found."""
+    selected = any(" selects " in line for line in policies)
+    if expected != "open" and observed == "OK":
+        if selected:
+            return ("policies select these pods, yet the traffic passed: NetworkPolicy is not "
+                    f"enforced (is the policy enforcer running on {server_node}?)")
+        return ("no NetworkPolicy selects these pods: the policy never reached the API, "
+                "or its podSelector misses them")
+    if selected:
+        return (f"traffic the policies allow is {observed}: their rules (peers, ports) or the "
+                "enforcer's rule order block it")
+    return f"{observed} although no NetworkPolicy selects these pods: not a policy problem, look below it"

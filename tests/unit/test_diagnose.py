@@ -4,7 +4,7 @@ from packetwalk.diagnose import narrowing as nw
 from packetwalk.diagnose import packets as pk
 from packetwalk.diagnose.capture import sections
 from packetwalk.diagnose.conclusion import conclude, summarize
-from packetwalk.diagnose.policies import selects
+from packetwalk.diagnose.policies import conclude_cell, selects
 from packetwalk.placement import Node
 from packetwalk.probes import Target
 from packetwalk.workloads import Inventory, Pod, Service
@@ -29,16 +29,17 @@ def inventory() -> Inventory:
     return Inventory("1", "pw-1", "pw-1-peer", [A, B], "10.96.0.10", pods, services)
 
 
-def steps_for(to: Target, name: str | None = None, src: str = "client-pw-worker"):
+def steps_for(to: Target, name: str | None = None, src: str = "client-pw-worker", large=False):
     inv = inventory()
     return [(s.kind, s.change, s.src.name, s.to.ip, s.to.port)
-            for s in nw.plan(nw.Attempt(inv.pods[src], to, name), inv)]
+            for s in nw.plan(nw.Attempt(inv.pods[src], to, name, large=large), inv)]
 
 
 def test_a_failed_cluster_ip_is_narrowed_to_each_backend_and_the_node():
     assert steps_for(Target("10.96.12.8", 81, "udp")) == [
         (nw.POD_IP, "", "client-pw-worker", "10.244.1.6", 8081),
         (nw.POD_IP, "", "client-pw-worker", "10.244.2.7", 8081),
+        (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, "client-pw-worker", "10.96.12.8", 80),
         (nw.CLUSTER_IP, nw.FROM_NODE, "host-pw-worker", "10.96.12.8", 81)]
 
 
@@ -58,13 +59,39 @@ def test_a_failed_cross_node_pod_ip_is_tried_same_node_both_ways_and_from_the_no
     assert steps_for(Target("10.244.2.7", 8080, "tcp")) == [
         (nw.POD_IP, nw.SAME_NODE_CLIENT, "client-pw-worker2", "10.244.2.7", 8080),
         (nw.POD_IP, nw.SAME_NODE_TARGET, "client-pw-worker", "10.244.1.6", 8080),
+        (nw.POD_IP, nw.OTHER_PROTOCOL, "client-pw-worker", "10.244.2.7", 8081),
         (nw.POD_IP, nw.FROM_NODE, "host-pw-worker", "10.244.2.7", 8080)]
+
+
+def test_a_failed_node_port_is_tried_over_the_other_protocol_on_the_same_node():
+    assert (nw.NODE_PORT, nw.OTHER_PROTOCOL, "client-pw-worker", "10.250.0.12", 30081) in steps_for(
+        Target("10.250.0.12", 30080, "tcp"))
+
+
+def test_a_failed_near_mtu_payload_is_retried_small_and_nothing_else():
+    assert steps_for(Target("10.244.2.7", 8081, "udp"), large=True) == [
+        (nw.POD_IP, nw.SMALL, "client-pw-worker", "10.244.2.7", 8081)]
 
 
 def test_a_node_is_not_tried_from_itself():
     steps = steps_for(Target("10.244.2.7", 8080, "tcp"), src="host-pw-worker")
     assert [s[:3] for s in steps] == [(nw.POD_IP, nw.SAME_NODE_CLIENT, "host-pw-worker2"),
-                                      (nw.POD_IP, nw.SAME_NODE_TARGET, "host-pw-worker")]
+                                      (nw.POD_IP, nw.SAME_NODE_TARGET, "host-pw-worker"),
+                                      (nw.POD_IP, nw.OTHER_PROTOCOL, "host-pw-worker")]
+
+
+def test_size_and_protocol_findings_come_before_the_layers():
+    broken_below = [(nw.POD_IP, "", False), (nw.POD_IP, nw.SAME_NODE_CLIENT, False)]
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SMALL, True)], "w1").startswith(
+        "a small request to the same target answers, the near-MTU payload does not: path MTU")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SMALL, False)], "w1").startswith(
+        "even a small request")
+    assert conclude(nw.CLUSTER_IP, [*broken_below, (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, True)], "w1",
+                    "udp").startswith("UDP fails, TCP to the same target answers")
+    assert "drops" not in conclude(nw.CLUSTER_IP, [*broken_below, (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, False)],
+                                   "w1", "udp")
+    assert conclude(nw.NODE_PORT, [(nw.CLUSTER_IP, "", False), (nw.POD_IP, "", False)], "w1").startswith(
+        "NodePort, ClusterIP and pod IPs fail")
 
 
 def test_conclusions_name_what_the_narrowing_showed():
@@ -187,3 +214,15 @@ def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
     assert "Narrowed down: ClusterIP fails, pod IPs answer" in str(failure.value)
     assert "pod IP 10.244.2.7:8081/udp from client-pw-worker: OK" in str(failure.value)
     assert notes[0]["verdict"].startswith("ClusterIP fails, pod IPs answer")
+
+
+def test_a_wrong_policy_cell_is_read_from_the_policies_that_select_its_pods():
+    selecting = ["pw-1/deny-all (Ingress) selects policy-server"]
+    none = ["none select policy-client-b or policy-server"]
+    assert conclude_cell("blocked", "OK", selecting, "w2").startswith(
+        "policies select these pods, yet the traffic passed: NetworkPolicy is not enforced")
+    assert "w2" in conclude_cell("blocked", "OK", selecting, "w2")
+    assert conclude_cell("blocked", "OK", none, "w2").startswith("no NetworkPolicy selects")
+    assert conclude_cell("open", "TIMEOUT", selecting, "w2").startswith(
+        "traffic the policies allow is TIMEOUT")
+    assert conclude_cell("open", "TIMEOUT", none, "w2").endswith("not a policy problem, look below it")

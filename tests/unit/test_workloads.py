@@ -69,7 +69,7 @@ def test_inventory_roundtrip_and_group_errors():
     again = Inventory.from_json(inventory.to_json())
     assert again == inventory
     assert again.pod("server-pw-worker") == Pod("server-pw-worker", RUN.namespace, "server",
-                                                 "pw-worker", "10.244.1.2", 8080)
+                                                 "pw-worker", "10.244.1.2", 8080, "netexec")
     assert again.service("servers") == Service("servers", RUN.namespace, "10.96.0.5",
                                                {"http": 8080}, {"http": 30001},
                                                ("server-pw-worker", "server-pw-worker2"))
