@@ -136,13 +136,17 @@ class Walk:
         """Ask through a Service until every backend answered (bounded rounds)."""
         expected = set(service.backends)
         tries = 8 * len(expected)
-        answers: list[str] = []
-        def probe() -> Observation:
-            return self.prober.dial(src.source(), to, "hostname", tries=tries)
 
-        self._last = Attempt(src, to, retry=probe)
-        for _ in range(rounds):
-            seen = probe()
+        def once() -> Observation:
+            return self.prober.dial(src.source(), to, "hostname")
+
+        # One request first: a Service that does not answer at all fails in one
+        # timeout, not in `tries` of them (netexec's /dial tries one after another).
+        self._last = Attempt(src, to, retry=once)
+        seen = once()
+        answers: list[str] = list(seen.answers)
+        for _ in range(rounds if seen.cls == OK else 0):
+            seen = self.prober.dial(src.source(), to, "hostname", tries=tries)
             answers += seen.answers
             if seen.cls != OK:
                 break

@@ -47,7 +47,8 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
     local = _all(results, POD_IP, SAME_NODE_TARGET)
     # The other protocol matters only when no lower layer answered over this one:
     # "ClusterIP fails, pod IPs answer" says more about a UDP-only Service fault.
-    if _all(results, failed, OTHER_PROTOCOL) and protocol and not (pods or cluster_ip or near or local):
+    some_pod = any(ok for k, c, ok in results if k == POD_IP)
+    if _all(results, failed, OTHER_PROTOCOL) and protocol and not (some_pod or cluster_ip):
         other = "TCP" if protocol == "udp" else "UDP"
         return (f"{protocol.upper()} fails, {other} to the same target answers: something drops "
                 f"{protocol.upper()} only (a firewall rule, a policy port, conntrack)")

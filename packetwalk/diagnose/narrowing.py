@@ -105,9 +105,13 @@ def _other_protocol(target: Dialed, to: Target, inventory: Inventory) -> Target 
     if target.kind == POD_IP and target.pod is not None:
         return pod_target(target.pod, other)
     service = target.service
-    if target.kind == CLUSTER_IP and service is not None:
+    if service is None or len(service.backends) != 1:
+        # Through a Service of several backends one request may reach another
+        # backend than the failed one: its answer would say nothing about the protocol.
+        return None
+    if target.kind == CLUSTER_IP and PORT_NAMES[other] in service.ports:
         return cluster_ip_target(service, other)
-    if target.kind == NODE_PORT and service is not None and PORT_NAMES[other] in service.node_ports:
+    if target.kind == NODE_PORT and PORT_NAMES[other] in service.node_ports:
         return Target(to.ip, service.node_ports[PORT_NAMES[other]], other, to.via)
     return None
 

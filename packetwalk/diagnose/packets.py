@@ -19,6 +19,7 @@ NO_ANSWER = "server saw it but did not answer"
 ANSWER_LOST = "server answered, client never got it"
 ANSWERED = "client got the answer"
 NO_SERVER_SIDE = "client sent it, no answer came back (server side not captured)"
+CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE)
 
 CLIENT, SERVER, UPLINK = "client", "server", "uplink"
 

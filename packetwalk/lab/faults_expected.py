@@ -8,7 +8,9 @@ through the kube-dns Service, policy cases that resolve names); every other
 id must pass.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from packetwalk.diagnose.packets import ANSWERED, NEVER_SEEN, NO_SERVER_SIDE
 
 SUITES = ("suites",)
 
@@ -19,6 +21,8 @@ class Expectation:
     failing: frozenset[str]
     verdict: str  # a phrase the run's verdict must contain
     slice: str  # -k expression that re-checks the broken hops after heal
+    # id -> (a phrase of its bisection, its capture case) under --capture-packets
+    diagnosed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def ids(test: str, *params: str) -> set[str]:
@@ -35,7 +39,8 @@ POLICY_NEEDING_DNS = ids("test_network_policy", "deny-egress", "egress-only-dns"
 
 EXPECTED = {
     "dns-down": Expectation(
-        None, frozenset(DNS_IDS | POLICY_NEEDING_DNS), "cluster DNS is broken", "dns or policy"),
+        None, frozenset(DNS_IDS | POLICY_NEEDING_DNS), "cluster DNS is broken", "dns or policy",
+        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)}),
     # On the client's node: every Service path from the client breaks, DNS with it
     # (it is a Service too), and NodePorts that enter through that node.
     "kube-proxy-broken": Expectation(
@@ -51,14 +56,16 @@ EXPECTED = {
                   | DNS_IDS | POLICY_NEEDING_DNS
                   | ids("test_network_policy", "default-deny-ingress",
                         "removing-policy-restores-traffic")),
-        "Service translation (ClusterIP) is broken", "cluster_ip or dns or hairpin or node_port"),
+        "Service translation (ClusterIP) is broken", "cluster_ip or dns or hairpin or node_port",
+        diagnosed={"test_cluster_ip[cross-node-tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),
     # pw-worker2 blocks NodePorts: what enters through it fails; east-west enters
     # through it from pw-worker's pods; the outside enters through pw-worker.
     "nodeport-blocked": Expectation(
         "pw-worker2",
         frozenset(ids("test_node_port_on_other_node", "same-node-tcp", "same-node-udp")
                   | ids("test_node_port_on_server_node", "cross-node-tcp", "cross-node-udp")),
-        "NodePort is broken", "node_port"),
+        "NodePort is broken", "node_port",
+        diagnosed={"test_node_port_on_server_node[cross-node-tcp]": ("NodePort fails, ClusterIP answers", NEVER_SEEN)}),
     # Other nodes lose the route to pw-worker2's pods: every path into them breaks,
     # same-node paths and everything on pw-worker still work.
     "cross-node-route": Expectation(
@@ -76,14 +83,16 @@ EXPECTED = {
                   | ids("test_network_policy", "default-deny-ingress", "allow-by-pod-selector",
                         "allow-by-namespace-selector", "allow-one-port", "deny-egress",
                         "egress-only-dns", "removing-policy-restores-traffic")),
-        "pod network (PodIP) is broken across nodes only", "cross-node or policy"),
+        "pod network (PodIP) is broken across nodes only", "cross-node or policy",
+        diagnosed={"test_pod_ip[cross-node-tcp]": ("cross-node fails, same-node answers", NEVER_SEEN)}),
     # Nothing blocks any more: every policy case sees OK where it expects a block.
     "policy-enforcer-down": Expectation(
         None,
         frozenset(ids("test_network_policy", "default-deny-ingress", "allow-by-pod-selector",
                       "allow-by-namespace-selector", "allow-one-port", "deny-egress",
                       "egress-only-dns", "removing-policy-restores-traffic")),
-        "NetworkPolicy enforcement is broken", "policy"),
+        "NetworkPolicy enforcement is broken", "policy",
+        diagnosed={"test_network_policy[default-deny-ingress]": ("NetworkPolicy is not enforced", ANSWERED)}),
     # Every UDP hop, DNS over UDP (and so connecting by name, which resolves first),
     # and the policy cases that resolve names; TCP hops and DNS over TCP pass.
     "udp-dropped": Expectation(

@@ -1,9 +1,10 @@
 """Run the suites in a subprocess and read back which ids failed and the verdict."""
 
+import ast
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -15,6 +16,8 @@ class SuiteRun:
     skipped: set[str]
     verdict: str
     output: str
+    diagnoses: dict[str, dict] = field(default_factory=dict)  # failed id -> its diagnosis entry
+    modules: dict[str, str] = field(default_factory=dict)  # id -> JUnit classname (module path)
 
 
 def _test_id(case: ET.Element) -> str:
@@ -34,8 +37,13 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
         return run
     for case in ET.parse(xml).getroot().iter("testcase"):
         tid = _test_id(case)
+        run.modules[tid] = case.get("classname", "")
         if case.find("failure") is not None:
             run.failed.add(tid)
+            for prop in case.iter("property"):
+                # junitxml writes a user_properties value with str(): a dict's repr.
+                if prop.get("name") == "diagnosis":
+                    run.diagnoses[tid] = ast.literal_eval(prop.get("value", "{}"))
         elif case.find("error") is not None:
             run.errors.add(tid)
         elif case.find("skipped") is not None:

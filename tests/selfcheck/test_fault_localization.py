@@ -1,5 +1,6 @@
 """For every fault: exactly the expected ids turn red, the verdict names the
-layer, and after `heal` the same slice is green again.
+layer, every failure carries its diagnosis (bisection, capture case, pcaps),
+and after `heal` the same slice is green again.
 
 The expected sets are data beside the fault catalogue (packetwalk/lab/faults_expected.py).
 """
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 
+from packetwalk.diagnose.packets import CASES
 from packetwalk.lab import faults
 from packetwalk.lab.faults_expected import EXPECTED, SUITES
 
@@ -20,7 +22,7 @@ def test_fault_is_localized(lab, tmp_path, name):
     expected = EXPECTED[name]
     faults.inject(name, expected.node)
     try:
-        broken = run_suites(tmp_path / "broken", *SUITES, extra=("--no-diagnose",))
+        broken = run_suites(tmp_path / "broken", *SUITES, extra=("--capture-packets",))
     finally:
         faults.heal()
     assert not broken.errors, f"{name}: broken probes, not network verdicts: {sorted(broken.errors)}"
@@ -29,6 +31,16 @@ def test_fault_is_localized(lab, tmp_path, name):
     assert not missed and not blamed, (
         f"{name}: missed {sorted(missed)}; wrongly blamed {sorted(blamed)}\n{broken.verdict}")
     assert expected.verdict in broken.verdict, f"{name}: verdict was {broken.verdict!r}"
+    # Diagnosis covers the east-west walk; north-south probes from outside have none yet.
+    for tid in sorted(t for t in broken.failed if "east_west" in broken.modules[t]):
+        diagnosis = broken.diagnoses.get(tid)
+        assert diagnosis and diagnosis.get("verdict"), f"{name}: {tid} has no diagnosis"
+        assert diagnosis.get("capture") in CASES and diagnosis.get("pcaps"), (
+            f"{name}: {tid} has no capture: {diagnosis.get('capture')!r}")
+    for tid, (bisected, case) in expected.diagnosed.items():
+        diagnosis = broken.diagnoses[tid]
+        assert bisected in diagnosis["verdict"] and diagnosis["capture"] == case, (
+            f"{name}: {tid} diagnosed {diagnosis['verdict']!r}, capture {diagnosis['capture']!r}")
 
     healed = run_suites(tmp_path / "healed", *SUITES, extra=("-k", expected.slice))
     assert healed.passed and not healed.failed and not healed.errors, (

@@ -25,7 +25,8 @@ def inventory() -> Inventory:
                                      {"http": 80, "udp": 81}, {"http": 30080, "udp": 30081},
                                      ("server-pw-worker2",)),
         "servers": Service("servers", "pw-1", "10.96.12.8", {"http": 80, "udp": 81}, {},
-                           ("server-pw-worker", "server-pw-worker2"))}
+                           ("server-pw-worker", "server-pw-worker2")),
+        "tcp-only": Service("tcp-only", "pw-1", "10.96.12.9", {"http": 80}, {}, ("server-pw-worker",))}
     return Inventory("1", "pw-1", "pw-1-peer", [A, B], "10.96.0.10", pods, services)
 
 
@@ -39,7 +40,6 @@ def test_a_failed_cluster_ip_is_narrowed_to_each_backend_and_the_node():
     assert steps_for(Target("10.96.12.8", 81, "udp")) == [
         (nw.POD_IP, "", "client-pw-worker", "10.244.1.6", 8081),
         (nw.POD_IP, "", "client-pw-worker", "10.244.2.7", 8081),
-        (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, "client-pw-worker", "10.96.12.8", 80),
         (nw.CLUSTER_IP, nw.FROM_NODE, "host-pw-worker", "10.96.12.8", 81)]
 
 
@@ -66,6 +66,16 @@ def test_a_failed_cross_node_pod_ip_is_tried_same_node_both_ways_and_from_the_no
 def test_a_failed_node_port_is_tried_over_the_other_protocol_on_the_same_node():
     assert (nw.NODE_PORT, nw.OTHER_PROTOCOL, "client-pw-worker", "10.250.0.12", 30081) in steps_for(
         Target("10.250.0.12", 30080, "tcp"))
+
+
+def test_only_a_one_backend_service_is_tried_over_the_other_protocol():
+    assert (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, "client-pw-worker", "10.96.12.7", 80) in steps_for(
+        Target("10.96.12.7", 81, "udp"))
+
+
+def test_a_service_without_the_other_protocol_gets_no_such_step():
+    steps = steps_for(Target("10.96.12.9", 80, "tcp"))
+    assert steps and all(change != nw.OTHER_PROTOCOL for _, change, *_ in steps)
 
 
 def test_a_failed_near_mtu_payload_is_retried_small_and_nothing_else():
