@@ -31,6 +31,7 @@ from packetwalk.diagnose.packets import (
     decoded,
     parse_packets,
     route_dev,
+    service_rules_summary,
     veth_of,
 )
 from packetwalk.probes import Observation, ProbeError, Prober, Target
@@ -48,7 +49,7 @@ class CaptureResult:
     retried: str = ""  # the class the retried probe got
     packets: list[str] = field(default_factory=list)
     pcaps: list[str] = field(default_factory=list)
-    conntrack: list[str] = field(default_factory=list)
+    service: list[str] = field(default_factory=list)  # kube-proxy rules, conntrack entries
     skipped: str = ""  # why there is no capture
 
 
@@ -141,7 +142,7 @@ class Capture:
                 self._sh(self._debug_pod(node), start + wait, "starting tcpdump")
             retried = retry()
             time.sleep(0.5)  # a late answer still lands in the capture
-            conntrack = self._conntrack(client.node, service_ip) if service_ip else []
+            service = self._service_state(client.node, service_ip, target) if service_ip else []
         finally:
             outputs = {node: self._stop(node, token, sorted(set(points[node].values())))
                        for node in started}
@@ -157,7 +158,7 @@ class Capture:
                            {s.ip for s in servers})
         return CaptureResult(case=finding.case, path=finding.path, retried=retried.cls,
                              packets=decoded(captures, client.ip, finding.ports), pcaps=pcaps,
-                             conntrack=conntrack)
+                             service=service)
 
     def _stop(self, node: str, token: str, ifaces: list[str]) -> str:
         script = (f"kill -INT $(cat /tmp/pw-{token}.pids) 2>/dev/null; sleep 0.3; "
@@ -167,11 +168,22 @@ class Capture:
                   + f"rm -f /tmp/pw-{token}*")
         return self._sh(self._debug_pod(node), script, "stopping tcpdump", timeout=30)
 
-    def _conntrack(self, node: str, service_ip: str) -> list[str]:
-        text = self._sh(self._debug_pod(node), f"conntrack -L -d {shlex.quote(service_ip)} "
-                        "2>/dev/null; true", "reading conntrack")
-        entries = [line.strip() for line in text.splitlines() if line.strip()]
-        return [f"{node}: {conntrack_summary(text, service_ip)}", *entries[:5]]
+    def _service_state(self, node: str, service_ip: str, target: Target) -> list[str]:
+        """kube-proxy's rules for the Service and the conntrack entries, on the client's node."""
+        ip = shlex.quote(service_ip)
+        text = self._sh(self._debug_pod(node),
+                        "echo '@@ rules iptables'; iptables-save 2>/dev/null; "
+                        "echo '@@ rules nft'; nft list table ip kube-proxy 2>/dev/null; "
+                        f"echo '@@ conntrack -'; conntrack -L -d {ip} 2>/dev/null; true",
+                        "reading the Service's rules and conntrack")
+        found = sections(text)
+        rules = service_rules_summary(found.get(("rules", "iptables"), ""),
+                                      found.get(("rules", "nft"), ""), service_ip, target.port,
+                                      target.protocol)
+        conntrack = found.get(("conntrack", "-"), "")
+        entries = [line.strip() for line in conntrack.splitlines() if line.strip()]
+        return [f"{node}: {rules}", f"{node}: {conntrack_summary(conntrack, service_ip)}",
+                *entries[:5]]
 
     def _write(self, test: str, node: str, iface: str, b64: str) -> list[str]:
         try:

@@ -52,7 +52,7 @@ class Diagnosis:
         out += [f"    {line}" for line in capture.packets[:SHOWN_PACKETS]]
         if len(capture.packets) > SHOWN_PACKETS:
             out.append(f"    ... {len(capture.packets) - SHOWN_PACKETS} more in the diagnosis")
-        out += [f"    conntrack: {line}" for line in capture.conntrack]
+        out += [f"    service: {line}" for line in capture.service]
         out += [f"    pcap: {path}" for path in capture.pcaps]
         return out
 
@@ -66,7 +66,7 @@ class Diagnosis:
         elif capture is not None:
             entry.update({"capture": capture.case, "capture_path": capture.path,
                           "retried": capture.retried, "packets": capture.packets,
-                          "pcaps": capture.pcaps, "conntrack": capture.conntrack})
+                          "pcaps": capture.pcaps, "service": capture.service})
         return entry
 
 

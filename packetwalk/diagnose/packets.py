@@ -163,3 +163,32 @@ def conntrack_summary(text: str, cluster_ip: str) -> str:
     if backends:
         return f"{len(entries)} entries for {cluster_ip}, translated to {', '.join(backends)}"
     return f"{len(entries)} entries for {cluster_ip}, none translated (no DNAT: Service rules missing)"
+
+
+def service_rules_summary(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:
+    """What kube-proxy programmed for ip:port/protocol on a node, from `iptables-save`
+    (all tables: the no-endpoints REJECT sits in filter) and `nft list table ip kube-proxy`."""
+    where = f"{ip}:{port}/{protocol}"
+    lines = iptables.splitlines()
+    jump = re.compile(rf"^-A KUBE-SERVICES -d {re.escape(ip)}/32 -p {protocol}\b.*--dport {port}\b"
+                      r".* -j (KUBE-SVC-\w+)")
+    chains = [m.group(1) for line in lines for m in [jump.match(line)] if m]
+    if chains:
+        chain = chains[0]
+        seps = [m.group(1) for line in lines
+                for m in [re.match(rf"^-A {chain} .*-j (KUBE-SEP-\w+)", line)] if m]
+        targets = sorted({m.group(1) for line in lines for sep in seps
+                          for m in [re.match(rf"^-A {sep} .*--to-destination (\S+)", line)] if m})
+        return (f"iptables: {where} -> {chain}, {len(seps)} endpoint(s)"
+                + (f": {', '.join(targets)}" if targets else ""))
+    if any(f"-d {ip}/32" in line and "has no endpoints" in line for line in lines):
+        return f"iptables: {where} is rejected: the Service has no endpoints"
+    if nft.strip():
+        return (f"nftables: kube-proxy's table {'mentions' if ip in nft else 'does not mention'} "
+                f"{ip}")
+    if any("KUBE-SERVICES" in line for line in lines):
+        return f"iptables: no KUBE-SERVICES rule for {where}: kube-proxy has not programmed it"
+    if iptables.strip():
+        return ("iptables: no kube-proxy chains on this node: kube-proxy is not running, or runs "
+                "in another mode, or the CNI replaces it")
+    return "Service rules unreadable: no iptables-save or nft in the debug image"

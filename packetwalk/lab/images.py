@@ -83,7 +83,14 @@ TOOLS: tuple[HostTool, ...] = (
     HostTool("tcpdump", "tcpdump", "/usr/bin/tcpdump"),
     HostTool("conntrack", "conntrack", "/usr/sbin/conntrack", optional=True),
     HostTool("nc.openbsd", "netcat-openbsd", "/usr/bin/nc", optional=True),
+    # The host's own flavour (nft or legacy) of the multi-call binary: the debug pod
+    # must read the rules kube-proxy wrote with it. It picks its mode from argv[0].
+    HostTool("iptables-save", "iptables", "/usr/sbin/iptables-save",
+             aliases=("/usr/sbin/iptables",), optional=True),
 )
+# iptables loads its match and target extensions from here at run time (dlopen):
+# without them iptables-save cannot print kube-proxy's rules.
+XTABLES_DIRS = ("/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib/aarch64-linux-gnu/xtables")
 BUSYBOX = HostTool("busybox", "busybox-static", "/usr/bin/busybox")
 REQUIRED_APPLETS = (
     "sh", "ls", "cat", "echo", "sleep", "nc", "wget", "ping", "nslookup", "hostname",
@@ -363,6 +370,13 @@ def _plan(spec: ImageSpec, bin_dir: Path) -> _Plan:
             plan.add_link(alias, _relative_link(plan.canon(alias), plan.canon(tool.dest)))
         for lib in _shared_libs(host):
             plan.add_file(lib, Path(lib))
+
+    if "iptables-save" in real:
+        for extensions in (Path(d) for d in XTABLES_DIRS if os.path.isdir(d)):
+            for extension in sorted(extensions.glob("*.so")):
+                plan.add_file(str(extension), extension)
+                for lib in _shared_libs(extension):
+                    plan.add_file(lib, Path(lib))
 
     busybox = _find_tool(BUSYBOX)
     assert busybox is not None

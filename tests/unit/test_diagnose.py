@@ -236,3 +236,30 @@ def test_a_wrong_policy_cell_is_read_from_the_policies_that_select_its_pods():
     assert conclude_cell("open", "TIMEOUT", selecting, "w2").startswith(
         "traffic the policies allow is TIMEOUT")
     assert conclude_cell("open", "TIMEOUT", none, "w2").endswith("not a policy problem, look below it")
+
+
+RULES = """*nat
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-TCOU
+-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j KUBE-SVC-ERIF
+-A KUBE-SVC-TCOU ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p udp -m udp --dport 53 -j KUBE-MARK-MASQ
+-A KUBE-SVC-TCOU -m statistic --mode random --probability 0.5 -j KUBE-SEP-A
+-A KUBE-SVC-TCOU -j KUBE-SEP-B
+-A KUBE-SEP-A -p udp -m udp -j DNAT --to-destination 10.244.0.2:53
+-A KUBE-SEP-B -p udp -m udp -j DNAT --to-destination 10.244.0.3:53
+*filter
+-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "pw-1/empty:http has no endpoints" -m tcp --dport 80 -j REJECT
+"""
+
+
+def test_service_rules_say_what_kube_proxy_programmed():
+    assert pk.service_rules_summary(RULES, "", "10.96.0.10", 53, "udp") == (
+        "iptables: 10.96.0.10:53/udp -> KUBE-SVC-TCOU, 2 endpoint(s): 10.244.0.2:53, 10.244.0.3:53")
+    assert "ERIF, 0 endpoint(s)" in pk.service_rules_summary(RULES, "", "10.96.0.10", 53, "tcp")
+    assert "has no endpoints" in pk.service_rules_summary(RULES, "", "10.96.5.5", 80, "tcp")
+    assert "has not programmed it" in pk.service_rules_summary(RULES, "", "10.96.9.9", 80, "tcp")
+    assert "no kube-proxy chains" in pk.service_rules_summary("*nat\n:POSTROUTING ACCEPT\n", "",
+                                                             "10.96.9.9", 80, "tcp")
+    assert "unreadable" in pk.service_rules_summary("", "", "10.96.9.9", 80, "tcp")
+    assert "table mentions 10.96.9.9" in pk.service_rules_summary("", "table ip kube-proxy { 10.96.9.9 }",
+                                                                "10.96.9.9", 80, "tcp")

@@ -204,7 +204,10 @@ def test_agnhost_rootfs_runs_its_tools(tmp_path: Path) -> None:
             layer.extractall(rootfs, filter="fully_trusted")
     script = (
         "dig -v && ip -V && curl --version && tcpdump --version && "
-        "echo a:b | awk -F: '{print $2}' && readlink /bin/sh && wget --help 2>&1 | head -1"
+        "echo a:b | awk -F: '{print $2}' && readlink /bin/sh && wget --help 2>&1 | head -1 && "
+        # An extension must load (dlopen) for the rule to parse: the xtables dir came along.
+        "iptables --version && iptables -m comment --help 2>&1 | grep -q 'comment match options' "
+        "&& echo extensions-ok"
     )
     env = {"PATH": images.DEFAULT_ENV[0].removeprefix("PATH=")}
     result = subprocess.run(
@@ -221,3 +224,4 @@ def test_agnhost_rootfs_runs_its_tools(tmp_path: Path) -> None:
     assert "iproute2" in output
     assert "curl " in output and "tcpdump version" in output
     assert "\nb\n" in output and "\ndash\n" in output and "BusyBox" in output
+    assert "iptables v" in output and "extensions-ok" in output
