@@ -12,6 +12,9 @@ one (cross-node).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.hops import BLOCKED, EXPECTED_CLASSES, Hop
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import Observation, Prober, Target
@@ -26,8 +29,8 @@ NO_TARGET = ("no external target: pass --external-target host:port (an HTTP serv
 class OutsideWalk(Walk):
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop, placement: Placement,
                  record, vantage: Vantage, target: ExternalTarget | None,
-                 expected_sources: tuple[str, ...] | None):
-        super().__init__(inventory, prober, hop, placement, None, None, record, {})
+                 expected_sources: tuple[str, ...] | None, diagnoser: Diagnoser | None = None):
+        super().__init__(inventory, prober, hop, placement, None, None, record, {}, diagnoser)
         self.vantage, self.target = vantage, target
         self._expected_sources = expected_sources
 
@@ -74,14 +77,19 @@ class OutsideWalk(Walk):
                       "expected": sorted(expected)})
 
     def expect(self, seen: Observation) -> None:
-        """A hop expecting BLOCKED passes on any blocked class; else as every walk."""
+        """A hop expecting BLOCKED passes on any blocked class; else as every walk.
+        Only a pod's probe toward the outside is narrowed down (from its node); the
+        vantage point is no pod the narrowing could start from."""
         if self.hop.expect == BLOCKED and seen.cls in EXPECTED_CLASSES[BLOCKED]:
             return
+        if self._last is not None:
+            from_pod = self._last.src.name in self.inventory.pods
+            self._last = replace(self._last, external=True) if from_pod else None
         super().expect(seen)
 
-    def failure(self, seen: Observation) -> str:
+    def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         """The vantage point is no pod: its repro is the local command, not kubectl exec."""
-        story = super().failure(seen)
+        story = super().failure(seen, diagnosis)
         if seen.src_pod != self.vantage.name:
             return story
         as_pod = f"kubectl -n {self.inventory.namespace} exec {seen.src_pod} -- {seen.command}"

@@ -87,8 +87,10 @@ class Capture:
         iflink = self.prober.read(end.source(), ["cat", "/sys/class/net/eth0/iflink"], "iflink")
         return veth_of(node_links, int(iflink.strip()))
 
-    def _points(self, client: Pod, servers: list[Pod]) -> dict[str, dict[Point, str]]:
-        """Per node: each capture point and the interface it listens on."""
+    def _points(self, client: Pod, servers: list[Pod],
+                toward: str | None = None) -> dict[str, dict[Point, str]]:
+        """Per node: each capture point and the interface it listens on. `toward`: an
+        outside host, whose route picks the uplink instead of the other nodes'."""
         ends = [(client, CLIENT, servers[0].ip if servers else "")]
         ends += [(server, SERVER, client.ip) for server in servers]
         nodes = {pod.node for pod, _, _ in ends}
@@ -98,7 +100,7 @@ class Capture:
             # The uplink: where this node routes the other end's node (or any other node).
             others = sorted((n.name not in nodes, n.ip) for n in self.inventory.nodes
                             if n.name != node)
-            far = others[0][1] if others else ""
+            far = toward or (others[0][1] if others else "")
             peers = " ".join(shlex.quote(peer) for _, _, peer in ends if peer)
             text = self._sh(debug, "ip -o link; for p in " + peers + "; do echo \"@@ route $p\";"
                             " ip -o route get \"$p\"; done; echo '@@ route uplink'; "
@@ -118,10 +120,11 @@ class Capture:
         return points
 
     def around(self, test: str, client: Pod, servers: list[Pod], target: Target,
-               retry: Callable[[], Observation], service_ip: str | None) -> CaptureResult:
+               retry: Callable[[], Observation], service_ip: str | None,
+               external: bool = False) -> CaptureResult:
         """Capture while `retry` runs; decide the case; write the pcaps."""
         try:
-            points = self._points(client, servers)
+            points = self._points(client, servers, target.ip if external else None)
         except WorkloadError as exc:
             return CaptureResult(skipped=f"no debug pod ({exc})")
         token = secrets.token_hex(3)
@@ -155,7 +158,7 @@ class Capture:
             for iface in sorted(set(wanted.values())):
                 pcaps += self._write(test, node, iface, found.get(("pcap", iface), ""))
         finding = classify(captures, client.ip, (target.ip, target.port),
-                           {s.ip for s in servers})
+                           {s.ip for s in servers}, external)
         return CaptureResult(case=finding.case, path=finding.path, retried=retried.cls,
                              packets=decoded(captures, client.ip, finding.ports), pcaps=pcaps,
                              service=service)

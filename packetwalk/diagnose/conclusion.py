@@ -11,6 +11,7 @@ from collections import Counter
 
 from packetwalk.diagnose.narrowing import (
     CLUSTER_IP,
+    EXTERNAL,
     FROM_NODE,
     NAME,
     NODE_PORT,
@@ -78,6 +79,13 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
             if any(answering):
                 return "ClusterIP fails, some pod IPs fail too: a backend is unreachable"
             return "ClusterIP fails and pod IPs fail too: below the Service layer"
+    if failed == EXTERNAL:
+        if from_node:
+            return (f"the pod cannot reach it, its node {where} can: the pod's way out "
+                    "(masquerade/SNAT, an egress policy)")
+        if from_node is False:
+            return (f"the node {where} cannot reach it either: the route out of the cluster, "
+                    "a firewall, or the host itself")
     if failed == POD_IP:
         if near and local:
             return "cross-node fails, same-node answers: the path between the nodes"

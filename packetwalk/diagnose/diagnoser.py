@@ -17,6 +17,7 @@ from packetwalk.diagnose.capture import Capture, CaptureResult
 from packetwalk.diagnose.conclusion import conclude
 from packetwalk.diagnose.narrowing import (
     CLUSTER_IP,
+    EXTERNAL,
     NAME,
     Attempt,
     Dialed,
@@ -148,6 +149,6 @@ class Diagnoser:
             service_ip = target.service.cluster_ip
         try:
             return self.capture.around(self.test, attempt.src, servers, to, attempt.retry,
-                                       service_ip)
+                                       service_ip, external=target.kind == EXTERNAL)
         except ProbeError as exc:
             return CaptureResult(skipped=f"capture failed: {str(exc).splitlines()[0]}")

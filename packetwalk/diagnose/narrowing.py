@@ -8,7 +8,8 @@ The debugging walk, one step below the failure, from the same client:
 - from a pod fails: the same target from the node's network namespace (the
   run's hostNetwork pod on that node);
 - one protocol fails: the same target over the other one (UDP vs TCP);
-- a near-MTU payload fails: a small request to the same target.
+- a near-MTU payload fails: a small request to the same target;
+- a host outside the cluster fails: the same host from the node.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from packetwalk.workloads import Inventory, Pod, Service
 
 # What a step (or the failed probe) dialed; conclusion.py reasons on these.
 NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"
+EXTERNAL = "outside host"  # neither a pod, a Service nor a node of the run
 # How a step differs from the failed probe.
 SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
 OTHER_PROTOCOL, SMALL = "other protocol", "small request"
@@ -36,6 +38,7 @@ class Attempt:
     to: Target
     name: str | None = None  # the DNS name, when the probe went by name
     large: bool = False  # the probe carried a near-MTU payload
+    external: bool = False  # the target is outside the cluster (egress)
     retry: Callable[[], Observation] | None = field(default=None, repr=False)
 
 
@@ -75,6 +78,8 @@ def dialed(attempt: Attempt, inventory: Inventory) -> Dialed:
         # A hostNetwork pod shares its node's IP; its ports tell it apart.
         if pod.ip == to.ip and to.port in (pod.dial_port, pod.dial_port + 1):
             return Dialed(POD_IP, pod=pod)
+    if attempt.external:
+        return Dialed(EXTERNAL)
     return Dialed(POD_IP)
 
 

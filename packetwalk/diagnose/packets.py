@@ -19,7 +19,8 @@ NO_ANSWER = "server saw it but did not answer"
 ANSWER_LOST = "server answered, client never got it"
 ANSWERED = "client got the answer"
 NO_SERVER_SIDE = "client sent it, no answer came back (server side not captured)"
-CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE)
+UNMASQUERADED = "the request left the node with the pod's own address (not masqueraded), no answer came back"
+CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE, UNMASQUERADED)
 
 CLIENT, SERVER, UPLINK = "client", "server", "uplink"
 
@@ -86,7 +87,7 @@ class Finding:
 
 
 def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[str, int],
-             server_ips: set[str]) -> Finding:
+             server_ips: set[str], external: bool = False) -> Finding:
     """Which of the cases happened to the client's flows toward `target` (ip, port).
 
     A ClusterIP is DNATed on the client's node, so the server veth sees the
@@ -111,7 +112,12 @@ def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[
     path = (f"request seen at: {', '.join(seen_at) or 'nowhere'}; "
             f"answer seen at: {', '.join(answered_at) or 'nowhere'}")
     got = any(answer(pkt) for point in clients for pkt in captures[point])
-    case = _case(captures, servers, request, answer, server_ips, got)
+    # Toward the outside the node must masquerade: the capture filters on the pod's
+    # address, so a request on the uplink at all means it left with that address.
+    leaked = external and any(request(pkt) for point in captures if point.role == UPLINK
+                              for pkt in captures[point])
+    case = UNMASQUERADED if leaked and not got else _case(
+        captures, servers, request, answer, server_ips, got)
     return Finding(case, path, frozenset(sent))
 
 

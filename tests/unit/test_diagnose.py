@@ -149,6 +149,30 @@ def test_the_three_cases_and_the_good_one():
     assert case(server=SYN).case == pk.NEVER_SENT
 
 
+def test_toward_the_outside_a_pod_address_on_the_uplink_means_no_masquerade():
+    out = "198.51.100.10"
+    syn = f"1.000000 IP {C}.40000 > {out}.80: Flags [S], seq 1, length 0"
+    ack = f"1.001000 IP {out}.80 > {C}.40000: Flags [S.], seq 2, ack 2, length 0"
+    leaked = {CV: pk.parse_packets(syn), CU: pk.parse_packets(syn)}
+    masqueraded = {CV: pk.parse_packets(syn), CU: []}  # the uplink saw the node's address
+    assert pk.classify(leaked, C, (out, 80), set(), external=True).case == pk.UNMASQUERADED
+    assert pk.classify(masqueraded, C, (out, 80), set(), external=True).case == pk.NO_SERVER_SIDE
+    assert pk.classify({CV: pk.parse_packets(f"{syn}\n{ack}"), CU: pk.parse_packets(syn)}, C,
+                       (out, 80), set(), external=True).case == pk.ANSWERED
+    # East-west, pod addresses cross the uplink unmasqueraded by design.
+    assert pk.classify(leaked, C, (out, 80), set()).case == pk.NO_SERVER_SIDE
+
+
+def test_an_outside_host_is_narrowed_to_the_node_and_concluded_on_it():
+    inv = inventory()
+    attempt = nw.Attempt(inv.pods["client-pw-worker"], Target("198.51.100.10", 80, "tcp"),
+                         external=True)
+    assert [(s.kind, s.change, s.src.name) for s in nw.plan(attempt, inv)] == [
+        (nw.EXTERNAL, nw.FROM_NODE, "host-pw-worker")]
+    assert "masquerade" in conclude(nw.EXTERNAL, [(nw.EXTERNAL, nw.FROM_NODE, True)], "w1")
+    assert "cannot reach it either" in conclude(nw.EXTERNAL, [(nw.EXTERNAL, nw.FROM_NODE, False)], "w1")
+
+
 def test_a_cluster_ip_flow_is_followed_through_dnat_by_the_client_port():
     to_vip = f"1.000000 IP {C}.40000 > 10.96.12.7.80: Flags [S], seq 1, length 0"
     finding = case(client=to_vip, server=f"{SYN}\n{SYN_ACK}", target=("10.96.12.7", 80))
