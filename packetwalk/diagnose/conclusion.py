@@ -81,8 +81,8 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
             return "ClusterIP fails and pod IPs fail too: below the Service layer"
     if failed == EXTERNAL:
         if from_node:
-            return (f"the pod cannot reach it, its node {where} can: the pod's way out "
-                    "(masquerade/SNAT, an egress policy)")
+            return (f"from the pod it fails, from its node {where} it works: the pod's way "
+                    "out (masquerade/SNAT, an egress policy)")
         if from_node is False:
             return (f"the node {where} cannot reach it either: the route out of the cluster, "
                     "a firewall, or the host itself")

@@ -19,7 +19,7 @@ NO_ANSWER = "server saw it but did not answer"
 ANSWER_LOST = "server answered, client never got it"
 ANSWERED = "client got the answer"
 NO_SERVER_SIDE = "client sent it, no answer came back (server side not captured)"
-UNMASQUERADED = "the request left the node with the pod's own address (not masqueraded), no answer came back"
+UNMASQUERADED = "the request left the node with the pod's own address (not masqueraded)"
 CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE, UNMASQUERADED)
 
 CLIENT, SERVER, UPLINK = "client", "server", "uplink"
@@ -116,7 +116,7 @@ def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[
     # address, so a request on the uplink at all means it left with that address.
     leaked = external and any(request(pkt) for point in captures if point.role == UPLINK
                               for pkt in captures[point])
-    case = UNMASQUERADED if leaked and not got else _case(
+    case = UNMASQUERADED if leaked else _case(
         captures, servers, request, answer, server_ips, got)
     return Finding(case, path, frozenset(sent))
 

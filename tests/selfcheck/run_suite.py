@@ -17,7 +17,6 @@ class SuiteRun:
     verdict: str
     output: str
     diagnoses: dict[str, dict] = field(default_factory=dict)  # failed id -> its diagnosis entry
-    modules: dict[str, str] = field(default_factory=dict)  # id -> JUnit classname (module path)
 
 
 def _test_id(case: ET.Element) -> str:
@@ -37,7 +36,6 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
         return run
     for case in ET.parse(xml).getroot().iter("testcase"):
         tid = _test_id(case)
-        run.modules[tid] = case.get("classname", "")
         if case.find("failure") is not None:
             run.failed.add(tid)
             for prop in case.iter("property"):

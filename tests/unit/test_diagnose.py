@@ -158,6 +158,8 @@ def test_toward_the_outside_a_pod_address_on_the_uplink_means_no_masquerade():
     assert pk.classify(leaked, C, (out, 80), set(), external=True).case == pk.UNMASQUERADED
     assert pk.classify(masqueraded, C, (out, 80), set(), external=True).case == pk.NO_SERVER_SIDE
     assert pk.classify({CV: pk.parse_packets(f"{syn}\n{ack}"), CU: pk.parse_packets(syn)}, C,
+                       (out, 80), set(), external=True).case == pk.UNMASQUERADED  # answered anyway
+    assert pk.classify({CV: pk.parse_packets(f"{syn}\n{ack}"), CU: []}, C,
                        (out, 80), set(), external=True).case == pk.ANSWERED
     # East-west, pod addresses cross the uplink unmasqueraded by design.
     assert pk.classify(leaked, C, (out, 80), set()).case == pk.NO_SERVER_SIDE
