@@ -1,0 +1,57 @@
+"""Inject each lab fault, run the suites with --capture-packets, heal; print what
+the report said and what it cost.
+
+    python3 bench/faults.py [FAULT ...]      (default: every fault with expectations)
+
+Per fault: the wall time of the broken run, how many ids failed against the
+expected set, the run's verdict, and per failed id its bisection and capture
+case. The HTML report of each run is kept under reports/faults/<fault>.html.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from packetwalk.lab import faults
+from packetwalk.lab.faults_expected import EXPECTED, SUITES
+from tests.selfcheck.run_suite import run_suites
+
+REPORTS = Path("reports/faults")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("faults", nargs="*", default=list(EXPECTED), choices=list(EXPECTED), metavar="FAULT")
+    args = ap.parse_args()
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    exact = 0
+    for name in args.faults:
+        expected = EXPECTED[name]
+        faults.inject(name, expected.node)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.monotonic()
+                run = run_suites(Path(tmp), *SUITES,
+                                 extra=("--capture-packets", f"--html={REPORTS / name}.html"))
+                wall = time.monotonic() - start
+        finally:
+            faults.heal()
+        missed, blamed = expected.failing - run.failed, run.failed - expected.failing
+        exact += not missed and not blamed and not run.errors
+        print(f"{name}: {wall:.0f}s, {len(run.failed)} failed (missed {len(missed)}, wrongly "
+              f"blamed {len(blamed)}, errors {len(run.errors)})", flush=True)
+        print(f"  verdict: {run.verdict}")
+        for test_id in sorted(run.failed):
+            diagnosis = run.diagnoses.get(test_id, {})
+            print(f"  {test_id}: {diagnosis.get('verdict', '-')} | capture: "
+                  f"{diagnosis.get('capture', '-')} | pcaps: {len(diagnosis.get('pcaps', []))}",
+                  flush=True)
+    print(f"localized exactly: {exact} of {len(args.faults)} faults")
+    return 0 if exact == len(args.faults) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
