@@ -20,7 +20,9 @@ ANSWER_LOST = "server answered, client never got it"
 ANSWERED = "client got the answer"
 NO_SERVER_SIDE = "client sent it, no answer came back (server side not captured)"
 UNMASQUERADED = "the request left the node with the pod's own address (not masqueraded)"
-CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE, UNMASQUERADED)
+RESET = "client got only a TCP reset: nothing accepted the connection where it arrived"
+CASES = (NEVER_SENT, NEVER_SEEN, NO_ANSWER, ANSWER_LOST, ANSWERED, NO_SERVER_SIDE, UNMASQUERADED,
+         RESET)
 
 CLIENT, SERVER, UPLINK = "client", "server", "uplink"
 
@@ -107,11 +109,18 @@ def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[
     def answer(pkt: Packet) -> bool:
         return pkt.dst == client_ip and pkt.dport in sent
 
+    def reset(pkt: Packet) -> bool:
+        return pkt.line.split(": ", 1)[-1].startswith("Flags [R")
+
     seen_at = [p.label for p in captures if any(request(k) for k in captures[p])]
     answered_at = [p.label for p in captures if any(answer(k) for k in captures[p])]
     path = (f"request seen at: {', '.join(seen_at) or 'nowhere'}; "
             f"answer seen at: {', '.join(answered_at) or 'nowhere'}")
-    got = any(answer(pkt) for point in clients for pkt in captures[point])
+    answers = [pkt for point in clients for pkt in captures[point] if answer(pkt)]
+    got = bool(answers)
+    if answers and all(reset(pkt) for pkt in answers):
+        # A refusal is an answer too, but it says where the connection died, not that it worked.
+        return Finding(RESET, path, frozenset(sent))
     # Toward the outside the node must masquerade: the capture filters on the pod's
     # address, so a request on the uplink at all means it left with that address.
     leaked = external and any(request(pkt) for point in captures if point.role == UPLINK
@@ -168,7 +177,7 @@ def conntrack_summary(text: str, cluster_ip: str) -> str:
                        if m and m.group(1) != cluster_ip})
     if backends:
         return f"{len(entries)} entries for {cluster_ip}, translated to {', '.join(backends)}"
-    return f"{len(entries)} entries for {cluster_ip}, none translated (no DNAT: Service rules missing)"
+    return f"{len(entries)} entries for {cluster_ip}, none translated (no DNAT happened)"
 
 
 def service_rules_summary(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:

@@ -175,6 +175,12 @@ def test_an_outside_host_is_narrowed_to_the_node_and_concluded_on_it():
     assert "cannot reach it either" in conclude(nw.EXTERNAL, [(nw.EXTERNAL, nw.FROM_NODE, False)], "w1")
 
 
+def test_a_reset_is_a_refusal_not_an_answer():
+    rst = f"1.001000 IP {S}.8080 > {C}.40000: Flags [R.], seq 0, ack 2, win 0, length 0"
+    assert case(client=f"{SYN}\n{rst}").case == pk.RESET
+    assert case(client=f"{SYN}\n{SYN_ACK}\n{rst}", server=f"{SYN}\n{SYN_ACK}").case == pk.ANSWERED
+
+
 def test_a_cluster_ip_flow_is_followed_through_dnat_by_the_client_port():
     to_vip = f"1.000000 IP {C}.40000 > 10.96.12.7.80: Flags [S], seq 1, length 0"
     finding = case(client=to_vip, server=f"{SYN}\n{SYN_ACK}", target=("10.96.12.7", 80))
