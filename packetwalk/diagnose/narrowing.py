@@ -138,10 +138,12 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
             backends = backends[:1]  # one pod IP tells "DNS or below" apart
         steps += [Step(POD_IP, "", src, pod_target(pod, protocol)) for pod in backends]
     if target.kind == POD_IP and target.pod is not None and target.pod.node != src.node:
-        near = _peer(inventory, src.role, target.pod.node)
+        # The policy pods have no twin on the other node: the plain client/server stand in.
+        near = _peer(inventory, src.role, target.pod.node) or _peer(inventory, "client",
+                                                                    target.pod.node)
         if near is not None:
             steps.append(Step(POD_IP, SAME_NODE_CLIENT, near, to))
-        local = _peer(inventory, target.pod.role, src.node)
+        local = _peer(inventory, target.pod.role, src.node) or _peer(inventory, "server", src.node)
         if local is not None:
             steps.append(Step(POD_IP, SAME_NODE_TARGET, src, pod_target(local, protocol)))
     if attempt.large:

@@ -19,7 +19,9 @@ def inventory() -> Inventory:
         ("server-pw-worker", "server", "pw-worker", "10.244.1.6", 8080),
         ("server-pw-worker2", "server", "pw-worker2", "10.244.2.7", 8080),
         ("host-pw-worker", "host", "pw-worker", "10.250.0.11", 18080),
-        ("host-pw-worker2", "host", "pw-worker2", "10.250.0.12", 18080))}
+        ("host-pw-worker2", "host", "pw-worker2", "10.250.0.12", 18080),
+        ("policy-client-a", "policy-client", "pw-worker", "10.244.1.9", 8080),
+        ("policy-server", "policy-server", "pw-worker2", "10.244.2.9", 8080))}
     services = {
         "server-pw-worker2": Service("server-pw-worker2", "pw-1", "10.96.12.7",
                                      {"http": 80, "udp": 81}, {"http": 30080, "udp": 30081},
@@ -81,6 +83,13 @@ def test_a_service_without_the_other_protocol_gets_no_such_step():
 def test_a_failed_near_mtu_payload_is_retried_small_and_nothing_else():
     assert steps_for(Target("10.244.2.7", 8081, "udp"), large=True) == [
         (nw.POD_IP, nw.SMALL, "client-pw-worker", "10.244.2.7", 8081)]
+
+
+def test_a_pod_without_a_twin_is_stood_in_for_by_the_plain_client_and_server():
+    steps = steps_for(Target("10.244.2.9", 8080, "tcp"), src="policy-client-a")
+    assert [s[:3] for s in steps][:2] == [(nw.POD_IP, nw.SAME_NODE_CLIENT, "client-pw-worker2"),
+                                          (nw.POD_IP, nw.SAME_NODE_TARGET, "policy-client-a")]
+    assert steps[1][3] == "10.244.1.6"  # server-pw-worker, on the client's node
 
 
 def test_a_node_is_not_tried_from_itself():
