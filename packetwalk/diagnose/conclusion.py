@@ -48,7 +48,10 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
     local = _all(results, POD_IP, SAME_NODE_TARGET)
     # The other protocol matters only when no lower layer answered over this one:
     # "ClusterIP fails, pod IPs answer" says more about a UDP-only Service fault.
-    some_pod = any(ok for k, c, ok in results if k == POD_IP)
+    # Pod IPs over the same protocol, from a pod: the other-protocol and from-node steps
+    # dial pod IPs too, but they answer a different question.
+    some_pod = any(ok for k, c, ok in results
+                   if k == POD_IP and c in ("", SAME_NODE_CLIENT, SAME_NODE_TARGET))
     if _all(results, failed, OTHER_PROTOCOL) and protocol and not (some_pod or cluster_ip):
         other = "TCP" if protocol == "udp" else "UDP"
         return (f"{protocol.upper()} fails, {other} to the same target answers: something drops "

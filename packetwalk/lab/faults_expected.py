@@ -131,14 +131,18 @@ EXPECTED = {
         "test_source_ip_via_pod_ip[cross-node-udp]",
         "test_source_ip_via_pod_ip[same-node-udp]",
         }),
-        "pod network (PodIP) is broken for udp only", "udp or dns"),
+        "pod network (PodIP) is broken for udp only", "udp or dns",
+        diagnosed={"test_pod_ip[cross-node-udp]": ("UDP fails, TCP to the same target answers",
+                                                   NEVER_SEEN)}),
     "hairpin-off": Expectation(
-        None, frozenset(ids("test_hairpin", "tcp", "udp")), "hairpin is broken", "hairpin"),
+        None, frozenset(ids("test_hairpin", "tcp", "udp")), "hairpin is broken", "hairpin",
+        diagnosed={"test_hairpin[tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),
     # Node links at 1400, frag-needed eaten: only full-size packets between nodes
     # vanish. Same-node paths never touch eth0; every other probe is small.
     "mtu-mismatch": Expectation(
         None, frozenset(ids("test_mtu", "cross-node-tcp", "cross-node-udp")),
-        "path MTU is broken across nodes only", "mtu"),
+        "path MTU is broken across nodes only", "mtu",
+        diagnosed={"test_mtu[cross-node-udp]": ("the near-MTU payload does not", NEVER_SEEN)}),
     "egress-masquerade": Expectation(
         None, frozenset(ids("test_egress_nat", "same-node", "cross-node")),
         "egress NAT is broken", "egress",

@@ -107,6 +107,9 @@ def test_size_and_protocol_findings_come_before_the_layers():
         "even a small request")
     assert conclude(nw.CLUSTER_IP, [*broken_below, (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, True)], "w1",
                     "udp").startswith("UDP fails, TCP to the same target answers")
+    assert conclude(nw.POD_IP, [*broken_below, (nw.POD_IP, nw.OTHER_PROTOCOL, True),
+                                (nw.POD_IP, nw.FROM_NODE, True)], "w1", "udp").startswith(
+        "UDP fails, TCP to the same target answers")
     assert "drops" not in conclude(nw.CLUSTER_IP, [*broken_below, (nw.CLUSTER_IP, nw.OTHER_PROTOCOL, False)],
                                    "w1", "udp")
     assert conclude(nw.NODE_PORT, [(nw.CLUSTER_IP, "", False), (nw.POD_IP, "", False)], "w1").startswith(
