@@ -108,22 +108,23 @@ class Diagnoser:
             verdict=conclude(kind, results, attempt.src.node, attempt.to.protocol),
             bisection=bisection,
             policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
-        if self.capture is not None or self.unavailable:
-            diagnosis.capture = self._capture(attempt, servers, target)
-        self.note(diagnosis.entry())
-        return diagnosis
+        return self._finish(diagnosis, attempt, servers, target)
 
     def diagnose_policy(self, attempt: Attempt, seen: Observation, expected: str,
                         server: Pod) -> Diagnosis:
         """A policy cell that came out wrong, while its policies are still applied."""
         target = dialed(attempt, self.inventory)
-        servers = [] if attempt.name is not None else [server]
         policies = selecting(self.api, [attempt.src, server]) if self.api else []
         diagnosis = Diagnosis(
             verdict=conclude_cell(expected, seen.cls, policies, server.node),
             bisection=[(f"{target.kind} {attempt.to.label()} from {attempt.src.name}: "
                         f"{seen.cls}, expected {expected}")],
             policies=policies)
+        return self._finish(diagnosis, attempt, [server], target)
+
+    def _finish(self, diagnosis: Diagnosis, attempt: Attempt, servers: list[Pod],
+                target: Dialed) -> Diagnosis:
+        """The capture (when asked for), and the entry on the test's report."""
         if self.capture is not None or self.unavailable:
             diagnosis.capture = self._capture(attempt, servers, target)
         self.note(diagnosis.entry())

@@ -125,54 +125,66 @@ def _enforcer_up(state: State, node: t.Node) -> None:
         start(state, n.name, "kube-router", components.kube_router(n))
 
 
+# A firewall rule a fault adds: (table, chain, match..., target).
+Rule = tuple[str, ...]
+
+
+def _insert(node: str, rule: Rule) -> None:
+    table, chain, *spec = rule
+    _ipt(node, "-t", table, "-I", chain, *spec)
+
+
+def _delete(node: str, rule: Rule) -> None:
+    table, chain, *spec = rule
+    while _ipt_ok(node, "-t", table, "-D", chain, *spec):
+        pass
+
+
 # ---------------------------------------------------------------- nodeport-blocked
 
-def _nodeport_rules(node: str) -> list[list[str]]:
-    # A stateful firewall in front of the node, in mangle PREROUTING (before
-    # kube-proxy's DNAT): only NEW flows to the node's own addresses. Matching
-    # the port alone also dropped answers whose masqueraded (--random-fully)
-    # source port happened to fall in the NodePort range: a flaky false failure.
-    return [["-t", "mangle", "PREROUTING", "-p", proto, "--dport", NODEPORTS,
-             "-m", "addrtype", "--dst-type", "LOCAL", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]
-            for proto in ("tcp", "udp")]
+# A stateful firewall in front of the node, in mangle PREROUTING (before
+# kube-proxy's DNAT): only NEW flows to the node's own addresses. Matching
+# the port alone also dropped answers whose masqueraded (--random-fully)
+# source port happened to fall in the NodePort range: a flaky false failure.
+NODEPORT_DROPS: tuple[Rule, ...] = tuple(
+    ("mangle", "PREROUTING", "-p", proto, "--dport", NODEPORTS, "-m", "addrtype",
+     "--dst-type", "LOCAL", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP")
+    for proto in ("tcp", "udp"))
 
 
 def _block_nodeports(state: State, node: t.Node) -> None:
-    for table, _t, chain, *rule in _nodeport_rules(node.name):
-        _ipt(node.name, table, _t, "-I", chain, *rule)
+    for rule in NODEPORT_DROPS:
+        _insert(node.name, rule)
 
 
 def _unblock_nodeports(state: State, node: t.Node) -> None:
-    for table, _t, chain, *rule in _nodeport_rules(node.name):
-        while _ipt_ok(node.name, table, _t, "-D", chain, *rule):
-            pass
+    for rule in NODEPORT_DROPS:
+        _delete(node.name, rule)
 
 
 # ---------------------------------------------------------------- udp-dropped
 
 # mangle PREROUTING: before kube-router's filter chains (which accept policy-allowed
 # pod traffic ahead of anything in FORWARD) and before the node's INPUT.
-UDP_DROP = ["-t", "mangle", "PREROUTING", "-p", "udp", "-s", str(t.POD_CIDR), "-j", "DROP"]
+UDP_DROP: Rule = ("mangle", "PREROUTING", "-p", "udp", "-s", str(t.POD_CIDR), "-j", "DROP")
 
 
 def _drop_udp(state: State, node: t.Node) -> None:
-    table, mangle, chain, *rule = UDP_DROP
     for n in cluster.node_list(state.workers):
-        _ipt(n.name, table, mangle, "-I", chain, *rule)
+        _insert(n.name, UDP_DROP)
 
 
 def _pass_udp(state: State, node: t.Node) -> None:
-    table, mangle, chain, *rule = UDP_DROP
     for n in cluster.node_list(state.workers):
-        while _ipt_ok(n.name, table, mangle, "-D", chain, *rule):
-            pass
+        _delete(n.name, UDP_DROP)
 
 
 # ---------------------------------------------------------------- mtu-mismatch
 
 # raw OUTPUT: the node's own ICMP errors are RELATED traffic, and kube-router's
 # filter OUTPUT chain (always first) accepts them before any filter rule of ours.
-FRAG_NEEDED_DROP = ["-t", "raw", "OUTPUT", "-p", "icmp", "--icmp-type", "fragmentation-needed", "-j", "DROP"]
+FRAG_NEEDED_DROP: Rule = ("raw", "OUTPUT", "-p", "icmp", "--icmp-type", "fragmentation-needed",
+                          "-j", "DROP")
 
 
 def _mtu_small(state: State, node: t.Node) -> None:
@@ -182,14 +194,13 @@ def _mtu_small(state: State, node: t.Node) -> None:
     # eth0's MTU. Pod packets above it, with DF set, vanish without a word.
     for n in cluster.node_list(state.workers):
         network.ip("link", "set", "eth0", "mtu", str(SMALL_MTU), ns=n.name)
-        _ipt(n.name, *FRAG_NEEDED_DROP[:2], "-I", *FRAG_NEEDED_DROP[2:])
+        _insert(n.name, FRAG_NEEDED_DROP)
 
 
 def _mtu_back(state: State, node: t.Node) -> None:
     for n in cluster.node_list(state.workers):
         network.ip("link", "set", "eth0", "mtu", "1500", ns=n.name)
-        while _ipt_ok(n.name, *FRAG_NEEDED_DROP[:2], "-D", *FRAG_NEEDED_DROP[2:]):
-            pass
+        _delete(n.name, FRAG_NEEDED_DROP)
 
 
 # ---------------------------------------------------------------- hairpin-off
