@@ -1,12 +1,18 @@
-"""`up` is idempotent and `down` leaves the host as it was. Runs last (see conftest)."""
+"""`up` is idempotent (also after a start that died half-way), `--workers`
+changes the cluster, and `down` leaves the host as it was. Runs last (see conftest).
+"""
 
 import os
 import subprocess
+import sys
 import time
 from ipaddress import ip_network
 from pathlib import Path
 
 from packetwalk.lab import cgroups, cluster, network, nodes, paths, processes, state, topology
+from tests.suiterun import run_suites
+
+from .conftest import eventually, kubectl_json
 
 
 def test_second_up_keeps_the_healthy_lab(lab):
@@ -17,6 +23,54 @@ def test_second_up_keeps_the_healthy_lab(lab):
     assert any("already up" in m for m in messages), messages
     assert {p.name + p.node: p.pid for p in state.load().procs} == before
     assert time.monotonic() - start < 60
+
+
+def _lab_processes() -> set[int]:
+    """Pids of the lab's own binaries now running (not the shims or containers)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            exe = os.readlink(proc / "exe") if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if exe.startswith(str(paths.BIN_DIR)) and "containerd-shim" not in exe:
+            found.add(int(proc.name))
+    return found
+
+
+def test_up_after_a_start_killed_half_way_ends_with_one_healthy_lab(lab):
+    cluster.down(log=lambda m: None)
+    half = subprocess.Popen([sys.executable, "-m", "packetwalk.cli", "lab", "up"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    # Kill it once the control plane's first components run, before any node joins.
+    started, _ = eventually(lambda: (len(state.load().procs) >= 2, ""), timeout=60, every=0.2)
+    half.kill()
+    half.wait(timeout=10)
+    assert started, "the interrupted start never got as far as the control plane"
+    assert not cluster.healthy(state.load())
+
+    messages = []
+    cluster.up(workers=2, log=messages.append)
+    assert any("clearing a previous lab" in m for m in messages), messages
+    now = state.load()
+    assert cluster.healthy(now)
+    assert _lab_processes() == {p.pid for p in now.procs}, "processes of the killed start survived"
+    assert len(kubectl_json("get", "nodes")["items"]) == 3
+
+
+def test_a_single_worker_lab_skips_cross_node_tests_with_their_reason(lab, tmp_path):
+    try:
+        cluster.up(workers=1, log=lambda m: None)
+        names = [n["metadata"]["name"] for n in kubectl_json("get", "nodes")["items"]]
+        assert sorted(names) == ["pw-control-plane", "pw-worker"]
+        run = run_suites(tmp_path, "suites/east_west", extra=("--no-diagnose",))
+        assert not run.failed and not run.errors, run.output[-3000:]
+        cross = {tid: why for tid, why in run.skipped.items() if "cross-node" in tid}
+        assert cross and all("needs 2 schedulable nodes" in why for why in cross.values()), cross
+        assert not any("cross-node" in tid for tid in run.passed), "cross-node ran on one node"
+        assert any("same-node" in tid for tid in run.passed), run.output[-3000:]
+    finally:
+        cluster.up(workers=2, log=lambda m: None)  # the rest of the tests need two workers
 
 
 def _leftovers(procs: list[state.Proc]) -> list[str]:

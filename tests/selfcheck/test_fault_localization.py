@@ -13,8 +13,7 @@ import pytest
 from packetwalk.diagnose.packets import CASES
 from packetwalk.lab import faults
 from packetwalk.lab.faults_expected import EXPECTED, SUITES, UNDIAGNOSED
-
-from .run_suite import run_suites
+from tests.suiterun import run_suites
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -1,4 +1,5 @@
-"""Run the suites in a subprocess and read back which ids failed and the verdict."""
+"""Run the suites in a subprocess, as a user would, and read back each id's outcome,
+the verdict, the diagnoses and the skip reasons."""
 
 import ast
 import subprocess
@@ -13,7 +14,7 @@ class SuiteRun:
     passed: set[str]
     failed: set[str]
     errors: set[str]
-    skipped: set[str]
+    skipped: dict[str, str]  # id -> its skip reason
     verdict: str
     output: str
     diagnoses: dict[str, dict] = field(default_factory=dict)  # failed id -> its diagnosis entry
@@ -31,7 +32,7 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     out = r.stdout + r.stderr
     verdicts = [line.split("verdict:", 1)[1].strip() for line in out.splitlines() if line.startswith("verdict:")]
-    run = SuiteRun(set(), set(), set(), set(), verdicts[-1] if verdicts else "", out)
+    run = SuiteRun(set(), set(), set(), {}, verdicts[-1] if verdicts else "", out)
     if not xml.exists():
         return run
     for case in ET.parse(xml).getroot().iter("testcase"):
@@ -45,7 +46,7 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
         elif case.find("error") is not None:
             run.errors.add(tid)
         elif case.find("skipped") is not None:
-            run.skipped.add(tid)
+            run.skipped[tid] = case.find("skipped").get("message", "")
         else:
             run.passed.add(tid)
     return run

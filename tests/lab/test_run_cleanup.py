@@ -1,0 +1,107 @@
+"""The suite leaves nothing behind in the cluster: after a run, after Ctrl-C in
+the middle of deploying, and (through the next run's sweep) after a kill -9.
+`--keep` is the one way to leave the namespaces, and the sweep respects it.
+
+Each test drives a real, small slice of the east-west suite on the lab.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import eventually, kubectl, kubectl_json
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGED = "app.kubernetes.io/managed-by=packetwalk"
+SLICE = ("suites/east_west", "-n", "2", "-k", "test_pod_ip and same-node-tcp", "--no-diagnose",
+         "-p", "no:cacheprovider", "-q")
+
+
+def suite_namespaces() -> dict[str, dict]:
+    """Every namespace a packetwalk run made, by name, with its annotations."""
+    return {ns["metadata"]["name"]: ns["metadata"].get("annotations") or {}
+            for ns in kubectl_json("get", "namespaces", "-l", MANAGED)["items"]}
+
+
+def gone(names) -> tuple[bool, str]:
+    left = sorted(set(names) & set(suite_namespaces()))
+    return not left, ", ".join(left)
+
+
+@pytest.fixture
+def clean_slate(lab):
+    """No run's namespace before the test, and none after it, whatever it did."""
+    kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+    yield
+    kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+
+
+def start_slice(*extra: str) -> subprocess.Popen:
+    # Its own process group, so a signal reaches pytest and its children the way
+    # a terminal's Ctrl-C does.
+    return subprocess.Popen([sys.executable, "-m", "pytest", *SLICE, *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for_namespaces(proc: subprocess.Popen, timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = list(suite_namespaces())
+        if names:
+            return names
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it made its namespaces:\n{proc.stdout.read()}")
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"no run namespace appeared within {timeout:.0f}s")
+
+
+def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def test_a_run_leaves_no_object_behind(clean_slate):
+    code, out = finish(start_slice())
+    assert code == 0, out[-3000:]
+    assert "deleted the namespaces of run" in out, out[-3000:]
+    assert suite_namespaces() == {}
+
+
+def test_ctrl_c_while_deploying_still_cleans_up(clean_slate):
+    proc = start_slice()
+    names = wait_for_namespaces(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    code, out = finish(proc)
+    assert code == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    ok, left = eventually(lambda: gone(names), timeout=60)
+    assert ok, f"left after Ctrl-C: {left}\n{out[-3000:]}"
+
+
+def test_a_killed_runs_namespaces_are_swept_by_the_next_run(clean_slate):
+    proc = start_slice()
+    names = wait_for_namespaces(proc)
+    time.sleep(2)  # let it write its pid and heartbeat
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert set(names) <= set(suite_namespaces()), "kill -9 cannot clean up; the sweep must"
+    code, out = finish(start_slice())
+    assert code == 0 and "swept namespaces of dead runs" in out, out[-3000:]
+    ok, left = eventually(lambda: gone(names), timeout=60)
+    assert ok, f"not swept: {left}"
+
+
+def test_keep_leaves_the_namespaces_and_the_sweep_spares_them(clean_slate):
+    code, out = finish(start_slice("--keep"))
+    assert code == 0, out[-3000:]
+    kept = suite_namespaces()
+    assert len(kept) == 2 and all(a.get("packetwalk.io/keep") == "true" for a in kept.values()), kept
+    code, out = finish(start_slice())
+    assert code == 0 and "swept" not in out, out[-3000:]
+    assert set(kept) == set(suite_namespaces())
