@@ -15,6 +15,7 @@ import urllib3
 from kubernetes import config as kubeconfig
 from kubernetes.client import (
     ApiClient,
+    AuthenticationV1Api,
     AuthorizationV1Api,
     Configuration,
     CoreV1Api,
@@ -163,6 +164,17 @@ def missing_access(api: ApiClient, run_namespace: str,
     return missing
 
 
+def whoami(api: ApiClient) -> str | None:
+    """The user the API server sees, so a refusal names whom to grant; None when
+    the server cannot say (SelfSubjectReview is GA only since 1.28)."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    try:
+        review = AuthenticationV1Api(api).create_self_subject_review(body, _request_timeout=API_TIMEOUT)
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return None
+    return review.status.user_info.username if review.status and review.status.user_info else None
+
+
 def describe_access(access: Access) -> str:
     resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
     group = f".{access.group}" if access.group else ""
@@ -203,8 +215,10 @@ def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
     version = check_reachable(api)
     missing = missing_access(api, run_namespace)
     if missing:
+        user = whoami(api)
         raise ClusterError(
-            f"RBAC forbids what the suite needs on {target.describe()}: "
+            f"RBAC forbids what the suite needs on {target.describe()}"
+            f"{f' as {user}' if user else ''}: "
             f"{', '.join(describe_access(a) for a in missing)} "
             "(grant manifests/rbac-minimal.yaml)")
     return configuration, discover_facts(api, version)
