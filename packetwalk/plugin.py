@@ -39,6 +39,7 @@ from packetwalk.walk import HopFailure
 from packetwalk.workloads import (
     DEBUG,
     DEFAULT_IMAGE,
+    ImageUnavailable,
     Inventory,
     WorkloadError,
     bring_up,
@@ -263,8 +264,11 @@ class Controller:
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
                                    f"{state.inventory.errors[DEBUG]}")
             state.heartbeat.start()
-            state.notes.append(f"workloads ready in {time.monotonic() - started:.1f}s")
-        except ClusterError as exc:
+            unusable = sorted(set(state.inventory.errors) - {DEBUG})
+            state.notes.append(f"workloads ready in {time.monotonic() - started:.1f}s" if not unusable
+                               else f"workloads settled in {time.monotonic() - started:.1f}s; not "
+                                    f"ready: {', '.join(unusable)} (their tests error)")
+        except (ClusterError, ImageUnavailable) as exc:
             raise pytest.UsageError(f"packetwalk: {exc}") from None
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             # The cluster went away or refused mid-deploy: still the setup, not the network.

@@ -54,8 +54,16 @@ HOPELESS_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageN
                               "CreateContainerError", "CrashLoopBackOff", "RunContainerError"})
 
 
+PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                          "ErrImageNeverPull"})
+
+
 class WorkloadError(Exception):
     """A workload is unusable (never Ready, rejected): tests needing it ERROR."""
+
+
+class ImageUnavailable(WorkloadError):
+    """Not one of the run's pods could pull its image: bad input, not a verdict."""
 
 
 def render(manifest: str, **values: object) -> list[dict]:
@@ -268,6 +276,15 @@ def _pod_problem(pod: dict) -> tuple[bool, str]:
     return hopeless, "; ".join(parts)
 
 
+def _pull_failure(pod: dict) -> str | None:
+    """The kubelet's message when a container of the pod waits on its image."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_REASONS:
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".strip(": ")
+    return None
+
+
 def _is_ready(pod: dict) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return bool(pod.get("status", {}).get("podIP")) and any(
@@ -286,12 +303,12 @@ def _events(core: CoreV1Api, namespace: str, name: str) -> str:
 
 
 def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]],
-               timeout: float) -> tuple[dict[str, dict], dict[str, str]]:
+               timeout: float) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
     """Wait until every planned pod is Ready or hopeless.
 
-    Returns (ready pods by name as dicts, {group: error}). An error names the
-    pod, its node, its state and its last events: what was awaited and why it
-    never came.
+    Returns (ready pods by name as dicts, {group: error}, {pod name: image pull
+    failure}). An error names the pod, its node, its state and its last events:
+    what was awaited and why it never came.
     """
     core = CoreV1Api(api)
     wanted = {obj["metadata"]["name"]: (group, obj) for group, obj in objects
@@ -327,7 +344,9 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]],
             if group not in errors and not _is_ready(seen.get(name, {})):
                 errors[group] = _never_ready(core, obj, f"{exc}")
     ready = {name: pod for name, pod in seen.items() if _is_ready(pod)}
-    return ready, errors
+    pulls = {name: failure for name in wanted
+             if (failure := _pull_failure(seen.get(name, {}))) is not None}
+    return ready, errors, pulls
 
 
 def _never_ready(core: CoreV1Api, obj: dict, problem: str) -> str:
@@ -416,7 +435,13 @@ def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, im
     """Deploy, wait, inventory: the whole controller-side setup of a run."""
     objects = plan(run, nodes, image, pull_secret, debug_image)
     errors = deploy(api, objects)
-    ready, not_ready = await_pods(api, run, objects, ready_timeout)
+    ready, not_ready, pulls = await_pods(api, run, objects, ready_timeout)
+    suite_pods = {obj["metadata"]["name"] for group, obj in objects
+                  if obj["kind"] == "Pod" and group != DEBUG}
+    if suite_pods and suite_pods <= set(pulls):
+        # A wrong --image or missing pull secret: say it once, not once per test.
+        raise ImageUnavailable(f"image {image} cannot be pulled on any node under test "
+                               f"({pulls[min(suite_pods)]}); see --image and --image-pull-secret")
     errors.update({g: e for g, e in not_ready.items() if g not in errors})
     inventory = take_inventory(run, nodes, dns_ip, objects, ready, list_services(api, run),
                                errors)
