@@ -48,14 +48,12 @@ PULL_SECRET = "pw-pull"
 CORE, HOST, POLICY = "core", "host", "policy"
 # Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
 DEBUG = "debug"
-# Container states that will not fix themselves within a run.
-HOPELESS_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                              "ErrImageNeverPull", "CreateContainerConfigError",
-                              "CreateContainerError", "CrashLoopBackOff", "RunContainerError"})
-
-
+# Container states that will not fix themselves within a run; the first four
+# say the image cannot be had.
 PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                           "ErrImageNeverPull"})
+HOPELESS_REASONS = PULL_REASONS | {"CreateContainerConfigError", "CreateContainerError",
+                                   "CrashLoopBackOff", "RunContainerError"}
 
 
 class WorkloadError(Exception):
@@ -429,6 +427,17 @@ def list_services(api: ApiClient, run: Run) -> list[dict]:
     return [api.sanitize_for_serialization(s) for s in items]
 
 
+def check_image_pulled(objects: list[tuple[str, dict]], pulls: dict[str, str], image: str) -> None:
+    """Raise ImageUnavailable when every suite pod (not the optional capture pods)
+    waits on its image: a wrong --image or a missing pull secret is said once, not
+    once per test. Some pods pulling is a cluster fault: their tests error instead."""
+    suite_pods = {obj["metadata"]["name"] for group, obj in objects
+                  if obj["kind"] == "Pod" and group != DEBUG}
+    if suite_pods and suite_pods <= set(pulls):
+        raise ImageUnavailable(f"image {image} cannot be pulled on any node under test "
+                               f"({pulls[min(suite_pods)]}); see --image and --image-pull-secret")
+
+
 def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, image: str,
              pull_secret: bytes | None, ready_timeout: float,
              debug_image: str | None = None) -> Inventory:
@@ -436,12 +445,7 @@ def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, im
     objects = plan(run, nodes, image, pull_secret, debug_image)
     errors = deploy(api, objects)
     ready, not_ready, pulls = await_pods(api, run, objects, ready_timeout)
-    suite_pods = {obj["metadata"]["name"] for group, obj in objects
-                  if obj["kind"] == "Pod" and group != DEBUG}
-    if suite_pods and suite_pods <= set(pulls):
-        # A wrong --image or missing pull secret: say it once, not once per test.
-        raise ImageUnavailable(f"image {image} cannot be pulled on any node under test "
-                               f"({pulls[min(suite_pods)]}); see --image and --image-pull-secret")
+    check_image_pulled(objects, pulls, image)
     errors.update({g: e for g, e in not_ready.items() if g not in errors})
     inventory = take_inventory(run, nodes, dns_ip, objects, ready, list_services(api, run),
                                errors)

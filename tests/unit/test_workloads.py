@@ -1,15 +1,20 @@
 """The run's objects: labels everywhere, pod count bounded by nodes, inventory JSON."""
 
+import pytest
+
 from packetwalk.placement import Node
 from packetwalk.runs import Run
 from packetwalk.workloads import (
     CORE,
     HOST,
     POLICY,
+    ImageUnavailable,
     Inventory,
     Pod,
     Service,
     WorkloadError,
+    _pull_failure,
+    check_image_pulled,
     host_ports,
     plan,
     policy_objects,
@@ -79,3 +84,22 @@ def test_inventory_roundtrip_and_group_errors():
         assert "never became Ready" in str(exc)
     else:
         raise AssertionError("a pod of a failed group must raise")
+
+
+def _waiting(reason: str, message: str = "") -> dict:
+    return {"status": {"phase": "Pending", "containerStatuses": [
+        {"name": "netexec", "state": {"waiting": {"reason": reason, "message": message}}}]}}
+
+
+def test_an_image_no_suite_pod_could_pull_is_bad_input_once():
+    assert _pull_failure(_waiting("ErrImagePull", "not found")) == "ErrImagePull: not found"
+    assert _pull_failure(_waiting("ContainerCreating")) is None
+    assert _pull_failure({}) is None
+    objects = plan(RUN, NODES, debug_image="debug:1")
+    suite = [obj["metadata"]["name"] for group, obj in objects
+             if obj["kind"] == "Pod" and group != "debug"]
+    with pytest.raises(ImageUnavailable, match=r"image agnhost:x cannot be pulled .*not found"):
+        check_image_pulled(objects, {name: "ErrImagePull: not found" for name in suite}, "agnhost:x")
+    # One node's pods pulling is the cluster's fault, not bad input: their tests error.
+    check_image_pulled(objects, {name: "ErrImagePull: x" for name in suite[1:]}, "agnhost:x")
+    check_image_pulled(objects, {}, "agnhost:x")
