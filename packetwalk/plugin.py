@@ -264,10 +264,11 @@ class Controller:
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
                                    f"{state.inventory.errors[DEBUG]}")
             state.heartbeat.start()
+            took = time.monotonic() - started
             unusable = sorted(set(state.inventory.errors) - {DEBUG})
-            state.notes.append(f"workloads ready in {time.monotonic() - started:.1f}s" if not unusable
-                               else f"workloads settled in {time.monotonic() - started:.1f}s; not "
-                                    f"ready: {', '.join(unusable)} (their tests error)")
+            state.notes.append(f"workloads ready in {took:.1f}s" if not unusable else
+                               f"workloads settled in {took:.1f}s; not ready: "
+                               f"{', '.join(unusable)} (their tests error)")
         except (ClusterError, ImageUnavailable) as exc:
             raise pytest.UsageError(f"packetwalk: {exc}") from None
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:

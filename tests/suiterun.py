@@ -8,6 +8,18 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_argv(*args: str) -> list[str]:
+    """pytest as a user runs it (from the repository root), without a cache dir."""
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+
+
+def run_pytest(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(pytest_argv(*args), cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
 
 @dataclass
 class SuiteRun:
@@ -27,9 +39,7 @@ def _test_id(case: ET.Element) -> str:
 
 def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
     xml = tmp / "junit.xml"
-    argv = [sys.executable, "-m", "pytest", *paths, "-n", "auto", "-q", "-p", "no:cacheprovider",
-            f"--junitxml={xml}", *extra]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    r = run_pytest(*paths, "-n", "auto", "-q", f"--junitxml={xml}", *extra)
     out = r.stdout + r.stderr
     verdicts = [line.split("verdict:", 1)[1].strip() for line in out.splitlines() if line.startswith("verdict:")]
     run = SuiteRun(set(), set(), set(), {}, verdicts[-1] if verdicts else "", out)

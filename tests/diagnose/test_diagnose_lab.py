@@ -7,11 +7,8 @@ hold a different fault on the same lab, and `packetwalk lab heal` would undo
 that one too. Root and a running lab are required.
 """
 
-import ast
 import os
 import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,8 @@ import pytest
 from packetwalk.lab import cluster, faults
 from packetwalk.lab.state import load
 from packetwalk.waiting import wait_for
+from tests.suiterun import run_suites
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIENT_NODE, SERVER_NODE = "pw-worker", "pw-worker2"  # the suite's cross-node placement
 
 
@@ -56,17 +53,7 @@ def heal_only(name: str) -> None:
 
 def run_slice(tmp_path: Path, keyword: str, *extra: str) -> dict[str, dict]:
     """Run `-k keyword` of the east-west suite; {test name: diagnosis} of its failures."""
-    junit = tmp_path / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "suites/east_west", "-q", "-n", "2",
-                    "-k", keyword, f"--junitxml={junit}", *extra],
-                   cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
-    diagnoses = {}
-    for case in ET.parse(junit).iter("testcase"):
-        for prop in case.iter("property"):
-            if prop.get("name") == "diagnosis":
-                # junitxml writes str(value): a dict's repr.
-                diagnoses[case.get("name")] = ast.literal_eval(prop.get("value"))
-    return diagnoses
+    return run_suites(tmp_path, "suites/east_west", extra=("-k", keyword, *extra)).diagnoses
 
 
 def test_kube_proxy_broken_clusterip_fails_pod_ips_answer(tmp_path):

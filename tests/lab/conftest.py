@@ -10,6 +10,7 @@ import pytest
 
 from packetwalk.lab import cluster, paths
 from packetwalk.lab.errors import LabError
+from packetwalk.runs import MANAGED_BY
 
 NS = "pw-labtest"
 
@@ -74,6 +75,12 @@ def selftest(lab):
     pods = {p["metadata"]["name"]: p for p in kubectl_json("-n", NS, "get", "pods")["items"]}
     yield {"a": pods["server-a"], "b": pods["server-b"], "nodes": (a, b)}
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
+
+
+def suite_namespaces() -> dict[str, dict]:
+    """Every namespace a packetwalk run made, by name, with its annotations."""
+    return {ns["metadata"]["name"]: ns["metadata"].get("annotations") or {}
+            for ns in kubectl_json("get", "namespaces", "-l", f"{MANAGED_BY}=packetwalk")["items"]}
 
 
 def eventually(check, timeout=20.0, every=1.0):

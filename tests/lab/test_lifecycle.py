@@ -25,17 +25,21 @@ def test_second_up_keeps_the_healthy_lab(lab):
     assert time.monotonic() - start < 60
 
 
-def _lab_processes() -> set[int]:
-    """Pids of the lab's own binaries now running (not the shims or containers)."""
-    found = set()
+def _executables() -> dict[int, str]:
+    """Every running process's executable, by pid."""
+    found = {}
     for proc in Path("/proc").iterdir():
         try:
-            exe = os.readlink(proc / "exe") if proc.name.isdigit() else ""
-        except OSError:
+            found[int(proc.name)] = os.readlink(proc / "exe") if proc.name.isdigit() else ""
+        except (OSError, ValueError):
             continue
-        if exe.startswith(str(paths.BIN_DIR)) and "containerd-shim" not in exe:
-            found.add(int(proc.name))
     return found
+
+
+def _lab_processes() -> set[int]:
+    """Pids of the lab's own binaries now running (not the shims or containers)."""
+    return {pid for pid, exe in _executables().items()
+            if exe.startswith(str(paths.BIN_DIR)) and "containerd-shim" not in exe}
 
 
 def test_up_after_a_start_killed_half_way_ends_with_one_healthy_lab(lab):
@@ -89,13 +93,8 @@ def _leftovers(procs: list[state.Proc]) -> list[str]:
         if net.version == 4 and any(net.overlaps(r) for r in topology.lab_ranges()):
             found.append(f"route {line}")
     found += [f"process {p.pid} ({p.node} {p.name})" for p in procs if processes.alive(p)]
-    for proc in Path("/proc").iterdir():
-        try:
-            exe = os.readlink(proc / "exe") if proc.name.isdigit() else ""
-        except OSError:
-            continue
-        if exe.startswith(str(paths.BIN_DIR)) or "containerd-shim" in exe:
-            found.append(f"process {proc.name} ({exe})")
+    found += [f"process {pid} ({exe})" for pid, exe in _executables().items()
+              if exe.startswith(str(paths.BIN_DIR)) or "containerd-shim" in exe]
     mounts = Path("/proc/self/mountinfo").read_text()
     found += [f"mount {m}" for m in (str(paths.STATE_ROOT), *nodes.PRIVATE_PATHS) if f" {m}" in mounts]
     found += [f"cgroup {h / cgroups.TOP}" for h in cgroups.hierarchies() if (h / cgroups.TOP).exists()]

@@ -8,24 +8,18 @@ Each test drives a real, small slice of the east-west suite on the lab.
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from .conftest import eventually, kubectl, kubectl_json
+from packetwalk.runs import ANNOTATION_KEEP, MANAGED_BY
+from tests.suiterun import ROOT, pytest_argv
 
-ROOT = Path(__file__).resolve().parents[2]
-MANAGED = "app.kubernetes.io/managed-by=packetwalk"
+from .conftest import eventually, kubectl, suite_namespaces
+
+MANAGED = f"{MANAGED_BY}=packetwalk"
 SLICE = ("suites/east_west", "-n", "2", "-k", "test_pod_ip and same-node-tcp", "--no-diagnose",
-         "-p", "no:cacheprovider", "-q")
-
-
-def suite_namespaces() -> dict[str, dict]:
-    """Every namespace a packetwalk run made, by name, with its annotations."""
-    return {ns["metadata"]["name"]: ns["metadata"].get("annotations") or {}
-            for ns in kubectl_json("get", "namespaces", "-l", MANAGED)["items"]}
+         "-q")
 
 
 def gone(names) -> tuple[bool, str]:
@@ -44,22 +38,22 @@ def clean_slate(lab):
 def start_slice(*extra: str) -> subprocess.Popen:
     # Its own process group, so a signal reaches pytest and its children the way
     # a terminal's Ctrl-C does.
-    return subprocess.Popen([sys.executable, "-m", "pytest", *SLICE, *extra], cwd=ROOT,
+    return subprocess.Popen(pytest_argv(*SLICE, *extra), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
 
 def wait_for_namespaces(proc: subprocess.Popen, timeout: float = 60) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def made() -> tuple[bool, list[str]]:
         names = list(suite_namespaces())
-        if names:
-            return names
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before it made its namespaces:\n{proc.stdout.read()}")
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"no run namespace appeared within {timeout:.0f}s")
+        return bool(names) or proc.poll() is not None, names
+
+    _, names = eventually(made, timeout=timeout, every=0.5)
+    if not names:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the run made no namespace (within {timeout:.0f}s, or before it "
+                    f"ended):\n{proc.communicate()[0][-3000:]}")
+    return names
 
 
 def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
@@ -101,7 +95,7 @@ def test_keep_leaves_the_namespaces_and_the_sweep_spares_them(clean_slate):
     code, out = finish(start_slice("--keep"))
     assert code == 0, out[-3000:]
     kept = suite_namespaces()
-    assert len(kept) == 2 and all(a.get("packetwalk.io/keep") == "true" for a in kept.values()), kept
+    assert len(kept) == 2 and all(a.get(ANNOTATION_KEEP) == "true" for a in kept.values()), kept
     code, out = finish(start_slice())
     assert code == 0 and "swept" not in out, out[-3000:]
     assert set(kept) == set(suite_namespaces())

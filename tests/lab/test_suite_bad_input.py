@@ -4,22 +4,17 @@ run at session start with one line, counts no test, and leaves nothing behind.
 tests/lab/test_rbac.py.)
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from .test_run_cleanup import suite_namespaces
+from tests.suiterun import run_pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import suite_namespaces
 
 
 def test_an_image_no_node_can_pull_is_one_line(lab):
     image = "registry.k8s.io/e2e-test-images/agnhost:0.0-does-not-exist"
-    r = subprocess.run([sys.executable, "-m", "pytest", "suites/east_west", "-n", "auto",
-                        "-p", "no:cacheprovider", f"--image={image}", "--ready-timeout=150"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    r = run_pytest("suites/east_west", "-n", "auto", f"--image={image}", "--ready-timeout=150",
+                   timeout=300)
     out = (r.stdout + r.stderr).strip()
     assert r.returncode == pytest.ExitCode.USAGE_ERROR, out[-3000:]
     # The whole output is that one line: no traceback, no test counted.

@@ -7,14 +7,13 @@ little) and keeps a screenshot under reports/ as the CI artifact.
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from packetwalk.cluster import LAB_KUBECONFIG
+from tests.suiterun import ROOT, run_pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports"
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,9 +38,7 @@ def chromium(url: str, profile: Path, *extra: str) -> str:
 def report() -> Path:
     REPORTS.mkdir(exist_ok=True)
     html = REPORTS / "browser-check.html"
-    run = subprocess.run([sys.executable, "-m", "pytest", "suites", "-n", "auto", "-p",
-                          "no:cacheprovider", f"--html={html}"], check=False, cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+    run = run_pytest("suites", "-n", "auto", f"--html={html}", timeout=900)
     assert html.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
     return html
 

@@ -5,15 +5,13 @@ and after `heal` the same slice is green again.
 The expected sets are data beside the fault catalogue (packetwalk/lab/faults_expected.py).
 """
 
-import subprocess
-import sys
 
 import pytest
 
 from packetwalk.diagnose.packets import CASES
 from packetwalk.lab import faults
 from packetwalk.lab.faults_expected import EXPECTED, SUITES, UNDIAGNOSED
-from tests.suiterun import run_suites
+from tests.suiterun import run_pytest, run_suites
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -47,8 +45,7 @@ def test_fault_is_localized(lab, tmp_path, name):
 
 def test_expectations_name_real_faults_and_real_ids(lab):
     """Stale data would make the self-check vacuous: every fault and id must exist."""
-    r = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "--collect-only", "-q",
-                        "-p", "no:cacheprovider"], capture_output=True, text=True, check=False)
+    r = run_pytest(*SUITES, "--collect-only", "-q", timeout=120)
     collected = {line.split("::")[-1] for line in r.stdout.splitlines() if "::" in line}
     assert collected, r.stdout + r.stderr
     for name, expected in EXPECTED.items():
