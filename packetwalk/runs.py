@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.rest import ApiException
@@ -72,43 +74,80 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(namespace: dict, now: float, host: str, alive=pid_alive) -> bool:
-    """Whether a packetwalk namespace belongs to a run that is not running anymore.
+def _server_time(stamp: str | None) -> float | None:
+    """An API timestamp (RFC 3339, as in managedFields) as epoch seconds, or None."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
 
-    Never stale: a run kept on purpose (--keep), or one already being deleted.
+
+def last_written(namespace: dict) -> float | None:
+    """When anyone last wrote to the namespace, by the API server's clock.
+
+    The server stamps each managedFields entry when its manager changes a
+    field; the heartbeat changes its annotation every beat, so this moves
+    with it. Creation time is the floor.
+    """
+    metadata = namespace.get("metadata") or {}
+    stamps = [_server_time(entry.get("time")) for entry in metadata.get("managedFields") or []]
+    stamps.append(_server_time(metadata.get("creationTimestamp")))
+    known = [s for s in stamps if s is not None]
+    return max(known) if known else None
+
+
+def is_stale(namespace: dict, server_now: float | None, host: str, alive=pid_alive) -> bool:
+    """Whether a namespace belongs to a packetwalk run that is not running anymore.
+
+    Never touched: a namespace without the run label and the run's heartbeat
+    annotation (packetwalk did not create it, or not as a run), one kept on
+    purpose (--keep), or one already being deleted.
     Stale: a run from this host whose controller pid is gone, or any run whose
-    heartbeat stopped STALE_AFTER seconds ago (a concurrent live run keeps
-    beating, so it is never swept). Pid reuse errs on the safe side: a reused
-    pid looks alive and only the heartbeat age sweeps it.
+    namespace nobody wrote to for STALE_AFTER seconds, both times read from the
+    API server's clock (`server_now` is its Date header; None: age unknown, so
+    only the pid rule applies). Local clocks of other machines never count.
+    Pid reuse errs on the safe side: a reused pid looks alive.
     """
     metadata = namespace.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
+    if ANNOTATION_HEARTBEAT not in annotations or not (metadata.get("labels") or {}).get(RUN_LABEL):
+        return False
     if annotations.get(ANNOTATION_KEEP) == "true" or metadata.get("deletionTimestamp"):
         return False
+    written = last_written(namespace)
+    if server_now is not None and written is not None and server_now - written > STALE_AFTER:
+        return True
     try:
-        heartbeat = float(annotations.get(ANNOTATION_HEARTBEAT, "0"))
         pid = int(annotations.get(ANNOTATION_PID, "0"))
     except ValueError:
-        heartbeat, pid = 0.0, 0
-    if now - heartbeat > STALE_AFTER:
-        return True
+        return False
     return annotations.get(ANNOTATION_HOST) == host and pid > 0 and not alive(pid)
 
 
 def sweep_stale(api: ApiClient, current: Run) -> list[str]:
     """Delete namespaces of dead runs; returns their names. Does not wait."""
     core = CoreV1Api(api)
-    listed = core.list_namespace(label_selector=f"{MANAGED_BY}=packetwalk",
-                                 _request_timeout=API_TIMEOUT)
-    now, host = time.time(), socket.gethostname()
+    listed, _, headers = core.list_namespace_with_http_info(
+        label_selector=f"{MANAGED_BY}=packetwalk,{RUN_LABEL}", _request_timeout=API_TIMEOUT)
+    server_now = _http_date(headers.get("Date") if headers else None)
+    host = socket.gethostname()
     swept = []
     for ns in listed.items:
         if (ns.metadata.labels or {}).get(RUN_LABEL) == current.id:
             continue
-        if is_stale(api.sanitize_for_serialization(ns), now, host):
+        if is_stale(api.sanitize_for_serialization(ns), server_now, host):
             _delete_namespace(core, ns.metadata.name)
             swept.append(ns.metadata.name)
     return swept
+
+
+def _http_date(value: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _delete_namespace(core: CoreV1Api, name: str) -> None:
