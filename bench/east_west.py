@@ -5,16 +5,23 @@
 Target (issue 3): <= 60 s wall with -n auto; the pod count must not grow with the tests.
 """
 
+import argparse
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     start = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "pytest", "suites/east_west", "-n", "auto", "-q",
-                        "-p", "no:cacheprovider"], capture_output=True, text=True, check=False)
+                        "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                       check=False)
     wall = time.monotonic() - start
     out = r.stdout
     summary = out.strip().splitlines()[-1] if out.strip() else r.stderr.strip()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from packetwalk.lab import faults
-from packetwalk.lab.faults_expected import EXPECTED, SUITES
-from tests.selfcheck.run_suite import run_suites
+from tests.selfcheck.expected import EXPECTED, SUITES
+from tests.suiterun import run_suites
 
 REPORTS = Path("reports/faults")
 

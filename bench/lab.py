@@ -1,7 +1,7 @@
 """Print the lab's cost: cold build, warm `up`, `down`, and memory of the running lab.
 
-    sudo python3 bench/lab.py            # warm up/down and memory (binaries cached)
-    sudo python3 bench/lab.py --cold     # also a cold build into empty caches (tens of minutes)
+    python3 bench/lab.py            # as root: warm up/down and memory (binaries cached)
+    python3 bench/lab.py --cold     # also a cold build into empty caches (tens of minutes)
 
 Targets (issue 2): warm up <= 90 s, 3-node lab <= 4 GiB RSS in all.
 """

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.selfcheck.run_suite import run_suites
+from tests.suiterun import run_suites
 
 
 def main() -> int:

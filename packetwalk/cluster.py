@@ -24,9 +24,9 @@ from kubernetes.client import (
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from packetwalk import aboutlab
 from packetwalk.placement import Node, schedulable_nodes
 
-LAB_KUBECONFIG = "/var/lib/packetwalk/kubeconfig"
 # Seconds for one ordinary API call (connect and read). The suite's own waits
 # are bounded separately; a single call should never hang a run.
 API_TIMEOUT = 10
@@ -51,7 +51,7 @@ class Target:
 
 def choose_target(kubeconfig_opt: str | None, context: str | None,
                   environ: dict[str, str], home: Path,
-                  lab_kubeconfig: str = LAB_KUBECONFIG) -> Target:
+                  lab_info: Path = aboutlab.LAB_INFO) -> Target:
     """--kubeconfig, else KUBECONFIG, else ~/.kube/config, else the lab's, else in-cluster."""
     if kubeconfig_opt:
         return Target(kubeconfig_opt, context, "--kubeconfig")
@@ -60,12 +60,17 @@ def choose_target(kubeconfig_opt: str | None, context: str | None,
     default = home / ".kube" / "config"
     if default.is_file():
         return Target(str(default), context, "~/.kube/config")
-    if Path(lab_kubeconfig).is_file():
-        return Target(lab_kubeconfig, context, "the lab")
+    unusable = ""
+    try:
+        lab = aboutlab.load(lab_info)
+    except aboutlab.LabInfoError as exc:
+        lab, unusable = None, f"; {exc}"
+    if lab and Path(lab.kubeconfig).is_file():
+        return Target(lab.kubeconfig, context, "the lab")
     if environ.get("KUBERNETES_SERVICE_HOST"):
         return Target(None, None, "in-cluster")
     raise ClusterError("no cluster given: pass --kubeconfig/--context or set KUBECONFIG "
-                       "(or bring the lab up: packetwalk lab up)")
+                       f"(or bring the lab up: `lab up` of the packetwalk command{unusable})")
 
 
 def load_configuration(target: Target) -> Configuration:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
-from packetwalk.lab.topology import OUTSIDE_HOST_IP, OUTSIDE_HTTP_PORT, OUTSIDE_NS, UNDERLAY
+from packetwalk import aboutlab
+from packetwalk.aboutlab import LabInfo
 from packetwalk.probes import ExecFn, ExecResult, ProbeError, Source
 
 VANTAGE_NAMESPACE = ""  # a Source outside any namespace is the vantage point
@@ -44,23 +45,28 @@ class Vantage:
         return " ".join((*self.prefix, command))
 
 
-def is_lab(node_ips: list[str], netns_present: bool) -> bool:
+def is_lab(lab: LabInfo, node_ips: list[str], netns_present: bool) -> bool:
     """The cluster under test is the lab: its outside namespace exists here and
     every node under test sits on the lab's underlay (pure)."""
     return netns_present and bool(node_ips) and all(
-        ip_address(ip) in UNDERLAY for ip in node_ips)
+        ip_address(ip) in lab.underlay for ip in node_ips)
 
 
-def choose_vantage(mode: str, lab: bool, root: bool, hostname: str) -> Vantage:
+def choose_vantage(mode: str, lab: LabInfo | None, root: bool, hostname: str) -> Vantage:
     """--vantage auto: the lab's outside host when testing the lab, else here (pure)."""
     if mode == "auto" and lab:
-        return Vantage(OUTSIDE_NS, ("ip", "netns", "exec", OUTSIDE_NS),
-                       None if root else f"entering {OUTSIDE_NS} (ip netns exec) needs root")
+        ns = lab.outside_netns
+        return Vantage(ns, ("ip", "netns", "exec", ns),
+                       None if root else f"entering {ns} (ip netns exec) needs root")
     return Vantage(hostname, ())
 
 
-def lab_present(node_ips: list[str]) -> bool:
-    return is_lab(node_ips, (NETNS_DIR / OUTSIDE_NS).exists())
+def lab_present(node_ips: list[str]) -> LabInfo | None:
+    """The lab's info when the cluster under test is the lab (as it tells it), else None."""
+    lab = aboutlab.read()
+    if lab and is_lab(lab, node_ips, (NETNS_DIR / lab.outside_netns).exists()):
+        return lab
+    return None
 
 
 def vantage_for(mode: str, node_ips: list[str]) -> Vantage:
@@ -83,12 +89,12 @@ def parse_target(text: str) -> ExternalTarget:
     return ExternalTarget(found.group(1), int(found.group(2)))
 
 
-def default_target(option: str | None, lab: bool) -> ExternalTarget | None:
+def default_target(option: str | None, lab: LabInfo | None) -> ExternalTarget | None:
     """--external-target, else the lab's outside host when testing the lab, else none."""
     if option:
         return parse_target(option)
     if lab:
-        return ExternalTarget(str(OUTSIDE_HOST_IP), OUTSIDE_HTTP_PORT)
+        return ExternalTarget(lab.outside_host, lab.outside_port)
     return None
 
 

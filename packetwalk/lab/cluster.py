@@ -9,8 +9,21 @@ from pathlib import Path
 
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
-from . import build, cgroups, components, images, network, nodes, paths, pki, preflight, versions
+from . import (
+    build,
+    cgroups,
+    components,
+    images,
+    info,
+    network,
+    nodes,
+    paths,
+    pki,
+    preflight,
+    versions,
+)
 from . import topology as t
+from .cni import DEFAULT_CNI, Cni, cni_named
 from .errors import LabError
 from .processes import alive, check_running, enter, in_netns, run, start, stop
 from .state import State, load
@@ -57,23 +70,25 @@ def node_list(workers: int) -> list[t.Node]:
 
 # ---------------------------------------------------------------- up
 
-def up(workers: int = 2, log: Log = print) -> None:
+def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
     preflight.check()
     started = time.monotonic()
+    net = cni_named(cni)
     # Build first: a broken build must fail before anything running is touched.
-    spent = build.build_all(log)
+    spent = build.build_all(log, net.builds)
     if spent:
         log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
     archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
-    if state.procs and healthy(state) and state.workers == workers:
+    if state.procs and healthy(state) and state.workers == workers and state.cni == net.name:
+        info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
         return
     if state.procs or paths.RUN_DIR.exists() or network.exists("pw-control-plane"):
         log("clearing a previous lab first")
         down(log=lambda _m: None)
 
-    state = State(workers=workers)
+    state = State(workers=workers, cni=net.name)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
     state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
@@ -82,14 +97,15 @@ def up(workers: int = 2, log: Log = print) -> None:
     _host_and_nodes(state, lab_nodes, archives, log)
     _control_plane(state, lab_nodes[0], log)
     _node_agents(state, lab_nodes, log)
-    cidrs = _pod_networks(lab_nodes)
-    # kube-router's policy controller dies (with a nil-heartbeat panic) if it
-    # starts before its node has a pod CIDR.
+    cidrs = _pod_networks(net, lab_nodes)
+    # CNI agents start once their node has a pod CIDR: kube-router's policy
+    # controller dies (with a nil-heartbeat panic) if it starts before.
     for n in lab_nodes:
-        start(state, n.name, "kube-router", components.kube_router(n))
+        net.start(state, n)
     _addons()
     _outside_server(state)
     _wait_healthy(lab_nodes)
+    info.publish(lab_nodes, net.name)
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
         f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")
     log(f"kubeconfig: {paths.KUBECONFIG}")
@@ -159,15 +175,13 @@ def pod_cidrs() -> dict[str, str]:
     return {i["metadata"]["name"]: i["spec"]["podCIDR"] for i in items if i["spec"].get("podCIDR")}
 
 
-def _pod_networks(lab_nodes: list[t.Node]) -> dict[str, str]:
+def _pod_networks(net: Cni, lab_nodes: list[t.Node]) -> dict[str, str]:
     """The CNI config per node, from the CIDR the controller-manager gave it, and
-    the routed hop between nodes (what kindnetd or flannel's host-gw would do)."""
+    what joins the nodes' pod networks."""
     cidrs = pod_cidrs()
     for n in lab_nodes:
-        netd = paths.node_dir(n.name) / "root/etc/cni/net.d"
-        netd.mkdir(parents=True, exist_ok=True)
-        (netd / "10-packetwalk.conflist").write_text(components.cni_conflist(cidrs[n.name]))
-    network.route_pod_cidrs(lab_nodes, cidrs)
+        net.configure_node(n, cidrs[n.name])
+    net.after_cidrs(lab_nodes, cidrs)
     return cidrs
 
 
@@ -216,6 +230,7 @@ def healthy(state: State) -> bool:
 def down(log: Log = print) -> None:
     preflight.require_root()
     started = time.monotonic()
+    info.withdraw()  # first: from here on the engine no longer takes this for the lab
     state = load()
     stop(state.procs)
     # Shims and containers are not ours by pid; they are ours by cgroup.
@@ -256,8 +271,9 @@ def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
+    extra = cni_named(state.cni).versions()
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-             f"CoreDNS {versions.COREDNS}, kube-router {versions.KUBE_ROUTER}"), "", "components:"]
+             f"CoreDNS {versions.COREDNS}" + (f", {extra}" if extra else "")), "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
     try:

@@ -4,7 +4,6 @@ Only text here: what each daemon is told. Starting and stopping them is
 processes.py; the order and the waits are cluster.py.
 """
 
-import json
 import os
 
 from . import paths
@@ -162,30 +161,3 @@ conntrack: {{maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}
 
 def kube_proxy(node: t.Node) -> list[str]:
     return [str(BIN / "kube"), "kube-proxy", f"--config={paths.node_dir(node.name) / 'kube-proxy.yaml'}", "--v=1"]
-
-
-def kube_router(node: t.Node) -> list[str]:
-    # Firewall only: routing is the lab's job and Services are kube-proxy's.
-    return [
-        str(BIN / "kube-router"), f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
-        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
-        "--enable-ipv4=true", "--enable-ipv6=false", f"--service-cluster-ip-range={t.SERVICE_CIDR}",
-        "--health-port=20244", "--v=1",
-    ]
-
-
-def cni_conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
-    return json.dumps({
-        "cniVersion": "1.0.0",
-        "name": "packetwalk",
-        "plugins": [
-            {
-                "type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
-                # Lets a pod reach itself through its own Service (kubenet's hairpin-veth).
-                "hairpinMode": hairpin, "mtu": mtu,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]],
-                         "routes": [{"dst": "0.0.0.0/0"}]},
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }, indent=1)

@@ -3,8 +3,9 @@
 Each fault stops a component, deletes a route or rule, or changes an interface
 setting, and `heal` undoes exactly that. Active faults are recorded in the
 lab's state, so `lab status` shows them and `lab down` still cleans up.
-What the suite should report for each fault lives beside this catalogue in
-faults_expected.py.
+What breaks the pod network goes through the lab's CNI (cni/), which says which
+faults it supports. What the suite should report for each fault is the
+self-check's business (tests/selfcheck/expected.py).
 """
 
 import subprocess
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 from . import cluster, components, network, paths
 from . import topology as t
+from .cni import Cni, cni_named
 from .errors import LabError
-from .processes import enter, in_netns, run, start, stop
+from .processes import enter, in_netns, run, start, stop_component
 from .state import State, load
 
 NODEPORTS = "30000:32767"
@@ -39,11 +41,8 @@ def _ipt_ok(node: str, *args: str) -> bool:
     return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
-def _stop_component(state: State, name: str, node: str) -> None:
-    procs = [p for p in state.procs if p.name == name and p.node == node]
-    stop(procs)
-    state.procs = [p for p in state.procs if p not in procs]
-    state.save()
+def _cni(state: State) -> Cni:
+    return cni_named(state.cni)
 
 
 # ---------------------------------------------------------------- dns-down
@@ -63,7 +62,7 @@ def _dns_up(state: State, node: t.Node) -> None:
 # ---------------------------------------------------------------- kube-proxy-broken
 
 def _kube_proxy_broken(state: State, node: t.Node) -> None:
-    _stop_component(state, "kube-proxy", node.name)
+    stop_component(state, "kube-proxy", node.name)
     # What `kube-proxy --cleanup` does on a real node: remove every KUBE- chain.
     run(enter(node.name) + [str(components.BIN / "kube"), "kube-proxy", "--cleanup",
                             f"--config={paths.node_dir(node.name) / 'kube-proxy.yaml'}"],
@@ -86,7 +85,7 @@ def _drop_pod_route(state: State, node: t.Node) -> None:
 
 
 def _restore_pod_routes(state: State, node: t.Node) -> None:
-    network.route_pod_cidrs(cluster.node_list(state.workers), cluster.pod_cidrs())
+    _cni(state).after_cidrs(cluster.node_list(state.workers), cluster.pod_cidrs())
 
 
 # ---------------------------------------------------------------- egress-masquerade
@@ -103,26 +102,15 @@ def _masquerade(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- policy-enforcer-down
 
-KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
-
-
+# The CNI's agents are the enforcer (kube-router, on bridge).
 def _enforcer_down(state: State, node: t.Node) -> None:
     for n in cluster.node_list(state.workers):
-        _stop_component(state, "kube-router", n.name)
-        # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
-        saved = _ipt_save(n.name)
-        kept = [line for line in saved.splitlines() if not any(c in line for c in KUBE_ROUTER_CHAINS)]
-        subprocess.run(in_netns(n.name) + ["iptables-restore", "-w"],
-                       input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
-
-
-def _ipt_save(node: str) -> str:
-    return run(in_netns(node) + ["iptables-save", "-t", "filter"], "iptables-save")
+        _cni(state).stop(state, n)
 
 
 def _enforcer_up(state: State, node: t.Node) -> None:
     for n in cluster.node_list(state.workers):
-        start(state, n.name, "kube-router", components.kube_router(n))
+        _cni(state).start(state, n)
 
 
 # A firewall rule a fault adds: (table, chain, match..., target).
@@ -206,16 +194,7 @@ def _mtu_back(state: State, node: t.Node) -> None:
 # ---------------------------------------------------------------- hairpin-off
 
 def _hairpin(state: State, on: bool) -> None:
-    """The CNI config without hairpinMode, as on a cluster set up that way: new pods
-    get it too. Existing pods' bridge ports are switched the same way."""
-    cidrs = cluster.pod_cidrs()
-    for n in cluster.node_list(state.workers):
-        conflist = paths.node_dir(n.name) / "root/etc/cni/net.d/10-packetwalk.conflist"
-        conflist.write_text(components.cni_conflist(cidrs[n.name], hairpin=on))
-        for line in network.ip("-o", "link", "show", "master", "cni0", ns=n.name, check=False).splitlines():
-            port = line.split(":")[1].strip().split("@")[0]
-            run(in_netns(n.name) + ["bridge", "link", "set", "dev", port,
-                 "hairpin", "on" if on else "off"], f"hairpin on {n.name}/{port}")
+    _cni(state).set_hairpin(cluster.node_list(state.workers), cluster.pod_cidrs(), on)
 
 
 FAULTS = {f.name: f for f in (
@@ -258,6 +237,8 @@ def inject(name: str, node: str | None = None) -> str:
     if state.faults:
         # One at a time: two faults together would blur which layer each one breaks.
         raise LabError(f"fault {', '.join(state.faults)} is already active; `packetwalk lab heal` first")
+    if name not in _cni(state).faults_supported:
+        raise LabError(f"fault {name} does not apply to the {state.cni} CNI")
     fault = FAULTS[name]
     target = _node(state, node)
     if node is not None and not fault.per_node:

@@ -78,17 +78,6 @@ def masquerade_to_outside(ns: str) -> None:
     run(ipt + ["-A", "PW-MASQ", "-j", "MASQUERADE"], "iptables")
 
 
-def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
-    """Routes to each node's pod CIDR via its node IP, in every other node and the host."""
-    for n in nodes:
-        for other in nodes:
-            if other.name != n.name and other.name in cidrs:
-                ip("route", "replace", cidrs[other.name], "via", str(other.ip), ns=n.name)
-    for n in nodes:
-        if n.name in cidrs:
-            ip("route", "replace", cidrs[n.name], "via", str(n.ip))
-
-
 def host_routes() -> None:
     """Anything in a lab range that is not more specifically routed dies here."""
     for net in (t.POD_CIDR, t.SERVICE_CIDR):

@@ -8,7 +8,11 @@ machine rebuilds nothing; binaries, images and the running lab's state sit in
 import os
 from pathlib import Path
 
-STATE_ROOT = Path(os.environ.get("PACKETWALK_LAB_ROOT", "/var/lib/packetwalk"))
+# The engine reads what the lab tells it from LAB_INFO (packetwalk/aboutlab.py):
+# the root and that file are spelled there, once.
+from packetwalk.aboutlab import LAB_INFO
+from packetwalk.aboutlab import LAB_ROOT as STATE_ROOT
+
 CACHE_ROOT = Path(os.environ.get("PACKETWALK_CACHE_ROOT", "/var/cache/packetwalk"))
 
 GOCACHE = CACHE_ROOT / "gocache"
@@ -18,7 +22,7 @@ BIN_DIR = STATE_ROOT / "bin"
 IMAGES_DIR = STATE_ROOT / "images"
 
 # Everything below is the running lab; `down` removes it.
-RUN_DIR = STATE_ROOT / "run"
+RUN_DIR = LAB_INFO.parent
 STATE_FILE = RUN_DIR / "state.json"
 PKI_DIR = RUN_DIR / "pki"
 LOG_DIR = RUN_DIR / "logs"
@@ -33,6 +37,11 @@ LAB_MANIFESTS = REPO_ROOT / "manifests" / "lab"
 
 def node_dir(node: str) -> Path:
     return NODES_DIR / node
+
+
+def cni_conf_dir(node: str) -> Path:
+    """The node's /etc/cni/net.d, as seen from the host."""
+    return node_dir(node) / "root/etc/cni/net.d"
 
 
 def kubectl() -> Path:

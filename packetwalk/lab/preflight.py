@@ -17,7 +17,7 @@ TOOLS = {
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise LabError("the lab needs root: it creates namespaces, mounts, cgroups and routes (try sudo)")
+        raise LabError("the lab needs root: it creates namespaces, mounts, cgroups and routes (run it as root)")
 
 
 def kernel(proc: Path = Path("/proc")) -> None:

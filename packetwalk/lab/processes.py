@@ -99,6 +99,14 @@ def stop(procs: list[Proc], timeout: float = 10.0) -> None:
             pass
 
 
+def stop_component(state: State, name: str, node: str) -> None:
+    """Stop one component on one node and forget it (a fault does this; heal starts it again)."""
+    procs = [p for p in state.procs if p.name == name and p.node == node]
+    stop(procs)
+    state.procs = [p for p in state.procs if p not in procs]
+    state.save()
+
+
 def run(argv: list[str], what: str, timeout: float = 60, check: bool = True) -> str:
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)

@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from . import paths
+from .cni import DEFAULT_CNI
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Proc:
 @dataclass
 class State:
     workers: int = 0
+    cni: str = DEFAULT_CNI  # the pod network's module in cni/ (a state file without it: bridge)
     procs: list[Proc] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)  # host mountpoints we made
     mounted_hugetlb: bool = False

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, VersionApi
 from kubernetes.client.rest import ApiException
 
+from packetwalk import aboutlab
 from packetwalk.cluster import API_TIMEOUT
 from packetwalk.placement import internal_ip
 
@@ -78,14 +80,16 @@ def _run(argv: list[str]) -> str:
 
 
 def _lab_facts(node: str) -> tuple[str | None, str | None]:
-    """(kube-proxy mode, CNI) read from a lab node's namespaces and files."""
-    from packetwalk.lab import paths  # only on the lab
-
-    mode = proxy_mode_from_rules(_run(["ip", "netns", "exec", node, "iptables-save", "-t",
+    """(kube-proxy mode, CNI) read from a lab node's namespaces and files, as the lab tells them."""
+    lab = aboutlab.read()
+    where = lab.node(node) if lab else None
+    if where is None:
+        return None, None
+    mode = proxy_mode_from_rules(_run(["ip", "netns", "exec", where.netns, "iptables-save", "-t",
                                        "nat"]),
-                                 _run(["ip", "netns", "exec", node, "nft", "list", "tables"]))
+                                 _run(["ip", "netns", "exec", where.netns, "nft", "list", "tables"]))
     cni = None
-    for conflist in sorted((paths.node_dir(node) / "root/etc/cni/net.d").glob("*.conflist")):
+    for conflist in sorted(Path(where.cni_conf_dir).glob("*.conflist")):
         cni = cni_from_conflist(conflist.read_text())
     if mode:
         mode += f" (from node {node}'s rules)"

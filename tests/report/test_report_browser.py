@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from packetwalk.cluster import LAB_KUBECONFIG
+from packetwalk import aboutlab
 from tests.suiterun import ROOT, run_pytest
 
 REPORTS = ROOT / "reports"
@@ -23,7 +23,7 @@ pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install "
                                                 "chromium)"),
-    pytest.mark.skipif(not Path(LAB_KUBECONFIG).is_file(), reason="the lab is not up"),
+    pytest.mark.skipif(aboutlab.read() is None, reason="the lab is not up"),
 ]
 
 

@@ -2,7 +2,7 @@
 layer, every failure carries its diagnosis (bisection, capture case, pcaps),
 and after `heal` the same slice is green again.
 
-The expected sets are data beside the fault catalogue (packetwalk/lab/faults_expected.py).
+The expected sets are derived from the hop catalogue by rules (tests/selfcheck/expected.py).
 """
 
 
@@ -10,7 +10,7 @@ import pytest
 
 from packetwalk.diagnose.packets import CASES
 from packetwalk.lab import faults
-from packetwalk.lab.faults_expected import EXPECTED, SUITES, UNDIAGNOSED
+from tests.selfcheck.expected import EXPECTED, SUITES, UNDIAGNOSED
 from tests.suiterun import run_pytest, run_suites
 
 

@@ -1,29 +1,51 @@
 """Cluster selection, and the documented ClusterRole covering what preflight checks."""
 
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 import yaml
 
+from packetwalk.aboutlab import LabInfo, write
 from packetwalk.cluster import REQUIRED_ACCESS, ClusterError, choose_target, load_configuration
 from packetwalk.workloads import MANIFESTS
+
+
+def lab_info(tmp_path, kubeconfig):
+    """The lab-info file `lab up` writes, pointing at `kubeconfig`."""
+    path = tmp_path / "lab.json"
+    write(LabInfo(str(kubeconfig), "bridge", IPv4Network("10.250.0.0/24"), "pw-outside",
+                  "198.51.100.10", 80, ()), path)
+    return path
 
 
 def test_flag_beats_env_beats_default_beats_lab(tmp_path):
     home = tmp_path / "home"
     lab = tmp_path / "lab-kubeconfig"
-    assert choose_target("/x", "c", {"KUBECONFIG": "/y"}, home, str(lab)).kubeconfig == "/x"
-    assert choose_target(None, None, {"KUBECONFIG": "/y"}, home, str(lab)).source == "KUBECONFIG"
+    info = lab_info(tmp_path, lab)
+    assert choose_target("/x", "c", {"KUBECONFIG": "/y"}, home, info).kubeconfig == "/x"
+    assert choose_target(None, None, {"KUBECONFIG": "/y"}, home, info).source == "KUBECONFIG"
     lab.write_text("{}")
-    assert choose_target(None, None, {}, home, str(lab)).source == "the lab"
+    assert choose_target(None, None, {}, home, info).source == "the lab"
+    assert choose_target(None, None, {}, home, info).kubeconfig == str(lab)
     (home / ".kube").mkdir(parents=True)
     (home / ".kube" / "config").write_text("{}")
-    assert choose_target(None, None, {}, home, str(lab)).source == "~/.kube/config"
+    assert choose_target(None, None, {}, home, info).source == "~/.kube/config"
 
 
 def test_no_cluster_at_all_is_one_line(tmp_path):
     with pytest.raises(ClusterError, match="no cluster given"):
-        choose_target(None, None, {}, tmp_path, str(tmp_path / "none"))
+        choose_target(None, None, {}, tmp_path, tmp_path / "none")
+    # The lab told of a kubeconfig that is gone: not the lab either.
+    with pytest.raises(ClusterError, match="no cluster given"):
+        choose_target(None, None, {}, tmp_path, lab_info(tmp_path, tmp_path / "gone"))
+
+
+def test_an_unreadable_lab_info_file_is_named_in_that_line(tmp_path):
+    broken = tmp_path / "lab.json"
+    broken.write_text("{")
+    with pytest.raises(ClusterError, match=rf"no cluster given: .*lab info {broken}: not JSON"):
+        choose_target(None, None, {}, tmp_path, broken)
 
 
 KUBECONFIG = {"apiVersion": "v1", "kind": "Config", "current-context": "a",

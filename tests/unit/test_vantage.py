@@ -1,7 +1,10 @@
 """Vantage point, external target and cluster-fact parsing (pure parts)."""
 
+from ipaddress import IPv4Network
+
 import pytest
 
+from packetwalk.aboutlab import LabInfo, LabNode
 from packetwalk.offers import ingress_address
 from packetwalk.report.facts import (
     cni_from_conflist,
@@ -20,19 +23,25 @@ from packetwalk.vantage import (
     route_source,
 )
 
+# What the lab tells the engine (packetwalk/aboutlab.py), as the lab writes it.
+LAB = LabInfo(kubeconfig="/var/lib/packetwalk/kubeconfig", cni="bridge",
+              underlay=IPv4Network("10.250.0.0/24"), outside_netns="pw-outside",
+              outside_host="198.51.100.10", outside_port=80,
+              nodes=(LabNode("pw-worker", "pw-worker", "/x"),))
+
 
 def test_is_lab_needs_the_outside_namespace_and_underlay_nodes():
-    assert is_lab(["10.250.0.11", "10.250.0.12"], netns_present=True)
-    assert not is_lab(["10.250.0.11", "192.168.1.5"], netns_present=True)
-    assert not is_lab(["10.250.0.11"], netns_present=False)
+    assert is_lab(LAB, ["10.250.0.11", "10.250.0.12"], netns_present=True)
+    assert not is_lab(LAB, ["10.250.0.11", "192.168.1.5"], netns_present=True)
+    assert not is_lab(LAB, ["10.250.0.11"], netns_present=False)
 
 
 def test_vantage_is_the_outside_namespace_on_the_lab_only():
-    lab = choose_vantage("auto", lab=True, root=True, hostname="h")
+    lab = choose_vantage("auto", lab=LAB, root=True, hostname="h")
     assert lab.prefix == ("ip", "netns", "exec", "pw-outside") and lab.unusable is None
-    assert "needs root" in choose_vantage("auto", lab=True, root=False, hostname="h").unusable
-    assert choose_vantage("local", lab=True, root=True, hostname="h").prefix == ()
-    assert choose_vantage("auto", lab=False, root=True, hostname="h").name == "h"
+    assert "needs root" in choose_vantage("auto", lab=LAB, root=False, hostname="h").unusable
+    assert choose_vantage("local", lab=LAB, root=True, hostname="h").prefix == ()
+    assert choose_vantage("auto", lab=None, root=True, hostname="h").name == "h"
 
 
 def test_targets():
@@ -40,8 +49,8 @@ def test_targets():
     assert parse_target("[2001:db8::1]:80") == ExternalTarget("2001:db8::1", 80)
     with pytest.raises(ValueError, match="expected host:port"):
         parse_target("example.org")
-    assert default_target(None, lab=True) == ExternalTarget("198.51.100.10", 80)
-    assert default_target(None, lab=False) is None  # air-gapped: nothing hard-coded
+    assert default_target(None, lab=LAB) == ExternalTarget("198.51.100.10", 80)
+    assert default_target(None, lab=None) is None  # air-gapped: nothing hard-coded
 
 
 def test_ip_lists():

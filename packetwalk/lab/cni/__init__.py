@@ -1,0 +1,64 @@
+"""The pod network: one module per CNI behind one small interface.
+
+A CNI is a module here exposing `CNI`, an instance of a Cni subclass; the lab
+finds it by name (dashes become underscores), so adding a CNI adds a file.
+On `up` the lab calls, in this order: configure_node for each node once the
+controller-manager has given it a pod CIDR, after_cidrs once, then start for
+each node. The chosen CNI's name is kept in the lab's state and told to the
+engine in the lab-info file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
+
+from ..errors import LabError
+
+if TYPE_CHECKING:
+    from ..state import State
+    from ..topology import Node
+
+DEFAULT_CNI = "bridge"
+
+
+class Cni:
+    name = ""
+    builds: tuple[str, ...] = ()  # names in build.COMPONENTS it needs beyond the cluster's own
+    # The lab faults that break what this CNI does the way the self-check expects.
+    faults_supported: frozenset[str] = frozenset()
+
+    def configure_node(self, node: Node, pod_cidr: str) -> None:
+        """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""
+        raise NotImplementedError
+
+    def after_cidrs(self, nodes: list[Node], cidrs: dict[str, str]) -> None:
+        """What joins the nodes' pod networks once every node has its CIDR (and again
+        when a fault healed it)."""
+        raise NotImplementedError
+
+    def start(self, state: State, node: Node) -> None:
+        """The CNI's agent processes on the node (none for a CNI that has none)."""
+
+    def stop(self, state: State, node: Node) -> None:
+        """Stop the agents and remove what they programmed. policy-enforcer-down does
+        this, so a CNI whose agents also route leaves that fault out of faults_supported."""
+
+    def set_hairpin(self, nodes: list[Node], cidrs: dict[str, str], on: bool) -> None:
+        """hairpin-off: pods can (no longer) reach themselves through their Service."""
+        raise NotImplementedError
+
+    def versions(self) -> str:
+        """What `lab status` lists besides the cluster's own components ("" for nothing)."""
+        return ""
+
+
+def names() -> list[str]:
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__))
+
+
+def cni_named(name: str) -> Cni:
+    if name not in names():
+        raise LabError(f"unknown CNI {name!r}; known: {', '.join(names())}")
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}").CNI

@@ -1,0 +1,28 @@
+"""What the running lab tells the engine, through packetwalk/aboutlab.py's file.
+
+The engine never imports the lab: whatever a suite or report needs to know
+about it (kubeconfig, outside host, underlay, nodes, CNI) is written here on
+`up` and removed on `down`.
+"""
+
+from packetwalk.aboutlab import LabInfo, LabNode, write
+
+from . import paths
+from . import topology as t
+
+
+def describe(lab_nodes: list[t.Node], cni: str) -> LabInfo:
+    return LabInfo(
+        kubeconfig=str(paths.KUBECONFIG), cni=cni, underlay=t.UNDERLAY,
+        outside_netns=t.OUTSIDE_NS, outside_host=str(t.OUTSIDE_HOST_IP),
+        outside_port=t.OUTSIDE_HTTP_PORT,
+        # A node's network namespace carries its name.
+        nodes=tuple(LabNode(n.name, n.name, str(paths.cni_conf_dir(n.name))) for n in lab_nodes))
+
+
+def publish(lab_nodes: list[t.Node], cni: str) -> None:
+    write(describe(lab_nodes, cni), paths.LAB_INFO)
+
+
+def withdraw() -> None:
+    paths.LAB_INFO.unlink(missing_ok=True)

@@ -1,0 +1,207 @@
+"""What the suites must report for each lab fault: the exact set of failing ids,
+and the words the verdict must contain. Read by test_fault_localization.py and
+bench/faults.py.
+
+Placements on the lab: the client is on pw-worker; same-node servers are on
+pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the control plane.
+A fault's set holds the hop it breaks and the hops that need that hop (DNS
+through the kube-dns Service, policy cases that resolve names); every other
+id must pass.
+
+The sets are derived by rules from the hop catalogue (packetwalk/hops.py), so
+a new hop lands in the faults that break its layer without an edit here.
+tests/unit/test_selfcheck_expected.py holds them against the typed-out sets
+they replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from packetwalk.diagnose.packets import ANSWERED, NEVER_SEEN, NO_SERVER_SIDE, UNMASQUERADED
+from packetwalk.hops import (
+    BLOCKED,
+    DNS,
+    EGRESS_NAT,
+    EXTERNAL_NODE_PORT,
+    HAIRPIN,
+    HOPS,
+    NODE_PORT,
+    PATH_MTU,
+    POLICY_CASES,
+    POLICY_LAYER,
+    SERVICE,
+    Hop,
+    params,
+)
+from packetwalk.placement import Node, build_placements
+
+SUITES = ("suites",)
+
+# Probes from the vantage point (outside the cluster) have no pod to narrow down
+# from: their failures carry no diagnosis.
+UNDIAGNOSED = ("test_node_port_external_", "test_load_balancer", "test_ingress")
+
+CLIENT_NODE, SECOND_NODE = "pw-worker", "pw-worker2"
+# The lab's schedulable nodes as the suite places pods on them.
+LAB_PLACEMENTS = build_placements([Node(CLIENT_NODE, "10.250.0.11", CLIENT_NODE),
+                                   Node(SECOND_NODE, "10.250.0.12", SECOND_NODE)])
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test id of the catalogue, with its axes."""
+
+    hop: Hop
+    placement: str | None
+    variant: str | None
+    protocol: str | None
+
+    @property
+    def id(self) -> str:
+        return self.hop.test_id(self.placement, self.variant, self.protocol)
+
+
+def catalogue() -> list[Case]:
+    """Every id the suites collect, as the plugin parametrizes them."""
+    cases = []
+    for hop in HOPS.values():
+        names, values = params(hop, None)
+        for param in values:
+            axes = dict(zip(names, param.values, strict=True))
+            cases.append(Case(hop, axes.get("placement"), axes.get("variant"),
+                              axes.get("protocol")))
+    return cases
+
+
+CASES = catalogue()
+
+
+def ids(rule: Callable[[Case], bool]) -> frozenset[str]:
+    return frozenset(case.id for case in CASES if rule(case))
+
+
+# ---------------------------------------------------------------- rules
+
+def expects_answer(case: Case) -> bool:
+    """A hop expecting a block still sees one when a layer breaks: never in a set."""
+    return case.hop.expect != BLOCKED
+
+
+def policy_through(case: Case, target: str) -> bool:
+    """A NetworkPolicy case with a cell (before or after removal) toward `target`."""
+    if case.hop.layer != POLICY_LAYER:
+        return False
+    policy = POLICY_CASES[case.variant]
+    return any(cell.target == target for cell in (*policy.cells, *policy.then_removed))
+
+
+# Connecting by name asks the pod's resolver (over UDP) first, whatever it connects over.
+RESOLVER_HOPS = ("dns_connect_by_name",)
+
+
+def resolves(case: Case) -> bool:
+    """Asks cluster DNS over the network: every DNS id with a transport (resolv.conf
+    is only read), and the policy cases that resolve a name."""
+    return (case.hop.layer == DNS and case.protocol is not None) or policy_through(case, "dns")
+
+
+def entry_node(case: Case) -> str | None:
+    """The node a NodePort is entered on, None for other hops. East-west by the hop;
+    from outside the server's node, or for cross-node the other (OutsideWalk.entry_node)."""
+    if case.hop.layer not in (NODE_PORT, EXTERNAL_NODE_PORT):
+        return None
+    placement = LAB_PLACEMENTS[case.placement or "same-node"]
+    role = {"node_port_server_node": "server", "node_port_other_node": "other"}.get(
+        case.hop.name, "other" if case.placement == "cross-node" else "server")
+    return getattr(placement, role).name
+
+
+def via_service(case: Case) -> bool:
+    """Through a Service from the client's node: the Service hops, hairpin, DNS (the
+    kube-dns Service) and the policy cases that dial a ClusterIP or a name."""
+    return (SERVICE in (case.hop.layer, case.hop.reach_layer) or case.hop.layer == HAIRPIN
+            or resolves(case) or policy_through(case, "cluster-ip"))
+
+
+def enters_on(node: str) -> Callable[[Case], bool]:
+    return lambda case: entry_node(case) == node and expects_answer(case)
+
+
+def to_pods_on_the_second_node(case: Case) -> bool:
+    """Cross-node ids whose packets reach a server pod on pw-worker2 from another
+    node: all but pod-to-node (it ends at the node), a NodePort entered on the
+    server's own node, and egress (it leaves the cluster)."""
+    return (case.placement == "cross-node" and expects_answer(case)
+            and case.hop.name != "pod_to_node" and case.hop.layer != EGRESS_NAT
+            and entry_node(case) in (None, CLIENT_NODE))
+
+
+def layer_is(layer) -> Callable[[Case], bool]:
+    return lambda case: case.hop.layer == layer
+
+
+# ---------------------------------------------------------------- expectations
+
+@dataclass(frozen=True)
+class Expectation:
+    node: str | None  # --node for per-node faults
+    fails: Callable[[Case], bool]  # the rule: which ids turn red
+    verdict: str  # a phrase the run's verdict must contain
+    slice: str  # -k expression that re-checks the broken hops after heal
+    # id -> (a phrase of its bisection, its capture case) under --capture-packets
+    diagnosed: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def failing(self) -> frozenset[str]:
+        return ids(self.fails)
+
+
+EXPECTED = {
+    "dns-down": Expectation(
+        None, resolves, "cluster DNS is broken", "dns or policy",
+        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)}),
+    # On the client's node: every Service path from the client breaks, DNS with it
+    # (it is a Service too), and NodePorts that enter through that node.
+    "kube-proxy-broken": Expectation(
+        CLIENT_NODE, lambda c: via_service(c) or enters_on(CLIENT_NODE)(c),
+        "Service translation (ClusterIP) is broken", "cluster_ip or dns or hairpin or node_port",
+        diagnosed={"test_cluster_ip[cross-node-tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),
+    # pw-worker2 blocks NodePorts: what enters through it fails; east-west enters
+    # through it from pw-worker's pods; the outside enters through pw-worker.
+    "nodeport-blocked": Expectation(
+        SECOND_NODE, enters_on(SECOND_NODE), "NodePort is broken", "node_port",
+        diagnosed={"test_node_port_on_server_node[cross-node-tcp]": ("NodePort fails, ClusterIP answers", NEVER_SEEN)}),
+    # Other nodes lose the route to pw-worker2's pods: every path into them breaks,
+    # same-node paths and everything on pw-worker still work. The policy server
+    # lives on pw-worker2.
+    "cross-node-route": Expectation(
+        SECOND_NODE, lambda c: to_pods_on_the_second_node(c) or layer_is(POLICY_LAYER)(c),
+        "pod network (PodIP) is broken across nodes only", "cross-node or policy",
+        diagnosed={"test_pod_ip[cross-node-tcp]": ("cross-node fails, same-node answers", NEVER_SEEN)}),
+    # Nothing blocks any more: every policy case sees OK where it expects a block.
+    "policy-enforcer-down": Expectation(
+        None, layer_is(POLICY_LAYER), "NetworkPolicy enforcement is broken", "policy",
+        diagnosed={"test_network_policy[default-deny-ingress]": ("NetworkPolicy is not enforced", ANSWERED)}),
+    # Every UDP id, DNS over UDP (and so connecting by name, which resolves first),
+    # and the policy cases that resolve names; TCP hops and DNS over TCP pass.
+    "udp-dropped": Expectation(
+        None, lambda c: c.protocol == "udp" or c.hop.name in RESOLVER_HOPS
+        or policy_through(c, "dns"),
+        "pod network (PodIP) is broken for udp only", "udp or dns",
+        diagnosed={"test_pod_ip[cross-node-udp]": ("UDP fails, TCP to the same target answers",
+                                                   NEVER_SEEN)}),
+    "hairpin-off": Expectation(
+        None, layer_is(HAIRPIN), "hairpin is broken", "hairpin",
+        diagnosed={"test_hairpin[tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),
+    # Node links at 1400, frag-needed eaten: only full-size packets between nodes
+    # vanish. Same-node paths never touch eth0; every other probe is small.
+    "mtu-mismatch": Expectation(
+        None, lambda c: layer_is(PATH_MTU)(c) and c.placement == "cross-node",
+        "path MTU is broken across nodes only", "mtu",
+        diagnosed={"test_mtu[cross-node-udp]": ("the near-MTU payload does not", NEVER_SEEN)}),
+    "egress-masquerade": Expectation(
+        None, layer_is(EGRESS_NAT), "egress NAT is broken", "egress",
+        diagnosed={"test_egress_nat[cross-node]": ("from its node pw-worker2 it works", UNMASQUERADED)}),
+}
