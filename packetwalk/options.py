@@ -40,6 +40,9 @@ def add_options(parser: pytest.Parser) -> None:
                          "(default: the first two by name); one node skips cross-node tests")
     group.addoption("--keep", action="store_true",
                     help="leave the run's namespaces in place for debugging")
+    group.addoption("--wait-cleanup", action="store_true",
+                    help="wait until the run's namespaces are gone before exiting (default: "
+                         "delete them and leave the waiting to the cluster)")
     group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
                     help="how long the run's pods may take to become Ready")
     group.addoption("--no-diagnose", action="store_true",
@@ -79,6 +82,7 @@ class Options:
     image_pull_secret: str | None = None
     nodes: tuple[str, ...] | None = None
     keep: bool = False
+    wait_cleanup: bool = False
     ready_timeout: float = 120
     no_diagnose: bool = False
     capture_packets: bool = False
@@ -135,7 +139,7 @@ def _parse(get, html: str | None) -> Options:
     return Options(
         kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
-        ready_timeout=timeout,
+        wait_cleanup=get("wait_cleanup"), ready_timeout=timeout,
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
         external_target=parse_target(target) if target else None,

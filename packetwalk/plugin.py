@@ -265,6 +265,11 @@ class Controller:
                     f"remove with: kubectl delete ns -l packetwalk.io/run={state.run.id}")
                 return
             started = time.monotonic()
+            if not state.options.wait_cleanup:
+                delete_run(api, state.run)
+                state.notes.append(f"deleting the namespaces of run {state.run.id}: the cluster "
+                                   "removes them, pytest does not wait (--wait-cleanup waits)")
+                return
             delete_run(api, state.run, wait=DELETE_WAIT)
             state.notes.append(f"deleted the namespaces of run {state.run.id} "
                                f"in {time.monotonic() - started:.1f}s")

@@ -90,6 +90,6 @@ def test_options_travel_to_workers_unchanged():
     from packetwalk.vantage import ExternalTarget
 
     options = Options(nodes=("a", "b"), external_target=ExternalTarget("10.0.0.1", 80),
-                      expected_source_ips=("10.0.0.2",))
+                      expected_source_ips=("10.0.0.2",), wait_cleanup=True)
     assert Options.from_json(options.to_json()) == options
     assert Options.from_json(Options().to_json()) == Options()
