@@ -1,15 +1,11 @@
-"""Top-level conftest: loads the suites' fixtures, and the plugin when it is not installed.
+"""Top-level conftest: the suites' fixtures.
 
-Installed (pip install -e .), the plugin comes in through its pytest11 entry
-point; loading it again here would register it twice, which pytest refuses.
+The plugin itself comes in through its pytest11 entry point (pip install -e .;
+from a checkout that is not installed: `-p packetwalk.plugin`), and acts only
+for runs that ask for it: suites/conftest.py asks for the suites.
 """
 
-from importlib.metadata import entry_points
-
-_INSTALLED = any(ep.value == "packetwalk.plugin" for ep in entry_points(group="pytest11"))
-
 pytest_plugins = [
-    *([] if _INSTALLED else ["packetwalk.plugin"]),
     "fixtures.cluster",
     "fixtures.walk",
     "fixtures.policy",

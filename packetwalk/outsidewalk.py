@@ -68,13 +68,9 @@ class OutsideWalk(Walk):
         return Target(host, port, "tcp", via)
 
     # -- expectations --------------------------------------------------------
-    def record(self, seen: Observation) -> None:
-        if self.hop.expect != BLOCKED:
-            super().record(seen)
-            return
-        expected = EXPECTED_CLASSES[BLOCKED]
-        self._record({**seen.record(), **self._cell(), "ok": seen.cls in expected,
-                      "expected": sorted(expected)})
+    def accepted(self) -> frozenset[str]:
+        """A hop expecting BLOCKED accepts any blocked class."""
+        return EXPECTED_CLASSES[BLOCKED] if self.hop.expect == BLOCKED else super().accepted()
 
     def expect(self, seen: Observation) -> None:
         """A hop expecting BLOCKED passes on any blocked class; else as every walk.

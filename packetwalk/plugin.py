@@ -1,12 +1,16 @@
 """pytest options and hooks: the run's lifecycle around the tests.
 
-One process owns the cluster side of a run: the xdist controller, or the
-only process without xdist. It checks the cluster (one clear line and exit
-on bad input), deploys the workloads once, hands the inventory to workers,
-and always cleans up. Workers only read.
+pytest loads this plugin through its entry point wherever packetwalk is
+installed. Until a run asks for packetwalk (options.asked: --packetwalk,
+`packetwalk = true` in the ini file, or a conftest.py on the run's paths
+that sets `packetwalk = True`, as suites/conftest.py does) it only adds its
+options: another project's tests, even in a folder named suites/, are left
+alone, and `pytest tests/unit` needs no cluster.
 
-The plugin stays inert unless the run includes a suite (a path under or
-containing suites/): `pytest tests/unit` needs no cluster.
+Asked, one process owns the cluster side of a run: the xdist controller, or
+the only process without xdist. It checks the options and the cluster (one
+clear line and exit on bad input), deploys the workloads once, hands the
+run to workers, and always cleans up. Workers only read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import atexit
 import json
 import os
 import signal
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,20 +28,19 @@ import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
-from packetwalk import verdict
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
-from packetwalk.diagnose import conclusion
 from packetwalk.hops import HOP_BY_TEST, HOST_NETWORK
 from packetwalk.hops import params as hop_params
+from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
+from packetwalk.report import plugin as report_plugin
+from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
-from packetwalk.runs import Heartbeat, Run, delete_run, mark_kept, sweep_stale
-from packetwalk.vantage import default_target, parse_ip_list
+from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
 from packetwalk.walk import HopFailure
 from packetwalk.workloads import (
     DEBUG,
-    DEFAULT_IMAGE,
     ImageUnavailable,
     Inventory,
     WorkloadError,
@@ -46,12 +48,7 @@ from packetwalk.workloads import (
     plan,
 )
 
-# The report's hooks ride along with the engine (also via the pytest11 entry point).
-pytest_plugins = ["packetwalk.report.plugin"]
-
-RECORD = "packetwalk"  # user_properties key of an observation record
-DIAGNOSIS = "diagnosis"  # user_properties key of a failed hop's diagnosis (diagnose/)
-CAPTURE_DIR = "reports/captures"  # --capture-packets pcaps, under the directory pytest runs in
+RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker)
 POLICY_LOCK = "network-policy"
 
 
@@ -65,9 +62,8 @@ class State:
     dns_ip: str | None
     configuration: Configuration
     controller: bool
+    options: Options
     inventory: Inventory | None = None
-    records: list[dict] = field(default_factory=list)
-    diagnoses: list[dict] = field(default_factory=list)
     pods_planned: int = 0
     notes: list[str] = field(default_factory=list)
     heartbeat: Heartbeat | None = None
@@ -77,6 +73,7 @@ class State:
         return json.dumps({
             "target": [self.target.kubeconfig, self.target.context, self.target.source],
             "run": self.run.id, "nodes": [vars(n) for n in self.nodes], "dns_ip": self.dns_ip,
+            "options": self.options.to_json(),
             "inventory": self.inventory.to_json() if self.inventory else None})
 
     @staticmethod
@@ -85,7 +82,7 @@ class State:
         target = Target(*data["target"])
         return State(target=target, run=Run(data["run"]), nodes=[Node(**n) for n in data["nodes"]],
                      dns_ip=data["dns_ip"], configuration=load_configuration(target),
-                     controller=False,
+                     controller=False, options=Options.from_json(data["options"]),
                      inventory=Inventory.from_json(data["inventory"]) if data["inventory"]
                      else None)
 
@@ -98,76 +95,38 @@ def state_of(config: pytest.Config) -> State | None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("packetwalk", "packetwalk: Kubernetes network conformance")
-    group.addoption("--kubeconfig", metavar="PATH",
-                    help="kubeconfig of the cluster under test (default: KUBECONFIG, "
-                         "~/.kube/config, then the lab's)")
-    group.addoption("--context", metavar="NAME", help="kubeconfig context to use")
-    group.addoption("--image", default=DEFAULT_IMAGE,
-                    help="agnhost image for every pod (mirror it for air-gapped clusters)")
-    group.addoption("--image-pull-secret", metavar="FILE",
-                    help="a .dockerconfigjson file; becomes the pods' imagePullSecret")
-    group.addoption("--nodes", metavar="A[,B]",
-                    help="the schedulable nodes to place workloads on, client node first "
-                         "(default: the first two by name); one node skips cross-node tests")
-    group.addoption("--keep", action="store_true",
-                    help="leave the run's namespaces in place for debugging")
-    group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
-                    help="how long the run's pods may take to become Ready")
-    group.addoption("--no-diagnose", action="store_true",
-                    help="report failures as observed, without the narrowing probes (faster when "
-                         "many hops fail, e.g. in the self-check)")
-    group.addoption("--capture-packets", action="store_true",
-                    help="when a hop fails, tcpdump at the client's and the server's node "
-                         "while the probe is retried (needs privileged hostNetwork pods); "
-                         f"pcaps go to {CAPTURE_DIR}/<run>/")
-    group.addoption("--debug-image", default=DEFAULT_IMAGE, metavar="IMAGE",
-                    help="image of the --capture-packets debug pods: needs sh, ip, tcpdump, conntrack, "
-                         "base64 (default: the agnhost image, which has them)")
-    group.addoption("--external-target", metavar="HOST:PORT",
-                    help="an HTTP server outside the cluster whose /clientip answers with "
-                         "the client's ip:port, for egress tests (default on the lab: its "
-                         "outside host; elsewhere none, and egress tests skip)")
-    group.addoption("--expected-source-ips", metavar="IP[,IP]",
-                    help="the addresses the external target may see for egress "
-                         "(default: the client node's InternalIP)")
-    group.addoption("--vantage", choices=("auto", "local"), default="auto",
-                    help="where north-south probes start: auto = the lab's outside host "
-                         "when testing the lab, else here; local = always here")
+    add_options(parser)
 
 
-def targets_cluster(config: pytest.Config) -> bool:
-    """Whether this run includes a suite: an argument path under or containing suites/."""
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if "suites" in path.parts or (path / "suites").is_dir():
-            return True
-    return False
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-html's own, which reads self_contained_html."""
     if hasattr(config, "workerinput"):
-        payload = config.workerinput.get(RECORD)
+        payload = config.workerinput.get(RUN_STATE)
         if payload:
             config.stash[STATE] = State.from_controller(payload)
+            config.pluginmanager.register(report_plugin, "packetwalk-report-items")
         return
-    if config.option.help or config.option.version or not targets_cluster(config):
+    if config.option.help or config.option.version or not asked(config):
         return
+    options = parse(config)
     run = Run.new()
     try:
-        target = choose_target(config.getoption("kubeconfig"), config.getoption("context"),
-                               dict(os.environ), Path.home())
+        before = report_plugin.load_baseline(options.baseline)
+        target = choose_target(options.kubeconfig, options.context, dict(os.environ), Path.home())
         configuration, facts = connect(target, run.namespace)
-        wanted = config.getoption("nodes")
-        nodes = choose_nodes(list(facts.nodes), wanted.split(",") if wanted else None)
-        # Bad north-south options are the user's setup: one line before any test.
-        default_target(config.getoption("external_target"), lab=False)
-        parse_ip_list(config.getoption("expected_source_ips"))
+        nodes = choose_nodes(list(facts.nodes), list(options.nodes) if options.nodes else None)
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
-    state = State(target, run, nodes, facts.dns_ip, configuration, controller=True)
+    state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
+                  options=options)
     config.stash[STATE] = state
-    config.pluginmanager.register(Controller(state, config), "packetwalk-controller")
+    if options.html:
+        config.option.self_contained_html = True  # one file a reviewer can open anywhere
+    collector = report_plugin.Collector(config, state, before)
+    config.pluginmanager.register(report_plugin, "packetwalk-report-items")
+    config.pluginmanager.register(collector, "packetwalk-report")
+    config.pluginmanager.register(Controller(state, config, collector), "packetwalk-controller")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -176,7 +135,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if hop is None:
         return
     state = state_of(metafunc.config)
-    names, params = hop_params(hop, build_placements(state.nodes) if state else None)
+    if state is None:
+        return  # packetwalk was not asked for
+    names, params = hop_params(hop, build_placements(state.nodes))
     # Only tests built on the walk fixtures: the plugin is installed globally and
     # another project's test_cluster_ip is none of our business.
     if names and set(names) <= set(metafunc.fixturenames):
@@ -186,8 +147,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for p in params])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Extra -k words: the hop's name and `host-network` for pod<->node hops."""
+    if state_of(config) is None:
+        return
     for item in items:
         hop = HOP_BY_TEST.get(getattr(item, "originalname", ""))
         if hop is None:
@@ -219,8 +182,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def _read_pull_secret(config: pytest.Config) -> bytes | None:
-    path = config.getoption("image_pull_secret")
+def _read_pull_secret(path: str | None) -> bytes | None:
     if not path:
         return None
     try:
@@ -232,15 +194,15 @@ def _read_pull_secret(config: pytest.Config) -> bytes | None:
 class Controller:
     """Hooks of the one process that owns the run's cluster side."""
 
-    def __init__(self, state: State, config: pytest.Config):
-        self.state, self.config = state, config
+    def __init__(self, state: State, config: pytest.Config, collector: report_plugin.Collector):
+        self.state, self.config, self.collector = state, config, collector
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Deploy before xdist starts its workers, so they get the inventory."""
         if self.config.option.collectonly:
             return
-        state = self.state
+        state, options = self.state, self.state.options
         started = time.monotonic()
         self._arm_cleanup()
         api = ApiClient(state.configuration)
@@ -250,17 +212,15 @@ class Controller:
                 state.notes.append(f"swept namespaces of dead runs: {', '.join(swept)}")
             for name in swept:  # their lock files, if they ran on this host
                 remove_lock(name.removeprefix("pw-").removesuffix("-peer"), POLICY_LOCK)
-            secret = _read_pull_secret(self.config)
-            capture = self.config.getoption("capture_packets")
-            debug_image = self.config.getoption("debug_image") if capture else None
-            state.pods_planned = sum(1 for _, o in plan(state.run, state.nodes,
-                                                        debug_image=debug_image)
-                                     if o["kind"] == "Pod")
+            secret = _read_pull_secret(options.image_pull_secret)
+            debug_image = options.debug_image if options.capture_packets else None
+            objects = plan(state.run, state.nodes, options.image, secret, debug_image)
+            state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
-                                       self.config.getoption("image"), secret,
-                                       self.config.getoption("ready_timeout"), debug_image)
-            if capture and DEBUG in state.inventory.errors:
+                                       options.image, secret, options.ready_timeout,
+                                       debug_image, objects=objects)
+            if options.capture_packets and DEBUG in state.inventory.errors:
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
                                    f"{state.inventory.errors[DEBUG]}")
             state.heartbeat.start()
@@ -298,14 +258,19 @@ class Controller:
         remove_lock(state.run.id, POLICY_LOCK)
         api = ApiClient(state.configuration)
         try:
-            if self.config.getoption("keep"):
+            if state.options.keep:
                 mark_kept(api, state.run)
                 state.notes.append(
                     f"kept namespaces {state.run.namespace}, {state.run.peer_namespace}; "
                     f"remove with: kubectl delete ns -l packetwalk.io/run={state.run.id}")
                 return
             started = time.monotonic()
-            delete_run(api, state.run)
+            if not state.options.wait_cleanup:
+                delete_run(api, state.run)
+                state.notes.append(f"deleting the namespaces of run {state.run.id}: the cluster "
+                                   "removes them, pytest does not wait (--wait-cleanup waits)")
+                return
+            delete_run(api, state.run, wait=DELETE_WAIT)
             state.notes.append(f"deleted the namespaces of run {state.run.id} "
                                f"in {time.monotonic() - started:.1f}s")
         except Exception as exc:  # noqa: BLE001 - cleanup reports, it must not mask results
@@ -314,19 +279,12 @@ class Controller:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         """xdist: hand each worker (and any replacement of a crashed one) the run."""
-        node.workerinput[RECORD] = self.state.for_worker()
+        node.workerinput[RUN_STATE] = self.state.for_worker()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched) -> None:
         """A worker killed mid-test says nothing about the network: an ERROR, not a FAILURE."""
         report.when = "setup"
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call":
-            self.state.records += [value for key, value in report.user_properties
-                                   if key == RECORD]
-            self.state.diagnoses += [value for key, value in report.user_properties
-                                     if key == DIAGNOSIS]
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         state = self.state
@@ -337,22 +295,19 @@ class Controller:
         nodes = ", ".join(f"{n.name} ({n.ip})" for n in state.nodes)
         write(f"run {state.run.id} on {state.target.describe()}: nodes under test {nodes}")
         write(f"pods created: {state.pods_planned}")
-        seconds = sorted(r["seconds"] for r in state.records if r.get("seconds"))
-        if seconds:
-            p95 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))]
-            write(f"probes: {len(seconds)}, latency p50 {statistics.median(seconds):.3f}s "
-                  f"p95 {p95:.3f}s max {seconds[-1]:.3f}s")
-        if state.records:
-            write(f"verdict: {verdict.summarize(state.records)}")
-        for line in conclusion.summarize(state.diagnoses):
-            write(f"diagnosis: {line}")
+        for line in terminal.lines(self.collector.results):
+            write(line)
         for note in state.notes:
             write(note)
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        """After xdist has stopped its workers: delete the run (or keep it)."""
-        self.cleanup()
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self):
+        """Around every other sessionfinish: once xdist has stopped its workers and the
+        results JSON, the HTML and JUnit are written, delete the run (or keep it)."""
+        try:
+            return (yield)
+        finally:
+            self.cleanup()
 
     def pytest_unconfigure(self) -> None:
         """Also when sessionstart itself was interrupted (there is no sessionfinish then)."""

@@ -22,6 +22,7 @@ from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, HOPS, Cell, PolicyCase, next_step
 from packetwalk.probes import Observation, Prober, Target
+from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
 from packetwalk.walk import HopFailure, evidence
@@ -33,7 +34,7 @@ HOP = HOPS["network_policy"]
 
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
-                 record: Callable[[dict], None], timeout: float = CONVERGE_TIMEOUT,
+                 record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
                  diagnoser: Diagnoser | None = None):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.run = Run(inventory.run_id)
@@ -102,10 +103,11 @@ class PolicyWalk:
         except WaitTimeout:
             pass
         for cell in cells:
-            self._record({**last[cell].record(), "hop": HOP.name, "placement": None,
-                          "protocol": "tcp", "variant": case, "phase": phase,
-                          "ok": _matches(cell, last[cell]), "expected": cell.expect,
-                          "client_node": last[cell].src_node, "server_node": ""})
+            seen = last[cell]
+            where = ProbeRecord(hop=HOP.name, protocol="tcp", variant=case, phase=phase,
+                                client_node=seen.src_node)
+            self._record(where.observed(seen, _matches(cell, seen),
+                                        EXPECTED_CLASSES[cell.expect]))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong:
             message = self._failure(case, phase, cells, wrong, last)
@@ -137,8 +139,7 @@ class PolicyWalk:
         pod = self.inventory.pods.get(first.src_pod)
         namespace = pod.namespace if pod else self.run.namespace
         lines += evidence(first, namespace, limit=800)
-        record = {"hop": HOP.name, "cls": first.cls, "client_node": first.src_node,
-                  "server_node": ""}
+        record = ProbeRecord(hop=HOP.name, cls=first.cls, client_node=first.src_node)
         if "baseline" in phase:
             lines.append("  verdict:  traffic to the policy server fails with no policy at "
                          "all: not a policy problem")

@@ -34,7 +34,7 @@ HEARTBEAT_EVERY = 30  # seconds between liveness marks of a running controller
 # heartbeats missed: far beyond any API hiccup, and a crashed CI job's leftovers
 # are gone by the next job. A run on this host is dead as soon as its pid is.
 STALE_AFTER = 600
-DELETE_WAIT = 60  # seconds to wait for our namespaces to disappear at the end
+DELETE_WAIT = 60  # seconds --wait-cleanup waits for our namespaces to disappear at the end
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,15 @@ def run_namespaces(api: ApiClient, run: Run) -> list[str]:
     return [ns.metadata.name for ns in listed.items]
 
 
-def delete_run(api: ApiClient, run: Run, wait: float = DELETE_WAIT) -> None:
-    """Delete the run's namespaces (by label, so nothing is missed) and wait until
-    they are gone; a namespace still terminating after `wait` raises TimeoutError."""
+def delete_run(api: ApiClient, run: Run, wait: float | None = None) -> None:
+    """Delete the run's namespaces (by label, so nothing is missed). The cluster removes
+    what is in them on its own; with `wait`, wait until they are gone, and a namespace
+    still terminating after `wait` seconds raises TimeoutError."""
     core = CoreV1Api(api)
     for name in run_namespaces(api, run):
         _delete_namespace(core, name)
+    if wait is None:
+        return
     wait_for(f"namespaces of run {run.id} to be deleted",
              lambda: not run_namespaces(api, run), timeout=wait, interval=1.0,
              state=lambda: ", ".join(run_namespaces(api, run)))

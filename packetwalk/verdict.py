@@ -1,7 +1,7 @@
 """From observations to one sentence naming the broken layer. Pure.
 
-Input: the records tests leave behind (see walk.Walk.record), one per probe:
-{"hop", "placement", "protocol", "cls", "ok", "client_node", "server_node"}.
+Input: the records tests leave behind (records.ProbeRecord), one per probe; read
+here: hop, placement, protocol, cls, ok, client_node, server_node.
 The rule is the debugging walk itself: the lowest layer with a failure is the
 suspect; layers below it that passed are named as fine; failures above it may
 be consequences and are listed as such.
@@ -11,49 +11,50 @@ from __future__ import annotations
 
 from packetwalk.hops import HOPS, Layer
 from packetwalk.probes import BLOCKED_CLASSES
+from packetwalk.records import ProbeRecord
 
 
-def _layer(record: dict) -> Layer:
-    hop = HOPS[record["hop"]]
-    if hop.reach_layer and record["cls"] in BLOCKED_CLASSES:
+def _layer(record: ProbeRecord) -> Layer:
+    hop = HOPS[record.hop]
+    if hop.reach_layer and record.cls in BLOCKED_CLASSES:
         return hop.reach_layer  # no answer at all: the path failed before the check could
     return hop.layer
 
 
-def _scope(failed: list[dict], tested: list[dict]) -> str:
+def _scope(failed: list[ProbeRecord], tested: list[ProbeRecord]) -> str:
     """Where the failures are confined, within what the layer tested:
     ' for udp only', ' across nodes only (a -> b)', ' within node a only', or ''."""
     parts = []
-    failed_protocols = {r["protocol"] for r in failed if r.get("protocol")}
-    tested_protocols = {r["protocol"] for r in tested if r.get("protocol")}
+    failed_protocols = {r.protocol for r in failed if r.protocol}
+    tested_protocols = {r.protocol for r in tested if r.protocol}
     if failed_protocols and failed_protocols < tested_protocols:
         parts.append(f" for {'/'.join(sorted(failed_protocols))} only")
-    failed_placements = {r["placement"] for r in failed if r.get("placement")}
-    tested_placements = {r["placement"] for r in tested if r.get("placement")}
+    failed_placements = {r.placement for r in failed if r.placement}
+    tested_placements = {r.placement for r in tested if r.placement}
     if len(tested_placements) > 1 and failed_placements == tested_placements:
         parts.append(" on every placement")
     elif failed_placements == {"cross-node"} and "same-node" in tested_placements:
-        pairs = sorted({f"{r['client_node']} -> {r['server_node']}" for r in failed})
+        pairs = sorted({f"{r.client_node} -> {r.server_node}" for r in failed})
         parts.append(f" across nodes only ({', '.join(pairs)})")
     elif failed_placements == {"same-node"} and "cross-node" in tested_placements:
-        nodes = sorted({r["server_node"] for r in failed if r.get("server_node")})
+        nodes = sorted({r.server_node for r in failed if r.server_node})
         parts.append(f" within node {', '.join(nodes)} only")
     return ",".join(parts)
 
 
-def for_failure(record: dict) -> str:
+def for_failure(record: ProbeRecord) -> str:
     """One failing probe on its own: which layer, where, and where to look."""
     layer = _layer(record)
     where = ""
-    if record.get("placement") == "cross-node":
-        where = f" from {record['client_node']} to {record['server_node']}"
-    elif record.get("server_node"):
-        where = f" on {record['server_node']}"
-    protocol = f" ({record['protocol']})" if record.get("protocol") else ""
-    return f"{layer.name} fails{protocol}{where}: {record['cls']}; look at {layer.suspects}"
+    if record.placement == "cross-node":
+        where = f" from {record.client_node} to {record.server_node}"
+    elif record.server_node:
+        where = f" on {record.server_node}"
+    protocol = f" ({record.protocol})" if record.protocol else ""
+    return f"{layer.name} fails{protocol}{where}: {record.cls}; look at {layer.suspects}"
 
 
-def summarize(records: list[dict], errors: int = 0) -> str:
+def summarize(records: list[ProbeRecord], errors: int = 0) -> str:
     """The run's verdict in one sentence; `errors`: tests whose probe could not run."""
     sentence = _network(records)
     if errors:
@@ -63,10 +64,10 @@ def summarize(records: list[dict], errors: int = 0) -> str:
     return sentence
 
 
-def _network(records: list[dict]) -> str:
+def _network(records: list[ProbeRecord]) -> str:
     if not records:
         return "no probe ran"
-    failed = [r for r in records if not r["ok"]]
+    failed = [r for r in records if not r.ok]
     layers = {_layer(r) for r in records}
     if not failed:
         names = ", ".join(layer.name for layer in sorted(layers, key=lambda x: x.rank))
@@ -74,12 +75,12 @@ def _network(records: list[dict]) -> str:
     suspect = min((_layer(r) for r in failed), key=lambda x: x.rank)
     in_layer = [r for r in records if _layer(r) == suspect]
     failed_in_layer = [r for r in failed if _layer(r) == suspect]
-    classes = sorted({r["cls"] for r in failed_in_layer})
+    classes = sorted({r.cls for r in failed_in_layer})
     sentence = (f"{suspect.name} is broken{_scope(failed_in_layer, in_layer)} "
                 f"({', '.join(classes)}): look at {suspect.suspects}")
     fine = sorted((layer for layer in layers
                    if layer.rank < suspect.rank
-                   and all(r["ok"] for r in records if _layer(r) == layer)),
+                   and all(r.ok for r in records if _layer(r) == layer)),
                   key=lambda x: x.rank)
     if fine:
         sentence += f". Fine: {', '.join(layer.name for layer in fine)}"
@@ -91,7 +92,7 @@ def _network(records: list[dict]) -> str:
     # Layers above that pass narrow it down (DNS passing while ClusterIP fails:
     # only some Service rules are broken).
     passing = sorted((layer for layer in layers if layer.rank > suspect.rank
-                      and all(r["ok"] for r in records if _layer(r) == layer)),
+                      and all(r.ok for r in records if _layer(r) == layer)),
                      key=lambda x: x.rank)
     if passing:
         sentence += f". Passing above it: {', '.join(layer.name for layer in passing)}"

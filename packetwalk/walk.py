@@ -10,6 +10,7 @@ source, destination, expected, observed class, evidence, next hop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from packetwalk import verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
@@ -31,6 +32,7 @@ from packetwalk.probes import (
     parse_resolv_conf,
     payload_of,
 )
+from packetwalk.records import ProbeRecord
 from packetwalk.workloads import Inventory, Pod, Service
 
 PORT_NAMES = {"tcp": "http", "udp": "udp"}
@@ -46,7 +48,7 @@ class HopFailure(AssertionError):
 class Walk:
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop,
                  placement: Placement, variant: str | None, protocol: str | None,
-                 record: Callable[[dict], None], dns_cache: dict,
+                 record: Callable[[ProbeRecord], None], dns_cache: dict,
                  diagnoser: Diagnoser | None = None):
         self.inventory, self.prober, self.hop = inventory, prober, hop
         self.placement, self.variant, self.protocol = placement, variant, protocol
@@ -218,18 +220,22 @@ class Walk:
         return "cluster.local"
 
     # -- expectations --------------------------------------------------------
-    def _cell(self) -> dict:
+    def _cell(self) -> ProbeRecord:
         """Where this test stands in the matrix: hop, placement, variant, protocol, nodes."""
         placement = self.placement.id if self.hop.placements else None
-        return {"hop": self.hop.name, "placement": placement, "variant": self.variant,
-                "protocol": self.protocol,
-                "client_node": self.placement.client.name if self.placement.client else "",
-                "server_node": self.placement.server.name if self.placement.server else ""}
+        return ProbeRecord(
+            hop=self.hop.name, placement=placement, variant=self.variant,
+            protocol=self.protocol,
+            client_node=self.placement.client.name if self.placement.client else "",
+            server_node=self.placement.server.name if self.placement.server else "")
+
+    def accepted(self) -> frozenset[str]:
+        """The classes that count as this hop behaving, for the record."""
+        return EXPECTED_CLASSES["open"] if self.hop.expect == OK else frozenset({self.hop.expect})
 
     def record(self, seen: Observation) -> None:
-        expected = EXPECTED_CLASSES["open"] if self.hop.expect == OK else {self.hop.expect}
-        self._record({**seen.record(), **self._cell(), "ok": seen.cls in expected,
-                      "expected": sorted(expected)})
+        expected = self.accepted()
+        self._record(self._cell().observed(seen, seen.cls in expected, expected))
 
     def expect(self, seen: Observation) -> None:
         """Fail, with the whole story, unless `seen` is what the hop expects."""
@@ -243,8 +249,7 @@ class Walk:
         """For configuration facts (resolv.conf) rather than packets."""
         if observed == expected:
             return
-        record = {**self._cell(), "cls": "WRONG_CONFIG", "ok": False,
-                  "probe": f"{src.name}: {what}"}
+        record = replace(self._cell(), cls="WRONG_CONFIG", ok=False, probe=f"{src.name}: {what}")
         self._record(record)
         raise HopFailure(
             f"{self._title()}\n  fact:     {what} of {src.name} on {src.node} is {observed}\n"
@@ -252,14 +257,13 @@ class Walk:
             f"  next:     {next_step(self.hop.name, None, None) or 'bottom of the walk'}")
 
     def _title(self) -> str:
-        cell = self._cell()
-        params = "-".join(p for p in (cell["placement"], self.variant, self.protocol) if p)
+        params = "-".join(p for p in (self._cell().placement, self.variant, self.protocol) if p)
         return f"{self.hop.name}{f' [{params}]' if params else ''}: {self.hop.layer.name}"
 
     def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         cell = self._cell()
-        step = next_step(self.hop.name, cell["placement"], self.protocol)
-        sentence = verdict.for_failure({**cell, 'cls': seen.cls})
+        step = next_step(self.hop.name, cell.placement, self.protocol)
+        sentence = verdict.for_failure(replace(cell, cls=seen.cls))
         if diagnosis is not None:
             sentence += f". Narrowed down: {diagnosis.verdict}"
         return "\n".join([

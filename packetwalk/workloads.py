@@ -440,9 +440,9 @@ def check_image_pulled(objects: list[tuple[str, dict]], pulls: dict[str, str], i
 
 def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, image: str,
              pull_secret: bytes | None, ready_timeout: float,
-             debug_image: str | None = None) -> Inventory:
+             debug_image: str | None = None, objects: list | None = None) -> Inventory:
     """Deploy, wait, inventory: the whole controller-side setup of a run."""
-    objects = plan(run, nodes, image, pull_secret, debug_image)
+    objects = objects or plan(run, nodes, image, pull_secret, debug_image)  # the caller's plan
     errors = deploy(api, objects)
     ready, not_ready, pulls = await_pods(api, run, objects, ready_timeout)
     check_image_pulled(objects, pulls, image)

@@ -21,6 +21,7 @@ from packetwalk.diagnose.narrowing import (
     SAME_NODE_TARGET,
     SMALL,
 )
+from packetwalk.records import DiagnosisRecord
 
 
 def _all(results: list[tuple[str, str, bool]], kind: str, change: str = "") -> bool | None:
@@ -103,8 +104,8 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
     return "the narrowing probes did not tell the layers apart"
 
 
-def summarize(entries: list[dict]) -> list[str]:
+def summarize(diagnoses: list[DiagnosisRecord]) -> list[str]:
     """One line per distinct conclusion (and capture case) with the tests that reached it."""
-    counted = Counter((entry.get("verdict", ""), entry.get("capture", "")) for entry in entries)
+    counted = Counter((diagnosis.verdict, diagnosis.capture or "") for diagnosis in diagnoses)
     return [f"{count} x {verdict}" + (f" | capture: {capture}" if capture else "")
             for (verdict, capture), count in counted.most_common()]

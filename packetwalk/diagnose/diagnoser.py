@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kubernetes.client import ApiClient
 
@@ -27,6 +27,7 @@ from packetwalk.diagnose.narrowing import (
 )
 from packetwalk.diagnose.policies import conclude_cell, selecting
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
+from packetwalk.records import DiagnosisRecord
 from packetwalk.workloads import Inventory, Pod
 
 SHOWN_PACKETS = 12  # in the failure message; the diagnosis entry keeps more
@@ -57,26 +58,25 @@ class Diagnosis:
         out += [f"    pcap: {path}" for path in capture.pcaps]
         return out
 
-    def entry(self) -> dict:
-        """The user_properties value ("diagnosis"): flat, JSON-able, readable."""
-        entry: dict = {"verdict": self.verdict, "bisection": self.bisection,
-                       "policies": self.policies}
+    def record(self) -> DiagnosisRecord:
+        """What the test's report carries (records.DIAGNOSIS)."""
+        record = DiagnosisRecord(self.verdict, tuple(self.bisection), tuple(self.policies))
         capture = self.capture
         if capture is not None and capture.skipped:
-            entry["capture"] = f"skipped: {capture.skipped}"
-        elif capture is not None:
-            entry.update({"capture": capture.case, "capture_path": capture.path,
-                          "retried": capture.retried, "packets": capture.packets,
-                          "pcaps": capture.pcaps, "service": capture.service})
-        return entry
+            return replace(record, capture=f"skipped: {capture.skipped}")
+        if capture is not None:
+            return replace(record, capture=capture.case, capture_path=capture.path,
+                           retried=capture.retried, packets=tuple(capture.packets),
+                           pcaps=tuple(capture.pcaps), service=tuple(capture.service))
+        return record
 
 
 class Diagnoser:
-    """Bound to one test: `note` leaves the entry on its report.
+    """Bound to one test: `note` leaves the diagnosis record on its report.
     `capture` is None without --capture-packets; `unavailable` says why capture cannot run."""
 
     def __init__(self, inventory: Inventory, prober: Prober, api: ApiClient | None,
-                 note: Callable[[dict], None], test: str, capture: Capture | None = None,
+                 note: Callable[[DiagnosisRecord], None], test: str, capture: Capture | None = None,
                  unavailable: str = ""):
         self.inventory, self.prober, self.api = inventory, prober, api
         self.note, self.test = note, test
@@ -124,10 +124,10 @@ class Diagnoser:
 
     def _finish(self, diagnosis: Diagnosis, attempt: Attempt, servers: list[Pod],
                 target: Dialed) -> Diagnosis:
-        """The capture (when asked for), and the entry on the test's report."""
+        """The capture (when asked for), and the record on the test's report."""
         if self.capture is not None or self.unavailable:
             diagnosis.capture = self._capture(attempt, servers, target)
-        self.note(diagnosis.entry())
+        self.note(diagnosis.record())
         return diagnosis
 
     def _servers(self, target: Dialed) -> list[Pod]:

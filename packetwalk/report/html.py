@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.report.baseline import Diff
 from packetwalk.report.matrix import Matrix
 from packetwalk.report.results import TestResult
@@ -72,12 +73,12 @@ def _pre(value: object) -> str:
 
 
 def _value(value: object, link: Callable[[str], str]) -> str:
-    """A key-value table for a dict, a <pre> for anything else; "pcaps" become links."""
-    if isinstance(value, dict):
+    """A key-value table for a diagnosis (its pcaps as links), a <pre> for anything else."""
+    if isinstance(value, DiagnosisRecord):
         rows = "".join(
-            f"<tr><td>{escape(str(k))}</td><td>"
-            f"{'<br>'.join(link(p) for p in v) if k == 'pcaps' else _pre(v)}</td></tr>"
-            for k, v in value.items())
+            f"<tr><td>{escape(key)}</td><td>"
+            f"{'<br>'.join(link(p) for p in v) if key == 'pcaps' else _pre(v)}</td></tr>"
+            for key, v in value.to_json().items())
         return f'<table class="pw-evidence">{rows}</table>'
     return _pre(value)
 
@@ -88,9 +89,10 @@ EVIDENCE_FIELDS = (("probe", "probe"), ("cls", "class"), ("src_pod", "source pod
                    ("seconds", "seconds"), ("command", "command"), ("output", "output"))
 
 
-def evidence(record: dict) -> str:
-    rows = "".join(f"<tr><td>{label}</td><td><pre>{escape(str(record[key]))}</pre></td></tr>"
-                   for key, label in EVIDENCE_FIELDS if record.get(key) not in (None, ""))
+def evidence(record: ProbeRecord) -> str:
+    shown = ((label, getattr(record, name)) for name, label in EVIDENCE_FIELDS)
+    rows = "".join(f"<tr><td>{label}</td><td><pre>{escape(str(value))}</pre></td></tr>"
+                   for label, value in shown if value not in (None, ""))
     return f'<table class="pw-evidence">{rows}</table>'
 
 
@@ -99,7 +101,7 @@ def test_detail(result: TestResult, link: Callable[[str], str] = escape) -> str:
     `link` turns a pcap's path into HTML (attachments.pcap_link embeds the file)."""
     parts = []
     if result.hop:
-        failing = next((r for r in result.records if not r.get("ok", True)), None)
+        failing = next((r for r in result.records if not r.ok), None)
         shown = failing or (result.records[0] if result.records else None)
         parts.append(path_svg(result.hop, shown, result.outcome == "failed"))
     parts.append(f"<div>outcome <b>{escape(result.outcome)}</b>, class "

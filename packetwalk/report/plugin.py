@@ -1,53 +1,30 @@
 """pytest hooks of the report: JUnit properties, results JSON, baseline, pytest-html.
 
-Loaded with packetwalk.plugin (its pytest_plugins), so it is present before
-pytest-html configures itself: that is how --html becomes self-contained by
-default. Workers only tag tests (JUnit properties, pod events on errors);
-the controller (or the only process) folds results and writes everything.
+Registered by packetwalk.plugin only when a run asked for packetwalk. Workers
+only tag tests (JUnit properties, pod events on errors); the controller (or
+the only process) folds every report once, in the Collector, and writes the
+JSON, the HTML's summary, JUnit's verdict and the terminal lines from it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from _pytest.junitxml import xml_key
 from kubernetes.client import ApiClient
 
-from packetwalk import verdict
 from packetwalk.probes import ProbeError
 from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
 from packetwalk.workloads import WorkloadError
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("packetwalk-report", "packetwalk: report")
-    group.addoption("--results-json", metavar="FILE",
-                    help="write id, outcome, class and latency of every test as JSON "
-                         "(default with --html: the same path ending in .json)")
-    group.addoption("--baseline", metavar="FILE",
-                    help="an earlier results JSON: list new failures, fixed tests and "
-                         "latency regressions in the report and the terminal summary")
+JUNIT_VERDICT = "packetwalk verdict"  # the testsuite property that carries the verdict
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    # One file a reviewer can open anywhere: pytest-html reads this option in its
-    # own pytest_configure, which runs after this one.
-    if getattr(config.option, "htmlpath", None):
-        config.option.self_contained_html = True
-    if hasattr(config, "workerinput"):
-        return
-    try:
-        before = _load_baseline(config.getoption("baseline"))
-    except ValueError as exc:
-        raise pytest.UsageError(f"packetwalk: {exc}") from None
-    config.pluginmanager.register(Collector(config, before), "packetwalk-report")
-
-
-def _load_baseline(path: str | None) -> dict[str, dict] | None:
+def load_baseline(path: str | None) -> dict[str, dict] | None:
+    """--baseline's results; ValueError (one line) if it cannot be read as one."""
     if not path:
         return None
     try:
@@ -84,71 +61,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def _reason(report: pytest.TestReport) -> str:
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    return report.longreprtext if report.failed else ""
-
-
 class Collector:
-    """Controller side: every report of every test, folded at the end."""
+    """Controller side: every report of every test, folded once; everything written from it."""
 
-    def __init__(self, config: pytest.Config, before: dict[str, dict] | None):
-        self.config, self.before = config, before
-        self.phases: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.properties: dict[str, list] = {}
-        self.reasons: dict[str, str] = {}
+    def __init__(self, config: pytest.Config, state, before: dict[str, dict] | None):
+        self.config, self.state, self.options = config, state, state.options
+        self.before = before
+        self.fold = results.Fold()
         self.results: list[results.TestResult] = []
         self.diff: baseline.Diff | None = None
         self.facts: dict[str, str] = {}
-        self.json_path: Path | None = None
-
-    def _result(self, test_id: str) -> results.TestResult:
-        return results.from_reports(test_id, self.phases[test_id],
-                                    self.properties.get(test_id, []),
-                                    self.reasons.get(test_id, ""))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.phases[report.nodeid].append((report.when, report.outcome))
-        self.properties[report.nodeid] = list(report.user_properties)
-        if report.skipped or report.failed:
-            self.reasons.setdefault(report.nodeid, _reason(report))
-
-    def _output_path(self) -> Path | None:
-        explicit = self.config.getoption("results_json")
-        if explicit:
-            return Path(explicit)
-        html_path = getattr(self.config.option, "htmlpath", None)
-        return Path(html_path).with_suffix(".json") if html_path else None
+        self.fold.add(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Before pytest-html writes the page and before the run's cleanup."""
-        from packetwalk.plugin import state_of
-
-        self.results = [self._result(test_id) for test_id in self.phases]
-        self.json_path = self._output_path()
-        state = state_of(self.config)
-        if self.json_path is not None:
-            results.write(self.json_path, state.run.id if state else "", self.results)
+        """Before pytest-html and junitxml write their files, and before the run's cleanup."""
+        self.results = self.fold.results()
+        state, path = self.state, self.options.results_json
+        if path is not None:
+            results.write(Path(path), state.run.id, self.results)
         if self.before is not None:
             self.diff = baseline.compare(self.before, {r.id: r.to_json() for r in self.results})
-        if state is not None and getattr(self.config.option, "htmlpath", None):
+        if self.options.html:
             self.facts = facts.gather(ApiClient(state.configuration), state.dns_ip,
                                       lab_present([n.ip for n in state.nodes]))
-
-    def sentence(self) -> str:
-        records = [r for result in self.results for r in result.records]
-        errors = sum(result.outcome == results.ERROR for result in self.results)
-        return verdict.summarize(records, errors=errors)
+        xml = self.config.stash.get(xml_key, None)  # --junitxml
+        if xml is not None and self.results:
+            xml.add_global_property(JUNIT_VERDICT, results.sentence(self.results))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list,
                                     session: pytest.Session) -> None:
-        prefix += [html.STYLE, html.verdict(self.sentence()), html.matrix_table(
-            build(self.results))]
+        prefix += [html.STYLE, html.verdict(results.sentence(self.results)),
+                   html.matrix_table(build(self.results))]
         if self.diff is not None:
-            prefix.append(html.baseline_block(self.diff, self.config.getoption("baseline")))
+            prefix.append(html.baseline_block(self.diff, self.options.baseline))
         if self.facts:
             prefix.append(html.facts_table(self.facts))
 
@@ -156,15 +105,16 @@ class Collector:
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list) -> None:
         """The test's detail, once: on its call report, or on the setup that ended it."""
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            data.insert(0, html.test_detail(self._result(report.nodeid), attachments.pcap_link))
+            data.insert(0, html.test_detail(self.fold.result(report.nodeid),
+                                            attachments.pcap_link))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.json_path is None and self.diff is None:
+        if self.options.results_json is None and self.diff is None:
             return
         terminalreporter.section("packetwalk report")
-        if self.json_path is not None:
-            terminalreporter.write_line(f"results: {self.json_path}")
+        if self.options.results_json is not None:
+            terminalreporter.write_line(f"results: {self.options.results_json}")
         if self.diff is not None:
-            terminalreporter.write_line(f"compared with {self.config.getoption('baseline')}:")
+            terminalreporter.write_line(f"compared with {self.options.baseline}:")
             for line in self.diff.lines():
                 terminalreporter.write_line(f"  {line}")

@@ -9,7 +9,13 @@ Its latency: the seconds its probes took, summed.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
+
+from packetwalk import records as rec
+from packetwalk import verdict
+from packetwalk.records import DiagnosisRecord, ProbeRecord
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 SCHEMA = 1  # bump when the JSON's meaning changes; baseline refuses other versions
@@ -25,8 +31,12 @@ class TestResult:
     placement: str | None = None
     layer: str | None = None
     reason: str = ""  # skip reason or the failure/error text
-    records: list[dict] = field(default_factory=list)  # observations (walk.Walk.record)
+    records: list[ProbeRecord] = field(default_factory=list)  # one per probe
     extras: list[tuple[str, object]] = field(default_factory=list)  # diagnosis, pod events
+
+    @property
+    def diagnoses(self) -> list[DiagnosisRecord]:
+        return rec.of_kind(self.extras, DiagnosisRecord)
 
     def to_json(self) -> dict:
         return {"id": self.id, "outcome": self.outcome, "class": self.cls,
@@ -46,8 +56,8 @@ def fold_outcome(phases: list[tuple[str, str]]) -> str:
     return PASSED if outcomes.get("call") == "passed" else ERROR
 
 
-def class_of(outcome: str, records: list[dict]) -> str:
-    wrong = next((r["cls"] for r in records if not r.get("ok", True)), None)
+def class_of(outcome: str, records: list[ProbeRecord]) -> str:
+    wrong = next((r.cls for r in records if not r.ok), None)
     if outcome == PASSED:
         return "OK"
     if outcome == FAILED:
@@ -55,8 +65,8 @@ def class_of(outcome: str, records: list[dict]) -> str:
     return outcome.upper()
 
 
-def latency_of(records: list[dict]) -> float:
-    return round(sum(r.get("seconds") or 0 for r in records), 3)
+def latency_of(records: list[ProbeRecord]) -> float:
+    return round(sum(r.seconds or 0 for r in records), 3)
 
 
 def to_document(run_id: str, results: list[TestResult]) -> dict:
@@ -77,22 +87,59 @@ def load(text: str) -> dict[str, dict]:
     return {entry["id"]: entry for entry in data["tests"]}
 
 
-RECORD = "packetwalk"  # user_properties key of an observation (plugin.RECORD)
-
-
 def from_reports(test_id: str, phases: list[tuple[str, str]],
                  properties: list[tuple[str, object]], reason: str) -> TestResult:
     """One test's result from its phases, user_properties and reason text."""
-    records = [value for key, value in properties if key == RECORD and isinstance(value, dict)]
-    named = {key: value for key, value in properties if key in ("hop", "placement", "layer")}
+    typed = rec.read(properties)
+    records = rec.of_kind(typed, ProbeRecord)
+    named = {key: value for key, value in typed if key in ("hop", "placement", "layer")}
     outcome = fold_outcome(phases)
     seen: set[str] = set()
     extras = []
-    for key, value in properties:
-        if key not in (RECORD, "hop", "placement", "layer", "variant", "protocol") \
+    for key, value in typed:
+        if key not in (rec.OBSERVATION, "hop", "placement", "layer", "variant", "protocol") \
                 and repr((key, value)) not in seen:
             seen.add(repr((key, value)))
             extras.append((key, value))
     return TestResult(test_id, outcome, class_of(outcome, records), latency_of(records),
                       hop=named.get("hop"), placement=named.get("placement"),
                       layer=named.get("layer"), reason=reason, records=records, extras=extras)
+
+
+def sentence(results: list[TestResult]) -> str:
+    """The run's verdict: its probes' layer sentence, and its errors (setup, not network).
+    The terminal, the HTML and JUnit all print this one sentence."""
+    probes = [record for result in results for record in result.records]
+    return verdict.summarize(probes, errors=sum(r.outcome == ERROR for r in results))
+
+
+def reason_of(report: Any) -> str:
+    """A pytest report's skip reason, or its failure/error text."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return report.longreprtext if report.failed else ""
+
+
+class Fold:
+    """The run's reports, folded into one TestResult per test: the one fold the terminal,
+    the HTML, the results JSON and JUnit's verdict are all written from."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.properties: dict[str, list] = {}
+        self.reasons: dict[str, str] = {}
+
+    def add(self, report: Any) -> None:
+        """One pytest TestReport (setup, call or teardown of one test)."""
+        self.phases[report.nodeid].append((report.when, report.outcome))
+        # Each phase's report copies the item's user_properties: the last one has them all.
+        self.properties[report.nodeid] = list(report.user_properties)
+        if report.skipped or report.failed:
+            self.reasons.setdefault(report.nodeid, reason_of(report))
+
+    def result(self, test_id: str) -> TestResult:
+        return from_reports(test_id, self.phases[test_id], self.properties.get(test_id, []),
+                            self.reasons.get(test_id, ""))
+
+    def results(self) -> list[TestResult]:
+        return [self.result(test_id) for test_id in self.phases]

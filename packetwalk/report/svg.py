@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from html import escape
 
+from packetwalk.records import ProbeRecord
+
 # Station kinds: client, client-node, service, dns, nodeport, server-node, server,
 # vantage, snat, outside, lb, ingress, policy. A trailing "*" marks the hop's station.
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -45,19 +47,17 @@ BOX_W, BOX_H, GAP, PAD = 132, 46, 30, 6
 GREEN, RED, GREY = "#2e7d32", "#c62828", "#757575"
 
 
-def stations(hop: str, record: dict | None) -> tuple[list[tuple[str, str]], int]:
+def stations(hop: str, record: ProbeRecord | None) -> tuple[list[tuple[str, str]], int]:
     """[(title, detail)] and the index of the hop's station, from a hop and one
     observation record (src_node, server_node, dst, via); consecutive stations
     on the same node collapse (same-node placements have one node)."""
-    record = record or {}
-    details = {"client": record.get("src_pod", ""), "client-node": record.get("client_node")
-               or record.get("src_node", ""), "server-node": record.get("server_node", ""),
-               "service": record.get("dst", ""), "nodeport": record.get("dst", ""),
-               "dns": record.get("dst", ""), "outside": record.get("dst", ""),
-               "vantage": record.get("src_pod", ""), "lb": record.get("dst", ""),
-               "ingress": record.get("dst", ""), "snat": record.get("client_node", ""),
-               "server": record.get("response", "") if hop.startswith("node_port_external")
-               else ""}
+    record = record or ProbeRecord()
+    details = {"client": record.src_pod, "client-node": record.client_node or record.src_node,
+               "server-node": record.server_node, "service": record.dst,
+               "nodeport": record.dst, "dns": record.dst, "outside": record.dst,
+               "vantage": record.src_pod, "lb": record.dst, "ingress": record.dst,
+               "snat": record.client_node,
+               "server": record.response if hop.startswith("node_port_external") else ""}
     result: list[tuple[str, str]] = []
     focus = 0
     for kind in TEMPLATES.get(hop, ("client*", "server")):
@@ -103,6 +103,6 @@ def _fit(text: str, limit: int = 22) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def path_svg(hop: str, record: dict | None, failed: bool) -> str:
+def path_svg(hop: str, record: ProbeRecord | None, failed: bool) -> str:
     boxes, focus = stations(hop, record)
     return render(boxes, focus, failed)

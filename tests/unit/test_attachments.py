@@ -4,6 +4,7 @@ import base64
 import re
 from pathlib import Path
 
+from packetwalk.records import DiagnosisRecord
 from packetwalk.report import attachments, html, results
 
 
@@ -28,7 +29,8 @@ def test_missing_or_huge_pcap_is_named_not_embedded(tmp_path: Path, monkeypatch)
 
 def test_diagnosis_pcaps_go_through_the_link_and_lists_read_one_per_line():
     result = results.TestResult("t", "failed", "TIMEOUT", 1.0, extras=[(
-        "diagnosis", {"bisection": ["a: OK", "b: TIMEOUT"], "pcaps": ["/x/one.pcap", "/x/two.pcap"]})])
+        "diagnosis", DiagnosisRecord(bisection=("a: OK", "b: TIMEOUT"),
+                                     pcaps=("/x/one.pcap", "/x/two.pcap")))])
     rendered = html.test_detail(result, link=lambda path: f"<a>{path}</a>")
     assert "<a>/x/one.pcap</a><br><a>/x/two.pcap</a>" in rendered
     assert "<pre>a: OK\nb: TIMEOUT</pre>" in rendered

@@ -7,6 +7,7 @@ from packetwalk.diagnose.conclusion import conclude, summarize
 from packetwalk.diagnose.policies import conclude_cell, selects
 from packetwalk.placement import Node
 from packetwalk.probes import Target
+from packetwalk.records import DiagnosisRecord
 from packetwalk.workloads import Inventory, Pod, Service
 
 A, B = Node("pw-worker", "10.250.0.11", "pw-worker"), Node("pw-worker2", "10.250.0.12", "pw-worker2")
@@ -135,8 +136,8 @@ def test_conclusions_name_what_the_narrowing_showed():
 
 
 def test_summary_counts_each_conclusion_once():
-    entries = [{"verdict": "v1", "capture": "c"}, {"verdict": "v1", "capture": "c"},
-               {"verdict": "v2"}]
+    entries = [DiagnosisRecord("v1", capture="c"), DiagnosisRecord("v1", capture="c"),
+               DiagnosisRecord("v2")]
     assert summarize(entries) == ["2 x v1 | capture: c", "1 x v2"]
 
 
@@ -267,7 +268,7 @@ def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
         walk.expect(seen)
     assert "Narrowed down: ClusterIP fails, pod IPs answer" in str(failure.value)
     assert "pod IP 10.244.2.7:8081/udp from client-pw-worker: OK" in str(failure.value)
-    assert notes[0]["verdict"].startswith("ClusterIP fails, pod IPs answer")
+    assert notes[0].verdict.startswith("ClusterIP fails, pod IPs answer")
 
 
 def test_a_wrong_policy_cell_is_read_from_the_policies_that_select_its_pods():

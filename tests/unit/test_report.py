@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.report import baseline, junit, results
 from packetwalk.report.html import matrix_table
 from packetwalk.report.matrix import ANY, build
@@ -32,13 +33,13 @@ def test_result_from_reports_keeps_class_latency_and_extras():
     record = {"hop": "cluster_ip", "cls": "REFUSED", "ok": False, "seconds": 0.25}
     props = [("hop", "cluster_ip"), ("layer", "Service"), ("placement", "cross-node"),
              ("packetwalk", {**record, "cls": "OK", "ok": True, "seconds": 0.5}),
-             ("packetwalk", record), ("diagnosis", {"step": "PodIP works"}),
-             ("diagnosis", {"step": "PodIP works"})]
+             ("packetwalk", record), ("diagnosis", {"verdict": "PodIP works"}),
+             ("diagnosis", {"verdict": "PodIP works"})]
     got = results.from_reports("t::x[cross-node-tcp]", [("setup", "passed"),
                                                        ("call", "failed")], props, "boom")
     assert (got.outcome, got.cls, got.latency) == ("failed", "REFUSED", 0.75)
     assert (got.hop, got.placement) == ("cluster_ip", "cross-node")
-    assert got.extras == [("diagnosis", {"step": "PodIP works"})]  # duplicates from phases
+    assert got.extras == [("diagnosis", DiagnosisRecord("PodIP works"))]  # duplicates from phases
 
 
 def test_results_json_round_trip(tmp_path: Path):
@@ -104,8 +105,8 @@ def test_matrix_cells_and_columns():
 
 
 def test_svg_marks_the_hops_station_red_only_when_failed():
-    record = {"src_pod": "client-a", "client_node": "w1", "server_node": "w1",
-              "dst": "10.96.0.5:8080/tcp"}
+    record = ProbeRecord(src_pod="client-a", client_node="w1", server_node="w1",
+                         dst="10.96.0.5:8080/tcp")
     boxes, focus = stations("cluster_ip", record)
     assert [title for title, _ in boxes] == ["client pod", "node", "Service", "node",
                                              "server pod"]
@@ -115,9 +116,9 @@ def test_svg_marks_the_hops_station_red_only_when_failed():
 
 
 def test_svg_merges_a_repeated_node_unless_it_is_the_hops_station():
-    boxes, _ = stations("pod_ip", {"client_node": "w1", "server_node": "w1"})
+    boxes, _ = stations("pod_ip", ProbeRecord(client_node="w1", server_node="w1"))
     assert [title for title, _ in boxes] == ["client pod", "node", "node", "server pod"]
-    boxes, _ = stations("source_ip_pod_ip", {"client_node": "w1", "server_node": "w1"})
+    boxes, _ = stations("source_ip_pod_ip", ProbeRecord(client_node="w1", server_node="w1"))
     assert [title for title, _ in boxes] == ["client pod", "node", "server pod"]
 
 

@@ -1,12 +1,13 @@
 """The verdict: the lowest failing layer, its scope, what is fine below it."""
 
+from packetwalk.records import ProbeRecord
 from packetwalk.verdict import for_failure, summarize
 
 
 def rec(hop, placement, protocol, ok, cls=None):
-    return {"hop": hop, "placement": placement, "protocol": protocol, "ok": ok,
-            "cls": cls or ("OK" if ok else "TIMEOUT"), "client_node": "w1",
-            "server_node": "w2" if placement == "cross-node" else "w1"}
+    return ProbeRecord(hop=hop, placement=placement, protocol=protocol, ok=ok,
+                       cls=cls or ("OK" if ok else "TIMEOUT"), client_node="w1",
+                       server_node="w2" if placement == "cross-node" else "w1")
 
 
 def matrix(failing):

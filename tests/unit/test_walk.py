@@ -47,7 +47,7 @@ def test_failure_tells_the_whole_story():
     assert "expected: OK" in story and "observed: TIMEOUT after 5.00s" in story
     assert "kubectl -n pw-1 exec client-pw-worker -- curl" in story
     assert "next:     try the PodIP: test_pod_ip[cross-node-udp]" in story
-    assert records[0]["ok"] is False and records[0]["placement"] == "cross-node"
+    assert records[0].ok is False and records[0].placement == "cross-node"
 
 
 def test_an_answer_from_the_wrong_backend_is_wrong_backend():

@@ -1,0 +1,149 @@
+"""packetwalk's command-line options: declared, asked for, parsed once.
+
+The controller (or the only process) parses them in its pytest_configure into
+one frozen Options, validated there (a bad value is one UsageError line
+before any cluster contact), and hands it to the xdist workers with the run.
+Nothing else reads packetwalk's options from pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_target
+from packetwalk.workloads import DEFAULT_IMAGE
+
+CAPTURE_DIR = "reports/captures"  # --capture-packets pcaps, under the directory pytest runs in
+ASK = "packetwalk"  # the ini key, and the variable a conftest.py sets to True, that ask for it
+
+
+def add_options(parser: pytest.Parser) -> None:
+    parser.addini(ASK, type="bool", default=False,
+                  help="packetwalk: deploy and walk the cluster for this project's tests")
+    group = parser.getgroup("packetwalk", "packetwalk: Kubernetes network conformance")
+    group.addoption("--packetwalk", action="store_true",
+                    help="walk the cluster for the tests of this run (packetwalk's own suites "
+                         "ask for it in suites/conftest.py)")
+    group.addoption("--kubeconfig", metavar="PATH",
+                    help="kubeconfig of the cluster under test (default: KUBECONFIG, "
+                         "~/.kube/config, then the lab's)")
+    group.addoption("--context", metavar="NAME", help="kubeconfig context to use")
+    group.addoption("--image", default=DEFAULT_IMAGE,
+                    help="agnhost image for every pod (mirror it for air-gapped clusters)")
+    group.addoption("--image-pull-secret", metavar="FILE",
+                    help="a .dockerconfigjson file; becomes the pods' imagePullSecret")
+    group.addoption("--nodes", metavar="A[,B]",
+                    help="the schedulable nodes to place workloads on, client node first "
+                         "(default: the first two by name); one node skips cross-node tests")
+    group.addoption("--keep", action="store_true",
+                    help="leave the run's namespaces in place for debugging")
+    group.addoption("--wait-cleanup", action="store_true",
+                    help="wait until the run's namespaces are gone before exiting (default: "
+                         "delete them and leave the waiting to the cluster)")
+    group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
+                    help="how long the run's pods may take to become Ready")
+    group.addoption("--no-diagnose", action="store_true",
+                    help="report failures as observed, without the narrowing probes (faster when "
+                         "many hops fail, e.g. in the self-check)")
+    group.addoption("--capture-packets", action="store_true",
+                    help="when a hop fails, tcpdump at the client's and the server's node "
+                         "while the probe is retried (needs privileged hostNetwork pods); "
+                         f"pcaps go to {CAPTURE_DIR}/<run>/")
+    group.addoption("--debug-image", default=DEFAULT_IMAGE, metavar="IMAGE",
+                    help="image of the --capture-packets debug pods: needs sh, ip, tcpdump, conntrack, "
+                         "base64 (default: the agnhost image, which has them)")
+    group.addoption("--external-target", metavar="HOST:PORT",
+                    help="an HTTP server outside the cluster whose /clientip answers with "
+                         "the client's ip:port, for egress tests (default on the lab: its "
+                         "outside host; elsewhere none, and egress tests skip)")
+    group.addoption("--expected-source-ips", metavar="IP[,IP]",
+                    help="the addresses the external target may see for egress "
+                         "(default: the client node's InternalIP)")
+    group.addoption("--vantage", choices=("auto", "local"), default="auto",
+                    help="where north-south probes start: auto = the lab's outside host "
+                         "when testing the lab, else here; local = always here")
+    report = parser.getgroup("packetwalk-report", "packetwalk: report")
+    report.addoption("--results-json", metavar="FILE",
+                     help="write id, outcome, class and latency of every test as JSON "
+                          "(default with --html: the same path ending in .json)")
+    report.addoption("--baseline", metavar="FILE",
+                     help="an earlier results JSON: list new failures, fixed tests and "
+                          "latency regressions in the report and the terminal summary")
+
+
+@dataclass(frozen=True)
+class Options:
+    kubeconfig: str | None = None
+    context: str | None = None
+    image: str = DEFAULT_IMAGE
+    image_pull_secret: str | None = None
+    nodes: tuple[str, ...] | None = None
+    keep: bool = False
+    wait_cleanup: bool = False
+    ready_timeout: float = 120
+    no_diagnose: bool = False
+    capture_packets: bool = False
+    debug_image: str = DEFAULT_IMAGE
+    external_target: ExternalTarget | None = None  # --external-target only; the lab's default comes later
+    expected_source_ips: tuple[str, ...] | None = None
+    vantage: str = "auto"
+    html: str | None = None  # pytest-html's --html
+    results_json: str | None = None  # --results-json, else --html's path ending in .json
+    baseline: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> Options:
+        target = data["external_target"]
+        return replace(Options(**data), external_target=ExternalTarget(**target) if target else None,
+                       nodes=_tuple(data["nodes"]),
+                       expected_source_ips=_tuple(data["expected_source_ips"]))
+
+
+def _tuple(value: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def asked(config: pytest.Config) -> bool:
+    """Whether this run asked for packetwalk: --packetwalk, `packetwalk = true` in the ini
+    file, or a conftest.py on the run's paths that sets `packetwalk = True` (the initial
+    conftests, loaded before pytest_configure: those of the paths on the command line)."""
+    return (config.getoption("packetwalk") or config.getini(ASK)
+            or any(getattr(plugin, ASK, None) is True
+                   for plugin in config.pluginmanager.get_plugins()))
+
+
+def parse(config: pytest.Config) -> Options:
+    """The run's options, validated; pytest.UsageError (one line) on a bad value."""
+    try:
+        return _parse(config.getoption, getattr(config.option, "htmlpath", None))
+    except ValueError as exc:
+        raise pytest.UsageError(f"packetwalk: {exc}") from None
+
+
+def _parse(get, html: str | None) -> Options:
+    nodes = get("nodes")
+    names = tuple(name.strip() for name in nodes.split(",")) if nodes else None
+    if names is not None and not all(names):
+        raise ValueError(f"--nodes {nodes!r}: expected node names separated by commas")
+    timeout = get("ready_timeout")
+    if timeout <= 0:
+        raise ValueError(f"--ready-timeout {timeout:g}: must be more than 0 seconds")
+    target = get("external_target")
+    explicit = get("results_json")
+    return Options(
+        kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
+        image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
+        wait_cleanup=get("wait_cleanup"), ready_timeout=timeout,
+        no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
+        debug_image=get("debug_image"),
+        external_target=parse_target(target) if target else None,
+        expected_source_ips=parse_ip_list(get("expected_source_ips")),
+        vantage=get("vantage"), html=html,
+        results_json=explicit or (str(Path(html).with_suffix(".json")) if html else None),
+        baseline=get("baseline"))

@@ -1,0 +1,108 @@
+"""What a test leaves on its report: one record per probe, and the diagnosis of a failure. Pure.
+
+Records travel in the report's user_properties, which cross xdist and reach
+junitxml (it writes each value with str()), so a record is attached as its
+plain dict and typed again when read back: `attach` and `read` are the only
+two places that see the dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+OBSERVATION = "packetwalk"  # user_properties key of a ProbeRecord
+DIAGNOSIS = "diagnosis"  # user_properties key of a DiagnosisRecord
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One probe of one test: what it saw (probes.Observation's fields), where the test
+    stands in the matrix, and whether the class was one the hop accepts."""
+
+    hop: str = ""
+    placement: str | None = None
+    variant: str | None = None
+    protocol: str | None = None
+    client_node: str = ""
+    server_node: str = ""
+    cls: str = ""
+    ok: bool = True
+    expected: tuple[str, ...] = ()  # the classes the hop accepts
+    phase: str = ""  # NetworkPolicy cases: baseline, with the policies, after removal
+    probe: str = ""
+    seconds: float | None = None  # None: a configuration fact, not a probe
+    command: str = ""
+    output: str = ""
+    src_pod: str = ""
+    src_node: str = ""
+    src_ip: str = ""
+    dst: str = ""
+    via: str = ""
+    response: str = ""
+    detail: str = ""
+    answers: tuple[str, ...] = ()
+
+    def observed(self, seen: Any, ok: bool, expected: set[str] | frozenset[str]) -> ProbeRecord:
+        """This cell with a probe's Observation and its judgement."""
+        probe = {f.name: getattr(seen, f.name) for f in fields(seen)}
+        return replace(self, **{**probe, "answers": tuple(seen.answers)}, ok=ok,
+                       expected=tuple(sorted(expected)))
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "expected": list(self.expected), "answers": list(self.answers)}
+
+    @staticmethod
+    def from_json(data: dict) -> ProbeRecord:
+        return ProbeRecord(**{**data, "expected": tuple(data.get("expected", ())),
+                              "answers": tuple(data.get("answers", ()))})
+
+
+@dataclass(frozen=True)
+class DiagnosisRecord:
+    """A failed hop narrowed down: the conclusion, the bisection behind it, the policies
+    selecting its pods and, with --capture-packets, what the capture showed. `capture` is
+    the case seen ("server never saw the packet") or "skipped: <why>"; the fields after it
+    exist only when a capture ran."""
+
+    verdict: str = ""
+    bisection: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+    capture: str | None = None
+    capture_path: str | None = None
+    retried: str | None = None
+    packets: tuple[str, ...] | None = None
+    pcaps: tuple[str, ...] | None = None
+    service: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict:
+        """Flat, readable; absent fields left out (tools read it back from JUnit)."""
+        return {f.name: list(value) if isinstance(value, tuple) else value
+                for f in fields(self) if (value := getattr(self, f.name)) is not None}
+
+    @staticmethod
+    def from_json(data: dict) -> DiagnosisRecord:
+        return DiagnosisRecord(**{key: tuple(value) if isinstance(value, list) else value
+                                  for key, value in data.items()})
+
+
+Record = ProbeRecord | DiagnosisRecord
+_KEYS: dict[type, str] = {ProbeRecord: OBSERVATION, DiagnosisRecord: DIAGNOSIS}
+_TYPES = {key: kind for kind, key in _KEYS.items()}
+
+
+def attach(node: Any, record: Record) -> None:
+    """Leave `record` on a test item (or report): its reports carry it through xdist."""
+    node.user_properties.append((_KEYS[type(record)], record.to_json()))
+
+
+def read(properties: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """A report's user_properties with every record typed again; other entries as they are."""
+    return [(key, _TYPES[key].from_json(value) if key in _TYPES and isinstance(value, dict)
+             else value) for key, value in properties]
+
+
+def of_kind(properties: list[tuple[str, object]], kind: type) -> list:
+    """The records of one kind (ProbeRecord or DiagnosisRecord) in read() properties."""
+    return [value for _, value in properties if isinstance(value, kind)]
+
