@@ -65,3 +65,15 @@ def test_params_on_two_nodes_and_on_one():
     names, dns = params(HOPS["dns_service_name"], build_placements([a]))
     assert names == ["variant", "protocol"] and dns[-1].id == "fqdn-tcp" and not dns[-1].skip
     assert params(HOPS["dns_resolv_conf"], build_placements([a]))[0] == []
+
+
+def test_next_steps_are_the_ones_of_the_old_table():
+    """next_step() for every hop, placement and protocol, as the separate _NEXT table
+    gave them before each hop carried its own (snapshot in next_steps.json)."""
+    import json
+    from pathlib import Path
+
+    before = json.loads((Path(__file__).parent / "next_steps.json").read_text())
+    for key, step in before.items():
+        hop, placement, protocol = (None if part == "-" else part for part in key.split())
+        assert next_step(hop, placement, protocol) == step, key
