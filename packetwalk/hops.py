@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packetwalk.inventory import CORE, HOST, POLICY
 from packetwalk.placement import Placement
 from packetwalk.probes import BLOCKED_CLASSES, OK
-from packetwalk.workloads import CORE, HOST, POLICY
 
 PLACEMENTS = ("same-node", "cross-node")
 PROTOCOLS = ("tcp", "udp")

@@ -30,21 +30,14 @@ from packetwalk.cluster import ClusterError, Target, choose_target, connect, loa
 from packetwalk.diagnose import conclusion
 from packetwalk.hops import HOP_BY_TEST, HOST_NETWORK
 from packetwalk.hops import params as hop_params
+from packetwalk.inventory import DEBUG, Inventory, WorkloadError
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import Heartbeat, Run, delete_run, mark_kept, sweep_stale
 from packetwalk.vantage import default_target, parse_ip_list
 from packetwalk.walk import HopFailure
-from packetwalk.workloads import (
-    DEBUG,
-    DEFAULT_IMAGE,
-    ImageUnavailable,
-    Inventory,
-    WorkloadError,
-    bring_up,
-    plan,
-)
+from packetwalk.workloads import DEFAULT_IMAGE, ImageUnavailable, bring_up, plan
 
 # The report's hooks ride along with the engine (also via the pytest11 entry point).
 pytest_plugins = ["packetwalk.report.plugin"]

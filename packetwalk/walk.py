@@ -15,6 +15,7 @@ from packetwalk import verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, Hop, next_step
+from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
     CORRUPTED,
@@ -31,7 +32,6 @@ from packetwalk.probes import (
     parse_resolv_conf,
     payload_of,
 )
-from packetwalk.workloads import Inventory, Pod, Service
 
 PORT_NAMES = {"tcp": "http", "udp": "udp"}
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)

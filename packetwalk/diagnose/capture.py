@@ -34,8 +34,8 @@ from packetwalk.diagnose.packets import (
     service_rules_summary,
     veth_of,
 )
+from packetwalk.inventory import Inventory, Pod, WorkloadError
 from packetwalk.probes import Observation, ProbeError, Prober, Target
-from packetwalk.workloads import Inventory, Pod, WorkloadError
 
 LISTEN_WAIT = 5  # seconds tcpdump may take to open its interfaces
 MAX_PACKETS = 2000  # per interface: a busy client must not fill the exec stream

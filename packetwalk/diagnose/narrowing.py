@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.probes import Observation, Target
-from packetwalk.workloads import Inventory, Pod, Service
 
 # What a step (or the failed probe) dialed; conclusion.py reasons on these.
 NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"

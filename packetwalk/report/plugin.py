@@ -15,11 +15,11 @@ import pytest
 from kubernetes.client import ApiClient
 
 from packetwalk import verdict
+from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
 from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
-from packetwalk.workloads import WorkloadError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
