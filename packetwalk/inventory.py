@@ -125,17 +125,20 @@ class Inventory:
 
     def pod_on(self, role: str, node: str) -> Pod:
         """The pod of `role` on the node named `node`, as pod() hands it out."""
-        return self.pod(self._name_on(role, node))
+        name = self._name_on(role, node)
+        if name is None:
+            raise WorkloadError(f"node {node} is not one of this run's nodes")
+        return self.pod(name)
 
     def ready_on(self, role: str, node: str) -> Pod | None:
-        """The ready pod of `role` on the node named `node`, or None."""
-        return self.pods.get(self._name_on(role, node))
+        """The ready pod of `role` on the node named `node`, or None (never raises:
+        the diagnosis asks, and it must not turn a failure into an error)."""
+        name = self._name_on(role, node)
+        return self.pods.get(name) if name else None
 
-    def _name_on(self, role: str, node: str) -> str:
+    def _name_on(self, role: str, node: str) -> str | None:
         found = next((n for n in self.nodes if n.name == node), None)
-        if found is None:
-            raise WorkloadError(f"node {node} is not one of this run's nodes")
-        return pod_name(role, found)
+        return pod_name(role, found) if found else None
 
     def service(self, name: str) -> Service:
         if name not in self.services:

@@ -14,7 +14,7 @@ def test_node_port_external_cluster(outside):
 
 
 def test_node_port_external_local(outside):
-    service = outside.service(f"server-{outside.placement.server.slug}-local")
+    service = outside.inventory.server_service(outside.placement.server, local=True)
     node = outside.entry_node
     seen = outside.ask(outside.vantage, outside.node_port(service, node, "tcp"), "clientip",
                        source_ip=outside.vantage_address(node.ip))
@@ -22,7 +22,7 @@ def test_node_port_external_local(outside):
 
 
 def test_node_port_external_local_no_backend(outside):
-    service = outside.service(f"server-{outside.placement.server.slug}-local")
+    service = outside.inventory.server_service(outside.placement.server, local=True)
     node = outside.entry_node
     outside.expect(outside.ask(outside.vantage, outside.node_port(service, node, "tcp"),
                                "hostname"))
