@@ -228,7 +228,7 @@ class Walk:
 
     def expect(self, seen: Observation) -> None:
         """Fail, with the whole story, unless `seen` is what the hop expects."""
-        if seen.cls != self.hop.expect:
+        if seen.cls not in self.hop.accepted:
             diagnosis = None
             if self.diagnoser is not None and self._last is not None:
                 diagnosis = self.diagnoser.diagnose(self._last, seen)

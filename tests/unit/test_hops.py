@@ -77,3 +77,18 @@ def test_next_steps_are_the_ones_of_the_old_table():
     for key, step in before.items():
         hop, placement, protocol = (None if part == "-" else part for part in key.split())
         assert next_step(hop, placement, protocol) == step, key
+
+
+def test_every_hop_draws_a_path_with_its_own_station():
+    from packetwalk.report.svg import TITLES
+
+    for hop in HOPS.values():
+        assert sum(kind.endswith("*") for kind in hop.path) == 1, hop.name
+        assert all(kind.rstrip("*") in TITLES for kind in hop.path), hop.name
+
+
+def test_a_hop_accepts_its_expected_class_or_any_blocked_one():
+    from packetwalk.probes import BLOCKED_CLASSES, OK
+
+    assert HOPS["cluster_ip"].accepted == {OK}
+    assert HOPS["node_port_external_local_no_backend"].accepted == BLOCKED_CLASSES
