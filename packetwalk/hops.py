@@ -265,6 +265,33 @@ HOPS = {hop.name: hop for hop in _HOPS}
 HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
 
 
+class UnknownHop(LookupError):
+    """A test declares a hop the catalogue does not have (a collection error)."""
+
+
+def hop_of(test: object) -> Hop | None:
+    """The hop a test declares with @pytest.mark.hop("name"): from a collected item
+    (its markers) or a test function (its pytestmark); None for other tests.
+
+    The function must be the hop's `test`: ids and "next: try ..." name it.
+    """
+    if hasattr(test, "iter_markers"):
+        marks = list(test.iter_markers("hop"))
+    else:
+        marks = [mark for mark in getattr(test, "pytestmark", []) if mark.name == "hop"]
+    if not marks:
+        return None
+    name = marks[0].args[0] if marks[0].args else None
+    function = getattr(test, "originalname", None) or getattr(test, "__name__", repr(test))
+    hop = HOPS.get(name)
+    if hop is None:
+        raise UnknownHop(f"{function} is marked hop({name!r}), which is not a hop of "
+                         f"packetwalk/hops.py (hops: {', '.join(HOPS)})")
+    if hop.test != function:
+        raise UnknownHop(f"{function} is marked hop({name!r}), whose test is {hop.test}")
+    return hop
+
+
 @dataclass(frozen=True)
 class Param:
     """One test id of a hop: its axis values, the id, and why it skips (or None)."""

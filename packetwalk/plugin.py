@@ -28,7 +28,7 @@ from kubernetes.client.rest import ApiException
 from packetwalk import verdict
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
 from packetwalk.diagnose import conclusion
-from packetwalk.hops import HOP_BY_TEST, HOST_NETWORK
+from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
 from packetwalk.inventory import DEBUG, Inventory, WorkloadError
 from packetwalk.placement import Node, build_placements, choose_nodes
@@ -165,7 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize hop tests from hops.py: placement, variant, protocol, in that order."""
-    hop = HOP_BY_TEST.get(metafunc.function.__name__)
+    hop = hop_of(metafunc.definition)
     if hop is None:
         return
     state = state_of(metafunc.config)
@@ -182,7 +182,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Extra -k words: the hop's name and `host-network` for pod<->node hops."""
     for item in items:
-        hop = HOP_BY_TEST.get(getattr(item, "originalname", ""))
+        hop = hop_of(item)
         if hop is None:
             continue
         item.extra_keyword_matches.add(hop.name)

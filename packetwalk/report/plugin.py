@@ -15,6 +15,7 @@ import pytest
 from kubernetes.client import ApiClient
 
 from packetwalk import verdict
+from packetwalk.hops import hop_of
 from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
 from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
@@ -62,8 +63,7 @@ def _load_baseline(path: str | None) -> dict[str, dict] | None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before skip marks are evaluated, so skipped cells have a hop and placement too."""
     callspec = getattr(item, "callspec", None)
-    item.user_properties += junit.properties(getattr(item, "originalname", item.name),
-                                             callspec.params if callspec else {})
+    item.user_properties += junit.properties(hop_of(item), callspec.params if callspec else {})
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,7 +5,10 @@ and SNATs). Local keeps the client's source IP and answers only on a node
 with a backend: a node without one must drop the connection.
 """
 
+import pytest
 
+
+@pytest.mark.hop("node_port_external_cluster")
 def test_node_port_external_cluster(outside):
     service = outside.server_service
     node = outside.entry_node
@@ -13,6 +16,7 @@ def test_node_port_external_cluster(outside):
     outside.expect(outside.ask(outside.vantage, to, "hostname", answer=outside.server.name))
 
 
+@pytest.mark.hop("node_port_external_local")
 def test_node_port_external_local(outside):
     service = outside.inventory.server_service(outside.placement.server, local=True)
     node = outside.entry_node
@@ -21,6 +25,7 @@ def test_node_port_external_local(outside):
     outside.expect(seen)
 
 
+@pytest.mark.hop("node_port_external_local_no_backend")
 def test_node_port_external_local_no_backend(outside):
     service = outside.inventory.server_service(outside.placement.server, local=True)
     node = outside.entry_node

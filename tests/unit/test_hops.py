@@ -92,3 +92,45 @@ def test_a_hop_accepts_its_expected_class_or_any_blocked_one():
 
     assert HOPS["cluster_ip"].accepted == {OK}
     assert HOPS["node_port_external_local_no_backend"].accepted == BLOCKED_CLASSES
+
+
+def test_a_test_declares_its_hop_with_a_marker():
+    import pytest
+
+    from packetwalk.hops import UnknownHop, hop_of
+
+    @pytest.mark.hop("cluster_ip")
+    def test_cluster_ip():
+        pass
+
+    def test_cluster_ip_unmarked():
+        pass
+
+    @pytest.mark.hop("clusterip")
+    def test_typo():
+        pass
+
+    @pytest.mark.hop("pod_ip")
+    def test_not_the_hops_test():
+        pass
+
+    assert hop_of(test_cluster_ip) is HOPS["cluster_ip"]
+    assert hop_of(test_cluster_ip_unmarked) is None
+    with pytest.raises(UnknownHop, match=r"test_typo is marked hop\('clusterip'\), which is not"):
+        hop_of(test_typo)
+    with pytest.raises(UnknownHop, match="whose test is test_pod_ip"):
+        hop_of(test_not_the_hops_test)
+
+
+def test_every_suite_test_of_a_hop_is_marked_with_it():
+    import ast
+    from pathlib import Path
+
+    marked = {}
+    for path in (Path(__file__).parents[2] / "suites").rglob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marked[node.name] = [ast.literal_eval(d.args[0]) for d in node.decorator_list
+                                     if isinstance(d, ast.Call) and ast.unparse(d.func)
+                                     == "pytest.mark.hop"]
+    assert {test: [hop.name] for test, hop in HOP_BY_TEST.items()} == marked
