@@ -207,6 +207,10 @@ _HOPS = (
     # Every backend must answer: two endpoints on different nodes, so cross-node only.
     Hop("cluster_ip_backends", "test_cluster_ip_every_backend", "every backend of the ClusterIP",
         SERVICE, placements=("cross-node",), path=SERVICE_PATH, next=(Next("cluster_ip"),)),
+    # sessionAffinity ClientIP keeps one client on one of two backends: cross-node only.
+    Hop("session_affinity", "test_session_affinity", "session affinity of the ClusterIP",
+        SERVICE, placements=("cross-node",), path=SERVICE_PATH,
+        next=(Next("cluster_ip_backends"),)),
     Hop("hairpin", "test_hairpin", "hairpin", HAIRPIN, roles=("server",), placements=(),
         path=("server", "server-node", "service*", "server"),
         next=(Next("cluster_ip", "same-node"),)),

@@ -106,7 +106,7 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
         ]
     for manifest in ("service-servers.yaml", "service-servers-headless.yaml",
-                     "service-servers-lb.yaml"):
+                     "service-servers-lb.yaml", "service-servers-affinity.yaml"):
         objects.append((CORE, render(manifest, NAMESPACE=run.namespace, RUN=run.id)[0]))
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
