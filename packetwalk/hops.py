@@ -1,8 +1,11 @@
-"""The hop catalogue: what each east-west test exercises, and what to expect.
+"""The hop catalogue: what each test exercises, and what to expect. Pure.
 
 This is data, read by the plugin (to parametrize tests and name them), by the
-walk fixture (to word failures and point at the next hop) and by the verdict.
+walk fixture (to word failures and point at the next hop), by the verdict and
+by the report (the packet's path). Everything about a hop is its one entry;
+a test declares its hop with @pytest.mark.hop("name") (see hop_of).
 Tests never branch on expected results: they look them up here.
+Adding a hop: one entry here, one marked test in suites/.
 """
 
 from __future__ import annotations
