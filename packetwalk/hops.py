@@ -1,17 +1,20 @@
-"""The hop catalogue: what each east-west test exercises, and what to expect.
+"""The hop catalogue: what each test exercises, and what to expect. Pure.
 
 This is data, read by the plugin (to parametrize tests and name them), by the
-walk fixture (to word failures and point at the next hop) and by the verdict.
+walk fixture (to word failures and point at the next hop), by the verdict and
+by the report (the packet's path). Everything about a hop is its one entry;
+a test declares its hop with @pytest.mark.hop("name") (see hop_of).
 Tests never branch on expected results: they look them up here.
+Adding a hop: one entry here, one marked test in suites/.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packetwalk.inventory import CORE, HOST, POLICY
 from packetwalk.placement import Placement
 from packetwalk.probes import BLOCKED_CLASSES, OK
-from packetwalk.workloads import CORE, HOST, POLICY
 
 PLACEMENTS = ("same-node", "cross-node")
 PROTOCOLS = ("tcp", "udp")
@@ -42,18 +45,35 @@ EXTERNAL_NODE_PORT = Layer(10, "NodePort from outside", "kube-proxy NodePort rul
 LOAD_BALANCER = Layer(11, "LoadBalancer", "the load-balancer controller and its health checks")
 INGRESS = Layer(12, "Ingress", "the ingress controller, its Service and its IngressClass")
 
-# Not a class: a hop expecting it accepts any of BLOCKED_CLASSES (see EXPECTED_CLASSES).
+# Not a class: a hop expecting it accepts any of BLOCKED_CLASSES (see Hop.accepted).
 BLOCKED = "blocked"
+DEFAULT_PATH = ("client*", "server")  # the picture of a hop that draws no path of its own
+
+
+@dataclass(frozen=True)
+class Next:
+    """The walk, one step down: when a hop fails, `hop` tells the next layer apart
+    ("name fails: try the ClusterIP; ClusterIP fails: try the PodIP; cross-node
+    fails: try same-node; from a pod fails: try from the node").
+    `placement` None keeps the failing one; `when` limits the step to one failing
+    placement (a step without `when` is for every other)."""
+
+    hop: str
+    placement: str | None = None
+    when: str | None = None
 
 
 @dataclass(frozen=True)
 class Hop:
-    """One test function's hop.
+    """One test function's hop: everything about it, in one catalogue entry.
 
     `roles` are the placement roles the hop needs a node for; a placement
     lacking one is skipped ("needs 2 schedulable nodes"). The axes
     (placements, variants, protocols) become the test id, in that order:
     test_cluster_ip[cross-node-udp], test_dns_service_name[fqdn-tcp].
+    `path` is the packet's path in the report's picture: station kinds (client,
+    client-node, service, dns, nodeport, server-node, server, vantage, snat,
+    outside, lb, ingress, policy), a trailing "*" marking the hop's own station.
     """
 
     name: str
@@ -69,6 +89,21 @@ class Hop:
     # The layer to blame when the probe got no answer at all (e.g. a source-IP
     # check through a ClusterIP that times out is a Service failure, not SNAT).
     reach_layer: Layer | None = None
+    path: tuple[str, ...] = DEFAULT_PATH
+    next: tuple[Next, ...] = ()  # none: the bottom of the walk
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        """The result classes that pass: any blocked class for BLOCKED, else `expect`."""
+        return EXPECTED_CLASSES[BLOCKED] if self.expect == BLOCKED else frozenset({self.expect})
+
+    def step_down(self, placement: str | None) -> Next | None:
+        """The next step when this hop fails at `placement`."""
+        for when in (placement, None):
+            found = [step for step in self.next if step.when == when]
+            if found:
+                return found[0]
+        return None
 
     def test_id(self, placement: str | None, variant: str | None, protocol: str | None) -> str:
         parts = [p for p in (placement, variant, protocol) if p]
@@ -143,89 +178,125 @@ POLICY_CASES = {
 DNS_NAME_FORMS = ("short", "namespace", "fqdn")
 DNS_TRANSPORTS = ("udp", "tcp")
 
+# Paths shared by several hops.
+POD_PATH = ("client", "client-node", "server-node*", "server")
+SERVICE_PATH = ("client", "client-node", "service*", "server-node", "server")
+NODE_PORT_PATH = ("client", "client-node", "nodeport*", "server-node", "server")
+DNS_PATH = ("client", "client-node", "dns*")
+
 _HOPS = (
-    Hop("pod_ip", "test_pod_ip", "the PodIP", POD_NETWORK),
-    Hop("pod_to_node", "test_pod_to_node", "pod to node", HOST_NETWORK, groups=(CORE, HOST)),
-    Hop("node_to_pod", "test_node_to_pod", "node to pod", HOST_NETWORK, groups=(CORE, HOST)),
-    Hop("mtu", "test_mtu", "a near-MTU payload", PATH_MTU),
+    Hop("pod_ip", "test_pod_ip", "the PodIP", POD_NETWORK, path=POD_PATH,
+        next=(Next("pod_ip", "same-node", when="cross-node"),
+              Next("node_to_pod", "same-node", when="same-node"))),
+    Hop("pod_to_node", "test_pod_to_node", "pod to node", HOST_NETWORK, groups=(CORE, HOST),
+        path=("client", "client-node", "server-node*"),
+        next=(Next("pod_to_node", "same-node", when="cross-node"),
+              Next("node_to_pod", "same-node", when="same-node"))),
+    Hop("node_to_pod", "test_node_to_pod", "node to pod", HOST_NETWORK, groups=(CORE, HOST),
+        path=("client-node", "server-node", "server*"),
+        next=(Next("node_to_pod", "same-node", when="cross-node"),)),
+    Hop("mtu", "test_mtu", "a near-MTU payload", PATH_MTU, path=POD_PATH,
+        next=(Next("mtu", "same-node", when="cross-node"),
+              Next("pod_ip", "same-node", when="same-node"))),
     Hop("source_ip_pod_ip", "test_source_ip_via_pod_ip", "the source IP via PodIP", SOURCE_IP,
-        reach_layer=POD_NETWORK),
+        reach_layer=POD_NETWORK, path=("client", "client-node", "server-node", "server*"),
+        next=(Next("pod_ip"),)),
     Hop("source_ip_cluster_ip", "test_source_ip_via_cluster_ip", "the source IP via ClusterIP",
-        SOURCE_IP, reach_layer=SERVICE),
-    Hop("cluster_ip", "test_cluster_ip", "the ClusterIP", SERVICE),
+        SOURCE_IP, reach_layer=SERVICE,
+        path=("client", "client-node", "service", "server-node", "server*"),
+        next=(Next("source_ip_pod_ip"),)),
+    Hop("cluster_ip", "test_cluster_ip", "the ClusterIP", SERVICE, path=SERVICE_PATH,
+        next=(Next("pod_ip"),)),
     # Every backend must answer: two endpoints on different nodes, so cross-node only.
     Hop("cluster_ip_backends", "test_cluster_ip_every_backend", "every backend of the ClusterIP",
-        SERVICE, placements=("cross-node",)),
-    Hop("hairpin", "test_hairpin", "hairpin", HAIRPIN, roles=("server",), placements=()),
+        SERVICE, placements=("cross-node",), path=SERVICE_PATH, next=(Next("cluster_ip"),)),
+    # sessionAffinity ClientIP keeps one client on one of two backends: cross-node only.
+    Hop("session_affinity", "test_session_affinity", "session affinity of the ClusterIP",
+        SERVICE, placements=("cross-node",), path=SERVICE_PATH,
+        next=(Next("cluster_ip_backends"),)),
+    Hop("hairpin", "test_hairpin", "hairpin", HAIRPIN, roles=("server",), placements=(),
+        path=("server", "server-node", "service*", "server"),
+        next=(Next("cluster_ip", "same-node"),)),
     Hop("node_port_server_node", "test_node_port_on_server_node",
-        "the NodePort on the server's node", NODE_PORT),
+        "the NodePort on the server's node", NODE_PORT, path=NODE_PORT_PATH,
+        next=(Next("cluster_ip"),)),
     Hop("node_port_other_node", "test_node_port_on_other_node",
-        "the NodePort on the other node", NODE_PORT, roles=("client", "server", "other")),
+        "the NodePort on the other node", NODE_PORT, roles=("client", "server", "other"),
+        path=NODE_PORT_PATH, next=(Next("node_port_server_node"),)),
     Hop("dns_resolv_conf", "test_dns_resolv_conf", "the pod's resolv.conf", DNS,
-        roles=("client",), placements=(), protocols=()),
+        roles=("client",), placements=(), protocols=(), path=("client*",)),
     Hop("dns_service_name", "test_dns_service_name", "resolving the Service name", DNS,
-        roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS),
+        roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS,
+        path=DNS_PATH, next=(Next("dns_resolv_conf"),)),
     Hop("dns_headless", "test_dns_headless", "resolving the headless Service", DNS,
-        roles=("client",), placements=(), protocols=DNS_TRANSPORTS),
+        roles=("client",), placements=(), protocols=DNS_TRANSPORTS, path=DNS_PATH,
+        next=(Next("dns_service_name"),)),
     Hop("dns_connect_by_name", "test_dns_connect_by_name", "connecting by name", DNS,
-        roles=("client",), placements=()),
+        roles=("client",), placements=(), path=("client", "dns*", "service", "server"),
+        next=(Next("cluster_ip", "same-node"),)),
     Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
-        roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,)),
+        roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,),
+        path=("client", "policy*", "server"), next=(Next("pod_ip", "cross-node"),)),
     # North-south. The outside speaks HTTP only, so these have no protocol axis.
     # Egress: same-node is the client pod on the first node, cross-node the one
     # on the second; each must leave with its own node's address.
     Hop("egress_nat", "test_egress_nat", "egress to the external target", EGRESS_NAT,
-        protocols=()),
+        protocols=(), path=("client", "client-node", "snat*", "outside"),
+        next=(Next("pod_to_node", "same-node"),)),
     # From the vantage point: same-node enters on the server's node, cross-node
     # on the other one.
     Hop("node_port_external_cluster", "test_node_port_external_cluster",
         "the NodePort from outside (policy Cluster)", EXTERNAL_NODE_PORT,
-        roles=("server", "other"), protocols=()),
+        roles=("server", "other"), protocols=(),
+        path=("vantage", "nodeport*", "server-node", "server"),
+        next=(Next("node_port_server_node"),)),
     Hop("node_port_external_local", "test_node_port_external_local",
         "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
-        roles=("server",), placements=("same-node",), protocols=()),
+        roles=("server",), placements=("same-node",), protocols=(),
+        path=("vantage", "nodeport*", "server"),
+        next=(Next("node_port_external_cluster", "same-node"),)),
     Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
         "the NodePort from outside on a node without a backend (policy Local)",
         EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
-        protocols=(), expect=BLOCKED),
+        protocols=(), expect=BLOCKED, path=("vantage", "nodeport*"),
+        next=(Next("node_port_external_local", "same-node"),)),
     Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
-        roles=("server",), placements=(), protocols=()),
+        roles=("server",), placements=(), protocols=(),
+        path=("vantage", "lb*", "server-node", "server"),
+        next=(Next("node_port_external_cluster", "same-node"),)),
     Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",), placements=(),
-        protocols=()),
+        protocols=(), path=("vantage", "ingress*", "server"),
+        next=(Next("cluster_ip", "same-node"),)),
 )
 HOPS = {hop.name: hop for hop in _HOPS}
 HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
 
-# The walk, one step down: when (hop, placement) fails, which (hop, placement)
-# tells the next layer apart. None as placement keeps the failing one.
-# ("name fails: try the ClusterIP; ClusterIP fails: try the PodIP;
-#   cross-node fails: try same-node; from a pod fails: try from the node")
-_NEXT: dict[tuple[str, str | None], tuple[str, str | None]] = {
-    ("pod_ip", "cross-node"): ("pod_ip", "same-node"),
-    ("pod_ip", "same-node"): ("node_to_pod", "same-node"),
-    ("pod_to_node", "cross-node"): ("pod_to_node", "same-node"),
-    ("pod_to_node", "same-node"): ("node_to_pod", "same-node"),
-    ("node_to_pod", "cross-node"): ("node_to_pod", "same-node"),
-    ("mtu", "cross-node"): ("mtu", "same-node"),
-    ("mtu", "same-node"): ("pod_ip", "same-node"),
-    ("source_ip_cluster_ip", None): ("source_ip_pod_ip", None),
-    ("source_ip_pod_ip", None): ("pod_ip", None),
-    ("cluster_ip", None): ("pod_ip", None),
-    ("cluster_ip_backends", None): ("cluster_ip", None),
-    ("hairpin", None): ("cluster_ip", "same-node"),
-    ("node_port_server_node", None): ("cluster_ip", None),
-    ("node_port_other_node", None): ("node_port_server_node", None),
-    ("dns_service_name", None): ("dns_resolv_conf", None),
-    ("dns_headless", None): ("dns_service_name", None),
-    ("dns_connect_by_name", None): ("cluster_ip", "same-node"),
-    ("network_policy", None): ("pod_ip", "cross-node"),
-    ("egress_nat", None): ("pod_to_node", "same-node"),
-    ("node_port_external_cluster", None): ("node_port_server_node", None),
-    ("node_port_external_local", None): ("node_port_external_cluster", "same-node"),
-    ("node_port_external_local_no_backend", None): ("node_port_external_local", "same-node"),
-    ("load_balancer", None): ("node_port_external_cluster", "same-node"),
-    ("ingress", None): ("cluster_ip", "same-node"),
-}
+
+class UnknownHop(LookupError):
+    """A test declares a hop the catalogue does not have (a collection error)."""
+
+
+def hop_of(test: object) -> Hop | None:
+    """The hop a test declares with @pytest.mark.hop("name"): from a collected item
+    (its markers) or a test function (its pytestmark); None for other tests.
+
+    The function must be the hop's `test`: ids and "next: try ..." name it.
+    """
+    if hasattr(test, "iter_markers"):
+        marks = list(test.iter_markers("hop"))
+    else:
+        marks = [mark for mark in getattr(test, "pytestmark", []) if mark.name == "hop"]
+    if not marks:
+        return None
+    name = marks[0].args[0] if marks[0].args else None
+    function = getattr(test, "originalname", None) or getattr(test, "__name__", repr(test))
+    hop = HOPS.get(name)
+    if hop is None:
+        raise UnknownHop(f"{function} is marked hop({name!r}), which is not a hop of "
+                         f"packetwalk/hops.py (hops: {', '.join(HOPS)})")
+    if hop.test != function:
+        raise UnknownHop(f"{function} is marked hop({name!r}), whose test is {hop.test}")
+    return hop
 
 
 @dataclass(frozen=True)
@@ -261,11 +332,12 @@ def params(hop: Hop, placements: dict[str, Placement] | None) -> tuple[list[str]
 
 def next_step(hop: str, placement: str | None, protocol: str | None) -> str | None:
     """'try the PodIP: test_pod_ip[cross-node-udp]', or None at the bottom of the walk."""
-    step = _NEXT.get((hop, placement)) or _NEXT.get((hop, None))
+    entry = HOPS.get(hop)
+    step = entry.step_down(placement) if entry is not None else None
     if step is None:
         return None
-    target = HOPS[step[0]]
-    where = step[1] or placement
+    target = HOPS[step.hop]
+    where = step.placement or placement
     where = where if target.placements and where in target.placements else None
     if not where and target.placements:
         where = target.placements[0]

@@ -16,11 +16,11 @@ from dataclasses import replace
 
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.hops import BLOCKED, EXPECTED_CLASSES, Hop
+from packetwalk.inventory import Inventory, Pod
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.vantage import ExternalTarget, Vantage, route_source
 from packetwalk.walk import Walk
-from packetwalk.workloads import Inventory, Pod
 
 NO_TARGET = ("no external target: pass --external-target host:port (an HTTP server whose "
              "/clientip answers with the client's ip:port), or run against the lab")

@@ -29,8 +29,9 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
-from packetwalk.hops import HOP_BY_TEST, HOST_NETWORK
+from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
+from packetwalk.inventory import DEBUG, Inventory, WorkloadError
 from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
@@ -39,14 +40,7 @@ from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
 from packetwalk.walk import HopFailure
-from packetwalk.workloads import (
-    DEBUG,
-    ImageUnavailable,
-    Inventory,
-    WorkloadError,
-    bring_up,
-    plan,
-)
+from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
 RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker)
 POLICY_LOCK = "network-policy"
@@ -131,7 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize hop tests from hops.py: placement, variant, protocol, in that order."""
-    hop = HOP_BY_TEST.get(metafunc.function.__name__)
+    hop = hop_of(metafunc.definition)
     if hop is None:
         return
     state = state_of(metafunc.config)
@@ -152,7 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state_of(config) is None:
         return
     for item in items:
-        hop = HOP_BY_TEST.get(getattr(item, "originalname", ""))
+        hop = hop_of(item)
         if hop is None:
             continue
         item.extra_keyword_matches.add(hop.name)

@@ -21,12 +21,13 @@ from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, HOPS, Cell, PolicyCase, next_step
+from packetwalk.inventory import Inventory
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
 from packetwalk.walk import HopFailure, evidence
-from packetwalk.workloads import Inventory, create, policy_objects
+from packetwalk.workloads import create, policy_objects
 
 CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
 HOP = HOPS["network_policy"]

@@ -16,6 +16,7 @@ from packetwalk import verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import EXPECTED_CLASSES, Hop, next_step
+from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
     CORRUPTED,
@@ -33,9 +34,7 @@ from packetwalk.probes import (
     payload_of,
 )
 from packetwalk.records import ProbeRecord
-from packetwalk.workloads import Inventory, Pod, Service
 
-PORT_NAMES = {"tcp": "http", "udp": "udp"}
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo command, part of the datagram
 NETEXEC_UDP_BUFFER = 2048  # netexec reads at most this much of a datagram
@@ -60,7 +59,7 @@ class Walk:
     # -- the ends of the placement -------------------------------------------
     def _on(self, role: str, node: Node | None) -> Pod:
         assert node is not None, f"placement {self.placement.id} has no {role} node"
-        return self.inventory.pod(f"{role}-{node.slug}")
+        return self.inventory.pod_on(role, node.name)
 
     @property
     def client(self) -> Pod:
@@ -73,7 +72,7 @@ class Walk:
     @property
     def server_service(self) -> Service:
         """The Service in front of exactly the placement's server."""
-        return self.service(f"server-{self.placement.server.slug}")
+        return self.inventory.server_service(self.placement.server)
 
     def host(self, role: str) -> Pod:
         """The hostNetwork pod (the node itself) where `role` runs."""
@@ -87,17 +86,13 @@ class Walk:
 
     # -- destinations --------------------------------------------------------
     def pod_ip(self, pod: Pod, protocol: str) -> Target:
-        offset = {"tcp": 0, "udp": 1}[protocol]  # netexec: http port, udp port = http + 1
-        kind = "node" if pod.role == "host" else "pod"
-        return Target(pod.ip, pod.dial_port + offset, protocol, f"{kind} {pod.name} on {pod.node}")
+        return pod.target(protocol)
 
     def cluster_ip(self, service: Service, protocol: str) -> Target:
-        return Target(service.cluster_ip, service.ports[PORT_NAMES[protocol]], protocol,
-                      f"Service {service.name}")
+        return service.target(protocol)
 
     def node_port(self, service: Service, node: Node, protocol: str) -> Target:
-        return Target(node.ip, service.node_ports[PORT_NAMES[protocol]], protocol,
-                      f"NodePort of Service {service.name} on node {node.name}")
+        return service.node_port_target(node, protocol)
 
     def name_of(self, service: Service, form: str) -> str:
         """The Service's DNS name in one of its forms: short, namespace, fqdn."""
@@ -239,7 +234,7 @@ class Walk:
 
     def expect(self, seen: Observation) -> None:
         """Fail, with the whole story, unless `seen` is what the hop expects."""
-        if seen.cls != self.hop.expect:
+        if seen.cls not in self.hop.accepted:
             diagnosis = None
             if self.diagnoser is not None and self._last is not None:
                 diagnosis = self.diagnoser.diagnose(self._last, seen)

@@ -5,15 +5,14 @@ plus one Service per server. Then a Service over all servers, a headless one,
 and the NetworkPolicy pods. The count depends on the node count only, never
 on how many tests run.
 
-The Inventory is what tests read: plain data that travels to xdist workers
-as JSON, so workers never list or wait for anything themselves.
+What was deployed is taken as an Inventory (inventory.py), the plain data
+tests read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
 
@@ -22,8 +21,19 @@ from kubernetes.client import ApiClient, CoreV1Api, DiscoveryV1Api, NetworkingV1
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT, ClusterError
+from packetwalk.inventory import (
+    CORE,
+    DEBUG,
+    HOST,
+    POLICY,
+    Inventory,
+    Pod,
+    Service,
+    WorkloadError,
+    pod_name,
+    server_service_name,
+)
 from packetwalk.placement import Node, used_nodes
-from packetwalk.probes import Source
 from packetwalk.runs import Run, liveness_annotations
 from packetwalk.waiting import WaitTimeout, wait_for
 
@@ -43,21 +53,12 @@ def host_ports(run: Run) -> tuple[int, int]:
     return http, http + 1
 ALT_HTTP_PORT = 8082  # second port of the policy server
 PULL_SECRET = "pw-pull"
-# Groups fail independently: a rejected hostNetwork pod must not turn every
-# pod-to-pod test into an error.
-CORE, HOST, POLICY = "core", "host", "policy"
-# Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
-DEBUG = "debug"
 # Container states that will not fix themselves within a run; the first four
 # say the image cannot be had.
 PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                           "ErrImageNeverPull"})
 HOPELESS_REASONS = PULL_REASONS | {"CreateContainerConfigError", "CreateContainerError",
                                    "CrashLoopBackOff", "RunContainerError"}
-
-
-class WorkloadError(Exception):
-    """A workload is unusable (never Ready, rejected): tests needing it ERROR."""
 
 
 class ImageUnavailable(WorkloadError):
@@ -95,17 +96,17 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     placed = used_nodes(nodes)
     for node in placed:
         objects += [
-            (CORE, _netexec_pod(run, f"server-{node.slug}", "server", node, image)),
-            (CORE, _netexec_pod(run, f"client-{node.slug}", "client", node, image)),
-            (HOST, _netexec_pod(run, f"host-{node.slug}", "host", node, image,
+            (CORE, _netexec_pod(run, pod_name("server", node), "server", node, image)),
+            (CORE, _netexec_pod(run, pod_name("client", node), "client", node, image)),
+            (HOST, _netexec_pod(run, pod_name("host", node), "host", node, image,
                                 host_network=True)),
-            (CORE, render("service-server.yaml", NAME=f"server-{node.slug}",
+            (CORE, render("service-server.yaml", NAME=server_service_name(node),
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
-            (CORE, render("service-server-local.yaml", NAME=f"server-{node.slug}-local",
+            (CORE, render("service-server-local.yaml", NAME=server_service_name(node, local=True),
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
         ]
     for manifest in ("service-servers.yaml", "service-servers-headless.yaml",
-                     "service-servers-lb.yaml"):
+                     "service-servers-lb.yaml", "service-servers-affinity.yaml"):
         objects.append((CORE, render(manifest, NAMESPACE=run.namespace, RUN=run.id)[0]))
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
@@ -122,7 +123,7 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
                               namespace=run.peer_namespace, access="peer")),
     ]
     if debug_image is not None:
-        objects += [(DEBUG, render("pod-debug.yaml", NAME=f"debug-{node.slug}",
+        objects += [(DEBUG, render("pod-debug.yaml", NAME=pod_name("debug", node),
                                    NAMESPACE=run.namespace, RUN=run.id, NODE=node.name,
                                    NODE_SLUG=node.slug, IMAGE=debug_image)[0])
                     for node in placed]
@@ -186,75 +187,6 @@ def _api_message(exc: ApiException) -> str:
         return json.loads(exc.body).get("message") or exc.reason
     except (TypeError, ValueError):
         return f"{exc.status} {exc.reason}"
-
-
-@dataclass(frozen=True)
-class Pod:
-    name: str
-    namespace: str
-    role: str
-    node: str
-    ip: str
-    dial_port: int  # its netexec HTTP port: probes ask it to /dial
-    container: str = ""  # the container probes exec into: the first one
-
-    def source(self) -> Source:
-        return Source(self.name, self.namespace, self.node, self.ip, self.dial_port,
-                      self.container)
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    namespace: str
-    cluster_ip: str
-    ports: dict[str, int]  # by port name: http, udp, alt
-    node_ports: dict[str, int]
-    backends: tuple[str, ...]  # pod names that must answer
-
-
-@dataclass
-class Inventory:
-    """Everything tests need to know about the deployed workloads."""
-
-    run_id: str
-    namespace: str
-    peer_namespace: str
-    nodes: list[Node]
-    dns_ip: str | None
-    pods: dict[str, Pod] = field(default_factory=dict)
-    services: dict[str, Service] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # group -> why unusable
-    groups: dict[str, str] = field(default_factory=dict)  # pod name -> group
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @staticmethod
-    def from_json(text: str) -> Inventory:
-        data = json.loads(text)
-        return Inventory(
-            run_id=data["run_id"], namespace=data["namespace"],
-            peer_namespace=data["peer_namespace"], nodes=[Node(**n) for n in data["nodes"]],
-            dns_ip=data["dns_ip"], pods={k: Pod(**v) for k, v in data["pods"].items()},
-            services={k: Service(**{**v, "backends": tuple(v["backends"])})
-                      for k, v in data["services"].items()},
-            errors=data["errors"], groups=data["groups"])
-
-    def pod(self, name: str) -> Pod:
-        """The pod, or WorkloadError (a pytest ERROR) if its group is unusable."""
-        group = self.groups.get(name)
-        if group in self.errors:
-            raise WorkloadError(self.errors[group])
-        if name not in self.pods:
-            raise WorkloadError(f"pod {name} is not part of this run's inventory")
-        return self.pods[name]
-
-    def service(self, name: str) -> Service:
-        if name not in self.services:
-            raise WorkloadError(f"Service {name} is not part of this run's inventory "
-                                f"({self.errors.get(CORE) or 'not created'})")
-        return self.services[name]
 
 
 def _pod_problem(pod: dict) -> tuple[bool, str]:

@@ -34,8 +34,8 @@ from packetwalk.diagnose.packets import (
     service_rules_summary,
     veth_of,
 )
+from packetwalk.inventory import Inventory, Pod, WorkloadError
 from packetwalk.probes import Observation, ProbeError, Prober, Target
-from packetwalk.workloads import Inventory, Pod, WorkloadError
 
 LISTEN_WAIT = 5  # seconds tcpdump may take to open its interfaces
 MAX_PACKETS = 2000  # per interface: a busy client must not fill the exec stream
@@ -71,8 +71,7 @@ class Capture:
         self.prober, self.inventory, self.out_dir = prober, inventory, out_dir
 
     def _debug_pod(self, node: str) -> Pod:
-        slug = next(n.slug for n in self.inventory.nodes if n.name == node)
-        return self.inventory.pod(f"debug-{slug}")
+        return self.inventory.pod_on("debug", node)
 
     def _sh(self, pod: Pod, script: str, what: str, timeout: float = 20) -> str:
         result = self.prober.run(pod.source(), ["sh", "-c", script], timeout)

@@ -26,9 +26,9 @@ from packetwalk.diagnose.narrowing import (
     plan,
 )
 from packetwalk.diagnose.policies import conclude_cell, selecting
+from packetwalk.inventory import Inventory, Pod
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
 from packetwalk.records import DiagnosisRecord
-from packetwalk.workloads import Inventory, Pod
 
 SHOWN_PACKETS = 12  # in the failure message; the diagnosis entry keeps more
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from packetwalk.inventory import PORT_NAMES, Inventory, Pod, Service
+from packetwalk.placement import Node
 from packetwalk.probes import Observation, Target
-from packetwalk.workloads import Inventory, Pod, Service
 
 # What a step (or the failed probe) dialed; conclusion.py reasons on these.
 NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"
@@ -27,7 +28,6 @@ EXTERNAL = "outside host"  # neither a pod, a Service nor a node of the run
 SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
 OTHER_PROTOCOL, SMALL = "other protocol", "small request"
 OTHER = {"tcp": "udp", "udp": "tcp"}
-PORT_NAMES = {"tcp": "http", "udp": "udp"}
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Dialed:
     kind: str
     service: Service | None = None
     pod: Pod | None = None
+    node: Node | None = None  # the node whose NodePort it is
 
 
 def dialed(attempt: Attempt, inventory: Inventory) -> Dialed:
@@ -69,33 +70,18 @@ def dialed(attempt: Attempt, inventory: Inventory) -> Dialed:
     if attempt.name is not None:
         service = inventory.services.get(attempt.name.split(".")[0])
         return Dialed(NAME, service=service)
+    node = next((n for n in inventory.nodes if n.ip == to.ip), None)
     for service in inventory.services.values():
         if to.ip == service.cluster_ip:
             return Dialed(CLUSTER_IP, service=service)
-        if to.port in service.node_ports.values() and any(n.ip == to.ip for n in inventory.nodes):
-            return Dialed(NODE_PORT, service=service)
+        if to.port in service.node_ports.values() and node is not None:
+            return Dialed(NODE_PORT, service=service, node=node)
     for pod in inventory.pods.values():
-        # A hostNetwork pod shares its node's IP; its ports tell it apart.
-        if pod.ip == to.ip and to.port in (pod.dial_port, pod.dial_port + 1):
+        if pod.ip == to.ip and pod.serves(to.port):
             return Dialed(POD_IP, pod=pod)
     if attempt.external:
         return Dialed(EXTERNAL)
     return Dialed(POD_IP)
-
-
-def pod_target(pod: Pod, protocol: str) -> Target:
-    offset = {"tcp": 0, "udp": 1}[protocol]  # netexec: udp port = http port + 1
-    return Target(pod.ip, pod.dial_port + offset, protocol, f"{pod.role} {pod.name}")
-
-
-def cluster_ip_target(service: Service, protocol: str) -> Target:
-    return Target(service.cluster_ip, service.ports[PORT_NAMES[protocol]], protocol,
-                  f"Service {service.name}")
-
-
-def _peer(inventory: Inventory, role: str, node: str) -> Pod | None:
-    """The run's pod of `role` on `node` (client-<slug>, server-<slug>, host-<slug>)."""
-    return next((p for p in inventory.pods.values() if p.role == role and p.node == node), None)
 
 
 def _backends(inventory: Inventory, service: Service) -> list[Pod]:
@@ -108,16 +94,16 @@ def _other_protocol(target: Dialed, to: Target, inventory: Inventory) -> Target 
     if other is None:
         return None
     if target.kind == POD_IP and target.pod is not None:
-        return pod_target(target.pod, other)
+        return target.pod.target(other)
     service = target.service
     if service is None or len(service.backends) != 1:
         # Through a Service of several backends one request may reach another
         # backend than the failed one: its answer would say nothing about the protocol.
         return None
     if target.kind == CLUSTER_IP and PORT_NAMES[other] in service.ports:
-        return cluster_ip_target(service, other)
-    if target.kind == NODE_PORT and PORT_NAMES[other] in service.node_ports:
-        return Target(to.ip, service.node_ports[PORT_NAMES[other]], other, to.via)
+        return service.target(other)
+    if target.kind == NODE_PORT and target.node and PORT_NAMES[other] in service.node_ports:
+        return service.node_port_target(target.node, other)
     return None
 
 
@@ -131,28 +117,29 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
     service = target.service
     if target.kind in (NAME, NODE_PORT) and service is not None and service.cluster_ip not in (
             "", "None"):
-        steps.append(Step(CLUSTER_IP, "", src, cluster_ip_target(service, protocol)))
+        steps.append(Step(CLUSTER_IP, "", src, service.target(protocol)))
     if target.kind in (NAME, CLUSTER_IP, NODE_PORT) and service is not None:
         backends = _backends(inventory, service)
         if target.kind == NAME:
             backends = backends[:1]  # one pod IP tells "DNS or below" apart
-        steps += [Step(POD_IP, "", src, pod_target(pod, protocol)) for pod in backends]
+        steps += [Step(POD_IP, "", src, pod.target(protocol)) for pod in backends]
     if target.kind == POD_IP and target.pod is not None and target.pod.node != src.node:
         # The policy pods have no twin on the other node: the plain client/server stand in.
-        near = _peer(inventory, src.role, target.pod.node) or _peer(inventory, "client",
-                                                                    target.pod.node)
+        near = (inventory.ready_on(src.role, target.pod.node)
+                or inventory.ready_on("client", target.pod.node))
         if near is not None:
             steps.append(Step(POD_IP, SAME_NODE_CLIENT, near, to))
-        local = _peer(inventory, target.pod.role, src.node) or _peer(inventory, "server", src.node)
+        local = (inventory.ready_on(target.pod.role, src.node)
+                 or inventory.ready_on("server", src.node))
         if local is not None:
-            steps.append(Step(POD_IP, SAME_NODE_TARGET, src, pod_target(local, protocol)))
+            steps.append(Step(POD_IP, SAME_NODE_TARGET, src, local.target(protocol)))
     if attempt.large:
         # Only the payload's size differs: the one question is the path's MTU.
         return [Step(target.kind, SMALL, src, to)]
     other = _other_protocol(target, to, inventory)
     if other is not None and attempt.name is None:
         steps.append(Step(target.kind, OTHER_PROTOCOL, src, other))
-    host = _peer(inventory, "host", src.node)
+    host = inventory.ready_on("host", src.node)
     if src.role != "host" and host is not None and target.kind != NAME:
         steps.append(Step(target.kind, FROM_NODE, host, to))
     return steps

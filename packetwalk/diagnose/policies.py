@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT
-from packetwalk.workloads import Pod
+from packetwalk.inventory import Pod
 
 
 def _expression_holds(expression: dict, labels: dict[str, str]) -> bool:

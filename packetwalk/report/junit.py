@@ -6,14 +6,13 @@ give each test case its hop, placement, protocol/variant and layer.
 
 from __future__ import annotations
 
-from packetwalk.hops import HOP_BY_TEST
+from packetwalk.hops import Hop
 
 AXES = ("placement", "variant", "protocol")
 
 
-def properties(test_name: str, params: dict[str, object]) -> list[tuple[str, str]]:
-    """[(name, value)] for a hop test (by function name and its parameters), else []."""
-    hop = HOP_BY_TEST.get(test_name)
+def properties(hop: Hop | None, params: dict[str, object]) -> list[tuple[str, str]]:
+    """[(name, value)] for a hop test (its hop and its parameters), else []."""
     if hop is None:
         return []
     found = [("hop", hop.name), ("layer", hop.layer.name)]

@@ -14,11 +14,12 @@ import pytest
 from _pytest.junitxml import xml_key
 from kubernetes.client import ApiClient
 
+from packetwalk.hops import hop_of
+from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
 from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
-from packetwalk.workloads import WorkloadError
 
 JUNIT_VERDICT = "packetwalk verdict"  # the testsuite property that carries the verdict
 
@@ -39,8 +40,7 @@ def load_baseline(path: str | None) -> dict[str, dict] | None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before skip marks are evaluated, so skipped cells have a hop and placement too."""
     callspec = getattr(item, "callspec", None)
-    item.user_properties += junit.properties(getattr(item, "originalname", item.name),
-                                             callspec.params if callspec else {})
+    item.user_properties += junit.properties(hop_of(item), callspec.params if callspec else {})
 
 
 @pytest.hookimpl(wrapper=True)

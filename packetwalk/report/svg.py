@@ -1,43 +1,18 @@
 """The packet's path as a small SVG, with the hop under test red when it failed. Pure.
 
-Each hop has a path template: the stations a packet passes, e.g. client pod
--> its node -> Service -> server's node -> server pod. The hop's own station
-(the one its layer is about: the Service for a ClusterIP test) is where a
-failure is drawn, with the link into it.
+Each hop's catalogue entry (hops.py) has a path template: the stations a
+packet passes, e.g. client pod -> its node -> Service -> server's node ->
+server pod. The hop's own station (the one its layer is about: the Service
+for a ClusterIP test) is where a failure is drawn, with the link into it.
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from packetwalk.hops import DEFAULT_PATH, HOPS
 from packetwalk.records import ProbeRecord
 
-# Station kinds: client, client-node, service, dns, nodeport, server-node, server,
-# vantage, snat, outside, lb, ingress, policy. A trailing "*" marks the hop's station.
-TEMPLATES: dict[str, tuple[str, ...]] = {
-    "pod_ip": ("client", "client-node", "server-node*", "server"),
-    "mtu": ("client", "client-node", "server-node*", "server"),
-    "pod_to_node": ("client", "client-node", "server-node*"),
-    "node_to_pod": ("client-node", "server-node", "server*"),
-    "source_ip_pod_ip": ("client", "client-node", "server-node", "server*"),
-    "source_ip_cluster_ip": ("client", "client-node", "service", "server-node", "server*"),
-    "cluster_ip": ("client", "client-node", "service*", "server-node", "server"),
-    "cluster_ip_backends": ("client", "client-node", "service*", "server-node", "server"),
-    "hairpin": ("server", "server-node", "service*", "server"),
-    "node_port_server_node": ("client", "client-node", "nodeport*", "server-node", "server"),
-    "node_port_other_node": ("client", "client-node", "nodeport*", "server-node", "server"),
-    "dns_resolv_conf": ("client*",),
-    "dns_service_name": ("client", "client-node", "dns*"),
-    "dns_headless": ("client", "client-node", "dns*"),
-    "dns_connect_by_name": ("client", "dns*", "service", "server"),
-    "network_policy": ("client", "policy*", "server"),
-    "egress_nat": ("client", "client-node", "snat*", "outside"),
-    "node_port_external_cluster": ("vantage", "nodeport*", "server-node", "server"),
-    "node_port_external_local": ("vantage", "nodeport*", "server"),
-    "node_port_external_local_no_backend": ("vantage", "nodeport*"),
-    "load_balancer": ("vantage", "lb*", "server-node", "server"),
-    "ingress": ("vantage", "ingress*", "server"),
-}
 TITLES = {"client": "client pod", "client-node": "node", "service": "Service", "dns": "DNS",
           "nodeport": "NodePort", "server-node": "node", "server": "server pod",
           "vantage": "outside", "snat": "node SNAT", "outside": "external target",
@@ -60,7 +35,7 @@ def stations(hop: str, record: ProbeRecord | None) -> tuple[list[tuple[str, str]
                "server": record.response if hop.startswith("node_port_external") else ""}
     result: list[tuple[str, str]] = []
     focus = 0
-    for kind in TEMPLATES.get(hop, ("client*", "server")):
+    for kind in HOPS[hop].path if hop in HOPS else DEFAULT_PATH:
         name = kind.rstrip("*")
         entry = (TITLES[name], str(details.get(name) or ""))
         is_focus = kind.endswith("*")

@@ -4,7 +4,10 @@ A ClusterIP is kube-proxy's DNAT to a pod IP; when it fails and the PodIP
 works, the Service layer is at fault.
 """
 
+import pytest
 
+
+@pytest.mark.hop("cluster_ip")
 def test_cluster_ip(walk, protocol):
     """The server's own Service: exactly that server must answer."""
     server = walk.server
@@ -13,6 +16,7 @@ def test_cluster_ip(walk, protocol):
     walk.expect(seen)
 
 
+@pytest.mark.hop("cluster_ip_backends")
 def test_cluster_ip_every_backend(walk, protocol):
     """One Service over all servers (on different nodes): every backend answers."""
     servers = walk.service("servers")

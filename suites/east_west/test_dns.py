@@ -4,7 +4,10 @@ Name fails but the ClusterIP works: DNS is at fault. Resolving fails over TCP
 only: something drops TCP/53 (policy, CoreDNS config).
 """
 
+import pytest
 
+
+@pytest.mark.hop("dns_resolv_conf")
 def test_dns_resolv_conf(walk):
     """The client's first nameserver is the cluster DNS Service's ClusterIP."""
     client = walk.client
@@ -13,6 +16,7 @@ def test_dns_resolv_conf(walk):
                      [walk.inventory.dns_ip], client)
 
 
+@pytest.mark.hop("dns_service_name")
 def test_dns_service_name(walk, variant, protocol):
     """short, name.namespace and the FQDN all resolve to the Service's ClusterIP."""
     servers = walk.service("servers")
@@ -21,6 +25,7 @@ def test_dns_service_name(walk, variant, protocol):
     walk.expect(seen)
 
 
+@pytest.mark.hop("dns_headless")
 def test_dns_headless(walk, protocol):
     """A headless Service resolves to its pods' IPs."""
     headless = walk.service("servers-headless")
@@ -29,6 +34,7 @@ def test_dns_headless(walk, protocol):
     walk.expect(seen)
 
 
+@pytest.mark.hop("dns_connect_by_name")
 def test_dns_connect_by_name(walk, protocol):
     """Name -> ClusterIP -> the server, end to end. The server is on the client's node,
     so a cross-node fault cannot make this DNS check pass or fail by chance."""

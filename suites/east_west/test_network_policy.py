@@ -6,8 +6,11 @@ removing a policy restores traffic. Each case first checks the cells are all
 open without any policy, so a broken network is not mistaken for enforcement.
 """
 
+import pytest
+
 from packetwalk.hops import POLICY_CASES
 
 
+@pytest.mark.hop("network_policy")
 def test_network_policy(policy, variant):
     policy.check(variant, POLICY_CASES[variant])

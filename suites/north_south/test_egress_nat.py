@@ -10,6 +10,7 @@ import pytest
 from packetwalk.outsidewalk import NO_TARGET
 
 
+@pytest.mark.hop("egress_nat")
 def test_egress_nat(outside):
     to = outside.external()
     if to is None:

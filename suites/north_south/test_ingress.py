@@ -9,6 +9,7 @@ import pytest
 from packetwalk.offers import expose_by_ingress, ingress_classes, ingress_manifest
 
 
+@pytest.mark.hop("ingress")
 def test_ingress(outside, cluster_api):
     classes, why_not = ingress_classes(cluster_api)
     if not classes:

@@ -9,6 +9,7 @@ import pytest
 from packetwalk.offers import load_balancer_address
 
 
+@pytest.mark.hop("load_balancer")
 def test_load_balancer(outside, cluster_api):
     servers = outside.service("servers-lb")
     address, why_not = load_balancer_address(cluster_api, servers.namespace, servers.name)

@@ -5,10 +5,10 @@ from packetwalk.diagnose import packets as pk
 from packetwalk.diagnose.capture import sections
 from packetwalk.diagnose.conclusion import conclude, summarize
 from packetwalk.diagnose.policies import conclude_cell, selects
+from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node
 from packetwalk.probes import Target
 from packetwalk.records import DiagnosisRecord
-from packetwalk.workloads import Inventory, Pod, Service
 
 A, B = Node("pw-worker", "10.250.0.11", "pw-worker"), Node("pw-worker2", "10.250.0.12", "pw-worker2")
 

@@ -65,3 +65,72 @@ def test_params_on_two_nodes_and_on_one():
     names, dns = params(HOPS["dns_service_name"], build_placements([a]))
     assert names == ["variant", "protocol"] and dns[-1].id == "fqdn-tcp" and not dns[-1].skip
     assert params(HOPS["dns_resolv_conf"], build_placements([a]))[0] == []
+
+
+def test_next_steps_are_the_ones_of_the_old_table():
+    """next_step() for every hop, placement and protocol, as the separate _NEXT table
+    gave them before each hop carried its own (snapshot in next_steps.json)."""
+    import json
+    from pathlib import Path
+
+    before = json.loads((Path(__file__).parent / "next_steps.json").read_text())
+    for key, step in before.items():
+        hop, placement, protocol = (None if part == "-" else part for part in key.split())
+        assert next_step(hop, placement, protocol) == step, key
+
+
+def test_every_hop_draws_a_path_with_its_own_station():
+    from packetwalk.report.svg import TITLES
+
+    for hop in HOPS.values():
+        assert sum(kind.endswith("*") for kind in hop.path) == 1, hop.name
+        assert all(kind.rstrip("*") in TITLES for kind in hop.path), hop.name
+
+
+def test_a_hop_accepts_its_expected_class_or_any_blocked_one():
+    from packetwalk.probes import BLOCKED_CLASSES, OK
+
+    assert HOPS["cluster_ip"].accepted == {OK}
+    assert HOPS["node_port_external_local_no_backend"].accepted == BLOCKED_CLASSES
+
+
+def test_a_test_declares_its_hop_with_a_marker():
+    import pytest
+
+    from packetwalk.hops import UnknownHop, hop_of
+
+    @pytest.mark.hop("cluster_ip")
+    def test_cluster_ip():
+        pass
+
+    def test_cluster_ip_unmarked():
+        pass
+
+    @pytest.mark.hop("clusterip")
+    def test_typo():
+        pass
+
+    @pytest.mark.hop("pod_ip")
+    def test_not_the_hops_test():
+        pass
+
+    assert hop_of(test_cluster_ip) is HOPS["cluster_ip"]
+    assert hop_of(test_cluster_ip_unmarked) is None
+    with pytest.raises(UnknownHop, match=r"test_typo is marked hop\('clusterip'\), which is not"):
+        hop_of(test_typo)
+    with pytest.raises(UnknownHop, match="whose test is test_pod_ip"):
+        hop_of(test_not_the_hops_test)
+
+
+def test_every_suite_test_of_a_hop_is_marked_with_it():
+    import ast
+    from pathlib import Path
+
+    marked = {}
+    for path in (Path(__file__).parents[2] / "suites").rglob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marked[node.name] = [ast.literal_eval(d.args[0]) for d in node.decorator_list
+                                     if isinstance(d, ast.Call) and ast.unparse(d.func)
+                                     == "pytest.mark.hop"]
+    assert {test: [hop.name] for test, hop in HOP_BY_TEST.items()} == marked

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from packetwalk.hops import HOPS
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.report import baseline, junit, results
 from packetwalk.report.html import matrix_table
@@ -123,8 +124,8 @@ def test_svg_merges_a_repeated_node_unless_it_is_the_hops_station():
 
 
 def test_junit_properties():
-    assert junit.properties("test_cluster_ip", {"placement": "cross-node",
-                                                "protocol": "udp"}) == [
+    assert junit.properties(HOPS["cluster_ip"], {"placement": "cross-node",
+                                                 "protocol": "udp"}) == [
         ("hop", "cluster_ip"), ("layer", "Service translation (ClusterIP)"),
         ("placement", "cross-node"), ("protocol", "udp")]
-    assert junit.properties("test_something_else", {}) == []
+    assert junit.properties(None, {}) == []

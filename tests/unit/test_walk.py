@@ -5,10 +5,10 @@ import json
 import pytest
 
 from packetwalk.hops import HOPS
+from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node, build_placements
 from packetwalk.probes import ExecResult, Prober
 from packetwalk.walk import HopFailure, Walk
-from packetwalk.workloads import Inventory, Pod, Service
 
 A, B = Node("pw-worker", "10.250.0.11", "pw-worker"), Node("pw-worker2", "10.250.0.12", "pw-worker2")
 

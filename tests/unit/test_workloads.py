@@ -2,17 +2,11 @@
 
 import pytest
 
+from packetwalk.inventory import CORE, HOST, POLICY, Inventory, Pod, Service, WorkloadError
 from packetwalk.placement import Node
 from packetwalk.runs import Run
 from packetwalk.workloads import (
-    CORE,
-    HOST,
-    POLICY,
     ImageUnavailable,
-    Inventory,
-    Pod,
-    Service,
-    WorkloadError,
     _pull_failure,
     check_image_pulled,
     host_ports,

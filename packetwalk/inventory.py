@@ -1,0 +1,151 @@
+"""What a run deployed, as plain data: its pods, Services and groups. Pure.
+
+The Inventory is what tests read. It travels to xdist workers as JSON, so
+workers never list or wait for anything themselves. The names of the run's
+pods and Services, and how to dial them, are spelled here and nowhere else;
+workloads.py creates what these names say.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from packetwalk.placement import Node
+from packetwalk.probes import Source, Target
+
+# Groups fail independently: a rejected hostNetwork pod must not turn every
+# pod-to-pod test into an error.
+CORE, HOST, POLICY = "core", "host", "policy"
+# Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
+DEBUG = "debug"
+# The Services' port names, by protocol (netexec serves HTTP and UDP).
+PORT_NAMES = {"tcp": "http", "udp": "udp"}
+# netexec's UDP port is its HTTP port + 1, on every pod and node.
+PORT_OFFSETS = {"tcp": 0, "udp": 1}
+
+
+class WorkloadError(Exception):
+    """A workload is unusable (never Ready, rejected): tests needing it ERROR."""
+
+
+def pod_name(role: str, node: Node) -> str:
+    """The run's pod of `role` on `node`: server-<slug>, client-<slug>, host-<slug>, debug-<slug>."""
+    return f"{role}-{node.slug}"
+
+
+def server_service_name(node: Node, local: bool = False) -> str:
+    """The Service in front of exactly the server on `node` (externalTrafficPolicy Local
+    with `local`)."""
+    return pod_name("server", node) + ("-local" if local else "")
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    role: str
+    node: str
+    ip: str
+    dial_port: int  # its netexec HTTP port: probes ask it to /dial
+    container: str = ""  # the container probes exec into: the first one
+
+    def source(self) -> Source:
+        return Source(self.name, self.namespace, self.node, self.ip, self.dial_port,
+                      self.container)
+
+    def target(self, protocol: str) -> Target:
+        """The pod's own netexec over `protocol`; a hostNetwork pod is its node."""
+        kind = "node" if self.role == "host" else "pod"
+        return Target(self.ip, self.dial_port + PORT_OFFSETS[protocol], protocol,
+                      f"{kind} {self.name} on {self.node}")
+
+    def serves(self, port: int) -> bool:
+        """Whether `port` is one of its netexec ports (a hostNetwork pod shares its
+        node's IP: only its ports tell it apart)."""
+        return port - self.dial_port in PORT_OFFSETS.values()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    cluster_ip: str
+    ports: dict[str, int]  # by port name: http, udp, alt
+    node_ports: dict[str, int]
+    backends: tuple[str, ...]  # pod names that must answer
+
+    def target(self, protocol: str) -> Target:
+        """Its ClusterIP over `protocol`."""
+        return Target(self.cluster_ip, self.ports[PORT_NAMES[protocol]], protocol,
+                      f"Service {self.name}")
+
+    def node_port_target(self, node: Node, protocol: str) -> Target:
+        """Its NodePort for `protocol` on `node`."""
+        return Target(node.ip, self.node_ports[PORT_NAMES[protocol]], protocol,
+                      f"NodePort of Service {self.name} on node {node.name}")
+
+
+@dataclass
+class Inventory:
+    """Everything tests need to know about the deployed workloads."""
+
+    run_id: str
+    namespace: str
+    peer_namespace: str
+    nodes: list[Node]
+    dns_ip: str | None
+    pods: dict[str, Pod] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # group -> why unusable
+    groups: dict[str, str] = field(default_factory=dict)  # pod name -> group
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> Inventory:
+        data = json.loads(text)
+        return Inventory(
+            run_id=data["run_id"], namespace=data["namespace"],
+            peer_namespace=data["peer_namespace"], nodes=[Node(**n) for n in data["nodes"]],
+            dns_ip=data["dns_ip"], pods={k: Pod(**v) for k, v in data["pods"].items()},
+            services={k: Service(**{**v, "backends": tuple(v["backends"])})
+                      for k, v in data["services"].items()},
+            errors=data["errors"], groups=data["groups"])
+
+    def pod(self, name: str) -> Pod:
+        """The pod, or WorkloadError (a pytest ERROR) if its group is unusable."""
+        group = self.groups.get(name)
+        if group in self.errors:
+            raise WorkloadError(self.errors[group])
+        if name not in self.pods:
+            raise WorkloadError(f"pod {name} is not part of this run's inventory")
+        return self.pods[name]
+
+    def pod_on(self, role: str, node: str) -> Pod:
+        """The pod of `role` on the node named `node`, as pod() hands it out."""
+        name = self._name_on(role, node)
+        if name is None:
+            raise WorkloadError(f"node {node} is not one of this run's nodes")
+        return self.pod(name)
+
+    def ready_on(self, role: str, node: str) -> Pod | None:
+        """The ready pod of `role` on the node named `node`, or None (never raises:
+        the diagnosis asks, and it must not turn a failure into an error)."""
+        name = self._name_on(role, node)
+        return self.pods.get(name) if name else None
+
+    def _name_on(self, role: str, node: str) -> str | None:
+        found = next((n for n in self.nodes if n.name == node), None)
+        return pod_name(role, found) if found else None
+
+    def service(self, name: str) -> Service:
+        if name not in self.services:
+            raise WorkloadError(f"Service {name} is not part of this run's inventory "
+                                f"({self.errors.get(CORE) or 'not created'})")
+        return self.services[name]
+
+    def server_service(self, node: Node, local: bool = False) -> Service:
+        """The Service in front of exactly the server on `node`."""
+        return self.service(server_service_name(node, local))
