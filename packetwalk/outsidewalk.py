@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
-from packetwalk.hops import BLOCKED, EXPECTED_CLASSES, Hop
+from packetwalk.hops import Hop
 from packetwalk.inventory import Inventory, Pod
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import Observation, Prober, Target
@@ -68,15 +68,10 @@ class OutsideWalk(Walk):
         return Target(host, port, "tcp", via)
 
     # -- expectations --------------------------------------------------------
-    def accepted(self) -> frozenset[str]:
-        """A hop expecting BLOCKED accepts any blocked class."""
-        return EXPECTED_CLASSES[BLOCKED] if self.hop.expect == BLOCKED else super().accepted()
-
     def expect(self, seen: Observation) -> None:
-        """A hop expecting BLOCKED passes on any blocked class; else as every walk.
-        Only a pod's probe toward the outside is narrowed down (from its node); the
+        """Only a pod's probe toward the outside is narrowed down (from its node); the
         vantage point is no pod the narrowing could start from."""
-        if self.hop.expect == BLOCKED and seen.cls in EXPECTED_CLASSES[BLOCKED]:
+        if seen.cls in self.hop.accepted:
             return
         if self._last is not None:
             from_pod = self._last.src.name in self.inventory.pods

@@ -15,7 +15,7 @@ from dataclasses import replace
 from packetwalk import verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
-from packetwalk.hops import EXPECTED_CLASSES, Hop, next_step
+from packetwalk.hops import Hop, next_step
 from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
@@ -224,12 +224,8 @@ class Walk:
             client_node=self.placement.client.name if self.placement.client else "",
             server_node=self.placement.server.name if self.placement.server else "")
 
-    def accepted(self) -> frozenset[str]:
-        """The classes that count as this hop behaving, for the record."""
-        return EXPECTED_CLASSES["open"] if self.hop.expect == OK else frozenset({self.hop.expect})
-
     def record(self, seen: Observation) -> None:
-        expected = self.accepted()
+        expected = self.hop.accepted
         self._record(self._cell().observed(seen, seen.cls in expected, expected))
 
     def expect(self, seen: Observation) -> None:
