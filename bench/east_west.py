@@ -27,7 +27,7 @@ def main() -> int:
     summary = out.strip().splitlines()[-1] if out.strip() else r.stderr.strip()
     print(f"wall time:    {wall:.1f} s   (target <= 60 s)   [{summary}]")
     for label, pattern in (("pods created", r"^pods created: .*$"), ("probes", r"^probes: .*$"),
-                           ("workloads", r"^workloads ready in .*$"), ("cleanup", r"^deleted the namespaces.*$")):
+                           ("workloads", r"^workloads ready in .*$"), ("cleanup", r"^delet(ed|ing) the namespaces.*$")):
         m = re.search(pattern, out, re.MULTILINE)
         print(f"{label + ':':13} {m.group(0).split(':', 1)[-1].strip() if m else '(not printed)'}")
     return r.returncode

@@ -62,7 +62,16 @@ def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
 
 
 def test_a_run_leaves_no_object_behind(clean_slate):
+    """By default the run deletes its namespaces and returns; the cluster removes them."""
     code, out = finish(start_slice())
+    assert code == 0, out[-3000:]
+    assert "pytest does not wait (--wait-cleanup waits)" in out, out[-3000:]
+    gone, left = eventually(lambda: (not suite_namespaces(), suite_namespaces()), timeout=60)
+    assert gone, left
+
+
+def test_wait_cleanup_returns_when_the_namespaces_are_gone(clean_slate):
+    code, out = finish(start_slice("--wait-cleanup"))
     assert code == 0, out[-3000:]
     assert "deleted the namespaces of run" in out, out[-3000:]
     assert suite_namespaces() == {}
