@@ -26,6 +26,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
 from packetwalk.placement import Node, schedulable_nodes
+from packetwalk.tiers import DEFAULT_POOL, NodePool
 
 # Seconds for one ordinary API call (connect and read). The suite's own waits
 # are bounded separately; a single call should never hang a run.
@@ -194,9 +195,10 @@ class Facts:
     version: str
     nodes: tuple[Node, ...]  # schedulable, sorted
     dns_ip: str | None  # ClusterIP of the cluster DNS Service (kube-system, k8s-app=kube-dns)
+    pool: str = ""  # which nodes the run may use, and why (--node-selector, --toleration)
 
 
-def discover_facts(api: ApiClient, version: str) -> Facts:
+def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL) -> Facts:
     core = CoreV1Api(api)
     try:
         node_list = core.list_node(_request_timeout=API_TIMEOUT)
@@ -205,15 +207,18 @@ def discover_facts(api: ApiClient, version: str) -> Facts:
     except ApiException as exc:
         raise ClusterError(f"listing nodes and the DNS Service failed: "
                            f"{exc.status} {exc.reason}") from exc
-    nodes = schedulable_nodes([api.sanitize_for_serialization(n) for n in node_list.items])
+    nodes = schedulable_nodes([api.sanitize_for_serialization(n) for n in node_list.items], pool)
     if not nodes:
         raise ClusterError(f"no schedulable node among {len(node_list.items)} "
-                           "(all NotReady, cordoned or tainted NoSchedule/NoExecute)")
+                           f"(all NotReady, cordoned, tainted NoSchedule/NoExecute without a "
+                           f"--toleration, or not {pool.describe()})")
     dns_ip = dns[0].spec.cluster_ip if dns else None
-    return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip)
+    return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip,
+                 pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}")
 
 
-def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
+def connect(target: Target, run_namespace: str,
+            pool: NodePool = DEFAULT_POOL) -> tuple[Configuration, Facts]:
     """Preflight: configuration, reachability, permissions, facts. Raises ClusterError."""
     configuration = load_configuration(target)
     api = ApiClient(configuration)
@@ -226,4 +231,4 @@ def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
             f"{f' as {user}' if user else ''}: "
             f"{', '.join(describe_access(a) for a in missing)} "
             "(grant manifests/rbac-minimal.yaml)")
-    return configuration, discover_facts(api, version)
+    return configuration, discover_facts(api, version, pool)

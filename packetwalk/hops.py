@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from packetwalk.inventory import CORE, HOST, POLICY
+from packetwalk.inventory import INGRESS as INGRESS_GROUP
+from packetwalk.inventory import LOAD_BALANCER as LB_GROUP
+from packetwalk.inventory import NODE_PORT as NODE_PORT_GROUP
 from packetwalk.placement import Placement
 from packetwalk.probes import BLOCKED_CLASSES, OK
 
@@ -218,10 +221,12 @@ _HOPS = (
         path=("server", "server-node", "service*", "server"),
         next=(Next("cluster_ip", "same-node"),)),
     Hop("node_port_server_node", "test_node_port_on_server_node",
-        "the NodePort on the server's node", NODE_PORT, path=NODE_PORT_PATH,
+        "the NodePort on the server's node", NODE_PORT, groups=(CORE, NODE_PORT_GROUP),
+        path=NODE_PORT_PATH,
         next=(Next("cluster_ip"),)),
     Hop("node_port_other_node", "test_node_port_on_other_node",
         "the NodePort on the other node", NODE_PORT, roles=("client", "server", "other"),
+        groups=(CORE, NODE_PORT_GROUP),
         path=NODE_PORT_PATH, next=(Next("node_port_server_node"),)),
     Hop("dns_resolv_conf", "test_dns_resolv_conf", "the pod's resolv.conf", DNS,
         roles=("client",), placements=(), protocols=(), path=("client*",)),
@@ -247,25 +252,25 @@ _HOPS = (
     # on the other one.
     Hop("node_port_external_cluster", "test_node_port_external_cluster",
         "the NodePort from outside (policy Cluster)", EXTERNAL_NODE_PORT,
-        roles=("server", "other"), protocols=(),
+        roles=("server", "other"), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server-node", "server"),
         next=(Next("node_port_server_node"),)),
     Hop("node_port_external_local", "test_node_port_external_local",
         "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
-        roles=("server",), placements=("same-node",), protocols=(),
+        roles=("server",), placements=("same-node",), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server"),
         next=(Next("node_port_external_cluster", "same-node"),)),
     Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
         "the NodePort from outside on a node without a backend (policy Local)",
         EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
-        protocols=(), expect=BLOCKED, path=("vantage", "nodeport*"),
+        protocols=(), expect=BLOCKED, groups=(CORE, NODE_PORT_GROUP), path=("vantage", "nodeport*"),
         next=(Next("node_port_external_local", "same-node"),)),
     Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
-        roles=("server",), placements=(), protocols=(),
+        roles=("server",), placements=(), protocols=(), groups=(CORE, LB_GROUP),
         path=("vantage", "lb*", "server-node", "server"),
         next=(Next("node_port_external_cluster", "same-node"),)),
-    Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",), placements=(),
-        protocols=(), path=("vantage", "ingress*", "server"),
+    Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",),
+        placements=(), protocols=(), groups=(CORE, INGRESS_GROUP), path=("vantage", "ingress*", "server"),
         next=(Next("cluster_ip", "same-node"),)),
 )
 HOPS = {hop.name: hop for hop in _HOPS}

@@ -15,8 +15,10 @@ from packetwalk.placement import Node
 from packetwalk.probes import Source, Target
 
 # Groups fail independently: a rejected hostNetwork pod must not turn every
-# pod-to-pod test into an error.
+# pod-to-pod test into an error, nor a refused NodePort or LoadBalancer Service
+# every ClusterIP test.
 CORE, HOST, POLICY = "core", "host", "policy"
+NODE_PORT, LOAD_BALANCER, INGRESS = "node-port", "load-balancer", "ingress"
 # Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
 DEBUG = "debug"
 # The Services' port names, by protocol (netexec serves HTTP and UDP).
@@ -26,7 +28,7 @@ PORT_OFFSETS = {"tcp": 0, "udp": 1}
 
 
 class WorkloadError(Exception):
-    """A workload is unusable (never Ready, rejected): tests needing it ERROR."""
+    """A workload is unusable (never Ready, lost): tests needing it ERROR."""
 
 
 def pod_name(role: str, node: Node) -> str:
@@ -38,6 +40,13 @@ def server_service_name(node: Node, local: bool = False) -> str:
     """The Service in front of exactly the server on `node` (externalTrafficPolicy Local
     with `local`)."""
     return pod_name("server", node) + ("-local" if local else "")
+
+
+def node_port_service_name(node: Node) -> str:
+    """The NodePort Service in front of exactly the server on `node` (externalTrafficPolicy
+    Cluster); apart from its ClusterIP Service, so a cluster refusing NodePorts only
+    skips the NodePort tests."""
+    return pod_name("server", node) + "-nodeport"
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,11 @@ class Inventory:
     dns_ip: str | None
     pods: dict[str, Pod] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # group -> why unusable
+    errors: dict[str, str] = field(default_factory=dict)  # group -> why unusable (ERROR)
     groups: dict[str, str] = field(default_factory=dict)  # pod name -> group
+    # group -> why its tests skip: not requested, or refused by the cluster at creation.
+    skips: dict[str, str] = field(default_factory=dict)
+    host_namespace: str = ""  # hostNetwork and capture pods (privileged), when planned
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -112,13 +124,24 @@ class Inventory:
             dns_ip=data["dns_ip"], pods={k: Pod(**v) for k, v in data["pods"].items()},
             services={k: Service(**{**v, "backends": tuple(v["backends"])})
                       for k, v in data["services"].items()},
-            errors=data["errors"], groups=data["groups"])
+            errors=data["errors"], groups=data["groups"], skips=data["skips"],
+            host_namespace=data["host_namespace"])
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Every namespace of the run's pods (for events, listings)."""
+        return [self.namespace, self.peer_namespace] + (
+            [self.host_namespace] if self.host_namespace else [])
+
+    def unusable(self, group: str) -> str | None:
+        """Why a group cannot be used (skipped or broken), or None."""
+        return self.skips.get(group) or self.errors.get(group)
 
     def pod(self, name: str) -> Pod:
         """The pod, or WorkloadError (a pytest ERROR) if its group is unusable."""
         group = self.groups.get(name)
-        if group in self.errors:
-            raise WorkloadError(self.errors[group])
+        if group is not None and self.unusable(group):
+            raise WorkloadError(self.unusable(group))
         if name not in self.pods:
             raise WorkloadError(f"pod {name} is not part of this run's inventory")
         return self.pods[name]
@@ -149,3 +172,7 @@ class Inventory:
     def server_service(self, node: Node, local: bool = False) -> Service:
         """The Service in front of exactly the server on `node`."""
         return self.service(server_service_name(node, local))
+
+    def node_port_service(self, node: Node) -> Service:
+        """The NodePort Service in front of exactly the server on `node`."""
+        return self.service(node_port_service_name(node))

@@ -1,7 +1,8 @@
 """What the cluster offers beyond Services: load-balancer addresses and Ingress.
 
 A cluster offers load balancers when its LoadBalancer Service gets an external
-address, and Ingress when an IngressClass exists. Neither can be asked
+address, and Ingress when an IngressClass exists (both created only when the
+user asks: --load-balancer, --ingress). Neither can be asked
 directly, so both are observed; "not offered" is a skip with its reason,
 never a failure.
 """
@@ -70,32 +71,30 @@ def ingress_classes(api: ApiClient) -> tuple[list[str], str]:
     return names, "" if names else "no Ingress offered: the cluster has no IngressClass"
 
 
-def ingress_manifest(namespace: str, run_id: str, ingress_class: str, service: str,
+def ingress_manifest(namespace: str, run_id: str, ingress_class: str | None, service: str,
                      port: int) -> dict:
-    """An Ingress sending every path to `service` (pure)."""
+    """An Ingress sending every path to `service` (pure); without a class, the
+    caller fills one in before creating it."""
+    spec: dict = {"rules": [{"http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": service, "port": {"number": port}}}}]}}]}
+    if ingress_class is not None:
+        spec = {"ingressClassName": ingress_class, **spec}
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": "servers", "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": "packetwalk",
                                 "packetwalk.io/run": run_id}},
-        "spec": {"ingressClassName": ingress_class, "rules": [{"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": service, "port": {"number": port}}}}]}}]},
+        "spec": spec,
     }
 
 
-def expose_by_ingress(api: ApiClient, manifest: dict,
-                      wait: float = INGRESS_WAIT) -> tuple[str | None, str]:
-    """Create the Ingress (it dies with the run's namespace) and wait for its address."""
+def ingress_address_of(api: ApiClient, namespace: str, name: str,
+                       wait: float = INGRESS_WAIT) -> tuple[str | None, str]:
+    """(address, why not) of the run's Ingress (created with the run's workloads,
+    only with --ingress), waiting up to `wait` seconds for its controller."""
     net = NetworkingV1Api(api)
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    try:
-        net.create_namespaced_ingress(namespace, manifest, _request_timeout=API_TIMEOUT)
-    except ApiException as exc:
-        if exc.status != 409:  # 409: another worker of this run created it already
-            return None, f"creating Ingress {name} failed: {exc.status} {exc.reason}"
     return _await_address(
         api, lambda: net.read_namespaced_ingress(name, namespace, _request_timeout=API_TIMEOUT),
         f"Ingress {namespace}/{name}", wait,
-        f"Ingress {name} (class {manifest['spec']['ingressClassName']}) got no address "
-        f"within {wait}s")
+        f"Ingress {name} got no address within {wait}s (no ingress controller for its class?)")

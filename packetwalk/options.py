@@ -13,8 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from packetwalk.tiers import (
+    DEFAULT_IMAGE,
+    Exposure,
+    NodePool,
+    Toleration,
+    check_registry,
+    mirrored,
+    parse_key_value,
+    parse_toleration,
+)
 from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_target
-from packetwalk.workloads import DEFAULT_IMAGE
 
 CAPTURE_DIR = "reports/captures"  # --capture-packets pcaps, under the directory pytest runs in
 ASK = "packetwalk"  # the ini key, and the variable a conftest.py sets to True, that ask for it
@@ -55,6 +64,26 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--debug-image", default=DEFAULT_IMAGE, metavar="IMAGE",
                     help="image of the --capture-packets debug pods: needs sh, ip, tcpdump, conntrack, "
                          "base64 (default: the agnhost image, which has them)")
+    group.addoption("--image-registry", metavar="HOST/PATH",
+                    help="pull every image from this registry instead: the image's registry "
+                         "host is replaced, its path kept (`packetwalk images` lists them)")
+    group.addoption("--node-selector", action="append", default=[], metavar="KEY=VALUE",
+                    help="place the run only on nodes with this label (repeatable); "
+                         "kubernetes.io/os=linux always applies")
+    group.addoption("--toleration", action="append", default=[], metavar="KEY[=VALUE]:EFFECT",
+                    help="tolerate this taint, so tainted nodes of a pool can be used (repeatable)")
+    group.addoption("--no-host-network", action="store_true",
+                    help="plan no hostNetwork pods (no privileged namespace): the pod<->node "
+                         "tests skip")
+    group.addoption("--load-balancer", action="store_true",
+                    help="create a Service of type LoadBalancer for test_load_balancer (it may "
+                         "get a public address; see --service-annotation)")
+    group.addoption("--ingress", action="store_true",
+                    help="create an Ingress for test_ingress (the ingress controller may expose "
+                         "it publicly)")
+    group.addoption("--service-annotation", action="append", default=[], metavar="KEY=VALUE",
+                    help="an annotation on the LoadBalancer Service and the Ingress, e.g. to "
+                         "make the load balancer internal (repeatable)")
     group.addoption("--external-target", metavar="HOST:PORT",
                     help="an HTTP server outside the cluster whose /clientip answers with "
                          "the client's ip:port, for egress tests (default on the lab: its "
@@ -93,6 +122,31 @@ class Options:
     html: str | None = None  # pytest-html's --html
     results_json: str | None = None  # --results-json, else --html's path ending in .json
     baseline: str | None = None
+    image_registry: str | None = None
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    host_network: bool = True  # --no-host-network: False
+    load_balancer: bool = False
+    ingress: bool = False
+    service_annotations: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pod_image(self) -> str:
+        """--image, from --image-registry if given."""
+        return mirrored(self.image, self.image_registry)
+
+    @property
+    def capture_image(self) -> str:
+        """--debug-image, from --image-registry if given."""
+        return mirrored(self.debug_image, self.image_registry)
+
+    @property
+    def pool(self) -> NodePool:
+        return NodePool(self.node_selector, self.tolerations)
+
+    @property
+    def exposure(self) -> Exposure:
+        return Exposure(self.load_balancer, self.ingress, self.service_annotations)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -102,7 +156,14 @@ class Options:
         target = data["external_target"]
         return replace(Options(**data), external_target=ExternalTarget(**target) if target else None,
                        nodes=_tuple(data["nodes"]),
-                       expected_source_ips=_tuple(data["expected_source_ips"]))
+                       expected_source_ips=_tuple(data["expected_source_ips"]),
+                       node_selector=_pairs(data["node_selector"]),
+                       tolerations=tuple(Toleration(**t) for t in data["tolerations"]),
+                       service_annotations=_pairs(data["service_annotations"]))
+
+
+def _pairs(value: list[list[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((key, val) for key, val in value)
 
 
 def _tuple(value: list[str] | None) -> tuple[str, ...] | None:
@@ -136,6 +197,7 @@ def _parse(get, html: str | None) -> Options:
         raise ValueError(f"--ready-timeout {timeout:g}: must be more than 0 seconds")
     target = get("external_target")
     explicit = get("results_json")
+    registry = get("image_registry")
     return Options(
         kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
@@ -146,4 +208,12 @@ def _parse(get, html: str | None) -> Options:
         expected_source_ips=parse_ip_list(get("expected_source_ips")),
         vantage=get("vantage"), html=html,
         results_json=explicit or (str(Path(html).with_suffix(".json")) if html else None),
-        baseline=get("baseline"))
+        baseline=get("baseline"),
+        image_registry=check_registry(registry) if registry is not None else None,
+        node_selector=tuple(parse_key_value("--node-selector", v, label=True)
+                            for v in get("node_selector")),
+        tolerations=tuple(parse_toleration(v) for v in get("toleration")),
+        host_network=not get("no_host_network"), load_balancer=get("load_balancer"),
+        ingress=get("ingress"),
+        service_annotations=tuple(parse_key_value("--service-annotation", v, label=False)
+                                  for v in get("service_annotation")))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from packetwalk.tiers import NodePool
+
 NEEDS_TWO_NODES = "needs 2 schedulable nodes"
 # Taint effects that keep our pods off a node. PreferNoSchedule only lowers a score.
 BLOCKING_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
@@ -47,8 +49,10 @@ class Placement:
         return None
 
 
-def is_schedulable(node: dict) -> bool:
-    """Ready, not cordoned, and no taint that keeps ordinary pods away.
+def is_schedulable(node: dict, pool: NodePool | None = None) -> bool:
+    """Ready, not cordoned, and no taint that keeps our pods away; with a `pool`
+    (--node-selector, --toleration), also carrying its labels, and taints it
+    tolerates no longer keep them away.
 
     `node` is the API object as a plain dict (ApiClient.sanitize_for_serialization),
     so this stays pure and testable without a cluster.
@@ -56,7 +60,10 @@ def is_schedulable(node: dict) -> bool:
     spec = node.get("spec") or {}
     if spec.get("unschedulable"):
         return False
-    if any(t.get("effect") in BLOCKING_TAINT_EFFECTS for t in spec.get("taints") or []):
+    if pool is not None and not pool.matches((node.get("metadata") or {}).get("labels") or {}):
+        return False
+    if any(t.get("effect") in BLOCKING_TAINT_EFFECTS and not (pool and pool.tolerated(t))
+           for t in spec.get("taints") or []):
         return False
     conditions = (node.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -79,13 +86,13 @@ def slugify(name: str, limit: int = 40) -> str:
     return slug[:limit].rstrip("-") or "node"
 
 
-def schedulable_nodes(node_dicts: list[dict]) -> list[Node]:
-    """Schedulable nodes sorted by name, each with a unique slug."""
+def schedulable_nodes(node_dicts: list[dict], pool: NodePool | None = None) -> list[Node]:
+    """Schedulable nodes (of `pool`, if given) sorted by name, each with a unique slug."""
     nodes: list[Node] = []
     taken: set[str] = set()
     for raw in sorted(node_dicts, key=lambda n: n["metadata"]["name"]):
         ip = internal_ip(raw)
-        if not is_schedulable(raw) or ip is None:
+        if not is_schedulable(raw, pool) or ip is None:
             continue
         slug = slugify(raw["metadata"]["name"])
         if slug in taken:

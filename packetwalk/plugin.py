@@ -39,6 +39,7 @@ from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
+from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopFailure
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
@@ -108,12 +109,13 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         before = report_plugin.load_baseline(options.baseline)
         target = choose_target(options.kubeconfig, options.context, dict(os.environ), Path.home())
-        configuration, facts = connect(target, run.namespace)
+        configuration, facts = connect(target, run.namespace, options.pool)
         nodes = choose_nodes(list(facts.nodes), list(options.nodes) if options.nodes else None)
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
                   options=options)
+    state.notes.append(f"placement: {facts.pool}")
     config.stash[STATE] = state
     if options.html:
         config.option.self_contained_html = True  # one file a reviewer can open anywhere
@@ -205,18 +207,23 @@ class Controller:
             if swept:
                 state.notes.append(f"swept namespaces of dead runs: {', '.join(swept)}")
             for name in swept:  # their lock files, if they ran on this host
-                remove_lock(name.removeprefix("pw-").removesuffix("-peer"), POLICY_LOCK)
+                remove_lock(name.removeprefix("pw-").split("-")[0], POLICY_LOCK)
             secret = _read_pull_secret(options.image_pull_secret)
-            debug_image = options.debug_image if options.capture_packets else None
-            objects = plan(state.run, state.nodes, options.image, secret, debug_image)
+            debug_image = options.capture_image if options.capture_packets else None
+            objects = plan(state.run, state.nodes, options.pod_image, secret, debug_image,
+                           exposure=options.exposure, host_network=options.host_network,
+                           pool=options.pool)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
-                                       options.image, secret, options.ready_timeout,
+                                       options.pod_image, secret, options.ready_timeout,
                                        debug_image, objects=objects)
-            if options.capture_packets and DEBUG in state.inventory.errors:
+            if options.capture_packets and state.inventory.unusable(DEBUG):
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
-                                   f"{state.inventory.errors[DEBUG]}")
+                                   f"{state.inventory.unusable(DEBUG)}")
+            for group, why in sorted(state.inventory.skips.items()):
+                if group != DEBUG and not why.startswith(NOT_REQUESTED):
+                    state.notes.append(f"{group} tests skip: {why}")
             state.heartbeat.start()
             took = time.monotonic() - started
             unusable = sorted(set(state.inventory.errors) - {DEBUG})

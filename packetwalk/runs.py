@@ -1,8 +1,10 @@
 """A run's footprint in the cluster: its namespaces, their liveness marks,
 their deletion, and the sweep of namespaces left by runs that died.
 
-Every object a run creates lives in its two namespaces, pw-<run> and
-pw-<run>-peer, so deleting those two deletes everything.
+Every object a run creates lives in its namespaces, pw-<run> and pw-<run>-peer
+(Pod Security restricted) and, only when hostNetwork or capture pods are
+planned, pw-<run>-host (privileged). All carry the run's labels, so deleting
+the namespaces with those labels deletes everything.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ class Run:
     def peer_namespace(self) -> str:
         """A second namespace, for NetworkPolicy namespaceSelector tests."""
         return f"pw-{self.id}-peer"
+
+    @property
+    def host_namespace(self) -> str:
+        """hostNetwork and --capture-packets pods: the only privileged namespace."""
+        return f"pw-{self.id}-host"
 
     @property
     def selector(self) -> str:
@@ -187,7 +194,8 @@ def mark_kept(api: ApiClient, run: Run) -> None:
 
 
 class Heartbeat:
-    """Refreshes the run's heartbeat annotation while the controller lives."""
+    """Refreshes the run's heartbeat annotation while the controller lives, on every
+    namespace carrying the run's labels (two or three)."""
 
     def __init__(self, api: ApiClient, run: Run):
         self._api, self._run = api, run
@@ -205,7 +213,8 @@ class Heartbeat:
         core = CoreV1Api(self._api)
         while not self._stop.wait(HEARTBEAT_EVERY):
             patch = {"metadata": {"annotations": liveness_annotations()}}
-            for name in (self._run.namespace, self._run.peer_namespace):
-                # A missed beat is simply retried next time.
-                with contextlib.suppress(Exception):
-                    core.patch_namespace(name, patch, _request_timeout=API_TIMEOUT)
+            # A missed beat is simply retried next time.
+            with contextlib.suppress(Exception):
+                for name in run_namespaces(self._api, self._run):
+                    with contextlib.suppress(Exception):
+                        core.patch_namespace(name, patch, _request_timeout=API_TIMEOUT)

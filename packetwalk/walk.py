@@ -74,6 +74,11 @@ class Walk:
         """The Service in front of exactly the placement's server."""
         return self.inventory.server_service(self.placement.server)
 
+    @property
+    def node_port_service(self) -> Service:
+        """The NodePort Service in front of exactly the placement's server."""
+        return self.inventory.node_port_service(self.placement.server)
+
     def host(self, role: str) -> Pod:
         """The hostNetwork pod (the node itself) where `role` runs."""
         return self._on("host", getattr(self.placement, role))

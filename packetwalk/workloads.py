@@ -1,9 +1,17 @@
 """The run's workloads: rendered from manifests/, created once, awaited, inventoried.
 
-Per placement node (at most two): a server, a client and a hostNetwork pod,
-plus one Service per server. Then a Service over all servers, a headless one,
-and the NetworkPolicy pods. The count depends on the node count only, never
-on how many tests run.
+Per placement node (at most two): a server and a client pod (namespace
+pw-<run>, Pod Security restricted), a hostNetwork pod (pw-<run>-host,
+privileged; not with --no-host-network), and one ClusterIP and two NodePort
+Services per server. Then a Service over all servers, a headless one, and the
+NetworkPolicy pods. The LoadBalancer Service and the Ingress only when asked
+(--load-balancer, --ingress). The count depends on the node count and the
+options only, never on how many tests run.
+
+Objects come in groups (inventory.py) that fail independently. An object the
+cluster refuses at creation (admission, Pod Security, a webhook: a 4xx) skips
+the tests of its group with the API's reason; a pod that never becomes Ready
+is the cluster breaking, and their tests ERROR.
 
 What was deployed is taken as an Inventory (inventory.py), the plain data
 tests read.
@@ -25,20 +33,37 @@ from packetwalk.inventory import (
     CORE,
     DEBUG,
     HOST,
+    INGRESS,
+    LOAD_BALANCER,
+    NODE_PORT,
     POLICY,
     Inventory,
     Pod,
     Service,
     WorkloadError,
+    node_port_service_name,
     pod_name,
     server_service_name,
 )
+from packetwalk.offers import ingress_classes, ingress_manifest
 from packetwalk.placement import Node, used_nodes
 from packetwalk.runs import Run, liveness_annotations
+from packetwalk.tiers import (
+    DEFAULT_IMAGE,
+    DEFAULT_POOL,
+    NO_EXPOSURE,
+    NOT_REQUESTED_HOST,
+    NOT_REQUESTED_INGRESS,
+    NOT_REQUESTED_LB,
+    PSA_LEVEL,
+    RESTRICTED,
+    Exposure,
+    NodePool,
+)
+from packetwalk.tiers import HOST_NETWORK as HOST_TIER
 from packetwalk.waiting import WaitTimeout, wait_for
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
-DEFAULT_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 HTTP_PORT, UDP_PORT = 8080, 8081
 # hostNetwork netexec listens on the node itself, in 18080-18879: clear of
 # kubelet, kube-proxy, etcd and the NodePort range. Each run takes its own pair
@@ -81,16 +106,25 @@ def _netexec_pod(run: Run, name: str, role: str, node: Node, image: str, *,
                   UDP_PORT=host_ports(run)[1] if host_network else UDP_PORT)[0]
 
 
+def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
+    namespace = render("namespace.yaml", NAME=name, RUN=run.id, ROLE=role,
+                       LEVEL=PSA_LEVEL[tier])[0]
+    namespace["metadata"]["annotations"] = liveness_annotations()
+    return namespace
+
+
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
-         pull_secret: bytes | None = None,
-         debug_image: str | None = None) -> list[tuple[str, dict]]:
+         pull_secret: bytes | None = None, debug_image: str | None = None, *,
+         exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
+         pool: NodePool = DEFAULT_POOL) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
-    `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node."""
+    `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
+    `host_network` False plans no hostNetwork pod; `exposure` says whether a
+    LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
+    puts a node selector and tolerations on every pod."""
     objects: list[tuple[str, dict]] = []
     for name, role in ((run.namespace, "main"), (run.peer_namespace, "peer")):
-        namespace = render("namespace.yaml", NAME=name, RUN=run.id, ROLE=role)[0]
-        namespace["metadata"]["annotations"] = liveness_annotations()
-        objects.append((CORE, namespace))
+        objects.append((CORE, _namespace(run, name, role, RESTRICTED)))
         if pull_secret is not None:
             objects.append((CORE, _pull_secret(run, name, pull_secret)))
     placed = used_nodes(nodes)
@@ -98,16 +132,18 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
         objects += [
             (CORE, _netexec_pod(run, pod_name("server", node), "server", node, image)),
             (CORE, _netexec_pod(run, pod_name("client", node), "client", node, image)),
-            (HOST, _netexec_pod(run, pod_name("host", node), "host", node, image,
-                                host_network=True)),
             (CORE, render("service-server.yaml", NAME=server_service_name(node),
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
-            (CORE, render("service-server-local.yaml", NAME=server_service_name(node, local=True),
-                          NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
+            (NODE_PORT, render("service-server-nodeport.yaml", NAME=node_port_service_name(node),
+                               NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
+            (NODE_PORT, render("service-server-local.yaml",
+                               NAME=server_service_name(node, local=True),
+                               NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
         ]
     for manifest in ("service-servers.yaml", "service-servers-headless.yaml",
-                     "service-servers-lb.yaml", "service-servers-affinity.yaml"):
+                     "service-servers-affinity.yaml"):
         objects.append((CORE, render(manifest, NAMESPACE=run.namespace, RUN=run.id)[0]))
+    objects += _exposed(run, exposure)
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
     objects += [
@@ -122,16 +158,63 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
         (POLICY, _netexec_pod(run, "policy-client-peer", "policy-client", client_node, image,
                               namespace=run.peer_namespace, access="peer")),
     ]
-    if debug_image is not None:
-        objects += [(DEBUG, render("pod-debug.yaml", NAME=pod_name("debug", node),
-                                   NAMESPACE=run.namespace, RUN=run.id, NODE=node.name,
-                                   NODE_SLUG=node.slug, IMAGE=debug_image)[0])
-                    for node in placed]
-    if pull_secret is not None:
-        for _, obj in objects:
-            if obj["kind"] == "Pod":
+    objects += _privileged(run, placed, image, pull_secret, debug_image, host_network)
+    for _, obj in objects:
+        if obj["kind"] == "Pod":
+            obj["spec"]["nodeSelector"] = pool.node_selector
+            if pool.tolerations:
+                obj["spec"]["tolerations"] = [t.as_dict() for t in pool.tolerations]
+            if pull_secret is not None:
                 obj["spec"]["imagePullSecrets"] = [{"name": PULL_SECRET}]
     return objects
+
+
+def _exposed(run: Run, exposure: Exposure) -> list[tuple[str, dict]]:
+    """The LoadBalancer Service and the Ingress, each only when asked for. The
+    Ingress's class is the cluster's first, filled in at deploy (see with_ingress_class)."""
+    objects = []
+    annotations = dict(exposure.annotations)
+    if exposure.load_balancer:
+        service = render("service-servers-lb.yaml", NAMESPACE=run.namespace, RUN=run.id)[0]
+        objects.append((LOAD_BALANCER, service))
+    if exposure.ingress:
+        objects.append((INGRESS, ingress_manifest(run.namespace, run.id, None, "servers",
+                                                  HTTP_PORT)))
+    for _, obj in objects:
+        if annotations:
+            obj["metadata"]["annotations"] = dict(annotations)
+    return objects
+
+
+def _privileged(run: Run, placed: list[Node], image: str, pull_secret: bytes | None,
+                debug_image: str | None, host_network: bool) -> list[tuple[str, dict]]:
+    """hostNetwork pods and capture pods, in their own privileged namespace, created
+    only when any is planned: a cluster refusing it refuses only them."""
+    pods: list[tuple[str, dict]] = []
+    if host_network:
+        pods += [(HOST, _netexec_pod(run, pod_name("host", node), "host", node, image,
+                                     namespace=run.host_namespace, host_network=True))
+                 for node in placed]
+    if debug_image is not None:
+        pods += [(DEBUG, render("pod-debug.yaml", NAME=pod_name("debug", node),
+                                NAMESPACE=run.host_namespace, RUN=run.id, NODE=node.name,
+                                NODE_SLUG=node.slug, IMAGE=debug_image)[0])
+                 for node in placed]
+    if not pods:
+        return []
+    first = pods[0][0]  # the namespace fails with the first group that needs it
+    head = [(first, _namespace(run, run.host_namespace, "host", HOST_TIER))]
+    if pull_secret is not None:
+        head.append((first, _pull_secret(run, run.host_namespace, pull_secret)))
+    return head + pods
+
+
+def not_planned(objects: list[tuple[str, dict]]) -> dict[str, str]:
+    """{group: why its tests skip} for the optional groups the plan left out."""
+    planned = {group for group, _ in objects}
+    reasons = {LOAD_BALANCER: NOT_REQUESTED_LB, INGRESS: NOT_REQUESTED_INGRESS,
+               HOST: NOT_REQUESTED_HOST}
+    return {group: why for group, why in reasons.items() if group not in planned}
 
 
 def _pull_secret(run: Run, namespace: str, dockerconfigjson: bytes) -> dict:
@@ -160,26 +243,55 @@ def create(api: ApiClient, obj: dict) -> None:
                                                         _request_timeout=API_TIMEOUT),
         "NetworkPolicy": lambda: net.create_namespaced_network_policy(
             namespace, obj, _request_timeout=API_TIMEOUT),
+        "Ingress": lambda: net.create_namespaced_ingress(namespace, obj,
+                                                         _request_timeout=API_TIMEOUT),
     }
     creators[obj["kind"]]()
 
 
-def deploy(api: ApiClient, objects: list[tuple[str, dict]]) -> dict[str, str]:
-    """Create everything; returns {group: error} for groups that could not be created.
-    A namespace that cannot be created stops the run (ClusterError)."""
+# Statuses that are the API saying no to this object (admission, Pod Security,
+# a webhook, validation, quota), not the API failing: 404, 408, 409 and 429 are not.
+REFUSALS = frozenset(range(400, 500)) - {404, 408, 409, 429}
+
+
+def describe(obj: dict) -> str:
+    """'Service pw-x/servers-lb', 'Namespace pw-x-host'."""
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj['kind']} {where}{meta['name']}"
+
+
+def deploy(api: ApiClient, objects: list[tuple[str, dict]]) -> tuple[dict[str, str],
+                                                                     dict[str, str]]:
+    """Create everything; returns ({group: error}, {group: refusal}). A refusal (the
+    API said no, see REFUSALS) skips the group's tests; another failure errors them.
+    A refused namespace refuses every object in it. The main and peer namespaces
+    (group CORE) must exist: failing to create them stops the run (ClusterError)."""
     errors: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    refused_namespaces: dict[str, str] = {}
     for group, obj in objects:
-        if group in errors:
+        if group in errors or group in refused:
             continue
-        name = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+        namespace = obj["metadata"].get("namespace")
+        if namespace in refused_namespaces:
+            refused[group] = refused_namespaces[namespace]
+            continue
+        name = describe(obj)
         try:
             create(api, obj)
         except ApiException as exc:
             message = _api_message(exc)
-            if obj["kind"] == "Namespace":
+            if obj["kind"] == "Namespace" and group == CORE:
                 raise ClusterError(f"cannot create {name}: {message}") from exc
-            errors[group] = f"creating {name} failed: {message}"
-    return errors
+            if exc.status not in REFUSALS:
+                errors[group] = f"creating {name} failed: {message}"
+            elif obj["kind"] == "Namespace":
+                refused_namespaces[obj["metadata"]["name"]] = \
+                    f"the cluster refused {name}: {message}"
+            else:
+                refused[group] = f"the cluster refused {name}: {message}"
+    return errors, refused
 
 
 def _api_message(exc: ApiException) -> str:
@@ -232,9 +344,11 @@ def _events(core: CoreV1Api, namespace: str, name: str) -> str:
     return " | ".join(f"{e.reason}: {e.message}" for e in recent) or "no events"
 
 
-def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]],
-               timeout: float) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
-    """Wait until every planned pod is Ready or hopeless.
+def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeout: float,
+               given_up: frozenset[str] = frozenset()
+               ) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
+    """Wait until every planned pod (of a group not `given_up`: not created) is Ready
+    or hopeless.
 
     Returns (ready pods by name as dicts, {group: error}, {pod name: image pull
     failure}). An error names the pod, its node, its state and its last events:
@@ -242,12 +356,13 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]],
     """
     core = CoreV1Api(api)
     wanted = {obj["metadata"]["name"]: (group, obj) for group, obj in objects
-              if obj["kind"] == "Pod"}
+              if obj["kind"] == "Pod" and group not in given_up}
+    namespaces = sorted({obj["metadata"]["namespace"] for _, obj in wanted.values()})
     seen: dict[str, dict] = {}
     errors: dict[str, str] = {}
 
     def poll() -> bool:
-        for namespace in (run.namespace, run.peer_namespace):
+        for namespace in namespaces:
             for pod in core.list_namespaced_pod(namespace, label_selector=run.selector,
                                                 _request_timeout=API_TIMEOUT).items:
                 seen[pod.metadata.name] = api.sanitize_for_serialization(pod)
@@ -317,10 +432,13 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
 
 def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
                    objects: list[tuple[str, dict]], ready: dict[str, dict],
-                   services: list[dict], errors: dict[str, str]) -> Inventory:
+                   services: list[dict], errors: dict[str, str],
+                   skips: dict[str, str] | None = None) -> Inventory:
     """Assemble the Inventory from ready pods and created Services (pure)."""
+    host = any(o["metadata"].get("namespace") == run.host_namespace for _, o in objects)
     inventory = Inventory(run.id, run.namespace, run.peer_namespace, list(nodes), dns_ip,
-                          errors=dict(errors))
+                          errors=dict(errors), skips=dict(skips or {}),
+                          host_namespace=run.host_namespace if host else "")
     for group, obj in objects:
         if obj["kind"] != "Pod":
             continue
@@ -359,15 +477,32 @@ def list_services(api: ApiClient, run: Run) -> list[dict]:
     return [api.sanitize_for_serialization(s) for s in items]
 
 
-def check_image_pulled(objects: list[tuple[str, dict]], pulls: dict[str, str], image: str) -> None:
-    """Raise ImageUnavailable when every suite pod (not the optional capture pods)
-    waits on its image: a wrong --image or a missing pull secret is said once, not
-    once per test. Some pods pulling is a cluster fault: their tests error instead."""
+def check_image_pulled(objects: list[tuple[str, dict]], pulls: dict[str, str], image: str,
+                       given_up: frozenset[str] = frozenset()) -> None:
+    """Raise ImageUnavailable when every suite pod (not the optional capture pods, nor
+    those of groups `given_up`: never created) waits on its image: a wrong --image or
+    a missing pull secret is said once, not once per test. Some pods pulling is a
+    cluster fault: their tests error instead."""
     suite_pods = {obj["metadata"]["name"] for group, obj in objects
-                  if obj["kind"] == "Pod" and group != DEBUG}
+                  if obj["kind"] == "Pod" and group != DEBUG and group not in given_up}
     if suite_pods and suite_pods <= set(pulls):
         raise ImageUnavailable(f"image {image} cannot be pulled on any node under test "
                                f"({pulls[min(suite_pods)]}); see --image and --image-pull-secret")
+
+
+def with_ingress_class(api: ApiClient, objects: list[tuple[str, dict]]
+                       ) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+    """The planned Ingress gets the cluster's first IngressClass (by name); without
+    one it is not created, and its test skips saying so."""
+    if not any(group == INGRESS for group, _ in objects):
+        return objects, {}
+    classes, why_not = ingress_classes(api)
+    if not classes:
+        return [(g, o) for g, o in objects if g != INGRESS], {INGRESS: why_not}
+    for group, obj in objects:
+        if group == INGRESS:
+            obj["spec"]["ingressClassName"] = classes[0]
+    return objects, {}
 
 
 def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, image: str,
@@ -375,11 +510,16 @@ def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, im
              debug_image: str | None = None, objects: list | None = None) -> Inventory:
     """Deploy, wait, inventory: the whole controller-side setup of a run."""
     objects = objects or plan(run, nodes, image, pull_secret, debug_image)  # the caller's plan
-    errors = deploy(api, objects)
-    ready, not_ready, pulls = await_pods(api, run, objects, ready_timeout)
-    check_image_pulled(objects, pulls, image)
+    skips = not_planned(objects)
+    objects, unoffered = with_ingress_class(api, objects)
+    skips.update(unoffered)
+    errors, refused = deploy(api, objects)
+    skips.update(refused)
+    given_up = frozenset(errors) | frozenset(skips)
+    ready, not_ready, pulls = await_pods(api, run, objects, ready_timeout, given_up)
+    check_image_pulled(objects, pulls, image, given_up)
     errors.update({g: e for g, e in not_ready.items() if g not in errors})
     inventory = take_inventory(run, nodes, dns_ip, objects, ready, list_services(api, run),
-                               errors)
+                               errors, skips)
     await_endpoints(api, inventory, timeout=30)
     return inventory

@@ -1,7 +1,8 @@
 """LoadBalancer: the Service's external address answers from the vantage point.
 
-Tested only when the cluster offers load balancers (the Service gets an
-address); otherwise skipped with that reason.
+Only with --load-balancer (the Service may get a public address). Tested when
+the cluster offers load balancers (the Service gets an address); otherwise,
+or when the cluster refused the Service, skipped with that reason.
 """
 
 import pytest

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.hop("node_port_external_cluster")
 def test_node_port_external_cluster(outside):
-    service = outside.server_service
+    service = outside.node_port_service
     node = outside.entry_node
     to = outside.node_port(service, node, "tcp")
     outside.expect(outside.ask(outside.vantage, to, "hostname", answer=outside.server.name))

@@ -52,8 +52,12 @@ def test_pods_are_pinned_and_host_pods_use_free_ports():
         "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms[0]["matchFields"][0]["values"] == ["pw-worker2"]
     assert objects["policy-server"][0] == POLICY and objects["server-pw-worker"][0] == CORE
-    assert objects[RUN.namespace][1]["metadata"]["labels"][
+    # Only the host namespace is privileged (issue 11: tiers); main and peer are restricted.
+    assert objects[RUN.host_namespace][1]["metadata"]["labels"][
         "pod-security.kubernetes.io/enforce"] == "privileged"
+    assert host["metadata"]["namespace"] == RUN.host_namespace
+    assert objects[RUN.namespace][1]["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_inventory_roundtrip_and_group_errors():
