@@ -1,9 +1,10 @@
-"""The `packetwalk` command. Today it drives the lab; suites run through pytest."""
+"""The `packetwalk` command: the lab, and the images a run may use; suites run through pytest."""
 
 import argparse
 import sys
 
 from .lab.errors import LabError
+from .tiers import DEFAULT_IMAGE, check_registry, run_images
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,11 +22,35 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--node", help="the node, for per-node faults (default: the first worker)")
     fault.add_argument("--list", action="store_true", help="list the faults and exit")
     verbs.add_parser("heal", help="undo every active fault")
+    tag = verbs.add_parser("import-image", help="make an image of the lab known under another "
+                                                "name on every node (e.g. a mirror's)")
+    tag.add_argument("src", help="an image the lab has, e.g. registry.k8s.io/e2e-test-images/agnhost:2.66.1")
+    tag.add_argument("dst", help="its new name, e.g. mirror.example/pw/e2e-test-images/agnhost:2.66.1")
+    images = sub.add_parser("images", help="every image a run may use, per tier, one per line "
+                                           "(`TIER IMAGE`), to mirror for air-gapped clusters")
+    images.add_argument("--image-registry", metavar="HOST/PATH",
+                        help="print the names as pulled from this registry (its host replaces "
+                             "each image's registry host; the path is kept)")
+    images.add_argument("--image", default=DEFAULT_IMAGE, help="as the suites' --image")
+    images.add_argument("--debug-image", default=DEFAULT_IMAGE, help="as the suites' --debug-image")
     return p
+
+
+def _images(args: argparse.Namespace) -> int:
+    try:
+        registry = check_registry(args.image_registry) if args.image_registry is not None else None
+    except ValueError as exc:
+        print(f"packetwalk: {exc}", file=sys.stderr)
+        return 2
+    for tier, image in run_images(args.image, args.debug_image, registry):
+        print(f"{tier} {image}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.area == "images":
+        return _images(args)
     from .lab import cluster, paths  # imported late: --help needs none of it
 
     try:
@@ -45,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             from .lab import faults
             healed = faults.heal()
             print("healed: " + (", ".join(healed) if healed else "nothing was broken"))
+        elif args.verb == "import-image":
+            print(f"{args.dst}: on {', '.join(cluster.import_image(args.src, args.dst))}")
         elif args.verb == "kubeconfig":
             if not paths.KUBECONFIG.exists():
                 raise LabError("the lab is down: run `packetwalk lab up`")

@@ -265,6 +265,25 @@ def _remove_run_dir() -> None:
     shutil.rmtree(paths.RUN_DIR, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- images
+
+def import_image(src: str, dst: str) -> list[str]:
+    """Make `src` (an image the lab imported) known under `dst` too, on every node's
+    containerd: what mirroring it into a registry would do, for --image-registry runs
+    on a lab that has no registry. Returns the nodes it was tagged on."""
+    preflight.require_root()
+    state = load()
+    if not state.procs:
+        raise LabError("the lab is down: run `packetwalk lab up`")
+    tagged = []
+    for n in node_list(state.workers):
+        run([str(paths.BIN_DIR / "ctr"), "--address", components.containerd_socket(n),
+             "-n", "k8s.io", "images", "tag", "--force", src, dst],
+            f"tagging {src} as {dst} on {n.name}")
+        tagged.append(n.name)
+    return tagged
+
+
 # ---------------------------------------------------------------- status
 
 def status() -> str:
