@@ -146,9 +146,10 @@ def build_pause(c: Component) -> None:
 
 
 FLANNEL = "github.com/flannel-io/flannel"
-# flannel v0.28.x requires tencentcloud-sdk-go common v1.3.79 (for its tencentvpc
+# flannel v0.28.4 requires tencentcloud-sdk-go common v1.3.79 (for its tencentvpc
 # backend, linked in though the lab never uses it), which the module proxy refuses
 # (403 "not available"); the nearest newer version it serves is required instead.
+# v0.28.10 requires v1.3.190 itself, which Go's version selection keeps.
 FLANNEL_BUMPS = {"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common": "v1.3.103"}
 
 
