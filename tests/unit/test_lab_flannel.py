@@ -19,7 +19,7 @@ WORKER = topology.nodes(2)[1]
 
 
 def test_flannel_is_a_cni_and_the_shared_module_is_not():
-    assert names() == ["bridge", "flannel"]
+    assert {"bridge", "flannel"} <= set(names()) and "-policy" not in names()
     assert cni_named("flannel") is flannel.CNI and flannel.CNI.name == "flannel"
 
 
@@ -124,4 +124,5 @@ def test_status_names_the_cni_and_its_versions():
 def test_an_unknown_cni_is_one_line_listing_the_choices(capsys):
     assert cli.main(["lab", "up", "--cni", "calico"]) == 1
     err = capsys.readouterr().err
-    assert err == "packetwalk: unknown CNI 'calico'; known: bridge, flannel\n"
+    assert err == f"packetwalk: unknown CNI 'calico'; known: {', '.join(names())}\n"
+    assert "bridge" in err and "flannel" in err
