@@ -14,6 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs = lab.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="build what is missing and start the cluster")
     up.add_argument("--workers", type=int, default=2, help="schedulable worker nodes (default 2)")
+    _cni_option(up)
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -47,6 +48,15 @@ def _images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cni_option(up: argparse.ArgumentParser) -> None:
+    from .lab.cni import DEFAULT_CNI, names  # the CNIs are the modules in lab/cni/
+
+    # Not argparse choices: an unknown name gets the lab's own one-line error.
+    up.add_argument("--cni", default=DEFAULT_CNI, metavar="NAME",
+                    help=f"the pod network: {', '.join(names())} (default {DEFAULT_CNI}); "
+                         "another than the running lab's needs `packetwalk lab down` first")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.area == "images":
@@ -55,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verb == "up":
-            cluster.up(workers=args.workers)
+            cluster.up(workers=args.workers, cni=args.cni)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":

@@ -145,6 +145,25 @@ def build_pause(c: Component) -> None:
     go(["build", "-trimpath", "-ldflags", STATIC, "-o", str(paths.BIN_DIR / "pause"), "."], work)
 
 
+FLANNEL = "github.com/flannel-io/flannel"
+# flannel v0.28.4 requires tencentcloud-sdk-go common v1.3.79 (for its tencentvpc
+# backend, linked in though the lab never uses it), which the module proxy refuses
+# (403 "not available"); the nearest newer version it serves is required instead.
+# v0.28.10 requires v1.3.190 itself, which Go's version selection keeps.
+FLANNEL_BUMPS = {"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common": "v1.3.103"}
+
+
+def build_flannel(c: Component) -> None:
+    """flanneld is the module's root package; `go install` would name it `flannel`,
+    so a wrapper module requires it as a tool and `go build -o` names it as the
+    DaemonSet's image does. On amd64 it needs cgo: the UDP backend, linked in
+    unconditionally, is C there (upstream's Makefile turns cgo on for amd64 too)."""
+    work = wrapper_module(c.name, {FLANNEL: c.version, **FLANNEL_BUMPS}, f"tool {FLANNEL}\n")
+    ld = f"{STATIC} -X {FLANNEL}/pkg/version.Version={c.version}"
+    go(["build", "-trimpath", "-ldflags", ld, "-o", str(paths.BIN_DIR / "flanneld"), FLANNEL], work, c.name,
+       cgo=True)
+
+
 def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "", cgo: bool = False
                ) -> Callable[[Component], None]:
     def build(c: Component) -> None:
@@ -186,10 +205,11 @@ COMPONENTS = (
         ("kube-router",),
         go_install(["github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"]),
     ),
+    Component("flannel", versions.FLANNEL, ("flanneld",), build_flannel),
     Component("kube", versions.KUBERNETES, ("kube", "agnhost", "kubectl"), build_kube),
 )
 # Built only for a CNI that names them in its `builds` (cni/).
-FOR_CNI = frozenset({"kube-router"})
+FOR_CNI = frozenset({"kube-router", "flannel"})
 
 
 def build_all(log: Callable[[str], None] = print,

@@ -71,9 +71,10 @@ def node_list(workers: int) -> list[t.Node]:
 # ---------------------------------------------------------------- up
 
 def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
+    net = cni_named(cni)  # bad input first: one line, nothing touched
     preflight.check()
+    _refuse_switch(load(), net.name)
     started = time.monotonic()
-    net = cni_named(cni)
     # Build first: a broken build must fail before anything running is touched.
     spent = build.build_all(log, net.builds)
     if spent:
@@ -109,6 +110,14 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
         f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")
     log(f"kubeconfig: {paths.KUBECONFIG}")
+
+
+def _refuse_switch(state: State, wanted: str) -> None:
+    """A lab on another CNI is never switched in place: a half-switched network
+    (some nodes on each) would pass for neither."""
+    if state.procs and state.cni != wanted:
+        raise LabError(f"the lab runs the {state.cni} CNI; to switch to {wanted}: "
+                       f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted}`")
 
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
@@ -286,13 +295,17 @@ def import_image(src: str, dst: str) -> list[str]:
 
 # ---------------------------------------------------------------- status
 
+def cni_line(name: str) -> str:
+    extra = cni_named(name).versions()
+    return f"CNI: {name}" + (f" ({extra})" if extra else "")
+
+
 def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
-    extra = cni_named(state.cni).versions()
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-             f"CoreDNS {versions.COREDNS}" + (f", {extra}" if extra else "")), "", "components:"]
+              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
     try:

@@ -77,15 +77,13 @@ def _kube_proxy_back(state: State, node: t.Node) -> None:
 
 # ---------------------------------------------------------------- cross-node-route
 
+# How the other nodes reach a node's pods is the CNI's: a static route on bridge.
 def _drop_pod_route(state: State, node: t.Node) -> None:
-    cidr = cluster.pod_cidrs()[node.name]
-    for other in cluster.node_list(state.workers):
-        if other.name != node.name:
-            network.ip("route", "del", cidr, ns=other.name, check=False)
+    _cni(state).cut_off(cluster.node_list(state.workers), cluster.pod_cidrs(), node)
 
 
 def _restore_pod_routes(state: State, node: t.Node) -> None:
-    _cni(state).after_cidrs(cluster.node_list(state.workers), cluster.pod_cidrs())
+    _cni(state).reconnect(cluster.node_list(state.workers), cluster.pod_cidrs(), node)
 
 
 # ---------------------------------------------------------------- egress-masquerade
@@ -244,10 +242,11 @@ def inject(name: str, node: str | None = None) -> str:
     if node is not None and not fault.per_node:
         raise LabError(f"fault {name} is cluster-wide; it takes no --node")
     fault.inject(state, target)
+    symptom = _cni(state).fault_symptoms.get(name, fault.symptom)
     state = load()  # inject may have started or stopped processes
     state.faults[name] = {"node": target.name if fault.per_node else ""}
     state.save()
-    return f"{name}: {fault.symptom}" + (f" [{target.name}]" if fault.per_node else "")
+    return f"{name}: {symptom}" + (f" [{target.name}]" if fault.per_node else "")
 
 
 def heal() -> list[str]:

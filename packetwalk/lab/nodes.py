@@ -19,6 +19,7 @@ PRIVATE_PATHS = (
     "/var/lib/kubelet", "/var/lib/containerd", "/run/containerd", "/etc/cni/net.d",
     "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/run/netns", "/run/nri",
     "/var/lib/kube-router", "/etc/kubernetes",
+    "/run/flannel", "/etc/kube-flannel",  # flanneld's subnet.env and net-conf.json
 )
 
 

@@ -13,6 +13,9 @@ RUNC = "v1.5.2"  # containerd v2.4.2 script/setup/runc-version
 COREDNS = "v1.14.6"
 # The only kube-router on the module proxy here; used in firewall-only mode.
 KUBE_ROUTER = "v2.1.0"
+# flanneld (VXLAN, kube-subnet-mgr). v0.28.10 is also on the proxy: the upgrade target.
+FLANNEL = "v0.28.4"
+FLANNEL_UPGRADE = "v0.28.10"
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
 COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS}"

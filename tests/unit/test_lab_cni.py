@@ -5,7 +5,7 @@ import json
 import pytest
 
 from packetwalk.lab import build, faults, topology
-from packetwalk.lab.cni import DEFAULT_CNI, bridge, cni_named, names
+from packetwalk.lab.cni import DEFAULT_CNI, _policy, bridge, cni_named, names
 from packetwalk.lab.errors import LabError
 from packetwalk.lab.state import State
 
@@ -30,7 +30,7 @@ def test_bridge_conflist_is_unchanged():
 
 
 def test_kube_router_runs_firewall_only():
-    argv = bridge.kube_router(topology.nodes(2)[1])
+    argv = _policy.kube_router(topology.nodes(2)[1])
     assert argv[1:] == [
         "--kubeconfig=/var/lib/packetwalk/kubeconfig", "--hostname-override=pw-worker",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",

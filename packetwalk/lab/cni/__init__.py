@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import LabError
 
@@ -28,6 +28,8 @@ class Cni:
     builds: tuple[str, ...] = ()  # names in build.COMPONENTS it needs beyond the cluster's own
     # The lab faults that break what this CNI does the way the self-check expects.
     faults_supported: frozenset[str] = frozenset()
+    # A fault whose symptom on this CNI differs from faults.FAULTS' wording: name -> symptom.
+    fault_symptoms: ClassVar[dict[str, str]] = {}
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""
@@ -45,6 +47,14 @@ class Cni:
         """Stop the agents and remove what they programmed. policy-enforcer-down does
         this, so a CNI whose agents also route leaves that fault out of faults_supported."""
 
+    def cut_off(self, nodes: list[Node], cidrs: dict[str, str], node: Node) -> None:
+        """cross-node-route: the other nodes lose their way to node's pods."""
+        raise NotImplementedError
+
+    def reconnect(self, nodes: list[Node], cidrs: dict[str, str], node: Node) -> None:
+        """Undo cut_off."""
+        raise NotImplementedError
+
     def set_hairpin(self, nodes: list[Node], cidrs: dict[str, str], on: bool) -> None:
         """hairpin-off: pods can (no longer) reach themselves through their Service."""
         raise NotImplementedError
@@ -55,7 +65,8 @@ class Cni:
 
 
 def names() -> list[str]:
-    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__))
+    # A module named _x holds what several CNIs share; it is no CNI.
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def cni_named(name: str) -> Cni:

@@ -6,19 +6,17 @@ and kube-router in firewall-only mode as the NetworkPolicy enforcer.
 from __future__ import annotations
 
 import json
-import subprocess
 
 from .. import paths, versions
 from .. import topology as t
-from ..components import BIN, admin_kubeconfig
 from ..network import ip
-from ..processes import in_netns, run, start, stop_component
+from ..processes import in_netns, run
 from ..state import State
 from . import Cni
+from ._policy import start_enforcer, stop_enforcer
 
 CONFLIST = "10-packetwalk.conflist"
 BRIDGE = "cni0"
-KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
 
 
 def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
@@ -38,16 +36,6 @@ def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
     }, indent=1)
 
 
-def kube_router(node: t.Node) -> list[str]:
-    # Firewall only: routing is the lab's job and Services are kube-proxy's.
-    return [
-        str(BIN / "kube-router"), f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
-        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
-        "--enable-ipv4=true", "--enable-ipv6=false", f"--service-cluster-ip-range={t.SERVICE_CIDR}",
-        "--health-port=20244", "--v=1",
-    ]
-
-
 def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
     """Routes to each node's pod CIDR via its node IP, in every other node and the host."""
     for n in nodes:
@@ -57,6 +45,14 @@ def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
     for n in nodes:
         if n.name in cidrs:
             ip("route", "replace", cidrs[n.name], "via", str(n.ip))
+
+
+def hairpin_ports(node: t.Node, on: bool) -> None:
+    """Switch hairpin on the running pods' ports of the node's bridge."""
+    for line in ip("-o", "link", "show", "master", BRIDGE, ns=node.name, check=False).splitlines():
+        port = line.split(":")[1].strip().split("@")[0]
+        run(in_netns(node.name) + ["bridge", "link", "set", "dev", port,
+             "hairpin", "on" if on else "off"], f"hairpin on {node.name}/{port}")
 
 
 def _write_conflist(node: t.Node, pod_cidr: str, hairpin: bool = True) -> None:
@@ -79,25 +75,25 @@ class Bridge(Cni):
         route_pod_cidrs(nodes, cidrs)
 
     def start(self, state: State, node: t.Node) -> None:
-        start(state, node.name, "kube-router", kube_router(node))
+        start_enforcer(state, node)
 
     def stop(self, state: State, node: t.Node) -> None:
-        stop_component(state, "kube-router", node.name)
-        # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
-        saved = run(in_netns(node.name) + ["iptables-save", "-t", "filter"], "iptables-save")
-        kept = [line for line in saved.splitlines() if not any(c in line for c in KUBE_ROUTER_CHAINS)]
-        subprocess.run(in_netns(node.name) + ["iptables-restore", "-w"],
-                       input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
+        stop_enforcer(state, node)
+
+    def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+        for other in nodes:
+            if other.name != node.name:
+                ip("route", "del", cidrs[node.name], ns=other.name, check=False)
+
+    def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+        route_pod_cidrs(nodes, cidrs)
 
     def set_hairpin(self, nodes: list[t.Node], cidrs: dict[str, str], on: bool) -> None:
         """The CNI config without hairpinMode, as on a cluster set up that way: new pods
         get it too. Existing pods' bridge ports are switched the same way."""
         for n in nodes:
             _write_conflist(n, cidrs[n.name], hairpin=on)
-            for line in ip("-o", "link", "show", "master", BRIDGE, ns=n.name, check=False).splitlines():
-                port = line.split(":")[1].strip().split("@")[0]
-                run(in_netns(n.name) + ["bridge", "link", "set", "dev", port,
-                     "hairpin", "on" if on else "off"], f"hairpin on {n.name}/{port}")
+            hairpin_ports(n, on)
 
     def versions(self) -> str:
         return f"kube-router {versions.KUBE_ROUTER}"

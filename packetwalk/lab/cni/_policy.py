@@ -1,0 +1,40 @@
+"""kube-router in firewall-only mode: the NetworkPolicy enforcer beside a CNI
+that enforces none (the bridge plugin, flannel: the "canal-like" pairing).
+
+A module whose name starts with "_" is no CNI of its own (cni.names skips it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from .. import topology as t
+from ..components import BIN, admin_kubeconfig
+from ..processes import in_netns, run, start, stop_component
+from ..state import State
+
+COMPONENT = "kube-router"
+CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+
+
+def kube_router(node: t.Node) -> list[str]:
+    # Firewall only: routing is the CNI's job and Services are kube-proxy's.
+    return [
+        str(BIN / "kube-router"), f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
+        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+        "--enable-ipv4=true", "--enable-ipv6=false", f"--service-cluster-ip-range={t.SERVICE_CIDR}",
+        "--health-port=20244", "--v=1",
+    ]
+
+
+def start_enforcer(state: State, node: t.Node) -> None:
+    start(state, node.name, COMPONENT, kube_router(node))
+
+
+def stop_enforcer(state: State, node: t.Node) -> None:
+    stop_component(state, COMPONENT, node.name)
+    # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
+    saved = run(in_netns(node.name) + ["iptables-save", "-t", "filter"], "iptables-save")
+    kept = [line for line in saved.splitlines() if not any(c in line for c in CHAINS)]
+    subprocess.run(in_netns(node.name) + ["iptables-restore", "-w"],
+                   input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
