@@ -17,6 +17,7 @@ from . import (
     info,
     network,
     nodes,
+    outside,
     paths,
     pki,
     preflight,
@@ -190,10 +191,9 @@ def _addons() -> None:
 
 
 def _outside_server(state: State) -> None:
-    """The outside world's one host: agnhost netexec, whose /clientip shows the source it sees."""
-    p = start(state, t.OUTSIDE_NS, "netexec",
-              [str(paths.BIN_DIR / "agnhost"), "netexec", f"--http-port={t.OUTSIDE_HTTP_PORT}",
-               "--udp-port=-1"], netns_only=True)
+    """The outside world's one host, unprivileged: every path answers the source it sees."""
+    network.sysctl(t.OUTSIDE_NS, *outside.UNPRIVILEGED_PORT_SYSCTL)
+    p = start(state, t.OUTSIDE_NS, outside.PROC_NAME, outside.server_argv(), netns_only=True)
     check_running(p, grace=0.5)
 
 
