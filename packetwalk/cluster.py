@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
+import yaml
 from kubernetes import config as kubeconfig
 from kubernetes.client import (
     ApiClient,
@@ -73,6 +74,25 @@ def choose_target(kubeconfig_opt: str | None, context: str | None,
                        f"(or bring the lab up: `lab up` of the packetwalk command{unusable})")
 
 
+# What the kubernetes client raises for a kubeconfig that is not one: not YAML,
+# or YAML of the wrong shape (it indexes into whatever it finds).
+UNUSABLE = (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError,
+            AttributeError, IndexError)
+
+
+def _first_line(exc: Exception) -> str:
+    """Why a kubeconfig is unusable, in one line."""
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return f"not YAML ({getattr(exc, 'problem', None) or exc}{where})"
+    if isinstance(exc, (TypeError, KeyError, AttributeError, IndexError)):
+        return ("not a kubeconfig (clusters, contexts and users must be lists of named "
+                f"entries: {type(exc).__name__} {exc})")
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def load_configuration(target: Target) -> Configuration:
     """A client Configuration for `target`, with unknown contexts named clearly."""
     configuration = Configuration()
@@ -84,8 +104,8 @@ def load_configuration(target: Target) -> Configuration:
             raise ClusterError(f"kubeconfig {target.kubeconfig} ({target.source}) does not exist")
         try:
             contexts, _ = kubeconfig.list_kube_config_contexts(config_file=target.kubeconfig)
-        except ConfigException as exc:
-            raise ClusterError(f"kubeconfig {target.kubeconfig} is unusable: {exc}") from exc
+        except UNUSABLE as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig} is unusable: {_first_line(exc)}") from exc
         names = [c["name"] for c in contexts or []]
         if target.context and target.context not in names:
             raise ClusterError(f"context {target.context!r} not found in {target.kubeconfig} "
@@ -93,8 +113,8 @@ def load_configuration(target: Target) -> Configuration:
         try:
             kubeconfig.load_kube_config(config_file=target.kubeconfig, context=target.context,
                                         client_configuration=configuration)
-        except (ConfigException, OSError, ValueError) as exc:
-            raise ClusterError(f"kubeconfig {target.kubeconfig}: {exc}") from exc
+        except UNUSABLE as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig}: {_first_line(exc)}") from exc
     # One retry only: urllib3's default of three multiplies every timeout.
     configuration.retries = 1
     return configuration
