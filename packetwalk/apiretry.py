@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,9 @@ FIRST_WAIT, MAX_WAIT = 0.5, 4.0
 SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 QUICK_TIMEOUT = (3, 3)  # connect, read: "is anyone there" before errors are blamed on an outage
 OUTAGE = "the API server stopped answering"
+# After the run binds itself rights (selfbind.py), RBAC's cache may refuse them for a moment.
+SETTLE = 10.0
+ROLE_BINDINGS = re.compile(r"/apis/rbac\.authorization\.k8s\.io/v1/namespaces/[^/]+/rolebindings\b")
 
 
 # What breaks when there is no server to talk to (socket.timeout is TimeoutError).
@@ -71,11 +75,14 @@ def connection_failure(exc: BaseException) -> bool:
 
 
 def should_retry(method: str, status: int | None = None,
-                 exc: BaseException | None = None) -> bool:
-    """Whether one failed attempt of `method` is worth another (pure)."""
+                 exc: BaseException | None = None, settling: bool = False) -> bool:
+    """Whether one failed attempt of `method` is worth another (pure). `settling`:
+    the run bound itself rights moments ago, and the authorizer's cache may lag,
+    so a 403 (refused before anything was done) is worth another try."""
     repeatable = method.upper() in SAFE_TO_REPEAT
     if status is not None:
-        return status == 429 or (repeatable and status in TRANSIENT_STATUS)
+        return (status == 429 or (repeatable and status in TRANSIENT_STATUS)
+                or (settling and status == 403))
     if exc is None or (isinstance(exc, ApiException) and exc.status):
         return False
     return never_sent(exc) or (repeatable and connection_failure(exc))
@@ -86,7 +93,7 @@ def waits(attempts: int = ATTEMPTS) -> list[float]:
     return [min(FIRST_WAIT * 2 ** i, MAX_WAIT) for i in range(attempts - 1)]
 
 
-def retrying(method: str, attempt: Callable[[], Any], *,
+def retrying(method: str, attempt: Callable[[], Any], *, settling: bool = False,
              sleep: Callable[[float], None] = time.sleep,
              clock: Callable[[], float] = time.monotonic) -> Any:
     """attempt() until it returns a non-transient answer (anything with .status), raises
@@ -104,7 +111,8 @@ def retrying(method: str, attempt: Callable[[], Any], *,
             if not should_retry(method, exc=exc) or spent(n):
                 raise
         else:
-            if not should_retry(method, status=getattr(answer, "status", None)) or spent(n):
+            status = getattr(answer, "status", None)
+            if not should_retry(method, status=status, settling=settling) or spent(n):
                 return answer
             _release(answer)
         sleep(pauses[n])
@@ -120,11 +128,17 @@ def _release(answer: Any) -> None:
 class RetryingApiClient(ApiClient):
     """An ApiClient whose every request is retried per should_retry."""
 
+    _bound_at = float("-inf")  # when this client last created a RoleBinding
+
     def call_api(self, method, url, header_params=None, body=None, post_params=None,
                  _request_timeout=None):
-        return retrying(method, lambda: super(RetryingApiClient, self).call_api(
+        settling = time.monotonic() - self._bound_at < SETTLE
+        answer = retrying(method, lambda: super(RetryingApiClient, self).call_api(
             method, url, header_params=header_params, body=body, post_params=post_params,
-            _request_timeout=_request_timeout))
+            _request_timeout=_request_timeout), settling=settling)
+        if method.upper() == "POST" and ROLE_BINDINGS.search(url) and answer.status == 201:
+            self._bound_at = time.monotonic()
+        return answer
 
 
 def client(configuration: Configuration) -> ApiClient:

@@ -27,6 +27,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
 from packetwalk.placement import Node, schedulable_nodes
+from packetwalk.selfbind import RUN_NAMESPACE_ROLE
 
 # Seconds for one ordinary API call (connect and read). The suite's own waits
 # are bounded separately; a single call should never hang a run.
@@ -146,26 +147,39 @@ class Access:
     group: str = ""
     subresource: str = ""
     namespace: str = "<run>"
+    name: str = ""
 
 
-# Mirrored by manifests/rbac-minimal.yaml (a unit test keeps them in step).
-REQUIRED_ACCESS = (
+# Granted by manifests/rbac-restricted.yaml (a unit test keeps them in step).
+# Cluster-wide, or in kube-system: held before the run makes anything.
+CLUSTER_ACCESS = (
     Access("list", "nodes", namespace=""),
     Access("create", "namespaces", namespace=""),
-    Access("delete", "namespaces", namespace=""),
     Access("list", "namespaces", namespace=""),
-    Access("patch", "namespaces", namespace=""),
+    Access("list", "services", namespace="kube-system"),
+)
+# Inside the run's namespaces: held already (an admin), or granted by the run's own
+# RoleBinding of packetwalk-run-namespace (SELF_BIND_ACCESS; see selfbind.py). A
+# RoleBinding in namespace X also covers the namespace object X (patch, delete).
+RUN_ACCESS = (
+    Access("delete", "namespaces"),
+    Access("patch", "namespaces"),
     Access("create", "pods"),
     Access("list", "pods"),
     Access("create", "pods", subresource="exec"),
     Access("get", "pods", subresource="exec"),
     Access("create", "services"),
-    Access("list", "services", namespace="kube-system"),
     Access("list", "endpointslices", group="discovery.k8s.io"),
     Access("list", "events"),
     Access("create", "networkpolicies", group="networking.k8s.io"),
     Access("delete", "networkpolicies", group="networking.k8s.io"),
 )
+SELF_BIND_ACCESS = (
+    Access("create", "rolebindings", group="rbac.authorization.k8s.io"),
+    Access("bind", "clusterroles", group="rbac.authorization.k8s.io", namespace="",
+           name=RUN_NAMESPACE_ROLE),
+)
+REQUIRED_ACCESS = CLUSTER_ACCESS + RUN_ACCESS
 
 
 def missing_access(api: ApiClient, run_namespace: str,
@@ -178,7 +192,8 @@ def missing_access(api: ApiClient, run_namespace: str,
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": {
                     "verb": access.verb, "resource": access.resource, "group": access.group,
-                    "subresource": access.subresource, "namespace": namespace}}}
+                    "subresource": access.subresource, "namespace": namespace,
+                    "name": access.name}}}
         try:
             review = authz.create_self_subject_access_review(body, _request_timeout=API_TIMEOUT)
         except ApiException as exc:
@@ -202,6 +217,7 @@ def whoami(api: ApiClient) -> str | None:
 
 def describe_access(access: Access) -> str:
     resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
+    resource += f" {access.name}" if access.name else ""
     group = f".{access.group}" if access.group else ""
     scope = f" in {access.namespace}" if access.namespace not in ("", "<run>") else ""
     return f"{access.verb} {resource}{group}{scope}"
@@ -214,9 +230,10 @@ class Facts:
     version: str
     nodes: tuple[Node, ...]  # schedulable, sorted
     dns_ip: str | None  # ClusterIP of the cluster DNS Service (kube-system, k8s-app=kube-dns)
+    bind_as: str | None = None  # who the run binds in its namespaces (selfbind.py), if needed
 
 
-def discover_facts(api: ApiClient, version: str) -> Facts:
+def discover_facts(api: ApiClient, version: str, bind_as: str | None = None) -> Facts:
     core = CoreV1Api(api)
     try:
         node_list = core.list_node(_request_timeout=API_TIMEOUT)
@@ -230,7 +247,7 @@ def discover_facts(api: ApiClient, version: str) -> Facts:
         raise ClusterError(f"no schedulable node among {len(node_list.items)} "
                            "(all NotReady, cordoned or tainted NoSchedule/NoExecute)")
     dns_ip = dns[0].spec.cluster_ip if dns else None
-    return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip)
+    return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip, bind_as=bind_as)
 
 
 def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
@@ -238,12 +255,21 @@ def connect(target: Target, run_namespace: str) -> tuple[Configuration, Facts]:
     configuration = load_configuration(target)
     api = ApiClient(configuration)
     version = check_reachable(api)
-    missing = missing_access(api, run_namespace)
+    missing = missing_access(api, run_namespace, CLUSTER_ACCESS)
+    in_namespace = missing_access(api, run_namespace, RUN_ACCESS)
+    user = whoami(api) if missing or in_namespace else None
+    bind_as = None
+    if in_namespace:
+        cannot_bind = missing_access(api, run_namespace, SELF_BIND_ACCESS)
+        if not cannot_bind and user:
+            bind_as, in_namespace = user, []
+        else:
+            in_namespace += cannot_bind
+    missing += in_namespace
     if missing:
-        user = whoami(api)
         raise ClusterError(
             f"RBAC forbids what the suite needs on {target.describe()}"
             f"{f' as {user}' if user else ''}: "
             f"{', '.join(describe_access(a) for a in missing)} "
-            "(grant manifests/rbac-minimal.yaml)")
-    return configuration, discover_facts(api, version)
+            "(grant manifests/rbac-restricted.yaml)")
+    return configuration, discover_facts(api, version, bind_as)

@@ -40,6 +40,7 @@ from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
+from packetwalk.selfbind import with_bindings
 from packetwalk.walk import HopFailure
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
@@ -64,6 +65,7 @@ class State:
     heartbeat: Heartbeat | None = None
     cleaned: bool = False
     outage: str | None = None  # why the API server last did not answer this process, until it does
+    bind_as: str | None = None  # the identity the run binds in its namespaces (selfbind.py)
 
     def for_worker(self) -> str:
         return json.dumps({
@@ -115,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
-                  options=options)
+                  options=options, bind_as=facts.bind_as)
     config.stash[STATE] = state
     if options.html:
         config.option.self_contained_html = True  # one file a reviewer can open anywhere
@@ -241,7 +243,8 @@ class Controller:
                 remove_lock(name.removeprefix("pw-").removesuffix("-peer"), POLICY_LOCK)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.debug_image if options.capture_packets else None
-            objects = plan(state.run, state.nodes, options.image, secret, debug_image)
+            objects = with_bindings(plan(state.run, state.nodes, options.image, secret, debug_image),
+                                    state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,

@@ -17,7 +17,13 @@ from pathlib import Path
 from string import Template
 
 import yaml
-from kubernetes.client import ApiClient, CoreV1Api, DiscoveryV1Api, NetworkingV1Api
+from kubernetes.client import (
+    ApiClient,
+    CoreV1Api,
+    DiscoveryV1Api,
+    NetworkingV1Api,
+    RbacAuthorizationV1Api,
+)
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT, ClusterError
@@ -159,6 +165,9 @@ def create(api: ApiClient, obj: dict) -> None:
         "Secret": lambda: core.create_namespaced_secret(namespace, obj,
                                                         _request_timeout=API_TIMEOUT),
         "NetworkPolicy": lambda: net.create_namespaced_network_policy(
+            namespace, obj, _request_timeout=API_TIMEOUT),
+        # The run's own RoleBinding in each of its namespaces (selfbind.py).
+        "RoleBinding": lambda: RbacAuthorizationV1Api(api).create_namespaced_role_binding(
             namespace, obj, _request_timeout=API_TIMEOUT),
     }
     creators[obj["kind"]]()

@@ -153,3 +153,11 @@ def test_a_tls_handshake_that_times_out_is_an_outage_a_bad_certificate_is_not():
     assert unreachable(timed_out) == "TimeoutError: The handshake operation timed out"
     bad_cert = status_zero(ValueError("certificate verify failed"))
     assert not should_retry("GET", exc=bad_cert) and unreachable(bad_cert) is None
+
+
+def test_a_refusal_right_after_the_run_bound_itself_is_retried_briefly():
+    assert should_retry("POST", status=403, settling=True)
+    assert not should_retry("POST", status=403) and not should_retry("GET", status=403)
+    answers = iter([SimpleNamespace(status=403, read=lambda: b""), SimpleNamespace(status=201)])
+    assert apiretry.retrying("POST", lambda: next(answers), settling=True,
+                             sleep=lambda s: None).status == 201
