@@ -13,6 +13,11 @@ def _parser() -> argparse.ArgumentParser:
     verbs = lab.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="build what is missing and start the cluster")
     up.add_argument("--workers", type=int, default=2, help="schedulable worker nodes (default 2)")
+    up.add_argument("--pod-security", choices=("privileged", "baseline", "restricted"),
+                    default="privileged",
+                    help="the Pod Security level the API server enforces by default, with "
+                         "weaker namespace labels refused (default privileged: Kubernetes' "
+                         "own default; a lab up with another setting is brought up again)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -30,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verb == "up":
-            cluster.up(workers=args.workers)
+            cluster.up(workers=args.workers, pod_security=args.pod_security)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":
