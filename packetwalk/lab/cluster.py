@@ -27,7 +27,7 @@ from . import (
 from . import topology as t
 from .cni import DEFAULT_CNI, Cni, cni_named
 from .errors import LabError
-from .processes import alive, check_running, enter, in_netns, run, start, stop
+from .processes import alive, check_running, enter, in_netns, run, start, stop, stop_component
 from .state import State, load
 
 Log = Callable[[str], None]
@@ -90,6 +90,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     state = load()
     if (state.procs and healthy(state) and state.workers == workers and state.cni == net.name
             and state.pod_security == pod_security):
+        _refresh_outside_server(state, log)
         info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
         return
@@ -213,6 +214,18 @@ def _outside_server(state: State) -> None:
     network.sysctl(t.OUTSIDE_NS, *outside.UNPRIVILEGED_PORT_SYSCTL)
     p = start(state, t.OUTSIDE_NS, outside.PROC_NAME, outside.server_argv(), netns_only=True)
     check_running(p, grace=0.5)
+
+
+def _refresh_outside_server(state: State, log: Log) -> None:
+    """A lab brought up by an older packetwalk may run another outside host (agnhost
+    netexec as root, with /shell): replace whatever differs from today's."""
+    running = [p for p in state.procs if p.node == t.OUTSIDE_NS]
+    if [(p.name, p.argv) for p in running] == [(outside.PROC_NAME, outside.server_argv())]:
+        return
+    for p in running:
+        stop_component(state, p.name, p.node)
+    _outside_server(state)
+    log("replaced the outside host's server with today's (unprivileged, no command endpoint)")
 
 
 def _nodes_ready() -> bool:
