@@ -31,6 +31,7 @@ NS, ACCOUNT = "packetwalk", "packetwalk"
 USER = f"system:serviceaccount:{NS}:{ACCOUNT}"
 FOREIGN = "pw-labtest-foreign"  # someone else's namespace, with a pod
 UNLABELLED = "pw-labtest-unlabelled"  # someone bound the account here, but it is not packetwalk's
+UNMARKED, OWN = "pw-labtest-unmarked", "pw-labtest-own"  # made by the account (refused, allowed)
 GUARD = "packetwalk-namespace-guard"
 POD = """
 apiVersion: v1
@@ -71,7 +72,7 @@ def as_account(kubeconfig: Path, *args: str, stdin: str | None = None):
 
 
 def remove_everything():
-    for name in (FOREIGN, UNLABELLED):
+    for name in (FOREIGN, UNLABELLED, UNMARKED, OWN):
         kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
     for manifest in reversed(MANIFESTS):
         kubectl("delete", "-f", str(manifest), "--ignore-not-found", "--wait=false", check=False)
@@ -175,12 +176,12 @@ def test_the_guard_refuses_what_rbac_alone_would_allow(foreign):
     refused(as_account(foreign, "label", "namespace", UNLABELLED, "x=y"), GUARD)
     refused(as_account(foreign, "delete", "namespace", UNLABELLED, "--wait=false"), GUARD)
     # Nor may it create a namespace that is not labelled as packetwalk's.
-    refused(as_account(foreign, "create", "namespace", "pw-labtest-unmarked"), GUARD)
+    refused(as_account(foreign, "create", "namespace", UNMARKED), GUARD)
     assert kubectl("get", "namespace", UNLABELLED, "-o", "jsonpath={.status.phase}") == "Active"
 
 
 def test_in_its_own_namespace_it_may_work_but_not_drop_the_label(foreign):
-    own = "pw-labtest-own"
+    own = OWN
     namespace = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": own, "labels": {MANAGED_BY: "packetwalk",
                                 "pod-security.kubernetes.io/enforce": "restricted"}}})
