@@ -15,6 +15,11 @@ def _parser() -> argparse.ArgumentParser:
     up = verbs.add_parser("up", help="build what is missing and start the cluster")
     up.add_argument("--workers", type=int, default=2, help="schedulable worker nodes (default 2)")
     _cni_option(up)
+    up.add_argument("--pod-security", choices=("privileged", "baseline", "restricted"),
+                    default="privileged",
+                    help="the Pod Security level the API server enforces by default, with "
+                         "weaker namespace labels refused (default privileged: Kubernetes' "
+                         "own default; a lab up with another setting is brought up again)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verb == "up":
-            cluster.up(workers=args.workers, cni=args.cni)
+            cluster.up(workers=args.workers, cni=args.cni, pod_security=args.pod_security)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
+import yaml
 from kubernetes import config as kubeconfig
 from kubernetes.client import (
     ApiClient,
@@ -26,6 +27,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
 from packetwalk.placement import Node, schedulable_nodes
+from packetwalk.selfbind import RUN_NAMESPACE_ROLE
 from packetwalk.tiers import DEFAULT_POOL, NodePool
 
 # Seconds for one ordinary API call (connect and read). The suite's own waits
@@ -74,6 +76,25 @@ def choose_target(kubeconfig_opt: str | None, context: str | None,
                        f"(or bring the lab up: `lab up` of the packetwalk command{unusable})")
 
 
+# What the kubernetes client raises for a kubeconfig that is not one: not YAML,
+# or YAML of the wrong shape (it indexes into whatever it finds).
+UNUSABLE = (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError,
+            AttributeError, IndexError)
+
+
+def _first_line(exc: Exception) -> str:
+    """Why a kubeconfig is unusable, in one line."""
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return f"not YAML ({getattr(exc, 'problem', None) or exc}{where})"
+    if isinstance(exc, (TypeError, KeyError, AttributeError, IndexError)):
+        return ("not a kubeconfig (clusters, contexts and users must be lists of named "
+                f"entries: {type(exc).__name__} {exc})")
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def load_configuration(target: Target) -> Configuration:
     """A client Configuration for `target`, with unknown contexts named clearly."""
     configuration = Configuration()
@@ -85,8 +106,8 @@ def load_configuration(target: Target) -> Configuration:
             raise ClusterError(f"kubeconfig {target.kubeconfig} ({target.source}) does not exist")
         try:
             contexts, _ = kubeconfig.list_kube_config_contexts(config_file=target.kubeconfig)
-        except ConfigException as exc:
-            raise ClusterError(f"kubeconfig {target.kubeconfig} is unusable: {exc}") from exc
+        except UNUSABLE as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig} is unusable: {_first_line(exc)}") from exc
         names = [c["name"] for c in contexts or []]
         if target.context and target.context not in names:
             raise ClusterError(f"context {target.context!r} not found in {target.kubeconfig} "
@@ -94,8 +115,8 @@ def load_configuration(target: Target) -> Configuration:
         try:
             kubeconfig.load_kube_config(config_file=target.kubeconfig, context=target.context,
                                         client_configuration=configuration)
-        except (ConfigException, OSError, ValueError) as exc:
-            raise ClusterError(f"kubeconfig {target.kubeconfig}: {exc}") from exc
+        except UNUSABLE as exc:
+            raise ClusterError(f"kubeconfig {target.kubeconfig}: {_first_line(exc)}") from exc
     # One retry only: urllib3's default of three multiplies every timeout.
     configuration.retries = 1
     return configuration
@@ -127,26 +148,39 @@ class Access:
     group: str = ""
     subresource: str = ""
     namespace: str = "<run>"
+    name: str = ""
 
 
-# Mirrored by manifests/rbac-minimal.yaml (a unit test keeps them in step).
-REQUIRED_ACCESS = (
+# Granted by manifests/rbac-restricted.yaml (a unit test keeps them in step).
+# Cluster-wide, or in kube-system: held before the run makes anything.
+CLUSTER_ACCESS = (
     Access("list", "nodes", namespace=""),
     Access("create", "namespaces", namespace=""),
-    Access("delete", "namespaces", namespace=""),
     Access("list", "namespaces", namespace=""),
-    Access("patch", "namespaces", namespace=""),
+    Access("list", "services", namespace="kube-system"),
+)
+# Inside the run's namespaces: held already (an admin), or granted by the run's own
+# RoleBinding of packetwalk-run-namespace (SELF_BIND_ACCESS; see selfbind.py). A
+# RoleBinding in namespace X also covers the namespace object X (patch, delete).
+RUN_ACCESS = (
+    Access("delete", "namespaces"),
+    Access("patch", "namespaces"),
     Access("create", "pods"),
     Access("list", "pods"),
     Access("create", "pods", subresource="exec"),
     Access("get", "pods", subresource="exec"),
     Access("create", "services"),
-    Access("list", "services", namespace="kube-system"),
     Access("list", "endpointslices", group="discovery.k8s.io"),
     Access("list", "events"),
     Access("create", "networkpolicies", group="networking.k8s.io"),
     Access("delete", "networkpolicies", group="networking.k8s.io"),
 )
+SELF_BIND_ACCESS = (
+    Access("create", "rolebindings", group="rbac.authorization.k8s.io"),
+    Access("bind", "clusterroles", group="rbac.authorization.k8s.io", namespace="",
+           name=RUN_NAMESPACE_ROLE),
+)
+REQUIRED_ACCESS = CLUSTER_ACCESS + RUN_ACCESS
 
 
 def missing_access(api: ApiClient, run_namespace: str,
@@ -159,7 +193,8 @@ def missing_access(api: ApiClient, run_namespace: str,
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": {
                     "verb": access.verb, "resource": access.resource, "group": access.group,
-                    "subresource": access.subresource, "namespace": namespace}}}
+                    "subresource": access.subresource, "namespace": namespace,
+                    "name": access.name}}}
         try:
             review = authz.create_self_subject_access_review(body, _request_timeout=API_TIMEOUT)
         except ApiException as exc:
@@ -183,6 +218,7 @@ def whoami(api: ApiClient) -> str | None:
 
 def describe_access(access: Access) -> str:
     resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
+    resource += f" {access.name}" if access.name else ""
     group = f".{access.group}" if access.group else ""
     scope = f" in {access.namespace}" if access.namespace not in ("", "<run>") else ""
     return f"{access.verb} {resource}{group}{scope}"
@@ -196,9 +232,11 @@ class Facts:
     nodes: tuple[Node, ...]  # schedulable, sorted
     dns_ip: str | None  # ClusterIP of the cluster DNS Service (kube-system, k8s-app=kube-dns)
     pool: str = ""  # which nodes the run may use, and why (--node-selector, --toleration)
+    bind_as: str | None = None  # who the run binds in its namespaces (selfbind.py), if needed
 
 
-def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL) -> Facts:
+def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
+                   bind_as: str | None = None) -> Facts:
     core = CoreV1Api(api)
     try:
         node_list = core.list_node(_request_timeout=API_TIMEOUT)
@@ -214,7 +252,8 @@ def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL) 
                            f"--toleration, or not {pool.describe()})")
     dns_ip = dns[0].spec.cluster_ip if dns else None
     return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip,
-                 pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}")
+                 pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}",
+                 bind_as=bind_as)
 
 
 def connect(target: Target, run_namespace: str,
@@ -223,12 +262,21 @@ def connect(target: Target, run_namespace: str,
     configuration = load_configuration(target)
     api = ApiClient(configuration)
     version = check_reachable(api)
-    missing = missing_access(api, run_namespace)
+    missing = missing_access(api, run_namespace, CLUSTER_ACCESS)
+    in_namespace = missing_access(api, run_namespace, RUN_ACCESS)
+    user = whoami(api) if missing or in_namespace else None
+    bind_as = None
+    if in_namespace:
+        cannot_bind = missing_access(api, run_namespace, SELF_BIND_ACCESS)
+        if not cannot_bind and user:
+            bind_as, in_namespace = user, []
+        else:
+            in_namespace += cannot_bind
+    missing += in_namespace
     if missing:
-        user = whoami(api)
         raise ClusterError(
             f"RBAC forbids what the suite needs on {target.describe()}"
             f"{f' as {user}' if user else ''}: "
             f"{', '.join(describe_access(a) for a in missing)} "
-            "(grant manifests/rbac-minimal.yaml)")
-    return configuration, discover_facts(api, version, pool)
+            "(grant manifests/rbac-restricted.yaml)")
+    return configuration, discover_facts(api, version, pool, bind_as)

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from kubernetes.client import ApiClient, Configuration
+from kubernetes.client import Configuration
 from kubernetes.client.rest import ApiException
 
+from packetwalk import apiretry
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
@@ -39,6 +40,7 @@ from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
+from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopFailure
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
@@ -63,6 +65,8 @@ class State:
     notes: list[str] = field(default_factory=list)
     heartbeat: Heartbeat | None = None
     cleaned: bool = False
+    outage: str | None = None  # why the API server last did not answer this process, until it does
+    bind_as: str | None = None  # the identity the run binds in its namespaces (selfbind.py)
 
     def for_worker(self) -> str:
         return json.dumps({
@@ -114,7 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
-                  options=options)
+                  options=options, bind_as=facts.bind_as)
     state.notes.append(f"placement: {facts.pool}")
     config.stash[STATE] = state
     if options.html:
@@ -156,18 +160,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.extra_keyword_matches.add("host-network")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Once this process saw the API server stop answering, each later test first
+    asks it (seconds, not a call's full retries) and errors at once while it is gone."""
+    state = state_of(item.config)
+    if state is None or state.outage is None:
+        return
+    state.outage = apiretry.answering(state.configuration)
+    if state.outage is not None:
+        raise apiretry.ApiUnreachable(state.outage)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A probe that could not run is an ERROR, never a network FAILURE.
 
     Probes run in the test body, so their ProbeError arrives in the call
     phase; reporting it as a setup-phase failure is what makes pytest,
-    xdist and JUnit count it as an error.
+    xdist and JUnit count it as an error. So is any test whose API calls
+    found no API server: one line, the rest of the run goes on.
     """
     report = yield
     if call.excinfo is None:
         return report
-    if call.excinfo.errisinstance((ProbeError, WorkloadError)):
+    outage = _outage(item, call.excinfo)
+    if outage is not None:
+        report.longrepr = f"{apiretry.OUTAGE}: {outage}"
+        if call.when == "call":
+            report.when = "setup"
+    elif call.excinfo.errisinstance((ProbeError, WorkloadError)):
         # The message already says what broke and how to reproduce it; the
         # traceback through the exec client would only bury it.
         report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
@@ -176,6 +197,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     elif call.excinfo.errisinstance(HopFailure):
         report.longrepr = str(call.excinfo.value)
     return report
+
+
+def _outage(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | None:
+    """Why the API server did not answer, when that is what ended the test; a
+    connection-level error is confirmed by asking the server before it is blamed."""
+    state = state_of(item.config)
+    if state is None or excinfo.errisinstance((HopFailure, pytest.skip.Exception)):
+        return None
+    if excinfo.errisinstance(apiretry.ApiUnreachable):
+        return str(excinfo.value)
+    if apiretry.unreachable(excinfo.value) is None:
+        return None
+    state.outage = apiretry.answering(state.configuration)
+    return state.outage
 
 
 def _read_pull_secret(path: str | None) -> bytes | None:
@@ -201,7 +236,7 @@ class Controller:
         state, options = self.state, self.state.options
         started = time.monotonic()
         self._arm_cleanup()
-        api = ApiClient(state.configuration)
+        api = apiretry.client(state.configuration)
         try:
             swept = sweep_stale(api, state.run)
             if swept:
@@ -210,9 +245,11 @@ class Controller:
                 remove_lock(name.removeprefix("pw-").split("-")[0], POLICY_LOCK)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.capture_image if options.capture_packets else None
-            objects = plan(state.run, state.nodes, options.pod_image, secret, debug_image,
-                           exposure=options.exposure, host_network=options.host_network,
-                           pool=options.pool)
+            objects = with_bindings(
+                plan(state.run, state.nodes, options.pod_image, secret, debug_image,
+                     exposure=options.exposure, host_network=options.host_network,
+                     pool=options.pool),
+                state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
@@ -234,7 +271,7 @@ class Controller:
             raise pytest.UsageError(f"packetwalk: {exc}") from None
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             # The cluster went away or refused mid-deploy: still the setup, not the network.
-            reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else exc
+            reason = apiretry.describe(exc)
             raise pytest.UsageError(
                 f"packetwalk: deploying run {state.run.id} failed: {reason}") from None
 
@@ -257,7 +294,7 @@ class Controller:
         state.cleaned = True
         state.heartbeat.stop()
         remove_lock(state.run.id, POLICY_LOCK)
-        api = ApiClient(state.configuration)
+        api = apiretry.client(state.configuration)
         try:
             if state.options.keep:
                 mark_kept(api, state.run)
@@ -275,7 +312,10 @@ class Controller:
             state.notes.append(f"deleted the namespaces of run {state.run.id} "
                                f"in {time.monotonic() - started:.1f}s")
         except Exception as exc:  # noqa: BLE001 - cleanup reports, it must not mask results
-            state.notes.append(f"cleanup of run {state.run.id} incomplete: {exc}")
+            # One line, also when the API server is gone: the next run's sweep finishes it.
+            short = isinstance(exc, ApiException) or apiretry.unreachable(exc) is not None
+            state.notes.append(f"cleanup of run {state.run.id} incomplete: "
+                               f"{apiretry.describe(exc) if short else exc}")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:

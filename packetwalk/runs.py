@@ -145,7 +145,12 @@ def sweep_stale(api: ApiClient, current: Run) -> list[str]:
         if (ns.metadata.labels or {}).get(RUN_LABEL) == current.id:
             continue
         if is_stale(api.sanitize_for_serialization(ns), server_now, host):
-            _delete_namespace(core, ns.metadata.name)
+            try:
+                _delete_namespace(core, ns.metadata.name)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
+                continue  # another identity's run (RBAC, rbac-restricted.yaml): not ours to sweep
             swept.append(ns.metadata.name)
     return swept
 

@@ -25,7 +25,13 @@ from pathlib import Path
 from string import Template
 
 import yaml
-from kubernetes.client import ApiClient, CoreV1Api, DiscoveryV1Api, NetworkingV1Api
+from kubernetes.client import (
+    ApiClient,
+    CoreV1Api,
+    DiscoveryV1Api,
+    NetworkingV1Api,
+    RbacAuthorizationV1Api,
+)
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT, ClusterError
@@ -245,6 +251,9 @@ def create(api: ApiClient, obj: dict) -> None:
             namespace, obj, _request_timeout=API_TIMEOUT),
         "Ingress": lambda: net.create_namespaced_ingress(namespace, obj,
                                                          _request_timeout=API_TIMEOUT),
+        # The run's own RoleBinding in each of its namespaces (selfbind.py).
+        "RoleBinding": lambda: RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+            namespace, obj, _request_timeout=API_TIMEOUT),
     }
     creators[obj["kind"]]()
 

@@ -17,15 +17,17 @@ from . import (
     info,
     network,
     nodes,
+    outside,
     paths,
     pki,
+    podsecurity,
     preflight,
     versions,
 )
 from . import topology as t
 from .cni import DEFAULT_CNI, Cni, cni_named
 from .errors import LabError
-from .processes import alive, check_running, enter, in_netns, run, start, stop
+from .processes import alive, check_running, enter, in_netns, run, start, stop, stop_component
 from .state import State, load
 
 Log = Callable[[str], None]
@@ -70,8 +72,15 @@ def node_list(workers: int) -> list[t.Node]:
 
 # ---------------------------------------------------------------- up
 
-def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
+def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
+       pod_security: str = podsecurity.DEFAULT) -> None:
+    """Bring the lab up. A lab already up with another CNI is refused (switching a
+    network in place would leave it half-switched); one with other workers or Pod
+    Security settings is taken down and brought up with these: the API server's
+    admission is fixed at its start."""
     net = cni_named(cni)  # bad input first: one line, nothing touched
+    if pod_security not in podsecurity.LEVELS:
+        raise LabError(f"--pod-security {pod_security}: one of {', '.join(podsecurity.LEVELS)}")
     preflight.check()
     _refuse_switch(load(), net.name)
     started = time.monotonic()
@@ -81,15 +90,19 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
         log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
     archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
-    if state.procs and healthy(state) and state.workers == workers and state.cni == net.name:
+    if (state.procs and healthy(state) and state.workers == workers and state.cni == net.name
+            and state.pod_security == pod_security):
+        _refresh_outside_server(state, log)
         info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
         return
     if state.procs or paths.RUN_DIR.exists() or network.exists("pw-control-plane"):
-        log("clearing a previous lab first")
+        changed = state.procs and state.pod_security != pod_security
+        log(f"the lab runs with Pod Security {state.pod_security}; bringing it up again with "
+            f"{pod_security}" if changed else "clearing a previous lab first")
         down(log=lambda _m: None)
 
-    state = State(workers=workers, cni=net.name)
+    state = State(workers=workers, cni=net.name, pod_security=pod_security)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
     state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
@@ -154,9 +167,17 @@ def _control_plane(state: State, cp: t.Node, log: Log) -> None:
     wait_for("etcd health", _quietly(lambda: "true" in run(
         enter(cp.name) + ["curl", "-s", "-m", "2", "http://127.0.0.1:2379/health"], "etcd")), 30, 0.5)
     check_running(etcd)
-    api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp))
+    admission = None
+    if podsecurity.configured(state.pod_security):
+        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        podsecurity.ADMISSION_CONFIG.write_text(podsecurity.admission_config(state.pod_security))
+        admission = str(podsecurity.ADMISSION_CONFIG)
+    api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp, admission))
     api_ready = _quietly(lambda: kubectl("get", "--raw=/readyz", timeout=5).strip() == "ok")
     wait_for("kube-apiserver /readyz", lambda: check_running(api) or api_ready(), 90, 1)
+    if admission:
+        # Before anything else makes a namespace: no namespace may weaken the level.
+        kubectl("apply", "-f", "-", stdin=podsecurity.guard(state.pod_security))
     start(state, cp.name, "kube-controller-manager", components.kube_controller_manager())
     start(state, cp.name, "kube-scheduler", components.kube_scheduler())
     log("control plane up")
@@ -199,11 +220,22 @@ def _addons() -> None:
 
 
 def _outside_server(state: State) -> None:
-    """The outside world's one host: agnhost netexec, whose /clientip shows the source it sees."""
-    p = start(state, t.OUTSIDE_NS, "netexec",
-              [str(paths.BIN_DIR / "agnhost"), "netexec", f"--http-port={t.OUTSIDE_HTTP_PORT}",
-               "--udp-port=-1"], netns_only=True)
+    """The outside world's one host, unprivileged: every path answers the source it sees."""
+    network.sysctl(t.OUTSIDE_NS, *outside.UNPRIVILEGED_PORT_SYSCTL)
+    p = start(state, t.OUTSIDE_NS, outside.PROC_NAME, outside.server_argv(), netns_only=True)
     check_running(p, grace=0.5)
+
+
+def _refresh_outside_server(state: State, log: Log) -> None:
+    """A lab brought up by an older packetwalk may run another outside host (agnhost
+    netexec as root, with /shell): replace whatever differs from today's."""
+    running = [p for p in state.procs if p.node == t.OUTSIDE_NS]
+    if [(p.name, p.argv) for p in running] == [(outside.PROC_NAME, outside.server_argv())]:
+        return
+    for p in running:
+        stop_component(state, p.name, p.node)
+    _outside_server(state)
+    log("replaced the outside host's server with today's (unprivileged, no command endpoint)")
 
 
 def _nodes_ready() -> bool:
@@ -314,6 +346,9 @@ def status() -> str:
         lines += ["", f"nodes: API server not answering ({e})"]
     if state.faults:
         lines += ["", "active faults: " + ", ".join(state.faults)]
+    if podsecurity.configured(state.pod_security):
+        lines += ["", (f"Pod Security: {state.pod_security} enforced by default, weaker "
+                       "namespace labels refused (kube-system exempt)")]
     lines += ["", f"kubeconfig: {paths.KUBECONFIG}"]
     return "\n".join(lines)
 

@@ -37,7 +37,9 @@ def etcd(node: t.Node) -> list[str]:
     ]
 
 
-def kube_apiserver(node: t.Node) -> list[str]:
+def kube_apiserver(node: t.Node, admission_config: str | None = None) -> list[str]:
+    """admission_config: an AdmissionConfiguration file (lab up --pod-security)."""
+    extra = [f"--admission-control-config-file={admission_config}"] if admission_config else []
     return [
         str(BIN / "kube"), "kube-apiserver",
         f"--advertise-address={node.ip}", "--bind-address=0.0.0.0", f"--secure-port={t.API_PORT}",
@@ -51,7 +53,7 @@ def kube_apiserver(node: t.Node) -> list[str]:
         f"--kubelet-client-certificate={pki('admin.crt')}", f"--kubelet-client-key={pki('admin.key')}",
         f"--service-account-key-file={pki('sa.pub')}", f"--service-account-signing-key-file={pki('sa.key')}",
         f"--service-account-issuer=https://kubernetes.default.svc.{t.CLUSTER_DOMAIN}",
-        "--profiling=false", "--v=1",
+        "--profiling=false", "--v=1", *extra,
     ]
 
 

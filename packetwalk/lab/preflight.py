@@ -9,7 +9,8 @@ from . import cgroups
 from .errors import LabError
 
 TOOLS = {
-    "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "iptables": "iptables",
+    "nsenter": "util-linux", "unshare": "util-linux", "setpriv": "util-linux",
+    "ip": "iproute2", "iptables": "iptables",
     "ipset": "ipset", "conntrack": "conntrack", "openssl": "openssl", "dig": "bind9-dnsutils",
     "curl": "curl", "go": "golang (1.26)", "gcc": "gcc (to build runc and flanneld)",
 }

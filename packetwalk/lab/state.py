@@ -30,6 +30,7 @@ class State:
     made_netns_mount: bool = False  # `ip netns add` mounts /run/netns on first use
     sysctls: dict[str, str] = field(default_factory=dict)  # host values to restore on down
     faults: dict[str, dict] = field(default_factory=dict)
+    pod_security: str = "privileged"  # lab up --pod-security (podsecurity.py); older files: the default
 
     def save(self) -> None:
         paths.RUN_DIR.mkdir(parents=True, exist_ok=True)

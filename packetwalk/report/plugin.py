@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from _pytest.junitxml import xml_key
-from kubernetes.client import ApiClient
 
+from packetwalk import apiretry
 from packetwalk.hops import hop_of
 from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
@@ -52,13 +52,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
         state = state_of(item.config)
         if state is not None and state.inventory is not None:
-            entry = ("pod events", podevents.recent(
-                ApiClient(state.configuration),
-                [state.inventory.namespace, state.inventory.peer_namespace]))
+            entry = ("pod events", _pod_events(state, call.excinfo.value))
             # Each report copies user_properties: the later teardown report needs it too.
             item.user_properties.append(entry)
             report.user_properties.append(entry)
     return report
+
+
+def _pod_events(state, error: BaseException) -> str:
+    """The run's recent pod events; none asked for when the API server is gone."""
+    gone = state.outage or apiretry.unreachable(error)
+    if gone:
+        return f"events unavailable: {apiretry.OUTAGE} ({gone})"
+    try:
+        return podevents.recent(apiretry.client(state.configuration),
+                                [state.inventory.namespace, state.inventory.peer_namespace])
+    except Exception as exc:  # noqa: BLE001 - an extra on an error report must not raise
+        return f"events unavailable: {apiretry.describe(exc)}"
+
+
+def _facts(state) -> dict[str, str]:
+    """Cluster facts for the HTML; one row saying why when the API server is gone."""
+    gone = apiretry.answering(state.configuration)
+    if gone is not None:
+        return {"cluster facts": f"unavailable: {apiretry.OUTAGE} ({gone})"}
+    try:
+        return facts.gather(apiretry.client(state.configuration), state.dns_ip,
+                            lab_present([n.ip for n in state.nodes]))
+    except Exception as exc:  # noqa: BLE001 - the report is written whatever the facts do
+        return {"cluster facts": f"unavailable: {apiretry.describe(exc)}"}
 
 
 class Collector:
@@ -85,8 +107,7 @@ class Collector:
         if self.before is not None:
             self.diff = baseline.compare(self.before, {r.id: r.to_json() for r in self.results})
         if self.options.html:
-            self.facts = facts.gather(ApiClient(state.configuration), state.dns_ip,
-                                      lab_present([n.ip for n in state.nodes]))
+            self.facts = _facts(state)
         xml = self.config.stash.get(xml_key, None)  # --junitxml
         if xml is not None and self.results:
             xml.add_global_property(JUNIT_VERDICT, results.sentence(self.results))

@@ -7,7 +7,16 @@ import pytest
 import yaml
 
 from packetwalk.aboutlab import LabInfo, write
-from packetwalk.cluster import REQUIRED_ACCESS, ClusterError, choose_target, load_configuration
+from packetwalk.cluster import (
+    CLUSTER_ACCESS,
+    REQUIRED_ACCESS,
+    RUN_ACCESS,
+    SELF_BIND_ACCESS,
+    ClusterError,
+    choose_target,
+    load_configuration,
+)
+from packetwalk.selfbind import RUN_NAMESPACE_ROLE
 from packetwalk.workloads import MANIFESTS
 
 
@@ -69,10 +78,65 @@ def test_missing_kubeconfig_file(tmp_path):
         load_configuration(choose_target(str(tmp_path / "nope"), None, {}, tmp_path))
 
 
-def test_minimal_clusterrole_grants_everything_preflight_checks():
-    role = yaml.safe_load(Path(MANIFESTS / "rbac-minimal.yaml").read_text())
-    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
+def rbac_documents(*names):
+    return [doc for name in names
+            for doc in yaml.safe_load_all(Path(MANIFESTS / name).read_text()) if doc]
+
+
+def grants(rules):
+    return {(group, resource, verb, name) for rule in rules for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]
+            for name in rule.get("resourceNames") or [""]}
+
+
+def test_restricted_tier_grants_everything_preflight_checks():
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in rbac_documents("rbac-restricted.yaml")}
+    cluster = grants(docs["ClusterRole", "packetwalk-cluster"]["rules"])
+    kube_system = grants(docs["Role", "packetwalk-kube-system-reader"]["rules"])
+    # What the run binds itself to in its namespaces: the aggregated tier roles.
+    run = grants(docs["ClusterRole", "packetwalk-run-namespace-restricted"]["rules"])
+    assert docs["ClusterRole", "packetwalk-run-namespace"]["aggregationRule"]
+    granted = cluster | kube_system | run
     for access in REQUIRED_ACCESS:
         resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
-        assert (access.group, resource, access.verb) in granted, access
+        assert (access.group, resource, access.verb, access.name) in granted, access
+    for access in CLUSTER_ACCESS:
+        where = kube_system if access.namespace == "kube-system" else cluster
+        assert (access.group, access.resource, access.verb, "") in where, access
+    for access in RUN_ACCESS:
+        resource = access.resource + (f"/{access.subresource}" if access.subresource else "")
+        assert (access.group, resource, access.verb, "") in run, access
+    for access in SELF_BIND_ACCESS:
+        assert (access.group, access.resource, access.verb, access.name) in cluster, access
+
+
+def test_in_namespace_rights_are_bound_nowhere_cluster_wide():
+    docs = rbac_documents("rbac-restricted.yaml", "rbac-host-network.yaml", "rbac-capture.yaml")
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    assert bound == {"packetwalk-cluster"}
+    cluster_rules = next(d for d in docs if d["metadata"]["name"] == "packetwalk-cluster")["rules"]
+    # Nothing that reaches into other namespaces' objects: only reads, namespace create,
+    # and RoleBindings of exactly one ClusterRole.
+    for group, resource, verb, name in grants(cluster_rules):
+        assert verb in ("get", "list", "watch") or (resource, verb) in {
+            ("namespaces", "create"), ("rolebindings", "create"),
+            ("clusterroles", "bind")}, (resource, verb)
+        assert resource != "clusterroles" or name == RUN_NAMESPACE_ROLE
+    tiers = [d for d in docs if d["kind"] == "ClusterRole"
+             and (d["metadata"].get("labels") or {}).get("packetwalk.io/aggregate-to-run-namespace")]
+    assert {d["metadata"]["name"] for d in tiers} == {
+        "packetwalk-run-namespace-restricted", "packetwalk-run-namespace-host-network",
+        "packetwalk-run-namespace-capture"}
+
+
+def test_the_admission_guard_matches_the_shipped_service_account():
+    rbac = rbac_documents("rbac-restricted.yaml")
+    account = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]
+    policy, binding = rbac_documents("admission-namespace-guard.yaml")
+    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
+    username = f"system:serviceaccount:{account['namespace']}:{account['name']}"
+    assert [c["expression"] for c in policy["spec"]["matchConditions"]] == [
+        f"request.userInfo.username == '{username}'"]
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"],
+                               "validationActions": ["Deny"]}
+    assert RUN_NAMESPACE_ROLE in policy["spec"]["validations"][-1]["expression"]
