@@ -299,7 +299,7 @@ class Controller:
             if state.options.keep:
                 mark_kept(api, state.run)
                 state.notes.append(
-                    f"kept namespaces {state.run.namespace}, {state.run.peer_namespace}; "
+                    f"kept the namespaces of run {state.run.id}; "
                     f"remove with: kubectl delete ns -l packetwalk.io/run={state.run.id}")
                 return
             started = time.monotonic()

@@ -66,7 +66,7 @@ def _pod_events(state, error: BaseException) -> str:
         return f"events unavailable: {apiretry.OUTAGE} ({gone})"
     try:
         return podevents.recent(apiretry.client(state.configuration),
-                                [state.inventory.namespace, state.inventory.peer_namespace])
+                                state.inventory.namespaces)
     except Exception as exc:  # noqa: BLE001 - an extra on an error report must not raise
         return f"events unavailable: {apiretry.describe(exc)}"
 

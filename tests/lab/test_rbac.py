@@ -109,7 +109,7 @@ def test_without_the_role_the_run_stops_with_one_line(account):
 
 
 def test_with_the_tier_roles_every_suite_passes(granted, tmp_path):
-    run = run_suites(tmp_path, "suites", extra=(f"--kubeconfig={granted}",))
+    run = run_suites(tmp_path, "suites", extra=(f"--kubeconfig={granted}", "--load-balancer", "--ingress"))
     assert run.passed and not run.failed and not run.errors, run.output[-3000:]
     # Only what the lab does not offer may skip (LoadBalancer, Ingress), never for permissions.
     assert set(run.skipped) == {"test_ingress", "test_load_balancer"} and all(
