@@ -70,10 +70,13 @@ def node_list(workers: int) -> list[t.Node]:
 
 # ---------------------------------------------------------------- up
 
-def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
+def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
+       proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
     net = cni_named(cni)  # bad input first: one line, nothing touched
+    components.check_proxy_mode(proxy_mode)
     preflight.check()
-    _refuse_switch(load(), net.name)
+    preflight.proxy_mode(proxy_mode)
+    _refuse_switch(load(), net.name, proxy_mode)
     started = time.monotonic()
     # Build first: a broken build must fail before anything running is touched.
     spent = build.build_all(log, net.builds)
@@ -81,7 +84,8 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
         log("built: " + ", ".join(f"{k} {v:.0f}s" for k, v in spent.items()))
     archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
-    if state.procs and healthy(state) and state.workers == workers and state.cni == net.name:
+    if (state.procs and healthy(state) and state.workers == workers and state.cni == net.name
+            and state.proxy_mode == proxy_mode):
         info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
         return
@@ -89,7 +93,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
         log("clearing a previous lab first")
         down(log=lambda _m: None)
 
-    state = State(workers=workers, cni=net.name)
+    state = State(workers=workers, cni=net.name, proxy_mode=proxy_mode)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
     state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
@@ -112,12 +116,16 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI) -> None:
     log(f"kubeconfig: {paths.KUBECONFIG}")
 
 
-def _refuse_switch(state: State, wanted: str) -> None:
-    """A lab on another CNI is never switched in place: a half-switched network
-    (some nodes on each) would pass for neither."""
+def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
+    """A lab on another CNI or proxy mode is never switched in place: a
+    half-switched network (some nodes on each) would pass for neither."""
     if state.procs and state.cni != wanted:
         raise LabError(f"the lab runs the {state.cni} CNI; to switch to {wanted}: "
                        f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted}`")
+    if state.procs and state.proxy_mode != proxy_mode:
+        raise LabError(f"the lab's kube-proxy runs in {state.proxy_mode} mode; to switch to {proxy_mode}: "
+                       f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted} "
+                       f"--proxy-mode {proxy_mode}`")
 
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
@@ -131,7 +139,7 @@ def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, P
         d.mkdir(parents=True, exist_ok=True)
         (d / "containerd.toml").write_text(components.containerd_config(n))
         (d / "kubelet.yaml").write_text(components.kubelet_config(n))
-        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n))
+        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
         network.make_node(n)
         nodes.make(state, n.name)
