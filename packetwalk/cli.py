@@ -15,6 +15,9 @@ def _parser() -> argparse.ArgumentParser:
     up = verbs.add_parser("up", help="build what is missing and start the cluster")
     up.add_argument("--workers", type=int, default=2, help="schedulable worker nodes (default 2)")
     _cni_option(up)
+    # Not argparse choices either: the lab's one line names them.
+    up.add_argument("--proxy-mode", default="iptables", metavar="MODE",
+                    help="kube-proxy's mode: iptables or nftables (default iptables)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verb == "up":
-            cluster.up(workers=args.workers, cni=args.cni)
+            cluster.up(workers=args.workers, cni=args.cni, proxy_mode=args.proxy_mode)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":

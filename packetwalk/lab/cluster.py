@@ -15,6 +15,7 @@ from . import (
     components,
     images,
     info,
+    netstatus,
     network,
     nodes,
     paths,
@@ -313,11 +314,15 @@ def status() -> str:
     if not state.procs:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), "", "components:"]
+              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
+             "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
     try:
         lines += ["", "nodes:", kubectl("get", "nodes", "-o", "wide", timeout=5).rstrip()]
+        # The same facts a report gives on any cluster, read from this one.
+        lines += ["", "network, as the cluster shows it:",
+                  *(f"  {line}" for line in netstatus.lines(kubectl, node_list(state.workers)))]
     except (LabError, subprocess.SubprocessError) as e:
         lines += ["", f"nodes: API server not answering ({e})"]
     if state.faults:

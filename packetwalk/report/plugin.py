@@ -86,7 +86,8 @@ class Collector:
             self.diff = baseline.compare(self.before, {r.id: r.to_json() for r in self.results})
         if self.options.html:
             self.facts = facts.gather(ApiClient(state.configuration), state.dns_ip,
-                                      lab_present([n.ip for n in state.nodes]))
+                                      lab_present([n.ip for n in state.nodes]),
+                                      facts.RunPods(state.configuration, state.inventory))
         xml = self.config.stash.get(xml_key, None)  # --junitxml
         if xml is not None and self.results:
             xml.add_global_property(JUNIT_VERDICT, results.sentence(self.results))
