@@ -44,9 +44,9 @@ def lines(kubectl, lab_nodes: list[t.Node]) -> list[str]:
                        for i in _json(kubectl, "get", "nodes")}
     except (LabError, subprocess.SubprocessError, ValueError, KeyError) as e:
         return [f"network: API server not answering ({e})"]
-    workers = [n for n in lab_nodes if not n.control_plane] or lab_nodes
-    probes = {n.name: netfacts.parse_node_probe(_node_probe(n.name)) for n in workers}
-    first = workers[0].name
+    probes = {n.name: netfacts.parse_node_probe(_node_probe(n.name)) for n in lab_nodes}
+    # A worker's view names the CNI: the control plane's may lack what only pods' nodes get.
+    first = next((n.name for n in lab_nodes if not n.control_plane), lab_nodes[0].name)
     agents = netfacts.agents_from_workloads(workloads)
     source = netfacts.source_note(bool(agents))
     agents = agents or netfacts.agents_from_node(probes[first], annotations.get(first, {}))
@@ -55,6 +55,7 @@ def lines(kubectl, lab_nodes: list[t.Node]) -> list[str]:
     mtus = {name: netfacts.pod_mtu_from_node(p.links) for name, p in probes.items()}
     mtu = next((f"{m} (the pods' veths on {name})" for name, m in mtus.items() if m),
                f"{netfacts.UNKNOWN} (no pod runs on {', '.join(mtus)})")
-    return [f"CNI: {cni}" + (f"; {source}" if agents else ""),
+    named = any(not a.policy_only for a in agents)
+    return [f"CNI: {cni}" + (f"; {source}" if named else ""),
             f"kube-proxy mode: {', '.join(modes)} (kube-proxy's /proxyMode on {', '.join(probes)})",
             f"pod MTU: {mtu}"]

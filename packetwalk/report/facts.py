@@ -152,7 +152,8 @@ def network_facts(workloads: list[tuple[str, list[str]]], annotations: dict[str,
         cni = f"{describe_cni(agents)}; {source_note(True)}"
     else:
         agents = agents_from_node(evidence, annotations)
-        cni = describe_cni(agents, conflist) + (f"; {source_note(False)} ({node})" if agents else "")
+        named = any(not a.policy_only for a in agents)
+        cni = describe_cni(agents, conflist) + (f"; {source_note(False)} ({node})" if named else "")
     facts = {"CNI": cni}
     if evidence.proxy_mode:
         facts["kube-proxy mode"] = f"{evidence.proxy_mode} (kube-proxy's /proxyMode on {node})"

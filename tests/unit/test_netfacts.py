@@ -94,3 +94,23 @@ def test_an_empty_probe_tells_nothing():
     evidence = parse_node_probe("")
     assert evidence == NodeEvidence()
     assert agents_from_node(evidence, {}) == []
+
+
+def test_the_reports_network_facts_say_where_each_came_from():
+    from packetwalk.report.facts import network_facts
+
+    flannel = ("pw-worker", probe(health="200"))
+    facts = network_facts([], {"flannel.alpha.coreos.com/backend-type": "vxlan"}, flannel,
+                          ("pw-worker", "2: eth0@if9: <UP> mtu 1450 qdisc noqueue"), None)
+    assert facts == {
+        "CNI": "flannel (vxlan); NetworkPolicy by kube-router; seen on the nodes, no CNI agent pod (pw-worker)",
+        "kube-proxy mode": "iptables (kube-proxy's /proxyMode on pw-worker)",
+        "Pod MTU": "1450 (eth0 of a pod on pw-worker)"}
+    # Agent pods win over what a node shows; without a client pod the node's veths tell the MTU.
+    pods = [("kube-flannel-ds", ["docker.io/flannel/flannel:v0.28.10"])]
+    facts = network_facts(pods, {}, flannel, None, None)
+    assert facts["CNI"] == "flannel (v0.28.10); from kube-system's DaemonSets"
+    assert facts["Pod MTU"] == "1450 (the pods' veths on pw-worker)"
+    # Nothing to ask (no hostNetwork pod): the CNI config the lab can read, else unknown.
+    assert network_facts([], {}, None, None, "bridge + host-local") == {
+        "CNI": f"{NO_AGENT}; CNI config: bridge + host-local", "Pod MTU": "unknown"}
