@@ -20,6 +20,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="the Pod Security level the API server enforces by default, with "
                          "weaker namespace labels refused (default privileged: Kubernetes' "
                          "own default; a lab up with another setting is brought up again)")
+    # Not argparse choices either: the lab's one line names them.
+    up.add_argument("--proxy-mode", default="iptables", metavar="MODE",
+                    help="kube-proxy's mode: iptables or nftables (default iptables)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verb == "up":
-            cluster.up(workers=args.workers, cni=args.cni, pod_security=args.pod_security)
+            cluster.up(workers=args.workers, cni=args.cni, pod_security=args.pod_security,
+                       proxy_mode=args.proxy_mode)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":

@@ -66,6 +66,58 @@ def sections(text: str) -> dict[tuple[str, str], str]:
     return {key: "\n".join(lines) for key, lines in found.items()}
 
 
+def _nft_blocks(nft: str) -> dict[str, str]:
+    """{chain or map name: its body} of `nft list table` output."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in nft.splitlines():
+        opening = re.match(r"^\s*(?:chain|map|set) (\S+) \{\s*$", line)
+        if opening:
+            current = blocks.setdefault(opening.group(1), [])
+        elif re.match(r"^\s*\}\s*$", line) and current is not None and not line.startswith("\t\t"):
+            current = None
+        elif current is not None:
+            current.append(line.strip())
+    return {name: "\n".join(body) for name, body in blocks.items()}
+
+
+def _dnat_targets(body: str) -> list[str]:
+    """Endpoints in a kube-proxy nft chain: `dnat to IP:PORT`, or the numgen map's `N : IP . PORT`."""
+    targets = re.findall(r"\bdnat to (\S+)", body)
+    # nft 1.0.6 prints kube-proxy's `dnat ip addr . port to` as `dnat ip to`.
+    for mapped in re.findall(r"\bdnat ip (?:addr \. port )?to numgen random mod \d+ map \{([^}]*)\}", body):
+        targets += [f"{a}:{p}" for a, p in re.findall(r"\d+ : (\S+) \. (\d+)", mapped)]
+    return targets
+
+
+def nft_service_summary(nft: str, ip: str, port: int, protocol: str) -> str:
+    """What kube-proxy's nftables mode programmed for ip:port/protocol, from `nft list
+    table ip kube-proxy`: the service-ips element, its chain, the endpoints it DNATs to."""
+    where = f"{ip}:{port}/{protocol}"
+    element = re.compile(rf"(?<![\d.]){re.escape(ip)} \. {protocol} \. {port}(?: comment \"[^\"]*\")? : "
+                         r"(goto (\S+?)|drop|reject)[,\s}]")
+    blocks = _nft_blocks(nft)
+    found = element.search(blocks.get("service-ips", "") + " ")
+    if found and found.group(2):
+        chain = found.group(2)
+        body = blocks.get(chain, "")
+        hops = re.findall(r"\bgoto (endpoint-\S+?)(?=[,\s}]|$)", body)
+        targets = sorted(set(_dnat_targets(body) + [t for h in hops for t in _dnat_targets(blocks.get(h, ""))]))
+        return (f"nftables: {where} -> {chain}, {len(targets)} endpoint(s)"
+                + (f": {', '.join(targets)}" if targets else ""))
+    if element.search(blocks.get("no-endpoint-services", "") + " "):
+        return f"nftables: {where} is rejected: the Service has no endpoints"
+    return f"nftables: no service-ips element for {where}: kube-proxy has not programmed it"
+
+
+def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:
+    """The node's own Service rules, in whichever mode its kube-proxy runs: its nft
+    table when the node has one (nftables mode), else iptables-save."""
+    if re.search(r"^table ip kube-proxy \{", nft, re.MULTILINE):
+        return nft_service_summary(nft, ip, port, protocol)
+    return service_rules_summary(iptables, "", ip, port, protocol)
+
+
 class Capture:
     def __init__(self, prober: Prober, inventory: Inventory, out_dir: Path):
         self.prober, self.inventory, self.out_dir = prober, inventory, out_dir
@@ -179,9 +231,8 @@ class Capture:
                         f"echo '@@ conntrack -'; conntrack -L -d {ip} 2>/dev/null; true",
                         "reading the Service's rules and conntrack")
         found = sections(text)
-        rules = service_rules_summary(found.get(("rules", "iptables"), ""),
-                                      found.get(("rules", "nft"), ""), service_ip, target.port,
-                                      target.protocol)
+        rules = service_rules(found.get(("rules", "iptables"), ""), found.get(("rules", "nft"), ""),
+                              service_ip, target.port, target.protocol)
         conntrack = found.get(("conntrack", "-"), "")
         entries = [line.strip() for line in conntrack.splitlines() if line.strip()]
         return [f"{node}: {rules}", f"{node}: {conntrack_summary(conntrack, service_ip)}",

@@ -26,10 +26,13 @@ class Component:
     version: str
     outputs: tuple[str, ...]
     build: Callable[["Component"], None]
+    flags: str = ""  # build flags that change the binary; in the stamp only when set
 
     def stamp(self) -> str:
         src = paths.GO_SOURCES / self.name
         digest = hashlib.sha256(self.version.encode())
+        if self.flags:
+            digest.update(self.flags.encode())
         if src.is_dir():
             for f in sorted(src.iterdir()):
                 digest.update(f.name.encode() + f.read_bytes())
@@ -176,6 +179,9 @@ def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "", cgo: bool
 
 
 CONTAINERD = "github.com/containerd/containerd/v2"
+KUBE_ROUTER = "github.com/cloudnativelabs/kube-router/v2"
+# The version its metrics report (kube_router_build_info), as upstream's Makefile sets it.
+KUBE_ROUTER_LDFLAGS = f"{STATIC} -X {KUBE_ROUTER}/pkg/version.Version={versions.KUBE_ROUTER}"
 
 COMPONENTS = (
     Component("pause", "1", ("pause",), build_pause),
@@ -203,7 +209,8 @@ COMPONENTS = (
         "kube-router",
         versions.KUBE_ROUTER,
         ("kube-router",),
-        go_install(["github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"]),
+        go_install([f"{KUBE_ROUTER}/cmd/kube-router"], ldflags=KUBE_ROUTER_LDFLAGS),
+        flags=KUBE_ROUTER_LDFLAGS,
     ),
     Component("flannel", versions.FLANNEL, ("flanneld",), build_flannel),
     Component("kube", versions.KUBERNETES, ("kube", "agnhost", "kubectl"), build_kube),

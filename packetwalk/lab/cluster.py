@@ -15,6 +15,7 @@ from . import (
     components,
     images,
     info,
+    netstatus,
     network,
     nodes,
     outside,
@@ -73,16 +74,19 @@ def node_list(workers: int) -> list[t.Node]:
 # ---------------------------------------------------------------- up
 
 def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
-       pod_security: str = podsecurity.DEFAULT) -> None:
-    """Bring the lab up. A lab already up with another CNI is refused (switching a
-    network in place would leave it half-switched); one with other workers or Pod
-    Security settings is taken down and brought up with these: the API server's
-    admission is fixed at its start."""
+       pod_security: str = podsecurity.DEFAULT,
+       proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
+    """Bring the lab up. A lab already up with another CNI or proxy mode is refused
+    (switching a network in place would leave it half-switched); one with other
+    workers or Pod Security settings is taken down and brought up with these: the
+    API server's admission is fixed at its start."""
     net = cni_named(cni)  # bad input first: one line, nothing touched
+    components.check_proxy_mode(proxy_mode)
     if pod_security not in podsecurity.LEVELS:
         raise LabError(f"--pod-security {pod_security}: one of {', '.join(podsecurity.LEVELS)}")
     preflight.check()
-    _refuse_switch(load(), net.name)
+    preflight.proxy_mode(proxy_mode)
+    _refuse_switch(load(), net.name, proxy_mode)
     started = time.monotonic()
     # Build first: a broken build must fail before anything running is touched.
     spent = build.build_all(log, net.builds)
@@ -91,7 +95,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
     if (state.procs and healthy(state) and state.workers == workers and state.cni == net.name
-            and state.pod_security == pod_security):
+            and state.pod_security == pod_security and state.proxy_mode == proxy_mode):
         _refresh_outside_server(state, log)
         info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
@@ -102,7 +106,8 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
             f"{pod_security}" if changed else "clearing a previous lab first")
         down(log=lambda _m: None)
 
-    state = State(workers=workers, cni=net.name, pod_security=pod_security)
+    state = State(workers=workers, cni=net.name, pod_security=pod_security,
+                  proxy_mode=proxy_mode)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
     state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
@@ -125,12 +130,16 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     log(f"kubeconfig: {paths.KUBECONFIG}")
 
 
-def _refuse_switch(state: State, wanted: str) -> None:
-    """A lab on another CNI is never switched in place: a half-switched network
-    (some nodes on each) would pass for neither."""
+def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
+    """A lab on another CNI or proxy mode is never switched in place: a
+    half-switched network (some nodes on each) would pass for neither."""
     if state.procs and state.cni != wanted:
         raise LabError(f"the lab runs the {state.cni} CNI; to switch to {wanted}: "
                        f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted}`")
+    if state.procs and state.proxy_mode != proxy_mode:
+        raise LabError(f"the lab's kube-proxy runs in {state.proxy_mode} mode; to switch to {proxy_mode}: "
+                       f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted} "
+                       f"--proxy-mode {proxy_mode}`")
 
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
@@ -144,7 +153,7 @@ def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, P
         d.mkdir(parents=True, exist_ok=True)
         (d / "containerd.toml").write_text(components.containerd_config(n))
         (d / "kubelet.yaml").write_text(components.kubelet_config(n))
-        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n))
+        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
         network.make_node(n)
         nodes.make(state, n.name)
@@ -337,11 +346,15 @@ def status() -> str:
     if not state.procs:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), "", "components:"]
+              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
+             "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")
     try:
         lines += ["", "nodes:", kubectl("get", "nodes", "-o", "wide", timeout=5).rstrip()]
+        # The same facts a report gives on any cluster, read from this one.
+        lines += ["", "network, as the cluster shows it:",
+                  *(f"  {line}" for line in netstatus.lines(kubectl, node_list(state.workers)))]
     except (LabError, subprocess.SubprocessError) as e:
         lines += ["", f"nodes: API server not answering ({e})"]
     if state.faults:

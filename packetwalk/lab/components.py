@@ -8,6 +8,7 @@ import os
 
 from . import paths
 from . import topology as t
+from .errors import LabError
 
 BIN = paths.BIN_DIR
 
@@ -147,12 +148,23 @@ def kubelet(node: t.Node) -> list[str]:
     ]
 
 
-def kube_proxy_config(node: t.Node) -> str:
+PROXY_MODES = ("iptables", "nftables")
+DEFAULT_PROXY_MODE = "iptables"
+
+
+def check_proxy_mode(mode: str) -> str:
+    if mode not in PROXY_MODES:
+        raise LabError(f"unknown proxy mode {mode!r}; known: {', '.join(PROXY_MODES)}")
+    return mode
+
+
+def kube_proxy_config(node: t.Node, mode: str = DEFAULT_PROXY_MODE) -> str:
+    # metricsBindAddress also serves /proxyMode: how the cluster's facts learn the mode.
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {admin_kubeconfig()}}}
 hostnameOverride: {node.name}
-mode: iptables
+mode: {check_proxy_mode(mode)}
 clusterCIDR: {t.POD_CIDR}
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: 127.0.0.1:10249

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import cluster, components, network, paths
 from . import topology as t
-from .cni import Cni, cni_named
+from .cni import Cni, CniFault, cni_named, names
 from .errors import LabError
 from .processes import enter, in_netns, run, start, stop_component
 from .state import State, load
@@ -69,10 +69,17 @@ def _kube_proxy_broken(state: State, node: t.Node) -> None:
         f"kube-proxy --cleanup on {node.name}", check=False)
 
 
+def _kube_proxy_programmed(state: State, node: t.Node) -> bool:
+    if state.proxy_mode == "nftables":
+        table = run(in_netns(node.name) + ["nft", "list", "table", "ip", "kube-proxy"], "nft", check=False)
+        return "map service-ips" in table
+    return "KUBE-SERVICES" in _ipt(node.name, "-t", "nat", "-S", check=False)
+
+
 def _kube_proxy_back(state: State, node: t.Node) -> None:
     start(state, node.name, "kube-proxy", components.kube_proxy(node))
     cluster.wait_for(f"kube-proxy on {node.name} to program Services",
-                     lambda: "KUBE-SERVICES" in _ipt(node.name, "-t", "nat", "-S", check=False), 30)
+                     lambda: _kube_proxy_programmed(state, node), 30)
 
 
 # ---------------------------------------------------------------- cross-node-route
@@ -216,6 +223,23 @@ FAULTS = {f.name: f for f in (
 )}
 
 
+def _own(fault: CniFault) -> Fault:
+    """A CNI's own fault as the lab's faults are: the nodes and pod CIDRs looked up."""
+    def call(step: Callable[..., None]) -> Callable[[State, t.Node], None]:
+        return lambda state, node: step(state, cluster.node_list(state.workers), cluster.pod_cidrs(), node)
+
+    return Fault(fault.name, fault.symptom, fault.per_node, call(fault.inject), call(fault.heal))
+
+
+def faults_for(net: Cni) -> dict[str, Fault]:
+    """The lab's faults plus the CNI's own (bgp-down on kube-router)."""
+    return {**FAULTS, **{f.name: _own(f) for f in net.own_faults}}
+
+
+def _all_names() -> set[str]:
+    return set(FAULTS) | {f.name for name in names() for f in cni_named(name).own_faults}
+
+
 def _node(state: State, name: str | None) -> t.Node:
     lab_nodes = cluster.node_list(state.workers)
     if name is None:
@@ -230,14 +254,14 @@ def inject(name: str, node: str | None = None) -> str:
     state = load()
     if not state.procs:
         raise LabError("the lab is down: run `packetwalk lab up` first")
-    if name not in FAULTS:
+    if name not in _all_names():
         raise LabError(f"unknown fault {name!r}; `packetwalk lab fault --list` shows them")
     if state.faults:
         # One at a time: two faults together would blur which layer each one breaks.
         raise LabError(f"fault {', '.join(state.faults)} is already active; `packetwalk lab heal` first")
     if name not in _cni(state).faults_supported:
         raise LabError(f"fault {name} does not apply to the {state.cni} CNI")
-    fault = FAULTS[name]
+    fault = faults_for(_cni(state))[name]
     target = _node(state, node)
     if node is not None and not fault.per_node:
         raise LabError(f"fault {name} is cluster-wide; it takes no --node")
@@ -253,7 +277,7 @@ def heal() -> list[str]:
     state = load()
     healed = []
     for name, info in list(state.faults.items()):
-        FAULTS[name].heal(state, _node(state, info.get("node") or None))
+        faults_for(_cni(state))[name].heal(state, _node(state, info.get("node") or None))
         state = load()
         state.faults.pop(name, None)
         state.save()
@@ -262,4 +286,6 @@ def heal() -> list[str]:
 
 
 def catalogue() -> str:
-    return "\n".join(f"{f.name:22} {'--node ' if f.per_node else '       '} {f.symptom}" for f in FAULTS.values())
+    state = load()
+    shown = faults_for(_cni(state)) if state.procs else FAULTS
+    return "\n".join(f"{f.name:22} {'--node ' if f.per_node else '       '} {f.symptom}" for f in shown.values())

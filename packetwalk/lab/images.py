@@ -55,6 +55,7 @@ class ImageSpec:
     cmd: tuple[str, ...] | None = None
     etc: bool = False  # minimal /etc (passwd, group, nsswitch.conf) and /tmp
     tools: bool = False  # busybox applets and Debian network tools (implies etc)
+    agnhost: bool = False  # what upstream's agnhost Dockerfile adds besides the binary
 
     @property
     def filename(self) -> str:
@@ -66,7 +67,7 @@ class ImageSpec:
 IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec(PAUSE_IMAGE, "pause", ("/pause",)),
     ImageSpec(COREDNS_IMAGE, "coredns", ("/coredns",), etc=True),
-    ImageSpec(AGNHOST_IMAGE, "agnhost", ("/agnhost",), ("pause",), etc=True, tools=True),
+    ImageSpec(AGNHOST_IMAGE, "agnhost", ("/agnhost",), ("pause",), etc=True, tools=True, agnhost=True),
 )
 
 # Real tools beat busybox applets of the same name: iproute2's ip and OpenBSD nc
@@ -87,6 +88,8 @@ TOOLS: tuple[HostTool, ...] = (
     # must read the rules kube-proxy wrote with it. It picks its mode from argv[0].
     HostTool("iptables-save", "iptables", "/usr/sbin/iptables-save",
              aliases=("/usr/sbin/iptables",), optional=True),
+    # kube-proxy's nftables mode keeps its rules in `table ip kube-proxy`, which only nft reads.
+    HostTool("nft", "nftables", "/usr/sbin/nft", optional=True),
 )
 # iptables loads its match and target extensions from here at run time (dlopen):
 # without them iptables-save cannot print kube-proxy's rules.
@@ -111,6 +114,13 @@ _GROUP = "root:x:0:\nnonroot:x:65532:\nnogroup:x:65534:\n"
 # Debian's tcpdump drops privileges to user tcpdump after opening the capture.
 _TOOLS_PASSWD = _PASSWD + "tcpdump:x:102:105::/nonexistent:/bin/false\n"
 _TOOLS_GROUP = _GROUP + "tcpdump:x:105:\n"
+# upstream's agnhost Dockerfile: `adduser -u 1000 -D user-defined-in-image`, `addgroup -g
+# 50000 group-defined-in-image`, the user in that group (a SupplementalGroups e2e test).
+_AGNHOST_PASSWD = "user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n"
+_AGNHOST_GROUP = "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n"
+# agnhost's porter serves TLS with these, from its working directory (/).
+PORTER_TLS = ("localhost.crt", "localhost.key")
+PORTER_TLS_DAYS = "36500"  # upstream's pair expires in 2084: a lab's outlives any run
 _NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\n"
 _HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -392,6 +402,35 @@ def _plan(spec: ImageSpec, bin_dir: Path) -> _Plan:
     return plan
 
 
+def porter_tls(out_dir: Path) -> dict[str, Path]:
+    """A self-signed certificate and key for "localhost", made once under out_dir and
+    kept: a new pair on every build would rebuild the image every time."""
+    d = out_dir / "agnhost-tls"
+    crt, key = (d / name for name in PORTER_TLS)
+    if not (crt.is_file() and key.is_file()):
+        d.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", str(key), "-out", str(crt), "-days", PORTER_TLS_DAYS, "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"],
+            capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise LabError(f"openssl could not make agnhost's localhost.crt: {r.stderr.strip()[-200:]}")
+        # Readable by any user, as upstream's ADD leaves it: the suite's pods run as 65534.
+        os.chmod(key, 0o644)
+    return {crt.name: crt, key.name: key}
+
+
+def add_agnhost_extras(plan: _Plan, tls: dict[str, Path]) -> None:
+    """What upstream's agnhost Dockerfile adds beside the binary and the tools."""
+    plan.dirs["uploads"] = 0o755  # netexec's /upload writes here
+    plan.add_link("/agnhost-2", "agnhost")  # the entrypoint-tester tests run agnhost-2
+    for name, src in tls.items():
+        plan.add_file("/" + name, src)
+    plan.texts["etc/passwd"] += _AGNHOST_PASSWD
+    plan.texts["etc/group"] += _AGNHOST_GROUP
+
+
 def _materialise(plan: _Plan, root: Path) -> None:
     """Create plan under root; every parent is a real dir, so nothing writes through a link."""
     paths = [*plan.dirs, *plan.files, *plan.texts, *plan.links]
@@ -419,6 +458,7 @@ def _stamp(spec: ImageSpec, plan: _Plan) -> str:
 
     key = {
         "version": SPEC_VERSION,
+        # spec.agnhost is in the plan (its files, users, links): the other images keep their stamps.
         "spec": [spec.name, spec.binary, spec.entrypoint, spec.cmd, spec.etc, spec.tools],
         "dirs": plan.dirs,
         "files": {rel: [str(src), *stat_of(src)] for rel, src in plan.files.items()},
@@ -433,6 +473,8 @@ def build_image(spec: ImageSpec, bin_dir: Path, out_dir: Path) -> Path:
     out = out_dir / spec.filename
     stamp_path = out.with_name(out.name + ".stamp")
     plan = _plan(spec, bin_dir)
+    if spec.agnhost:
+        add_agnhost_extras(plan, porter_tls(out_dir))
     stamp = _stamp(spec, plan)
     if out.is_file() and stamp_path.is_file() and stamp_path.read_text() == stamp:
         return out

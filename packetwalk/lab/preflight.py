@@ -47,6 +47,19 @@ def check() -> None:
     kernel()
 
 
+def proxy_mode(mode: str) -> None:
+    """nftables mode: kube-proxy (through knftables) runs the host's `nft`, and the
+    kernel must have nf_tables."""
+    if mode != "nftables":
+        return
+    if shutil.which("nft") is None:
+        raise LabError("missing tools: nft (nftables), which kube-proxy's nftables mode runs")
+    r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise LabError(f"missing kernel feature: nf_tables (kube-proxy's nftables mode needs it: "
+                       f"{r.stderr.strip()})")
+
+
 def port_free(netns: str, port: int) -> None:
     """A stray listener would make the API server exit with a cryptic bind error."""
     out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],

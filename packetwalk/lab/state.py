@@ -24,6 +24,7 @@ class Proc:
 class State:
     workers: int = 0
     cni: str = DEFAULT_CNI  # the pod network's module in cni/ (a state file without it: bridge)
+    proxy_mode: str = "iptables"  # kube-proxy's --proxy-mode (a state file without it: iptables)
     procs: list[Proc] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)  # host mountpoints we made
     mounted_hugetlb: bool = False

@@ -78,7 +78,8 @@ def _facts(state) -> dict[str, str]:
         return {"cluster facts": f"unavailable: {apiretry.OUTAGE} ({gone})"}
     try:
         return facts.gather(apiretry.client(state.configuration), state.dns_ip,
-                            lab_present([n.ip for n in state.nodes]))
+                            lab_present([n.ip for n in state.nodes]),
+                            facts.RunPods(state.configuration, state.inventory))
     except Exception as exc:  # noqa: BLE001 - the report is written whatever the facts do
         return {"cluster facts": f"unavailable: {apiretry.describe(exc)}"}
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import LabError
@@ -23,6 +25,19 @@ if TYPE_CHECKING:
 DEFAULT_CNI = "bridge"
 
 
+@dataclass(frozen=True)
+class CniFault:
+    """A fault only one CNI has (bgp-down: kube-router's BGP). The lab lists and
+    injects it beside faults.FAULTS while that CNI runs. inject and heal get the
+    state, the nodes, their pod CIDRs and the node the fault is on."""
+
+    name: str
+    symptom: str
+    per_node: bool
+    inject: Callable[[State, list[Node], dict[str, str], Node], None]
+    heal: Callable[[State, list[Node], dict[str, str], Node], None]
+
+
 class Cni:
     name = ""
     builds: tuple[str, ...] = ()  # names in build.COMPONENTS it needs beyond the cluster's own
@@ -30,6 +45,8 @@ class Cni:
     faults_supported: frozenset[str] = frozenset()
     # A fault whose symptom on this CNI differs from faults.FAULTS' wording: name -> symptom.
     fault_symptoms: ClassVar[dict[str, str]] = {}
+    # Faults of this CNI alone; their names are in faults_supported too.
+    own_faults: ClassVar[tuple[CniFault, ...]] = ()
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""

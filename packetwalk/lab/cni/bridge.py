@@ -47,9 +47,9 @@ def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
             ip("route", "replace", cidrs[n.name], "via", str(n.ip))
 
 
-def hairpin_ports(node: t.Node, on: bool) -> None:
+def hairpin_ports(node: t.Node, on: bool, bridge: str = BRIDGE) -> None:
     """Switch hairpin on the running pods' ports of the node's bridge."""
-    for line in ip("-o", "link", "show", "master", BRIDGE, ns=node.name, check=False).splitlines():
+    for line in ip("-o", "link", "show", "master", bridge, ns=node.name, check=False).splitlines():
         port = line.split(":")[1].strip().split("@")[0]
         run(in_netns(node.name) + ["bridge", "link", "set", "dev", port,
              "hairpin", "on" if on else "off"], f"hairpin on {node.name}/{port}")
