@@ -36,6 +36,9 @@ HEARTBEAT_EVERY = 30  # seconds between liveness marks of a running controller
 # heartbeats missed: far beyond any API hiccup, and a crashed CI job's leftovers
 # are gone by the next job. A run on this host is dead as soon as its pid is.
 STALE_AFTER = 600
+# The client sends a dict body as a JSON Patch unless told otherwise, which the
+# API server refuses for an object: every patch here says what it is.
+MERGE_PATCH = "application/merge-patch+json"
 DELETE_WAIT = 60  # seconds --wait-cleanup waits for our namespaces to disappear at the end
 
 
@@ -195,6 +198,7 @@ def mark_kept(api: ApiClient, run: Run) -> None:
     core = CoreV1Api(api)
     for name in run_namespaces(api, run):
         core.patch_namespace(name, {"metadata": {"annotations": {ANNOTATION_KEEP: "true"}}},
+                             _content_type=MERGE_PATCH,
                              _request_timeout=API_TIMEOUT)
 
 
@@ -222,4 +226,5 @@ class Heartbeat:
             with contextlib.suppress(Exception):
                 for name in run_namespaces(self._api, self._run):
                     with contextlib.suppress(Exception):
-                        core.patch_namespace(name, patch, _request_timeout=API_TIMEOUT)
+                        core.patch_namespace(name, patch, _content_type=MERGE_PATCH,
+                                             _request_timeout=API_TIMEOUT)
