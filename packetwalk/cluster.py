@@ -146,6 +146,9 @@ REQUIRED_ACCESS = (
     Access("list", "events"),
     Access("create", "networkpolicies", group="networking.k8s.io"),
     Access("delete", "networkpolicies", group="networking.k8s.io"),
+    # NetworkPolicy cases update a policy in place and relabel their own pods.
+    Access("update", "networkpolicies", group="networking.k8s.io"),
+    Access("patch", "pods"),
 )
 
 
