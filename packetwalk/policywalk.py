@@ -60,6 +60,7 @@ HOP = HOPS["network_policy"]
 # /proc/net/sctp exists in a network namespace only when the kernel has SCTP.
 SCTP_CHECK = "test -e /proc/net/sctp && echo yes || echo no"
 BASELINE = "without any policy (baseline)"
+MERGE_PATCH = "application/merge-patch+json"
 REMOVED = "after removing the policies"
 
 
@@ -110,7 +111,8 @@ class PolicyWalk:
                 started = time.monotonic()
                 for change in step.changes:
                     self.change(change, applied, labels)
-                self._converge(name, step.phase, step.cells, started)
+                phase = Template(step.phase).safe_substitute(LANE=self.lane)
+                self._converge(name, phase, step.cells, started)
         finally:
             started = time.monotonic()
             self.remove(applied)
@@ -179,13 +181,14 @@ class PolicyWalk:
 
     def _set_label(self, kind: str, subject: str, key: str, value: str | None) -> None:
         patch = {"metadata": {"labels": {key: value}}}  # None removes the label
+        # Said explicitly: the client would pick JSON Patch, which wants a list.
+        how = {"_content_type": MERGE_PATCH, "_request_timeout": API_TIMEOUT}
         core = CoreV1Api(self.api)
         if kind == LABEL_POD:
             pod = self.pod(subject)
-            core.patch_namespaced_pod(pod.name, pod.namespace, patch,
-                                      _request_timeout=API_TIMEOUT)
+            core.patch_namespaced_pod(pod.name, pod.namespace, patch, **how)
         else:
-            core.patch_namespace(self._namespace(subject), patch, _request_timeout=API_TIMEOUT)
+            core.patch_namespace(self._namespace(subject), patch, **how)
 
     def _namespace(self, subject: str) -> str:
         return self.run.peer_namespace if subject == "peer" else self.run.namespace
