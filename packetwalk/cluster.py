@@ -174,6 +174,9 @@ RUN_ACCESS = (
     Access("list", "events"),
     Access("create", "networkpolicies", group="networking.k8s.io"),
     Access("delete", "networkpolicies", group="networking.k8s.io"),
+    # NetworkPolicy cases update a policy in place and relabel their own pods.
+    Access("update", "networkpolicies", group="networking.k8s.io"),
+    Access("patch", "pods"),
 )
 SELF_BIND_ACCESS = (
     Access("create", "rolebindings", group="rbac.authorization.k8s.io"),

@@ -113,67 +113,308 @@ class Hop:
         return f"{self.test}[{'-'.join(parts)}]" if parts else self.test
 
 
-# NetworkPolicy truth table. A cell: which client reaches which target on which port.
-# "open" expects OK; "blocked" accepts any class in BLOCKED_CLASSES (kube-router
-# rejects, other controllers drop: REFUSED and TIMEOUT both mean blocked).
+# NetworkPolicy truth table. A cell: which pod of the case's lane reaches which
+# target on which port. "open" expects OK; "blocked" accepts any class in
+# BLOCKED_CLASSES (kube-router rejects, other controllers drop: REFUSED and
+# TIMEOUT both mean blocked).
+# Sources: the lane's "client-a", "client-b" (main namespace), "client-peer" (peer
+# namespace), "server" (the policy server itself, for egress from it).
+POLICY_SOURCES = ("client-a", "client-b", "client-peer", "server")
+# Targets: the lane's server by "pod-ip", "cluster-ip" or "dns" (resolve its Service
+# name), "client-b" (its pod IP), "other" (a server pod no policy selects, on the
+# policy server's node).
+POLICY_TARGETS = ("pod-ip", "cluster-ip", "dns", "client-b", "other")
+# Ports: (protocol, number). The server names 8080 "http", 8081 "udp", 8082 "alt";
+# clients and other servers serve http and udp.
+POLICY_PORTS = {"http": ("tcp", 8080), "alt": ("tcp", 8082), "udp": ("udp", 8081)}
+
+
 @dataclass(frozen=True)
 class Cell:
-    source: str  # policy client: "client-a" (selected), "client-b", "client-peer"
-    target: str  # "pod-ip", "cluster-ip", or "dns" (resolve the server's Service name)
-    port: str  # "http" (8080, allowed by the port-scoped policy) or "alt" (8082)
+    source: str  # one of POLICY_SOURCES
+    target: str  # one of POLICY_TARGETS
+    port: str  # one of POLICY_PORTS
     expect: str  # "open" or "blocked"
+
+    @property
+    def path(self) -> tuple[str, str, str]:
+        """The cell without its expectation: the probe it stands for."""
+        return self.source, self.target, self.port
+
+
+# What a Change does: apply a policy, update one in place (its spec becomes that of
+# manifest `to`), delete one, set or remove a label on a lane pod or the peer namespace.
+APPLY, UPDATE, DELETE, LABEL_POD, LABEL_NAMESPACE = (
+    "apply", "update", "delete", "label-pod", "label-namespace")
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    subject: str  # a policy manifest name, a lane pod role (POLICY_SOURCES), or "peer"
+    to: str = ""  # UPDATE: the manifest whose spec replaces; labels: "key=value" or "key-"
+
+    def describe(self) -> str:
+        if self.kind == UPDATE:
+            return f"{self.subject} updated in place to the spec of {self.to}"
+        if self.kind in (LABEL_POD, LABEL_NAMESPACE):
+            what = "namespace" if self.kind == LABEL_NAMESPACE else "pod"
+            label = (f"label {self.to[:-1]} removed" if self.to.endswith("-")
+                     else f"labelled {self.to}")
+            return f"{what} {self.subject} {label}"
+        return f"{self.subject} {'applied' if self.kind == APPLY else 'deleted'}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Changes made while the case's policies stand, then cells that must hold: polled
+    until they do (bounded), and the time they took is the time to enforce."""
+
+    changes: tuple[Change, ...]
+    cells: tuple[Cell, ...]
+
+    @property
+    def phase(self) -> str:
+        return "after " + "; ".join(change.describe() for change in self.changes)
+
+
+# Semantics a case depends on beyond the basics, named for the faults that break
+# only them (tests/selfcheck/expected.py reads these, never the case names).
+EXCEPT, NAMED_PORT = "ipblock-except", "named-port"
+SCTP = "sctp"  # a case needing SCTP in the nodes' kernel (skipped without it)
 
 
 @dataclass(frozen=True)
 class PolicyCase:
     """Policies applied together, then every cell must match (polled: enforcement is async).
-    `then_removed` cells are checked after deleting the policies again."""
+    `steps` then change policies or labels, each with its own cells; `then_removed`
+    cells are checked after deleting the policies again (and undoing every label).
+    `relies_on` names semantics (EXCEPT, NAMED_PORT) a cell flips on; `needs` what
+    the cluster must have, else the case skips (SCTP)."""
 
     policies: tuple[str, ...]
     cells: tuple[Cell, ...]
     then_removed: tuple[Cell, ...] = ()
+    steps: tuple[Step, ...] = ()
+    relies_on: frozenset[str] = frozenset()
+    needs: str = ""
+
+    @property
+    def every_cell(self) -> tuple[Cell, ...]:
+        """Cells of every phase, in order (the same probe may appear in several)."""
+        return (*self.cells, *(c for step in self.steps for c in step.cells), *self.then_removed)
+
+    @property
+    def paths(self) -> tuple[tuple[str, str, str], ...]:
+        """Each distinct probe of the case once, in first-seen order (the baseline)."""
+        return tuple(dict.fromkeys(cell.path for cell in self.every_cell))
 
 
 EXPECTED_CLASSES = {"open": frozenset({OK}), BLOCKED: BLOCKED_CLASSES}
 
+
+def _cells(*specs: str) -> tuple[Cell, ...]:
+    """Cells from 'source target port expect' strings: the truth table reads as a table."""
+    return tuple(Cell(*spec.split()) for spec in specs)
+
+
 POLICY_CASES = {
     "default-deny-ingress": PolicyCase(
         ("deny-ingress",),
-        (Cell("client-a", "pod-ip", "http", "blocked"),
-         Cell("client-a", "cluster-ip", "http", "blocked")),
+        _cells("client-a pod-ip http blocked",
+               "client-a cluster-ip http blocked"),
     ),
     "allow-by-pod-selector": PolicyCase(
         ("deny-ingress", "allow-from-client-a"),
-        (Cell("client-a", "pod-ip", "http", "open"),
-         Cell("client-b", "pod-ip", "http", "blocked"),
-         Cell("client-peer", "pod-ip", "http", "blocked")),
+        _cells("client-a pod-ip http open",
+               "client-b pod-ip http blocked",
+               "client-peer pod-ip http blocked"),
     ),
     "allow-by-namespace-selector": PolicyCase(
         ("deny-ingress", "allow-from-peer-namespace"),
-        (Cell("client-peer", "pod-ip", "http", "open"),
-         Cell("client-a", "pod-ip", "http", "blocked")),
+        _cells("client-peer pod-ip http open",
+               "client-a pod-ip http blocked"),
     ),
     "allow-one-port": PolicyCase(
         ("deny-ingress", "allow-http-port"),
-        (Cell("client-a", "pod-ip", "http", "open"),
-         Cell("client-a", "pod-ip", "alt", "blocked")),
+        _cells("client-a pod-ip http open",
+               "client-a pod-ip alt blocked"),
     ),
     "deny-egress": PolicyCase(
         ("deny-egress-client-b",),
-        (Cell("client-b", "pod-ip", "http", "blocked"),
-         Cell("client-b", "dns", "http", "blocked"),
-         Cell("client-a", "pod-ip", "http", "open")),
+        _cells("client-b pod-ip http blocked",
+               "client-b dns http blocked",
+               "client-a pod-ip http open"),
     ),
     "egress-only-dns": PolicyCase(
         ("egress-only-dns-client-b",),
-        (Cell("client-b", "dns", "http", "open"),
-         Cell("client-b", "pod-ip", "http", "blocked")),
+        _cells("client-b dns http open",
+               "client-b pod-ip http blocked"),
     ),
     "removing-policy-restores-traffic": PolicyCase(
         ("deny-ingress",),
-        (Cell("client-a", "cluster-ip", "http", "blocked"),),
-        then_removed=(Cell("client-a", "cluster-ip", "http", "open"),
-                      Cell("client-a", "pod-ip", "http", "open")),
+        _cells("client-a cluster-ip http blocked"),
+        then_removed=_cells("client-a cluster-ip http open",
+                            "client-a pod-ip http open"),
+    ),
+    # Named ports resolve on the pod the rule is about: the server for ingress,
+    # the `to` pods for egress. The numeric cases above use the other port.
+    "named-port-ingress": PolicyCase(
+        ("deny-ingress", "allow-named-port-alt"),
+        _cells("client-a pod-ip alt open",
+               "client-b pod-ip alt open",
+               "client-a pod-ip http blocked"),
+        relies_on=frozenset({NAMED_PORT}),
+    ),
+    "named-port-egress": PolicyCase(
+        ("egress-named-port-http-client-b",),
+        _cells("client-b pod-ip http open",
+               "client-b pod-ip alt blocked",
+               "client-a pod-ip alt open"),
+        relies_on=frozenset({NAMED_PORT}),
+    ),
+    # client-b's address is inside the CIDR and in its except list: blocked.
+    "ipblock-except": PolicyCase(
+        ("deny-ingress", "allow-ipblock-except-client-b"),
+        _cells("client-a pod-ip http open",
+               "client-peer pod-ip http open",
+               "client-b pod-ip http blocked"),
+        relies_on=frozenset({EXCEPT}),
+    ),
+    # ...unless another peer admits it: peers add up (on 8080 only, so 8082 shows the
+    # except still holds for the first peer).
+    "ipblock-except-overlap": PolicyCase(
+        ("deny-ingress", "allow-ipblock-except-client-b", "allow-ipblock-client-b-http"),
+        _cells("client-b pod-ip http open",
+               "client-b pod-ip alt blocked",
+               "client-a pod-ip alt open"),
+        relies_on=frozenset({EXCEPT}),
+    ),
+    "ipblock-except-egress": PolicyCase(
+        ("egress-ipblock-except-server-client-b",),
+        _cells("client-b other http open",
+               "client-b pod-ip http blocked",
+               "client-a pod-ip http open"),
+        relies_on=frozenset({EXCEPT}),
+    ),
+    "pod-match-expressions": PolicyCase(
+        ("deny-ingress", "allow-access-in-a"),
+        _cells("client-a pod-ip http open",
+               "client-b pod-ip http blocked"),
+    ),
+    "namespace-match-expressions": PolicyCase(
+        ("deny-ingress", "allow-peer-by-expressions"),
+        _cells("client-peer pod-ip http open",
+               "client-a pod-ip http blocked"),
+    ),
+    "namespace-default-label": PolicyCase(
+        ("deny-ingress", "allow-peer-by-name"),
+        _cells("client-peer pod-ip http open",
+               "client-a pod-ip http blocked",
+               "client-b pod-ip http blocked"),
+    ),
+    # One peer with both selectors (AND) against two peers (OR).
+    "pod-and-namespace-selector": PolicyCase(
+        ("deny-ingress", "allow-peer-pod-and-namespace"),
+        _cells("client-peer pod-ip http open",
+               "client-a pod-ip http blocked",
+               "client-b pod-ip http blocked"),
+    ),
+    "pod-or-namespace-selector": PolicyCase(
+        ("deny-ingress", "allow-peer-or-client-a"),
+        _cells("client-peer pod-ip http open",
+               "client-a pod-ip http open",
+               "client-b pod-ip http blocked"),
+    ),
+    # Two policies select the server (one by labels, one by expressions): their
+    # allows add up, per source and port.
+    "stacked-overlapping": PolicyCase(
+        ("deny-ingress", "allow-http-port", "allow-alt-from-client-a-overlapping"),
+        _cells("client-a pod-ip http open",
+               "client-a pod-ip alt open",
+               "client-b pod-ip http open",
+               "client-b pod-ip alt blocked"),
+    ),
+    "allow-all-precedence": PolicyCase(
+        ("deny-ingress", "allow-http-port"),
+        _cells("client-b pod-ip http open",
+               "client-b pod-ip alt blocked"),
+        steps=(Step((Change(APPLY, "allow-all-ingress"),),
+                    _cells("client-b pod-ip alt open",
+                           "client-peer pod-ip alt open",
+                           "client-b pod-ip http open")),),
+    ),
+    "policy-updated-in-place": PolicyCase(
+        ("allow-clients-a-b",),
+        _cells("client-a pod-ip http open",
+               "client-b pod-ip http open",
+               "client-peer pod-ip http blocked"),
+        steps=(Step((Change(UPDATE, "allow-clients-a-b", "allow-from-client-a"),),
+                    _cells("client-a pod-ip http open",
+                           "client-b pod-ip http blocked")),
+               Step((Change(UPDATE, "allow-clients-a-b", "allow-clients-a-b"),),
+                    _cells("client-b pod-ip http open",
+                           "client-peer pod-ip http blocked"))),
+    ),
+    # client-b relabelled access=a joins the allowed sources, and leaves them again.
+    "pod-relabelled": PolicyCase(
+        ("deny-ingress", "allow-from-client-a"),
+        _cells("client-b pod-ip http blocked",
+               "client-a pod-ip http open"),
+        steps=(Step((Change(LABEL_POD, "client-b", "packetwalk.io/access=a"),),
+                    _cells("client-b pod-ip http open")),
+               Step((Change(LABEL_POD, "client-b", "packetwalk.io/access=b"),),
+                    _cells("client-b pod-ip http blocked",
+                           "client-a pod-ip http open"))),
+    ),
+    # The server relabelled out of the policy that isolates it, and back in.
+    "target-relabelled": PolicyCase(
+        ("deny-ingress-unless-exempt",),
+        _cells("client-a pod-ip http blocked"),
+        steps=(Step((Change(LABEL_POD, "server", "packetwalk.io/policy-exempt=yes"),),
+                    _cells("client-a pod-ip http open")),
+               Step((Change(LABEL_POD, "server", "packetwalk.io/policy-exempt-"),),
+                    _cells("client-a pod-ip http blocked"))),
+    ),
+    "namespace-relabelled": PolicyCase(
+        ("deny-ingress", "allow-from-labelled-namespace"),
+        _cells("client-peer pod-ip http blocked"),
+        steps=(Step((Change(LABEL_NAMESPACE, "peer", "packetwalk.io/policy-lane-${LANE}=admitted"),),
+                    _cells("client-peer pod-ip http open",
+                           "client-a pod-ip http blocked")),
+               Step((Change(LABEL_NAMESPACE, "peer", "packetwalk.io/policy-lane-${LANE}-"),),
+                    _cells("client-peer pod-ip http blocked"))),
+    ),
+    # policyTypes: an Egress-only policy leaves ingress alone, and the reverse.
+    "ingress-egress-independent": PolicyCase(
+        ("deny-egress-server", "deny-ingress-client-b"),
+        _cells("server other http blocked",
+               "client-a pod-ip http open",
+               "client-a client-b http blocked",
+               "client-b pod-ip http open"),
+    ),
+    "protocol-only": PolicyCase(
+        ("deny-ingress", "allow-tcp-any-port"),
+        _cells("client-a pod-ip http open",
+               "client-a pod-ip alt open",
+               "client-a pod-ip udp blocked"),
+    ),
+    "udp-only-not-tcp": PolicyCase(
+        ("deny-ingress", "allow-udp-only"),
+        _cells("client-a pod-ip udp open",
+               "client-a pod-ip http blocked"),
+    ),
+    # The server's ingress allows everything; client-b's own egress deny still wins.
+    "egress-deny-beats-ingress-allow": PolicyCase(
+        ("allow-all-ingress", "deny-egress-client-b"),
+        _cells("client-b pod-ip http blocked",
+               "client-a pod-ip http open"),
+    ),
+    "sctp-not-tcp": PolicyCase(
+        ("deny-ingress", "allow-sctp-only"),
+        _cells("client-a pod-ip http blocked",
+               "client-a pod-ip alt blocked"),
+        needs=SCTP,
     ),
 }
 

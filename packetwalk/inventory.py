@@ -36,6 +36,24 @@ def pod_name(role: str, node: Node) -> str:
     return f"{role}-{node.slug}"
 
 
+# NetworkPolicy lanes: each lane is a policy server and its clients (a, b, and
+# one in the peer namespace), selected by its own policies only. Cases take a free
+# lane, so two cases run at once without seeing each other's policies or labels.
+POLICY_LANES = ("1", "2")
+LANE_LABEL = "packetwalk.io/lane"
+POLICY_ROLES = ("server", "client-a", "client-b", "client-peer")
+
+
+def policy_pod_name(role: str, lane: str) -> str:
+    """policy-server, policy-client-a ... in the first lane; policy-server-2 ... after it."""
+    return f"policy-{role}" + ("" if lane == POLICY_LANES[0] else f"-{lane}")
+
+
+def policy_service_name(lane: str) -> str:
+    """The ClusterIP Service in front of exactly the lane's policy server."""
+    return policy_pod_name("server", lane)
+
+
 def server_service_name(node: Node, local: bool = False) -> str:
     """The Service in front of exactly the server on `node` (externalTrafficPolicy Local
     with `local`)."""

@@ -32,7 +32,7 @@ from packetwalk import apiretry
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
-from packetwalk.inventory import DEBUG, Inventory, WorkloadError
+from packetwalk.inventory import DEBUG, POLICY_LANES, Inventory, WorkloadError
 from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
@@ -47,6 +47,8 @@ from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
 RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker)
 POLICY_LOCK = "network-policy"
+# One lock per NetworkPolicy lane (fixtures/policy.py): a case holds its lane's.
+POLICY_LOCKS = tuple(f"{POLICY_LOCK}-lane-{lane}" for lane in POLICY_LANES)
 
 
 @dataclass
@@ -242,7 +244,8 @@ class Controller:
             if swept:
                 state.notes.append(f"swept namespaces of dead runs: {', '.join(swept)}")
             for name in swept:  # their lock files, if they ran on this host
-                remove_lock(name.removeprefix("pw-").split("-")[0], POLICY_LOCK)
+                for lock in (POLICY_LOCK, *POLICY_LOCKS):
+                    remove_lock(name.removeprefix("pw-").split("-")[0], lock)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.capture_image if options.capture_packets else None
             objects = with_bindings(
@@ -293,7 +296,8 @@ class Controller:
             return  # nothing deployed (collect-only, or failed before deploying)
         state.cleaned = True
         state.heartbeat.stop()
-        remove_lock(state.run.id, POLICY_LOCK)
+        for lock in (POLICY_LOCK, *POLICY_LOCKS):
+            remove_lock(state.run.id, lock)
         api = apiretry.client(state.configuration)
         try:
             if state.options.keep:

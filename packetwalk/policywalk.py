@@ -1,67 +1,157 @@
-"""NetworkPolicy cases: apply policies, poll the truth table until it holds, remove.
+"""NetworkPolicy cases: apply policies, poll the truth table until it holds, change, remove.
 
 Enforcement is asynchronous (the policy controller watches and reprograms),
 so every transition is polled, bounded, before the cells are judged:
-baseline (no policy: every cell open), with the policies, and after removal.
-Only the dedicated policy pods are ever selected, so the other tests running
-meanwhile are not disturbed; cases serialize against each other (runlock).
+baseline (no policy: every cell open), with the policies, after each change
+(a policy updated in place, a pod or namespace relabelled), and after removal.
+How long each change took to be enforced is measured and recorded.
+
+A case runs in one lane (inventory.POLICY_LANES): a policy server and its
+clients that only that lane's policies select. The lane is the case's own while
+it runs (fixtures/policy.py), so cases in other lanes run at the same time; only
+the policy pods are ever selected, so the other tests are not disturbed either.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from string import Template
 
-from kubernetes.client import ApiClient, NetworkingV1Api
+from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api
 from kubernetes.client.rest import ApiException
 
 from packetwalk import verdict
 from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
-from packetwalk.hops import EXPECTED_CLASSES, HOPS, Cell, PolicyCase, next_step
-from packetwalk.inventory import Inventory
+from packetwalk.hops import (
+    APPLY,
+    DELETE,
+    EXPECTED_CLASSES,
+    HOPS,
+    LABEL_NAMESPACE,
+    LABEL_POD,
+    POLICY_PORTS,
+    SCTP,
+    UPDATE,
+    Cell,
+    Change,
+    PolicyCase,
+    next_step,
+)
+from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
 from packetwalk.walk import HopFailure, evidence
-from packetwalk.workloads import create, policy_objects
+from packetwalk.workloads import MANIFESTS, create, policy_objects
 
 CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
+POLL_INTERVAL = 0.25
+# A blocked TCP cell is decided by the first definite answer (kube-router rejects:
+# REFUSED at once) or, where the enforcer drops, by this short connect timeout.
+DENY_TIMEOUT = 2
 HOP = HOPS["network_policy"]
+# /proc/net/sctp exists in a network namespace only when the kernel has SCTP.
+SCTP_CHECK = "test -e /proc/net/sctp && echo yes || echo no"
+BASELINE = "without any policy (baseline)"
+MERGE_PATCH = "application/merge-patch+json"
+REMOVED = "after removing the policies"
 
 
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
-                 diagnoser: Diagnoser | None = None):
+                 diagnoser: Diagnoser | None = None, lane: str = "1"):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
         self.diagnoser = diagnoser  # None: the wrong cells as observed, no narrowing
+        self.lane = lane
+        self._policies: list[str] = []  # the case's policies, as applied (for messages)
+
+    # ------------------------------------------------------------ the case
+
+    def unmet(self, case: PolicyCase) -> str | None:
+        """Why the cluster cannot run this case (a skip reason), or None."""
+        if case.needs == SCTP:
+            return self.sctp_missing()
+        return None
+
+    def sctp_missing(self) -> str | None:
+        """Without SCTP in the kernel an SCTP rule may fail to program at all (and take
+        the enforcer's whole sync with it): the case is skipped, saying so."""
+        for role in ("server", "client-a"):
+            pod = self.pod(role)
+            text = self.prober.read(pod.source(), ["sh", "-c", SCTP_CHECK], "whether SCTP exists")
+            if text.strip() != "yes":
+                return (f"the kernel of node {pod.node} has no SCTP (/proc/net/sctp is absent "
+                        f"in pod {pod.name}): SCTP policies cannot be programmed there")
+        return None
 
     def check(self, name: str, case: PolicyCase) -> None:
-        """The whole case; raises AssertionError with the truth table on a mismatch."""
-        baseline = tuple(replace(cell, expect="open") for cell in case.cells)
-        self._converge(name, "without any policy (baseline)", baseline)
-        applied = self.apply(case.policies)
+        """The whole case; raises HopFailure with the truth table on a mismatch."""
+        baseline = tuple(Cell(*path, "open") for path in case.paths)
+        self._converge(name, BASELINE, baseline)
+        labels: dict[tuple[str, str, str], str | None] = {}  # (kind, subject, key) -> before
+        applied: list[str] = []
         try:
-            self._converge(name, f"with {', '.join(case.policies)}", case.cells)
+            started = time.monotonic()
+            for policy in case.policies:
+                applied.append(self.apply(policy))
+            self._policies = list(applied)
+            self._converge(name, f"with {', '.join(case.policies)}", case.cells, started)
+            for step in case.steps:
+                started = time.monotonic()
+                for change in step.changes:
+                    self.change(change, applied, labels)
+                phase = Template(step.phase).safe_substitute(LANE=self.lane)
+                self._converge(name, phase, step.cells, started)
         finally:
+            started = time.monotonic()
             self.remove(applied)
+            self._restore(labels)
         if case.then_removed:
-            self._converge(name, "after removing the policies", case.then_removed)
+            self._converge(name, REMOVED, case.then_removed, started)
 
-    def apply(self, policies: tuple[str, ...]) -> list[str]:
-        names = []
-        for policy in policies:
-            for obj in policy_objects(self.run, policy):
-                create(self.api, obj)
-                names.append(obj["metadata"]["name"])
-        return names
+    # ------------------------------------------------------------ changes
+
+    def apply(self, policy: str) -> str:
+        """Create the lane's copy of a policy manifest; its name in the cluster."""
+        obj = self._rendered(policy)
+        create(self.api, obj)
+        return obj["metadata"]["name"]
+
+    def change(self, change: Change, applied: list[str],
+               labels: dict[tuple[str, str, str], str | None]) -> None:
+        net = NetworkingV1Api(self.api)
+        if change.kind == APPLY:
+            applied.append(self.apply(change.subject))
+        elif change.kind == DELETE:
+            name = self._rendered(change.subject)["metadata"]["name"]
+            self.remove([name])
+            applied.remove(name)
+        elif change.kind == UPDATE:
+            name = self._rendered(change.subject)["metadata"]["name"]
+            body = self._rendered(change.to)
+            body["metadata"]["name"] = name
+            net.replace_namespaced_network_policy(name, self.run.namespace, body,
+                                                  _request_timeout=API_TIMEOUT)
+        elif change.kind in (LABEL_POD, LABEL_NAMESPACE):
+            key, value = label_edit(Template(change.to).substitute(LANE=self.lane))
+            remembered = (change.kind, change.subject, key)
+            if remembered not in labels:
+                labels[remembered] = self._label(change.kind, change.subject, key)
+            self._set_label(change.kind, change.subject, key, value)
+        else:
+            raise ValueError(f"unknown policy change {change.kind!r}")
+        self._policies = list(applied)
 
     def remove(self, names: list[str]) -> None:
         net = NetworkingV1Api(self.api)
@@ -73,42 +163,122 @@ class PolicyWalk:
                 if exc.status != 404:
                     raise
 
+    def _restore(self, labels: dict[tuple[str, str, str], str | None]) -> None:
+        """Every label a case changed goes back to what it was, so the lane is clean."""
+        for (kind, subject, key), value in labels.items():
+            self._set_label(kind, subject, key, value)
+
+    def _label(self, kind: str, subject: str, key: str) -> str | None:
+        if kind == LABEL_POD:
+            pod = self.pod(subject)
+            found = CoreV1Api(self.api).read_namespaced_pod(pod.name, pod.namespace,
+                                                            _request_timeout=API_TIMEOUT)
+            return (found.metadata.labels or {}).get(key)
+        listed = CoreV1Api(self.api).list_namespace(
+            field_selector=f"metadata.name={self._namespace(subject)}",
+            _request_timeout=API_TIMEOUT).items
+        return (listed[0].metadata.labels or {}).get(key) if listed else None
+
+    def _set_label(self, kind: str, subject: str, key: str, value: str | None) -> None:
+        patch = {"metadata": {"labels": {key: value}}}  # None removes the label
+        # Said explicitly: the client would pick JSON Patch, which wants a list.
+        how = {"_content_type": MERGE_PATCH, "_request_timeout": API_TIMEOUT}
+        core = CoreV1Api(self.api)
+        if kind == LABEL_POD:
+            pod = self.pod(subject)
+            core.patch_namespaced_pod(pod.name, pod.namespace, patch, **how)
+        else:
+            core.patch_namespace(self._namespace(subject), patch, **how)
+
+    def _namespace(self, subject: str) -> str:
+        return self.run.peer_namespace if subject == "peer" else self.run.namespace
+
+    def _rendered(self, policy: str) -> dict:
+        return policy_objects(self.run, policy, self.lane, **self._values(policy))[0]
+
+    def _values(self, policy: str) -> dict[str, str]:
+        """The addresses a manifest asks for (ipBlock CIDRs), from the lane's pods."""
+        text = (MANIFESTS / f"policy-{policy}.yaml").read_text()
+        wanted = set(Template(text).get_identifiers())
+        found: dict[str, Callable[[], str]] = {
+            "CLIENT_B": lambda: self.pod("client-b").ip,
+            "CLIENTS_CIDR": lambda: covering([self.pod(r).ip for r in
+                                              ("client-a", "client-b", "client-peer")]),
+            "SERVER": lambda: self.pod("server").ip,
+            "TARGETS_CIDR": lambda: covering([self.pod("server").ip, self.other().ip]),
+        }
+        return {key: make() for key, make in found.items() if key in wanted}
+
+    # ------------------------------------------------------------ probes
+
+    def pod(self, role: str) -> Pod:
+        """A pod of this case's lane: server, client-a, client-b, client-peer."""
+        return self.inventory.pod(policy_pod_name(role, self.lane))
+
+    def other(self) -> Pod:
+        """A server no policy selects, on the policy server's node."""
+        return self.inventory.pod_on("server", self.pod("server").node)
+
+    def target_pod(self, target: str) -> Pod:
+        """The pod a cell's traffic ends at (the Service's or name's backend for those)."""
+        if target == "other":
+            return self.other()
+        return self.pod("client-b" if target == "client-b" else "server")
+
     def attempt(self, cell: Cell) -> Attempt:
         """The cell's probe as the diagnoser wants it: who, to what, how to retry."""
-        src = self.inventory.pod(f"policy-{cell.source}")
+        src = self.pod(cell.source)
+        protocol, number = POLICY_PORTS[cell.port]
+        service = policy_service_name(self.lane)
         if cell.target == "dns":
-            to, name = Target("policy-server", 53, "udp", "cluster DNS"), "policy-server"
+            to, name = Target(service, 53, "udp", "cluster DNS"), service
+        elif cell.target == "cluster-ip":
+            svc = self.inventory.service(service)
+            to, name = Target(svc.cluster_ip, svc.ports[cell.port], protocol,
+                              f"Service {service}"), None
         else:
-            service = self.inventory.service("policy-server")
-            ip = (service.cluster_ip if cell.target == "cluster-ip"
-                  else self.inventory.pod("policy-server").ip)
-            to, name = Target(ip, service.ports[cell.port], "tcp", f"policy-server {cell.target}"), None
+            pod = self.target_pod(cell.target)
+            to, name = Target(pod.ip, number, protocol, f"{pod.name} {cell.target}"), None
         return Attempt(src, to, name, retry=lambda: self.probe(cell))
 
     def probe(self, cell: Cell) -> Observation:
         attempt = self.attempt(cell)
         if attempt.name is not None:
             return self.prober.resolve(attempt.src.source(), attempt.name, attempt.to.protocol)
-        return self.prober.http(attempt.src.source(), attempt.to, "hostname")
+        if attempt.to.protocol == "udp":
+            return self.prober.dial(attempt.src.source(), attempt.to, "hostname")
+        return self.prober.http(attempt.src.source(), attempt.to, "hostname",
+                                connect_timeout=DENY_TIMEOUT)
 
-    def _converge(self, case: str, phase: str, cells: tuple[Cell, ...]) -> None:
+    # ------------------------------------------------------------ judging
+
+    def _converge(self, case: str, phase: str, cells: tuple[Cell, ...],
+                  since: float | None = None) -> None:
+        """Poll until every cell holds (bounded); record each cell, with the time the
+        change took to be enforced when `since` (when the change was made) is given."""
         last: dict[Cell, Observation] = {}
+        held: list[float] = []
 
         def holds() -> bool:
             with ThreadPoolExecutor(max_workers=len(cells)) as pool:
                 last.update(zip(cells, pool.map(self.probe, cells), strict=True))
-            return all(_matches(cell, last[cell]) for cell in cells)
+            if all(_matches(cell, last[cell]) for cell in cells):
+                held.append(time.monotonic())
+                return True
+            return False
 
         try:
-            wait_for(f"policy case {case} {phase}", holds, timeout=self.timeout, interval=0.5)
+            wait_for(f"policy case {case} {phase}", holds, timeout=self.timeout,
+                     interval=POLL_INTERVAL)
         except WaitTimeout:
             pass
+        enforced = round(held[0] - since, 2) if held and since is not None else None
         for cell in cells:
             seen = last[cell]
-            where = ProbeRecord(hop=HOP.name, protocol="tcp", variant=case, phase=phase,
-                                client_node=seen.src_node)
-            self._record(where.observed(seen, _matches(cell, seen),
-                                        EXPECTED_CLASSES[cell.expect]))
+            where = ProbeRecord(hop=HOP.name, protocol=POLICY_PORTS[cell.port][0], variant=case,
+                                phase=phase, client_node=seen.src_node)
+            record = where.observed(seen, _matches(cell, seen), EXPECTED_CLASSES[cell.expect])
+            self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong:
             message = self._failure(case, phase, cells, wrong, last)
@@ -121,27 +291,25 @@ class PolicyWalk:
                   phase: str) -> Diagnosis:
         """Without policies a wrong cell is a path problem: the usual bisection. With
         them, which policies select the pods decides; it runs while they are applied."""
-        if "baseline" in phase:
+        if phase == BASELINE:
             return diagnoser.diagnose(self.attempt(cell), seen)
         return diagnoser.diagnose_policy(self.attempt(cell), seen, cell.expect,
-                                              self.inventory.pod("policy-server"))
+                                         self.target_pod(cell.target))
 
     def _failure(self, case: str, phase: str, cells: tuple[Cell, ...], wrong: list[Cell],
                  last: dict[Cell, Observation]) -> str:
         head = (f"network_policy [{case}] {phase}: {len(wrong)} of {len(cells)} cells wrong "
-                f"after {self.timeout:g}s of polling")
-        lines = [head]
-        for cell in cells:
-            seen = last[cell]
-            mark = "WRONG" if cell in wrong else "ok   "
-            lines.append(f"  {mark} {cell.source} -> {cell.target}:{cell.port}  "
-                         f"expected {cell.expect}, observed {seen.cls}  ({seen.probe})")
+                f"after {self.timeout:g}s of polling (lane {self.lane})")
+        lines = [head, *truth_table(cells, wrong, last)]
+        if phase != BASELINE:
+            lines.append(f"  policies: {', '.join(self._policies) or 'none'} "
+                         f"(namespace {self.run.namespace})")
         first = last[wrong[0]]
         pod = self.inventory.pods.get(first.src_pod)
         namespace = pod.namespace if pod else self.run.namespace
         lines += evidence(first, namespace, limit=800)
         record = ProbeRecord(hop=HOP.name, cls=first.cls, client_node=first.src_node)
-        if "baseline" in phase:
+        if phase == BASELINE:
             lines.append("  verdict:  traffic to the policy server fails with no policy at "
                          "all: not a policy problem")
             lines.append(f"  next:     {next_step(HOP.name, None, 'tcp')}")
@@ -150,5 +318,50 @@ class PolicyWalk:
         return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- pure helpers
+
 def _matches(cell: Cell, seen: Observation) -> bool:
     return seen.cls in EXPECTED_CLASSES[cell.expect]
+
+
+def truth_table(cells: tuple[Cell, ...], wrong: list[Cell],
+                last: dict[Cell, Observation]) -> list[str]:
+    """Every cell as `client -> target:port  expected  observed`, the wrong ones marked."""
+    names = [f"{cell.source} -> {cell.target}:{cell.port}" for cell in cells]
+    width = max(len(name) for name in names)
+    lines = [f"  {'':5} {'cell':{width}}  {'expected':8}  observed"]
+    for cell, name in zip(cells, names, strict=True):
+        seen = last[cell]
+        mark = "WRONG" if cell in wrong else "ok"
+        lines.append(f"  {mark:5} {name:{width}}  {cell.expect:8}  {seen.cls:8}  ({seen.probe})")
+    return lines
+
+
+def enforced_record(record: ProbeRecord, seconds: float | None) -> ProbeRecord:
+    """The cell's record with the time its change took to be enforced, in words too."""
+    if seconds is None:
+        return record
+    words = f"policy enforced after {seconds:.1f} s"
+    detail = f"{words}; {record.detail}" if record.detail else words
+    return replace(record, enforced_after=seconds, detail=detail)
+
+
+def covering(ips: list[str]) -> str:
+    """The smallest IPv4/IPv6 network holding every address, as a CIDR string."""
+    addresses = [ipaddress.ip_address(ip) for ip in ips]
+    bits = addresses[0].max_prefixlen
+    for prefix in range(bits, -1, -1):
+        network = ipaddress.ip_network((addresses[0], prefix), strict=False)
+        if all(address in network for address in addresses):
+            return str(network)
+    raise ValueError(f"no network holds {ips}")  # unreachable: /0 holds everything
+
+
+def label_edit(spec: str) -> tuple[str, str | None]:
+    """'key=value' sets, 'key-' removes (value None), as kubectl label spells them."""
+    if spec.endswith("-") and "=" not in spec:
+        return spec[:-1], None
+    key, sep, value = spec.partition("=")
+    if not sep or not key:
+        raise ValueError(f"a label change is key=value or key-, not {spec!r}")
+    return key, value

@@ -269,9 +269,11 @@ class Prober:
                              f"  $ {obs.command}")
         return obs
 
-    def http(self, src: Source, dst: Target, path: str, data: str | None = None) -> Observation:
-        """One HTTP request over TCP straight from `src`."""
-        command = ["curl", "-sS", "-v", "--connect-timeout", str(CONNECT_TIMEOUT),
+    def http(self, src: Source, dst: Target, path: str, data: str | None = None,
+             connect_timeout: float = CONNECT_TIMEOUT) -> Observation:
+        """One HTTP request over TCP straight from `src`. A caller expecting a drop may
+        shorten `connect_timeout` (NetworkPolicy cells: a deny is decided fast)."""
+        command = ["curl", "-sS", "-v", "--connect-timeout", f"{connect_timeout:g}",
                    "--max-time", str(REQUEST_TIMEOUT)]
         if data is not None:
             command += ["--data", data]

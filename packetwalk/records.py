@@ -30,6 +30,9 @@ class ProbeRecord:
     ok: bool = True
     expected: tuple[str, ...] = ()  # the classes the hop accepts
     phase: str = ""  # NetworkPolicy cases: baseline, with the policies, after removal
+    # NetworkPolicy phases after a change: seconds until every cell held (None: no
+    # change before this phase, or it never held within the bound)
+    enforced_after: float | None = None
     probe: str = ""
     seconds: float | None = None  # None: a configuration fact, not a probe
     command: str = ""

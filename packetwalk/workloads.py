@@ -40,15 +40,19 @@ from packetwalk.inventory import (
     DEBUG,
     HOST,
     INGRESS,
+    LANE_LABEL,
     LOAD_BALANCER,
     NODE_PORT,
     POLICY,
+    POLICY_LANES,
     Inventory,
     Pod,
     Service,
     WorkloadError,
     node_port_service_name,
     pod_name,
+    policy_pod_name,
+    policy_service_name,
     server_service_name,
 )
 from packetwalk.offers import ingress_classes, ingress_manifest
@@ -152,18 +156,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     objects += _exposed(run, exposure)
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
-    objects += [
-        (POLICY, render("pod-policy-server.yaml", NAMESPACE=run.namespace, RUN=run.id,
-                        NODE=server_node.name, NODE_SLUG=server_node.slug, IMAGE=image)[0]),
-        (POLICY, render("service-policy-server.yaml", NAMESPACE=run.namespace,
-                        RUN=run.id)[0]),
-        (POLICY, _netexec_pod(run, "policy-client-a", "policy-client", client_node, image,
-                              access="a")),
-        (POLICY, _netexec_pod(run, "policy-client-b", "policy-client", client_node, image,
-                              access="b")),
-        (POLICY, _netexec_pod(run, "policy-client-peer", "policy-client", client_node, image,
-                              namespace=run.peer_namespace, access="peer")),
-    ]
+    for lane in POLICY_LANES:
+        objects += _policy_lane(run, lane, server_node, client_node, image)
     objects += _privileged(run, placed, image, pull_secret, debug_image, host_network)
     for _, obj in objects:
         if obj["kind"] == "Pod":
@@ -173,6 +167,25 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
             if pull_secret is not None:
                 obj["spec"]["imagePullSecrets"] = [{"name": PULL_SECRET}]
     return objects
+
+
+def _policy_lane(run: Run, lane: str, server_node: Node, client_node: Node,
+                 image: str) -> list[tuple[str, dict]]:
+    """One lane of NetworkPolicy pods: the server (two containers, ports named http,
+    udp and alt), its Service, clients a and b, and a client in the peer namespace.
+    Every pod carries the lane's label, which each lane's policies select on."""
+    server = render("pod-policy-server.yaml", NAME=policy_pod_name("server", lane),
+                    NAMESPACE=run.namespace, RUN=run.id, LANE=lane, NODE=server_node.name,
+                    NODE_SLUG=server_node.slug, IMAGE=image)[0]
+    service = render("service-policy-server.yaml", NAME=policy_service_name(lane),
+                     NAMESPACE=run.namespace, RUN=run.id, LANE=lane)[0]
+    clients = [_netexec_pod(run, policy_pod_name(f"client-{access}", lane), "policy-client",
+                            client_node, image, access=access,
+                            namespace=run.peer_namespace if access == "peer" else None)
+               for access in ("a", "b", "peer")]
+    for client in clients:
+        client["metadata"]["labels"][LANE_LABEL] = lane
+    return [(POLICY, obj) for obj in (server, service, *clients)]
 
 
 def _exposed(run: Run, exposure: Exposure) -> list[tuple[str, dict]]:
@@ -231,9 +244,12 @@ def _pull_secret(run: Run, namespace: str, dockerconfigjson: bytes) -> dict:
             "data": {".dockerconfigjson": base64.b64encode(dockerconfigjson).decode()}}
 
 
-def policy_objects(run: Run, policy: str) -> list[dict]:
-    """A NetworkPolicy manifest (manifests/policy-<name>.yaml) for this run."""
-    return render(f"policy-{policy}.yaml", NAMESPACE=run.namespace, RUN=run.id)
+def policy_objects(run: Run, policy: str, lane: str = POLICY_LANES[0],
+                   **values: str) -> list[dict]:
+    """A NetworkPolicy manifest (manifests/policy-<name>.yaml) for this run and lane;
+    `values` fill what only the running case knows (addresses for ipBlock)."""
+    return render(f"policy-{policy}.yaml", NAMESPACE=run.namespace, RUN=run.id, LANE=lane,
+                  PEER_NAMESPACE=run.peer_namespace, **values)
 
 
 def create(api: ApiClient, obj: dict) -> None:

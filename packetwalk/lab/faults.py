@@ -8,9 +8,12 @@ faults it supports. What the suite should report for each fault is the
 self-check's business (tests/selfcheck/expected.py).
 """
 
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import cluster, components, network, paths
 from . import topology as t
@@ -202,6 +205,129 @@ def _hairpin(state: State, on: bool) -> None:
     _cni(state).set_hairpin(cluster.node_list(state.workers), cluster.pod_cidrs(), on)
 
 
+# ---------------------------------------------------------------- policy-ignores-except / -named-ports
+
+# kube-router v2.1.0 looks `ipset` and `iptables-restore` up on its PATH each time
+# it programs (exec.LookPath, pkg/utils). These faults restart it with a directory
+# first on that PATH holding a filter in front of one of them: the enforcer then
+# programs a rule set that misses one semantic, as a release with that bug would,
+# while everything else it enforces stays right. Heal restarts it plainly; its
+# first sync rebuilds every set (restore and swap) and every rule.
+SHIM_ROOT = paths.RUN_DIR / "policy-shims"
+ENFORCER_SYNCED = "sync iptables took"  # kube-router's log line (--v=1) after each sync
+
+
+def ignore_except(restore: str) -> str:
+    """`ipset restore` input without its nomatch flags. kube-router writes an ipBlock's
+    except entries into the CIDR's hash:net set flagged nomatch; unflagged, an excepted
+    address matches like the rest of the CIDR: admitted."""
+    out = []
+    for line in restore.splitlines():
+        words = line.split()
+        if words[:1] == ["add"] and "nomatch" in words:
+            line = " ".join(word for word in words if word != "nomatch")
+        out.append(line)
+    return "\n".join(out) + ("\n" if restore.endswith("\n") else "")
+
+
+def ignore_named_ports(rules: str) -> str:
+    """`iptables-restore` input without the rules kube-router makes for named ports: a
+    rule whose destination set is one of its policy's named-port sets. kube-router names
+    those sets from namespace, policy, direction, rule and port index (policy.go,
+    policyIndexed{Ingress,Egress}NamedPortIPSetName), the policy and namespace are in
+    the rule's comment; numeric-port rules match the policy's pod sets instead."""
+    import base64
+    import hashlib
+    import re
+
+    def named_port_set(namespace: str, policy: str, direction: str, rule: int, port: int) -> str:
+        text = f"{namespace}{policy}{direction}{rule}{port}IPv4namedport"
+        return "KUBE-DST-" + base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+
+    out = []
+    for line in rules.splitlines():
+        owner = re.search(r'policy name:? (\S+) namespace ([^\s"]+)', line)
+        target = re.search(r"--match-set (\S+) dst", line)
+        if owner and target and target[1] in {
+                named_port_set(owner[2], owner[1], direction, rule, port)
+                for direction in ("ingressrule", "egressrule")
+                for rule in range(8) for port in range(8)}:
+            continue
+        out.append(line)
+    return "\n".join(out) + ("\n" if rules.endswith("\n") else "")
+
+
+def shim_script(tool: str, rewrite: Callable[[str], str], when: str) -> str:
+    """A stand-alone Python program that runs the real `tool` (next on PATH) with its
+    stdin passed through `rewrite` when its first argument is `when` ("" always)."""
+    import inspect
+
+    return "\n".join([
+        "#!/usr/bin/env python3",
+        f"# packetwalk lab fault: {tool} through {rewrite.__name__} (removed by `lab heal`)",
+        "import os, shutil, subprocess, sys",
+        "from collections.abc import Callable",
+        inspect.getsource(rewrite),
+        "here = os.path.dirname(os.path.abspath(__file__))",
+        ("rest = os.pathsep.join(p for p in os.environ.get('PATH', '').split(os.pathsep)"
+         " if os.path.abspath(p) != here)"),
+        f"real = shutil.which({tool!r}, path=rest)",
+        f"if {when!r} == '' or sys.argv[1:2] == [{when!r}]:",
+        (f"    done = subprocess.run([real, *sys.argv[1:]], input={rewrite.__name__}"
+         "(sys.stdin.read()), text=True)"),
+        "    sys.exit(done.returncode)",
+        "os.execv(real, [real, *sys.argv[1:]])",
+        ""])
+
+
+# fault name -> (tool, rewrite, first argument that gets rewritten, "" = always)
+ENFORCER_SHIMS: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "policy-ignores-except": ("ipset", ignore_except, "restore"),
+    "policy-ignores-named-ports": ("iptables-restore", ignore_named_ports, ""),
+}
+
+
+def _restart_enforcer(state: State, node: t.Node, path_first: Path | None) -> None:
+    """Restart kube-router on `node` (with `path_first` ahead on its PATH) and wait for
+    its first full sync, so the suite meets the rules this fault means."""
+    from .cni._policy import COMPONENT, kube_router
+
+    stop_component(state, COMPONENT, node.name)
+    log = paths.LOG_DIR / f"{node.name}-{COMPONENT}.log"
+    seen = log.stat().st_size if log.exists() else 0
+    argv = kube_router(node)
+    if path_first is not None:
+        argv = ["env", f"PATH={path_first}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+                *argv]
+    start(state, node.name, COMPONENT, argv)
+
+    def synced() -> bool:
+        with log.open("rb") as handle:
+            handle.seek(seen)
+            return ENFORCER_SYNCED.encode() in handle.read()
+
+    cluster.wait_for(f"kube-router on {node.name} to sync its rules", synced, 60)
+
+
+def _enforcer_shimmed(name: str) -> Callable[[State, t.Node], None]:
+    def inject(state: State, node: t.Node) -> None:
+        tool, rewrite, when = ENFORCER_SHIMS[name]
+        shims = SHIM_ROOT / name
+        shims.mkdir(parents=True, exist_ok=True)
+        script = shims / tool
+        script.write_text(shim_script(tool, rewrite, when))
+        script.chmod(0o755)
+        for n in cluster.node_list(state.workers):
+            _restart_enforcer(load(), n, shims)
+    return inject
+
+
+def _enforcer_plain(state: State, node: t.Node) -> None:
+    for n in cluster.node_list(state.workers):
+        _restart_enforcer(load(), n, None)
+    shutil.rmtree(SHIM_ROOT, ignore_errors=True)
+
+
 FAULTS = {f.name: f for f in (
     Fault("dns-down", "cluster DNS stops answering (CoreDNS scaled to zero)", False, _dns_down, _dns_up),
     Fault("kube-proxy-broken", "kube-proxy stopped and its rules removed on one node", True,
@@ -220,6 +346,12 @@ FAULTS = {f.name: f for f in (
           _mtu_small, _mtu_back),
     Fault("hairpin-off", "pods can no longer reach themselves through their Service", False,
           lambda s, n: _hairpin(s, False), lambda s, n: _hairpin(s, True)),
+    Fault("policy-ignores-except", "kube-router programs ipBlock except entries as allowed "
+          "(its ipset restores lose the nomatch flag)", False,
+          _enforcer_shimmed("policy-ignores-except"), _enforcer_plain),
+    Fault("policy-ignores-named-ports", "kube-router leaves out the rules for named ports "
+          "(its iptables restores lose them): what a named port allows stays closed", False,
+          _enforcer_shimmed("policy-ignores-named-ports"), _enforcer_plain),
 )}
 
 

@@ -2,7 +2,16 @@
 
 import pytest
 
-from packetwalk.inventory import CORE, HOST, POLICY, Inventory, Pod, Service, WorkloadError
+from packetwalk.inventory import (
+    CORE,
+    HOST,
+    POLICY,
+    POLICY_LANES,
+    Inventory,
+    Pod,
+    Service,
+    WorkloadError,
+)
 from packetwalk.placement import Node
 from packetwalk.runs import Run
 from packetwalk.workloads import (
@@ -31,12 +40,13 @@ def test_every_object_carries_both_labels():
 
 def test_pod_count_depends_on_nodes_only():
     pods = [o for _, o in plan(RUN, NODES) if o["kind"] == "Pod"]
-    assert len(pods) == 3 * 2 + 4
+    # Per node: server, client, host. Per policy lane: a server and three clients.
+    assert len(pods) == 3 * 2 + 4 * len(POLICY_LANES)
     pods_big = [o for _, o in plan(RUN, NODES + [Node("z", "10.0.0.9", "z")])
                 if o["kind"] == "Pod"]
     assert len(pods_big) == len(pods)
     single = [o for _, o in plan(RUN, NODES[:1]) if o["kind"] == "Pod"]
-    assert len(single) == 3 + 4
+    assert len(single) == 3 + 4 * len(POLICY_LANES)
 
 
 def test_pods_are_pinned_and_host_pods_use_free_ports():

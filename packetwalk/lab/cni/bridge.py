@@ -66,7 +66,8 @@ class Bridge(Cni):
     builds = ("kube-router",)
     faults_supported = frozenset({
         "dns-down", "kube-proxy-broken", "cross-node-route", "egress-masquerade",
-        "policy-enforcer-down", "nodeport-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off"})
+        "policy-enforcer-down", "nodeport-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off",
+        "policy-ignores-except", "policy-ignores-named-ports"})
 
     def configure_node(self, node: t.Node, pod_cidr: str) -> None:
         _write_conflist(node, pod_cidr)

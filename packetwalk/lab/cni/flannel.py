@@ -166,7 +166,8 @@ class Flannel(Cni):
     #    the self-check expects, and not measured yet.
     faults_supported = frozenset({
         "dns-down", "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
-        "nodeport-blocked", "udp-dropped", "hairpin-off"})
+        "nodeport-blocked", "udp-dropped", "hairpin-off", "policy-ignores-except",
+        "policy-ignores-named-ports"})
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": f"VXLAN (UDP {VXLAN_PORT}) into one node is dropped: the other nodes "
                             "lose their way to its pods"}

@@ -1,0 +1,200 @@
+"""The NetworkPolicy truth tables are data: every cell names a known pod, target and
+port, every policy a manifest that selects only its own lane, and the semantics a
+case relies on (for the self-check's faults) are the ones its manifests use."""
+
+import secrets
+from string import Template
+
+import pytest
+
+from fixtures.policy import free_lane
+from packetwalk.hops import (
+    EXCEPT,
+    LABEL_NAMESPACE,
+    LABEL_POD,
+    NAMED_PORT,
+    POLICY_CASES,
+    POLICY_PORTS,
+    POLICY_SOURCES,
+    POLICY_TARGETS,
+    SCTP,
+    UPDATE,
+    Cell,
+    Change,
+    Step,
+)
+from packetwalk.inventory import LANE_LABEL, POLICY, POLICY_LANES, policy_pod_name
+from packetwalk.placement import Node
+from packetwalk.policywalk import covering, enforced_record, label_edit, truth_table
+from packetwalk.probes import Observation
+from packetwalk.records import ProbeRecord
+from packetwalk.runs import Run
+from packetwalk.workloads import MANIFESTS, plan, policy_objects
+
+RUN = Run("0123ab")
+NODES = [Node("pw-worker", "10.250.0.11", "pw-worker"),
+         Node("pw-worker2", "10.250.0.12", "pw-worker2")]
+ADDRESSES = {"CLIENT_B": "10.244.1.7", "CLIENTS_CIDR": "10.244.1.0/28",
+             "SERVER": "10.244.2.9", "TARGETS_CIDR": "10.244.2.0/28"}
+
+
+def policies_of(case):
+    names = list(case.policies)
+    for step in case.steps:
+        for change in step.changes:
+            if change.kind == UPDATE:
+                names += [change.subject, change.to]
+            elif change.kind not in (LABEL_POD, LABEL_NAMESPACE):
+                names.append(change.subject)
+    return names
+
+
+def rendered(policy, lane="1"):
+    return policy_objects(RUN, policy, lane, **ADDRESSES)[0]
+
+
+@pytest.mark.parametrize("name", list(POLICY_CASES))
+def test_every_cell_names_a_known_pod_target_and_port(name):
+    case = POLICY_CASES[name]
+    for cell in case.every_cell:
+        assert cell.source in POLICY_SOURCES, cell
+        assert cell.target in POLICY_TARGETS, cell
+        assert cell.port in POLICY_PORTS, cell
+        assert cell.expect in ("open", "blocked"), cell
+        if cell.target == "cluster-ip":  # the lane's Service serves http and alt
+            assert cell.port in ("http", "alt"), cell
+        if cell.target in ("client-b", "other", "dns"):  # netexec there: http and udp
+            assert cell.port in ("http", "udp"), cell
+        assert cell.source != cell.target, cell
+    # Not vacuous: something must be blocked in some phase (the baseline, all open,
+    # shows the same probes pass without the policies).
+    assert any(c.expect == "blocked" for c in case.every_cell), name
+    assert all(step.cells and step.changes for step in case.steps), name
+    assert case.needs in ("", SCTP) and case.relies_on <= {EXCEPT, NAMED_PORT}
+
+
+@pytest.mark.parametrize("name", list(POLICY_CASES))
+def test_every_policy_renders_for_its_lane_and_selects_only_it(name):
+    for policy in policies_of(POLICY_CASES[name]):
+        text = (MANIFESTS / f"policy-{policy}.yaml").read_text()
+        assert set(Template(text).get_identifiers()) <= {
+            "NAMESPACE", "RUN", "LANE", "PEER_NAMESPACE", *ADDRESSES}, policy
+        for lane in POLICY_LANES:
+            obj = rendered(policy, lane)
+            assert obj["kind"] == "NetworkPolicy"
+            assert obj["metadata"]["name"] == f"{policy}-{lane}"
+            selector = obj["spec"]["podSelector"]
+            lanes = [selector.get("matchLabels", {}).get(LANE_LABEL)] + [
+                e["values"][0] for e in selector.get("matchExpressions", [])
+                if e["key"] == LANE_LABEL and e["operator"] == "In"]
+            assert lane in lanes, (policy, selector)
+
+
+def uses(policy, semantics):
+    spec = rendered(policy)["spec"]
+    rules = [*(spec.get("ingress") or []), *(spec.get("egress") or [])]
+    if semantics == EXCEPT:
+        peers = [p for r in rules for p in (r.get("from") or r.get("to") or [])]
+        return any(p.get("ipBlock", {}).get("except") for p in peers)
+    return any(isinstance(p.get("port"), str) for r in rules for p in r.get("ports") or [])
+
+
+@pytest.mark.parametrize("semantics", [EXCEPT, NAMED_PORT])
+def test_a_case_relies_on_a_semantic_exactly_when_its_policies_use_it(semantics):
+    """What the self-check's faults break: a fault that ignores except (or named
+    ports) can turn only these cases red, and must turn them all."""
+    for name, case in POLICY_CASES.items():
+        used = any(uses(policy, semantics) for policy in policies_of(case))
+        assert used == (semantics in case.relies_on), name
+
+
+def test_relabelling_cases_label_real_subjects_and_undo_their_own_changes():
+    for name, case in POLICY_CASES.items():
+        changed = {}
+        for change in (c for step in case.steps for c in step.changes):
+            if change.kind == LABEL_POD:
+                assert change.subject in POLICY_SOURCES, name
+            if change.kind == LABEL_NAMESPACE:
+                assert change.subject == "peer", name
+            if change.kind in (LABEL_POD, LABEL_NAMESPACE):
+                key, value = label_edit(Template(change.to).substitute(LANE="1"))
+                changed[(change.subject, key)] = value
+        # The last step puts every label back (the walk restores them anyway).
+        for (subject, key), value in changed.items():
+            original = {"client-b": {"packetwalk.io/access": "b"}}.get(subject, {}).get(key)
+            assert value == original, (name, subject, key)
+
+
+def test_phases_name_their_changes_and_the_baseline_covers_every_probe_once():
+    step = Step((Change(LABEL_NAMESPACE, "peer", "packetwalk.io/policy-lane-1=admitted"),
+                 Change(UPDATE, "allow-clients-a-b", "allow-from-client-a")), ())
+    assert step.phase == ("after namespace peer labelled packetwalk.io/policy-lane-1=admitted; "
+                          "allow-clients-a-b updated in place to the spec of allow-from-client-a")
+    assert Change(LABEL_POD, "server", "x-").describe() == "pod server label x removed"
+    case = POLICY_CASES["pod-relabelled"]
+    assert case.paths == (("client-b", "pod-ip", "http"), ("client-a", "pod-ip", "http"))
+    assert len(case.every_cell) == 5
+
+
+def test_lanes_are_alike_apart_from_their_names_and_label():
+    objects = {o["metadata"]["name"]: (g, o) for g, o in plan(RUN, NODES) if o["kind"] == "Pod"}
+    for lane in POLICY_LANES:
+        for role in ("server", "client-a", "client-b", "client-peer"):
+            group, pod = objects[policy_pod_name(role, lane)]
+            assert group == POLICY and pod["metadata"]["labels"][LANE_LABEL] == lane
+            node = pod["spec"]["affinity"]["nodeAffinity"][
+                "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+                "matchFields"][0]["values"][0]
+            assert node == ("pw-worker2" if role == "server" else "pw-worker")
+            namespace = RUN.peer_namespace if role == "client-peer" else RUN.namespace
+            assert pod["metadata"]["namespace"] == namespace
+        service = next(o for g, o in plan(RUN, NODES) if o["kind"] == "Service"
+                   and o["metadata"]["name"] == policy_pod_name("server", lane))
+        assert service["spec"]["selector"][LANE_LABEL] == lane
+    server = objects["policy-server"][1]
+    named = {p["name"]: p["containerPort"] for c in server["spec"]["containers"]
+             for p in c["ports"]}
+    assert named == {"http": 8080, "udp": 8081, "alt": 8082}  # what named-port rules resolve
+    assert policy_pod_name("client-b", "2") == "policy-client-b-2"
+
+
+def test_two_cases_never_share_a_lane():
+    run = secrets.token_hex(4)
+    with free_lane(run) as first, free_lane(run) as second:
+        assert {first, second} == set(POLICY_LANES)
+    with free_lane(run) as again:
+        assert again == POLICY_LANES[0]
+
+
+def test_covering_cidr_and_label_edits():
+    assert covering(["10.244.1.5", "10.244.1.9", "10.244.1.12"]) == "10.244.1.0/28"
+    assert covering(["10.244.2.3"]) == "10.244.2.3/32"
+    assert covering(["10.244.1.255", "10.244.2.0"]) == "10.244.0.0/22"
+    assert label_edit("packetwalk.io/access=a") == ("packetwalk.io/access", "a")
+    assert label_edit("packetwalk.io/policy-exempt-") == ("packetwalk.io/policy-exempt", None)
+    with pytest.raises(ValueError):
+        label_edit("no-value")
+
+
+def observation(cls):
+    return Observation("policy-client-b (10.244.1.7) -> 10.244.2.9:8080/tcp", cls, 0.01, "curl",
+                       "", src_pod="policy-client-b")
+
+
+def test_wrong_cells_print_as_a_table():
+    cells = (Cell("client-a", "pod-ip", "http", "open"),
+             Cell("client-b", "pod-ip", "http", "blocked"))
+    last = {cells[0]: observation("OK"), cells[1]: observation("OK")}
+    lines = truth_table(cells, [cells[1]], last)
+    assert lines[0].split() == ["cell", "expected", "observed"]
+    assert lines[1].split()[:6] == ["ok", "client-a", "->", "pod-ip:http", "open", "OK"]
+    assert lines[2].split()[:6] == ["WRONG", "client-b", "->", "pod-ip:http", "blocked", "OK"]
+
+
+def test_the_time_to_enforce_is_recorded_in_a_field_and_in_words():
+    record = ProbeRecord(hop="network_policy", detail="1 of 1 tries failed")
+    timed = enforced_record(record, 1.8)
+    assert timed.enforced_after == 1.8
+    assert timed.detail == "policy enforced after 1.8 s; 1 of 1 tries failed"
+    assert ProbeRecord.from_json(timed.to_json()) == timed
+    assert enforced_record(record, None) == record
