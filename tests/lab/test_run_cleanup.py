@@ -104,7 +104,8 @@ def test_keep_leaves_the_namespaces_and_the_sweep_spares_them(clean_slate):
     code, out = finish(start_slice("--keep"))
     assert code == 0, out[-3000:]
     kept = suite_namespaces()
-    assert len(kept) == 2 and all(a.get(ANNOTATION_KEEP) == "true" for a in kept.values()), kept
-    code, out = finish(start_slice())
+    # main, peer, and host (the hostNetwork pods' privileged namespace)
+    assert len(kept) == 3 and all(a.get(ANNOTATION_KEEP) == "true" for a in kept.values()), kept
+    code, out = finish(start_slice("--wait-cleanup"))
     assert code == 0 and "swept" not in out, out[-3000:]
     assert set(kept) == set(suite_namespaces())
