@@ -1,0 +1,332 @@
+"""Bring up each CNI x kube-proxy mode in turn, run the suites on it, break it with
+the self-check's faults, and print one table (issue 12: the measured matrix).
+
+    python3 bench/matrix.py                          (as root: every CNI x mode, 5 runs each)
+    python3 bench/matrix.py --cni flannel --proxy-mode nftables --runs 1 --no-faults
+    python3 bench/matrix.py --markdown > matrix.md   (the table as docs/networks.md holds it)
+
+Per network: `packetwalk lab down`, then `packetwalk lab up --cni C --proxy-mode M` (timed);
+the suites N times on the healthy lab (every failed or errored id is a false failure: the
+target is 0); the network's facts as `packetwalk lab status` reads them from the cluster
+(pod MTU, kube-proxy's mode); then each fault of tests/selfcheck/expected.py that the CNI
+supports: inject, run the suites with --no-diagnose, heal. A fault is localized when exactly
+its expected ids fail (ids expected to go either way aside) and nothing errors.
+
+At the end the default lab is brought up again (`lab down; lab up`). Progress goes to
+stderr, the table and its notes to stdout. Exit 0 when every network came up with no false
+failure and every fault localized, 1 otherwise, 2 on bad input.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from packetwalk.lab.cni import cni_named, names
+from packetwalk.lab.components import PROXY_MODES
+from tests.selfcheck.expected import EXPECTED, SUITES, Expectation
+from tests.suiterun import SuiteRun, run_suites
+
+HEADERS = ("CNI", "version", "proxy mode", "pod MTU", "ids passed/skipped/failed",
+           "false failures", "faults localized", "suite wall (median)", "lab up")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line and exit 2, not argparse's usage block."""
+
+    def error(self, message: str) -> None:
+        print(f"matrix: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def pick(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str]:
+    """'a,b' -> ['a', 'b'], each one of known; None -> all of known."""
+    if text is None:
+        return list(known)
+    chosen = [word.strip() for word in text.split(",") if word.strip()]
+    for word in chosen or [text]:
+        if word not in known:
+            raise ValueError(f"unknown {what} {word!r}; known: {', '.join(known)}")
+    return chosen
+
+
+@dataclass
+class Network:
+    cni: str
+    mode: str
+    version: str = ""
+    problem: str = ""  # why it was not measured (its lab did not come up)
+    up_seconds: float | None = None
+    built: str = ""  # the `built: ...` line when the up also built binaries
+    facts: dict[str, str] = field(default_factory=dict)  # `lab status`'s network lines
+    last: SuiteRun | None = None
+    runs: int = 0
+    walls: list[float] = field(default_factory=list)
+    false_failures: dict[str, int] = field(default_factory=dict)  # id -> runs it failed in
+    faults: dict[str, str] | None = None  # fault -> "" when localized, else what went wrong
+    unexpected_faults: list[str] = field(default_factory=list)  # supported, no expectation
+
+    @property
+    def name(self) -> str:
+        return f"{self.cni}/{self.mode}"
+
+
+# ---------------------------------------------------------------- the lab
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def lab(*args: str) -> tuple[int, list[str]]:
+    """`packetwalk lab ...` of this checkout, its output echoed to stderr as it comes."""
+    argv = [sys.executable, "-m", "packetwalk.cli", "lab", *args]
+    lines = []
+    with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            say(f"    | {lines[-1]}")
+    return proc.returncode, lines
+
+
+def status_facts(text: str) -> dict[str, str]:
+    """`lab status`'s "network, as the cluster shows it" lines: {"CNI": ..., "kube-proxy
+    mode": ..., "pod MTU": ...}. They are the indented ones; the lab's own are not."""
+    facts = {}
+    for line in text.splitlines():
+        if line.startswith("  ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            if key in ("CNI", "kube-proxy mode", "pod MTU"):
+                facts[key] = value
+    return facts
+
+
+def first_word(fact: str | None) -> str:
+    """'1450 (the pods' veths on pw-worker)' -> '1450'; a missing fact -> 'unknown'."""
+    return fact.split(" (", 1)[0] if fact else "unknown"
+
+
+def bring_up(net: Network) -> None:
+    say(f"== {net.name}: lab down, lab up")
+    code, lines = lab("down")
+    if code:
+        net.problem = f"lab down failed: {lines[-1] if lines else f'exit {code}'}"
+        return
+    start = time.monotonic()
+    code, lines = lab("up", "--cni", net.cni, "--proxy-mode", net.mode)
+    net.up_seconds = time.monotonic() - start
+    net.built = next((line for line in lines if line.startswith("built: ")), "")
+    if code:
+        net.problem = f"lab up failed: {lines[-1] if lines else f'exit {code}'}"
+
+
+# ---------------------------------------------------------------- the suites
+
+def suites(*extra: str) -> tuple[SuiteRun | None, float]:
+    """One run of the suites; None when it outran run_pytest's timeout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        try:
+            run = run_suites(Path(tmp), *SUITES, extra=extra)
+        except subprocess.TimeoutExpired:
+            run = None
+        return run, time.monotonic() - start
+
+
+def healthy_runs(net: Network, runs: int) -> None:
+    for i in range(1, runs + 1):
+        run, wall = suites()
+        net.runs, net.walls = i, [*net.walls, wall]
+        bad = ["(the run timed out)"] if run is None else sorted(run.failed | run.errors)
+        for test_id in bad:
+            net.false_failures[test_id] = net.false_failures.get(test_id, 0) + 1
+        if run is not None:
+            net.last = run
+        say(f"  run {i}/{runs}: {wall:.0f}s, {len(bad)} failed or errored {' '.join(bad)}")
+
+
+def read_facts(net: Network) -> None:
+    done = subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", "status"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    net.facts = status_facts(done.stdout)
+    for key, value in net.facts.items():
+        say(f"  {key}: {value}")
+
+
+def not_localized(expected: Expectation, run: SuiteRun | None) -> str:
+    """"" when exactly the expected ids failed (either-way ids aside) and none errored;
+    else what differed."""
+    if run is None:
+        return "the run timed out"
+    missed = expected.failing - run.failed
+    blamed = run.failed - expected.failing - expected.either_way
+    if not missed and not blamed and not run.errors:
+        return ""
+    parts = [f"{label} {len(ids)} ({', '.join(sorted(ids)[:3])}{', ...' if len(ids) > 3 else ''})"
+             for label, ids in (("missed", missed), ("wrongly blamed", blamed),
+                                ("errors", run.errors)) if ids]
+    return "; ".join(parts)
+
+
+def fault_runs(net: Network) -> None:
+    from packetwalk.lab import faults
+    from packetwalk.lab.errors import LabError
+
+    supported = cni_named(net.cni).faults_supported
+    net.faults = {}
+    net.unexpected_faults = sorted(supported - set(EXPECTED))
+    applicable = [name for name in EXPECTED if name in supported]
+    for i, name in enumerate(applicable):
+        expected = EXPECTED[name]
+        try:
+            faults.inject(name, expected.node)
+            run, wall = suites("--no-diagnose")
+        except (LabError, subprocess.SubprocessError, OSError) as e:
+            net.faults[name] = f"inject failed: {e}"
+        finally:
+            try:
+                faults.heal()
+            except (LabError, subprocess.SubprocessError, OSError) as e:
+                net.faults[name] = f"heal failed: {e}"
+        if name in net.faults:
+            # A half-injected or half-healed fault would blur every later one.
+            say(f"  {name}: {net.faults[name]}; the remaining faults are left out")
+            for later in applicable[i + 1:]:
+                net.faults[later] = f"not run: {name} went wrong before it"
+            return
+        net.faults[name] = not_localized(expected, run)
+        say(f"  {name}: {wall:.0f}s, {'localized' if not net.faults[name] else net.faults[name]}")
+
+
+# ---------------------------------------------------------------- the table
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
+
+
+def mode_cell(net: Network) -> str:
+    seen = first_word(net.facts.get("kube-proxy mode")) if net.facts else net.mode
+    return net.mode if seen == net.mode else f"{net.mode} (cluster: {seen})"
+
+
+def faults_cell(net: Network) -> str:
+    if net.faults is None:
+        return "not run"
+    missed = [name for name, why in net.faults.items() if why]
+    cell = f"{len(net.faults) - len(missed)}/{len(net.faults)}"
+    return cell + (f" (not: {', '.join(missed)})" if missed else "")
+
+
+def cells(net: Network) -> list[str]:
+    if net.problem:
+        return [net.cni, net.version, net.mode, "-", "-", "-", "-", "-", seconds(net.up_seconds)]
+    last = net.last
+    counts = ("-" if last is None else
+              f"{len(last.passed)}/{len(last.skipped)}/{len(last.failed | last.errors)}")
+    return [net.cni, net.version, mode_cell(net), first_word(net.facts.get("pod MTU")), counts,
+            f"{sum(net.false_failures.values())} in {net.runs}", faults_cell(net),
+            seconds(statistics.median(net.walls)) if net.walls else "-",
+            seconds(net.up_seconds) + (" *" if net.built else "")]
+
+
+def notes(nets: list[Network]) -> list[str]:
+    out = []
+    for net in nets:
+        if net.problem:
+            out.append(f"{net.name}: not measured: {net.problem}")
+            continue
+        if net.facts.get("CNI"):
+            out.append(f"{net.name}: the cluster shows CNI: {net.facts['CNI']}")
+        for test_id, count in sorted(net.false_failures.items()):
+            out.append(f"{net.name}: false failure {test_id} in {count} of {net.runs} runs")
+        for name, why in (net.faults or {}).items():
+            if why:
+                out.append(f"{net.name}: {name} not localized: {why}")
+        if net.unexpected_faults:
+            out.append(f"{net.name}: not checked (no expectation in the self-check): "
+                       f"{', '.join(net.unexpected_faults)}")
+        if net.built:
+            out.append(f"{net.name}: * the lab up also built ({net.built.removeprefix('built: ')})")
+    return out
+
+
+def render(nets: list[Network], markdown: bool) -> str:
+    rows = [list(HEADERS)] + [cells(net) for net in nets]
+    if markdown:
+        esc = [[cell.replace("|", "\\|") for cell in row] for row in rows]
+        lines = ["| " + " | ".join(row) + " |" for row in esc]
+        lines.insert(1, "|" + "|".join("---" for _ in HEADERS) + "|")
+        return "\n".join(lines + [""] + [f"- {note}" for note in notes(nets)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    return "\n".join(lines + [""] + notes(nets))
+
+
+def healthy(net: Network) -> bool:
+    return (not net.problem and not net.false_failures
+            and not any((net.faults or {}).values()))
+
+
+# ---------------------------------------------------------------- main
+
+def measure(nets: list[Network], runs: int, with_faults: bool) -> None:
+    for net in nets:
+        bring_up(net)
+        if net.problem:
+            say(f"  {net.problem}")
+            continue
+        healthy_runs(net, runs)
+        read_facts(net)
+        if with_faults:
+            fault_runs(net)
+
+
+def main() -> int:
+    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cni", metavar="A,B", help=f"the CNIs (default all: {', '.join(names())})")
+    ap.add_argument("--proxy-mode", metavar="A,B",
+                    help=f"kube-proxy's modes (default all: {', '.join(PROXY_MODES)})")
+    ap.add_argument("--runs", type=int, default=5, metavar="N",
+                    help="healthy runs of the suites per network (default 5)")
+    ap.add_argument("--no-faults", action="store_true", help="leave out the self-check's faults")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the table as Markdown (for docs/networks.md)")
+    args = ap.parse_args()
+    try:
+        cnis = pick(args.cni, names(), "CNI")
+        modes = pick(args.proxy_mode, PROXY_MODES, "proxy mode")
+        if args.runs < 1:
+            raise ValueError(f"--runs {args.runs}: at least 1")
+    except ValueError as e:
+        print(f"matrix: {e}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("matrix: needs root (it brings the lab down and up)", file=sys.stderr)
+        return 1
+    nets = [Network(c, m, cni_named(c).versions()) for c in cnis for m in modes]
+    interrupted = False
+    try:
+        measure(nets, args.runs, not args.no_faults)
+    except KeyboardInterrupt:
+        interrupted = True
+        say("matrix: interrupted; the table holds what was measured so far")
+    finally:
+        # Also after an unexpected error: never leave a non-default network behind.
+        print(render([n for n in nets if n.up_seconds is not None or n.problem], args.markdown),
+              flush=True)
+        say("== restoring the default lab: lab down, lab up")
+        restored = lab("down")[0] == 0 and lab("up")[0] == 0
+        if not restored:
+            say("matrix: the default lab did not come back: run `packetwalk lab up`")
+    return 0 if restored and not interrupted and all(healthy(net) for net in nets) else 1
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""bench/matrix.py's pure parts: choosing networks, reading `lab status`, judging a
+fault, drawing the table. Bad input is one line and exit 2 before anything runs."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.selfcheck.expected import EXPECTED
+from tests.suiterun import SuiteRun
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "matrix.py"
+_spec = importlib.util.spec_from_file_location("bench_matrix", SCRIPT)
+matrix = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(matrix)
+
+STATUS = """Kubernetes v1.37.2, etcd v3.7.3, containerd v2.4.2, CoreDNS v1.14.6
+CNI: flannel (flanneld v0.28.4, kube-router v2.1.0)
+kube-proxy: nftables mode
+
+network, as the cluster shows it:
+  CNI: flannel (vxlan); NetworkPolicy by kube-router (v2.1.0); seen on the nodes, no CNI agent pod
+  kube-proxy mode: nftables (kube-proxy's /proxyMode on pw-control-plane, pw-worker, pw-worker2)
+  pod MTU: 1450 (the pods' veths on pw-worker)
+
+kubeconfig: /var/lib/packetwalk/kubeconfig
+"""
+
+
+def run_of(failed=(), errors=()) -> SuiteRun:
+    return SuiteRun({"test_pod_ip[same-node-tcp]"}, set(failed), set(errors), {}, "", "")
+
+
+def test_pick():
+    assert matrix.pick(None, ["a", "b"], "CNI") == ["a", "b"]
+    assert matrix.pick("b, a", ["a", "b"], "CNI") == ["b", "a"]
+    for bad in ("c", "a,c", "", ","):
+        with pytest.raises(ValueError, match="unknown CNI"):
+            matrix.pick(bad, ["a", "b"], "CNI")
+
+
+def test_status_facts_are_the_clusters_lines():
+    facts = matrix.status_facts(STATUS)
+    assert facts["CNI"].startswith("flannel (vxlan)")  # not the lab's own unindented line
+    assert matrix.first_word(facts["pod MTU"]) == "1450"
+    assert matrix.first_word(facts["kube-proxy mode"]) == "nftables"
+    assert matrix.first_word(None) == "unknown"
+    assert matrix.status_facts("the lab is down") == {}
+
+
+def test_localized_exactly_with_either_way_ids_aside():
+    expected = EXPECTED["cross-node-route"]
+    assert expected.either_way
+    assert matrix.not_localized(expected, run_of(expected.failing)) == ""
+    assert matrix.not_localized(expected, run_of(expected.failing | expected.either_way)) == ""
+    missed = min(expected.failing)
+    assert "missed 1" in matrix.not_localized(expected, run_of(expected.failing - {missed}))
+    blamed = matrix.not_localized(expected, run_of(expected.failing | {"test_pod_ip[same-node-tcp]"}))
+    assert "wrongly blamed 1 (test_pod_ip[same-node-tcp])" in blamed
+    assert "errors 1" in matrix.not_localized(expected, run_of(expected.failing, {"x"}))
+    assert matrix.not_localized(expected, None) == "the run timed out"
+
+
+def test_table_names_what_was_not_localized():
+    net = matrix.Network("flannel", "nftables", "flanneld v0.28.4", up_seconds=74.2,
+                         facts=matrix.status_facts(STATUS), last=run_of(), runs=5,
+                         walls=[100.0, 120.0, 110.0], faults={"dns-down": "", "udp-dropped": "missed 1"},
+                         false_failures={"test_mtu[cross-node-udp]": 1})
+    down = matrix.Network("kube-router", "iptables", "kube-router v2.1.0", problem="lab up failed: x",
+                          up_seconds=12.0)
+    table = matrix.render([net, down], markdown=True).splitlines()
+    assert table[0].startswith("| CNI | version | proxy mode | pod MTU |")
+    assert table[2] == ("| flannel | flanneld v0.28.4 | nftables | 1450 | 1/0/0 | 1 in 5 | "
+                        "1/2 (not: udp-dropped) | 110 s | 74 s |")
+    assert table[3].startswith("| kube-router | kube-router v2.1.0 | iptables | - |")
+    text = "\n".join(table)
+    assert "flannel/nftables: false failure test_mtu[cross-node-udp] in 1 of 5 runs" in text
+    assert "flannel/nftables: udp-dropped not localized: missed 1" in text
+    assert "kube-router/iptables: not measured: lab up failed: x" in text
+    assert not matrix.healthy(net) and not matrix.healthy(down)
+
+
+def test_mode_the_cluster_does_not_confirm_is_shown():
+    net = matrix.Network("bridge", "iptables", facts=matrix.status_facts(STATUS))
+    assert matrix.mode_cell(net) == "iptables (cluster: nftables)"
+
+
+@pytest.mark.parametrize("argv", [["--cni", "calico"], ["--proxy-mode", "ipvs"], ["--runs", "0"],
+                                  ["--runs", "x"], ["--bogus"]])
+def test_bad_input_is_one_line_and_exit_2(argv, tmp_path):
+    # Every argv here is refused before the root check: none may reach the lab.
+    done = subprocess.run([sys.executable, str(SCRIPT), *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
