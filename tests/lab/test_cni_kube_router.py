@@ -100,7 +100,6 @@ def test_kube_router_with_nftables_kube_proxy_is_a_green_network(tmp_path):
 
         suites = run_suites(tmp_path, "suites")
         assert suites.passed and not suites.failed and not suites.errors, suites.output[-3000:]
-        # Only what the lab does not offer may skip (LoadBalancer, Ingress).
         # Only what was not asked for (LoadBalancer, Ingress) or this kernel lacks (SCTP).
         assert set(suites.skipped) <= {"test_ingress", "test_load_balancer",
                                        "test_network_policy[sctp-not-tcp]"}, suites.skipped
