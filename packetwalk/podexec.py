@@ -17,14 +17,37 @@ import websocket
 import yaml
 from kubernetes.client import ApiClient, Configuration, CoreV1Api
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import stream, ws_client
 
 from packetwalk.probes import ExecResult, ProbeError, Source
 
 STDOUT, STDERR, ERROR = 1, 2, 3
-# websocket-client has no connect timeout of its own and kubernetes.stream passes
-# none: without this an unreachable API server hangs an exec forever.
-websocket.setdefaulttimeout(15)
+# Seconds any one socket operation of an exec may take: the TCP connect, the TLS
+# and websocket handshakes, each read. Not the command's run time (PodExec's timeout).
+SOCKET_TIMEOUT = 10
+
+
+class _BoundedWebSocket(websocket.WebSocket):
+    """kubernetes.stream's WebSocket with a timeout on its socket.
+
+    kubernetes.stream makes a WebSocket() and calls connect() with no timeout, and
+    websocket-client applies its default timeout (setdefaulttimeout) only in
+    create_connection(): the socket blocks for ever. An API server that accepts
+    connections and never answers (stopped, overloaded) then hangs an exec's TLS
+    handshake, or the read of a frame it cut short, and with it the test and its
+    xdist worker, with no deadline at all (WSClient's own deadline only covers the
+    wait for a frame to begin).
+    """
+
+    def connect(self, url, **options):
+        options.setdefault("timeout", SOCKET_TIMEOUT)
+        super().connect(url, **options)
+
+
+# kubernetes.stream takes no socket options of any kind; its module's WebSocket is
+# the only way in. Every exec of the process goes through it, which is the point;
+# tests/unit/test_api_deadlines.py fails if a kubernetes release goes around it.
+ws_client.WebSocket = _BoundedWebSocket
 
 
 def exit_code(status_text: str) -> int:

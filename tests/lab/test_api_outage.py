@@ -21,13 +21,6 @@ from tests.suiterun import ROOT, pytest_argv
 
 from .conftest import kubectl
 
-# Measured on the lab: after the freeze one test errored in 7 s, then both xdist
-# workers blocked in an API call for 11 minutes until the server was resumed, so
-# the run did not end on its own. Until every call on the test path has a
-# deadline against a silent peer, this test would only wait out RUN_TIMEOUT.
-pytestmark = pytest.mark.skip(reason="an API server that accepts and never answers still "
-                                     "blocks a worker (measured 11 min): calls without a deadline")
-
 STARTED_TESTS = 4  # results seen before the API server is stopped: mid-run, workloads ready
 RUN_TIMEOUT = 900
 
