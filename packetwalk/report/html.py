@@ -32,6 +32,11 @@ def verdict(sentence: str) -> str:
     return f'<p id="pw-verdict"><b>Verdict:</b> {escape(sentence)}</p>'
 
 
+def notes(lines: list[str], element_id: str) -> list[str]:
+    """Plain lines under the verdict (none: nothing)."""
+    return [f'<p id="{element_id}">{"<br>".join(escape(line) for line in lines)}</p>'] if lines else []
+
+
 def matrix_table(matrix: Matrix) -> str:
     """Rows hops, columns placements. Hover a cell for its tests; click to list them."""
     if not matrix.rows:

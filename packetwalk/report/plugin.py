@@ -17,7 +17,16 @@ from packetwalk import apiretry
 from packetwalk.hops import hop_of
 from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
-from packetwalk.report import attachments, baseline, facts, html, junit, podevents, results
+from packetwalk.report import (
+    attachments,
+    baseline,
+    enforcement,
+    facts,
+    html,
+    junit,
+    podevents,
+    results,
+)
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
 
@@ -117,6 +126,7 @@ class Collector:
     def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list,
                                     session: pytest.Session) -> None:
         prefix += [html.STYLE, html.verdict(results.sentence(self.results)),
+                   *html.notes(enforcement.lines(self.results), "pw-enforcement"),
                    html.matrix_table(build(self.results))]
         if self.diff is not None:
             prefix.append(html.baseline_block(self.diff, self.options.baseline))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 
 from packetwalk.diagnose import conclusion
+from packetwalk.report import enforcement
 from packetwalk.report.results import TestResult, sentence
 
 
@@ -22,6 +23,7 @@ def lines(results: list[TestResult]) -> list[str]:
                    f"p95 {p95:.3f}s max {seconds[-1]:.3f}s")
     if results:
         out.append(f"verdict: {sentence(results)}")
+    out += enforcement.lines(results)
     diagnoses = [d for result in results for d in result.diagnoses]
     out += [f"diagnosis: {line}" for line in conclusion.summarize(diagnoses)]
     return out
