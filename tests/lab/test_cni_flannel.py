@@ -29,6 +29,10 @@ spec:
 """.replace("AGNHOST", versions.AGNHOST_IMAGE)
 
 
+# Takes the lab down and brings another network up: runs last.
+pytestmark = pytest.mark.switches_lab
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,

@@ -21,10 +21,10 @@ from tests.suiterun import ROOT, run_suites
 
 # CI runs the default network in full and flannel as its second network; kube-router
 # with nftables is the matrix's (bench/matrix.py), or on demand with this variable.
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.switches_lab, pytest.mark.skipif(
     os.environ.get("PACKETWALK_FULL_MATRIX") != "1",
     reason="kube-router + nftables runs in the full matrix (bench/matrix.py, or "
-           "PACKETWALK_FULL_MATRIX=1 for this test); CI covers bridge and flannel")
+           "PACKETWALK_FULL_MATRIX=1 for this test); CI covers bridge and flannel")]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

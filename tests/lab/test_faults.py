@@ -62,7 +62,21 @@ def probes(st):
     }
 
 
-@pytest.mark.parametrize("name", list(faults.FAULTS))
+# Probed here: the faults a direct probe can show. The policy-ignores-* faults
+# break only some NetworkPolicy semantics; the self-check proves them through
+# exactly their cases (tests/selfcheck/expected.py).
+PROBED = ("dns-down", "kube-proxy-broken", "cross-node-route", "egress-masquerade",
+          "policy-enforcer-down", "nodeport-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off")
+
+
+def test_every_fault_is_probed_here_or_pinned_by_the_self_check():
+    from tests.selfcheck.expected import EXPECTED
+
+    assert set(PROBED) <= set(faults.FAULTS)
+    assert set(faults.FAULTS) <= set(PROBED) | set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", PROBED)
 def test_fault_breaks_its_layer_and_heal_restores_it(selftest, name):
     node_key, works = probes(selftest)[name]
     node = selftest[node_key]["spec"]["nodeName"] if node_key else None

@@ -17,6 +17,8 @@ from .conftest import kubectl
 HOST_NETWORK_TESTS = ("test_pod_to_node", "test_node_to_pod")
 WORKERS = int(os.environ.get("PACKETWALK_LAB_WORKERS", "2"))
 NS = "pw-labtest-psa"
+# Takes the lab down and brings it up with another setting: runs last.
+pytestmark = pytest.mark.switches_lab
 
 
 @pytest.fixture(scope="module")

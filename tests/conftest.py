@@ -1,0 +1,11 @@
+"""The project's tests: those that take the lab down and bring another network or
+setting up run last, so that no shared lab fixture (the selftest pods, the suites'
+runs) ever sees the lab change under it."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    last = [item for item in items if item.get_closest_marker("switches_lab")]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
