@@ -15,6 +15,7 @@ import pytest
 from packetwalk.lab import cluster, network, state, topology, versions
 from packetwalk.lab.cni import flannel
 from packetwalk.lab.processes import enter, in_netns, run
+from tests.lab.conftest import HEALTHY_SKIPS
 from tests.suiterun import ROOT, run_suites
 
 NS = "pw-flanneltest"
@@ -105,9 +106,7 @@ def test_flannel_lab_is_a_green_network(tmp_path):
 
         suites = run_suites(tmp_path, "suites")
         assert suites.passed and not suites.failed and not suites.errors, suites.output[-3000:]
-        # Only what was not asked for (LoadBalancer, Ingress) or this kernel lacks (SCTP).
-        assert set(suites.skipped) <= {"test_ingress", "test_load_balancer",
-                                       "test_network_policy[sctp-not-tcp]"}, suites.skipped
+        assert set(suites.skipped) <= HEALTHY_SKIPS, suites.skipped
     finally:
         cluster.down(log=lambda m: None)
         cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next

@@ -17,6 +17,7 @@ import pytest
 from packetwalk.lab import cluster, faults, network, paths, state, topology, versions
 from packetwalk.lab.cni import kube_router
 from packetwalk.lab.processes import in_netns, run
+from tests.lab.conftest import HEALTHY_SKIPS
 from tests.suiterun import ROOT, run_suites
 
 # CI runs the default network in full and flannel as its second network; kube-router
@@ -100,9 +101,7 @@ def test_kube_router_with_nftables_kube_proxy_is_a_green_network(tmp_path):
 
         suites = run_suites(tmp_path, "suites")
         assert suites.passed and not suites.failed and not suites.errors, suites.output[-3000:]
-        # Only what was not asked for (LoadBalancer, Ingress) or this kernel lacks (SCTP).
-        assert set(suites.skipped) <= {"test_ingress", "test_load_balancer",
-                                       "test_network_policy[sctp-not-tcp]"}, suites.skipped
+        assert set(suites.skipped) <= HEALTHY_SKIPS, suites.skipped
 
         # bgp-down: the other nodes lose the routes to pw-worker2's pods, and get them back.
         second = next(n for n in lab_nodes if n.name == "pw-worker2")
