@@ -267,12 +267,30 @@ def _wait_healthy(lab_nodes: list[t.Node]) -> None:
              _quietly(lambda: all(dns_answers(n.name) for n in lab_nodes)), 120, 2)
 
 
-def healthy(state: State) -> bool:
+def problems(state: State) -> list[str]:
+    """What keeps the lab from being healthy, one line each ([] when healthy):
+    a dead component with the last line of its log, nodes not Ready, a node
+    whose DNS lookup through the kube-dns Service fails. A test or CI run that
+    finds the lab broken prints these, so the cause is in its output."""
+    found = []
+    for p in state.procs:
+        if not alive(p):
+            log = paths.LOG_DIR / f"{p.node}-{p.name}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            found.append(f"{p.name} on {p.node} is not running (pid {p.pid}); last log line: "
+                         f"{tail[0][:300] if tail else '(none)'}")
     try:
-        return (all(alive(p) for p in state.procs) and _nodes_ready()
-                and all(dns_answers(n.name) for n in node_list(state.workers)))
-    except (LabError, subprocess.SubprocessError, OSError, ValueError):
-        return False
+        if not _nodes_ready():
+            found.append("not every node is Ready")
+        found += [f"DNS through the kube-dns Service fails from {n.name}"
+                  for n in node_list(state.workers) if not dns_answers(n.name)]
+    except (LabError, subprocess.SubprocessError, OSError, ValueError) as e:
+        found.append(f"the API server does not answer: {e}")
+    return found
+
+
+def healthy(state: State) -> bool:
+    return not problems(state)
 
 
 # ---------------------------------------------------------------- down
@@ -359,6 +377,8 @@ def status() -> str:
         lines += ["", f"nodes: API server not answering ({e})"]
     if state.faults:
         lines += ["", "active faults: " + ", ".join(state.faults)]
+    found = problems(state)
+    lines += ["", "health: " + ("healthy" if not found else "NOT healthy"), *(f"  {f}" for f in found)]
     if podsecurity.configured(state.pod_security):
         lines += ["", (f"Pod Security: {state.pod_security} enforced by default, weaker "
                        "namespace labels refused (kube-system exempt)")]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from packetwalk.lab import cluster, paths
+from packetwalk.lab import cluster, paths, state
 from packetwalk.lab.errors import LabError
 from packetwalk.runs import MANAGED_BY
 
@@ -38,6 +38,11 @@ def lab():
         cluster.up(workers=int(os.environ.get("PACKETWALK_LAB_WORKERS", "2")), log=lambda m: None)
     except LabError as e:
         pytest.fail(f"lab up failed: {e}", pytrace=False)
+    # `up` returns at once on a lab it finds healthy; one that breaks right after
+    # would fail tests far from the cause. Name the cause here instead.
+    found = cluster.problems(state.load())
+    if found:
+        pytest.fail("the lab is up but not healthy: " + "; ".join(found), pytrace=False)
     return paths.KUBECONFIG
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from packetwalk.lab import cluster, network, preflight, state
 from packetwalk.lab.errors import LabError
+from packetwalk.lab.processes import alive
 
 
 def run_cli(*args, env=None, as_nobody=False):
@@ -33,9 +34,16 @@ def test_up_without_root():
 def test_broken_build_fails_before_touching_the_running_lab(lab, tmp_path):
     env = {**os.environ, "PACKETWALK_LAB_ROOT": str(tmp_path / "lab"),
            "PACKETWALK_CACHE_ROOT": str(tmp_path / "cache"), "GOPROXY": "off"}
+    before = state.load()
+    running = [p for p in before.procs if alive(p)]
     line = one_clear_line(run_cli("lab", "up", env=env))
     assert line.startswith("packetwalk: building ") and "failed" in line
-    assert cluster.healthy(state.load())
+    # Untouched: the same processes saved (pid and start time), and every one
+    # that ran before still runs, none stopped or restarted.
+    after = state.load()
+    assert [(p.name, p.node, p.pid, p.starttime) for p in after.procs] == \
+        [(p.name, p.node, p.pid, p.starttime) for p in before.procs]
+    assert running and all(alive(p) for p in running), cluster.problems(after)
 
 
 def test_missing_kernel_feature_is_named(tmp_path):
