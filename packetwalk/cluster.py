@@ -26,6 +26,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
+from packetwalk.inventory import DnsServer
 from packetwalk.placement import Node, schedulable_nodes
 from packetwalk.selfbind import RUN_NAMESPACE_ROLE
 from packetwalk.tiers import DEFAULT_POOL, NodePool
@@ -236,6 +237,8 @@ class Facts:
     dns_ip: str | None  # ClusterIP of the cluster DNS Service (kube-system, k8s-app=kube-dns)
     pool: str = ""  # which nodes the run may use, and why (--node-selector, --toleration)
     bind_as: str | None = None  # who the run binds in its namespaces (selfbind.py), if needed
+    dns_servers: tuple[DnsServer, ...] = ()  # the ready pods behind the DNS Service
+    dns_servers_unknown: str = ""  # why they could not be listed, if not
 
 
 def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
@@ -254,9 +257,34 @@ def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
                            f"(all NotReady, cordoned, tainted NoSchedule/NoExecute without a "
                            f"--toleration, or not {pool.describe()})")
     dns_ip = dns[0].spec.cluster_ip if dns else None
+    servers, unknown = dns_servers(core, dns[0]) if dns else ((), "no DNS Service found")
     return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip,
+                 dns_servers=servers, dns_servers_unknown=unknown,
                  pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}",
                  bind_as=bind_as)
+
+
+def dns_servers(core: CoreV1Api, service) -> tuple[tuple[DnsServer, ...], str]:
+    """The Ready pods the DNS Service selects, by node: a lookup through the
+    Service reaches one of them at random, so DNS is tested on each. With why
+    they are unknown instead, when the Service has no selector or its pods
+    cannot be listed (an empty tuple and no reason: none is ready)."""
+    selector = service.spec.selector or {}
+    if not selector:
+        return (), f"the DNS Service {service.metadata.name} has no selector"
+    try:
+        pods = core.list_namespaced_pod(
+            service.metadata.namespace, _request_timeout=API_TIMEOUT,
+            label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items()))).items
+    except ApiException as exc:
+        return (), f"listing the DNS pods in {service.metadata.namespace}: {exc.status} {exc.reason}"
+    # A terminating pod may still read Ready (CoreDNS's lameduck): it is leaving.
+    ready = [p for p in pods if p.status.pod_ip and p.spec.node_name
+             and p.metadata.deletion_timestamp is None and any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    return tuple(sorted((DnsServer(p.metadata.name, p.metadata.namespace, p.spec.node_name,
+                                   p.status.pod_ip) for p in ready),
+                        key=lambda d: (d.node, d.name))), ""
 
 
 def connect(target: Target, run_namespace: str,

@@ -474,6 +474,12 @@ _HOPS = (
     Hop("dns_service_name", "test_dns_service_name", "resolving the Service name", DNS,
         roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS,
         path=DNS_PATH, next=(Next("dns_resolv_conf"),)),
+    # Each DNS server pod asked directly, from the client: on its node (same-node)
+    # and on the others (cross-node). Through the Service a lookup reaches one at
+    # random; here a server the client cannot reach fails every time.
+    Hop("dns_every_backend", "test_dns_every_backend", "every DNS server pod", DNS,
+        roles=("client",), protocols=DNS_TRANSPORTS, path=DNS_PATH,
+        next=(Next("pod_ip"),)),
     Hop("dns_headless", "test_dns_headless", "resolving the headless Service", DNS,
         roles=("client",), placements=(), protocols=DNS_TRANSPORTS, path=DNS_PATH,
         next=(Next("dns_service_name"),)),

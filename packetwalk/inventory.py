@@ -113,6 +113,20 @@ class Service:
                       f"NodePort of Service {self.name} on node {node.name}")
 
 
+@dataclass(frozen=True)
+class DnsServer:
+    """A pod behind the cluster DNS Service (CoreDNS): not the run's, but a
+    backend its name lookups reach through the Service at random."""
+
+    name: str
+    namespace: str
+    node: str
+    ip: str
+
+    def target(self, protocol: str) -> Target:
+        return Target(self.ip, 53, protocol, f"DNS server {self.name} on {self.node}")
+
+
 @dataclass
 class Inventory:
     """Everything tests need to know about the deployed workloads."""
@@ -129,6 +143,9 @@ class Inventory:
     # group -> why its tests skip: not requested, or refused by the cluster at creation.
     skips: dict[str, str] = field(default_factory=dict)
     host_namespace: str = ""  # hostNetwork and capture pods (privileged), when planned
+    # The ready pods behind the DNS Service at session start (cluster.dns_servers).
+    dns_servers: list[DnsServer] = field(default_factory=list)
+    dns_servers_unknown: str = ""  # why they are not known, if not
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -143,7 +160,9 @@ class Inventory:
             services={k: Service(**{**v, "backends": tuple(v["backends"])})
                       for k, v in data["services"].items()},
             errors=data["errors"], groups=data["groups"], skips=data["skips"],
-            host_namespace=data["host_namespace"])
+            host_namespace=data["host_namespace"],
+            dns_servers=[DnsServer(**d) for d in data.get("dns_servers", [])],
+            dns_servers_unknown=data.get("dns_servers_unknown", ""))
 
     @property
     def namespaces(self) -> list[str]:
@@ -180,6 +199,10 @@ class Inventory:
     def _name_on(self, role: str, node: str) -> str | None:
         found = next((n for n in self.nodes if n.name == node), None)
         return pod_name(role, found) if found else None
+
+    def dns_servers_from(self, node: str, same_node: bool) -> list[DnsServer]:
+        """The DNS servers on `node` (same_node) or on every other node."""
+        return [d for d in self.dns_servers if (d.node == node) == same_node]
 
     def service(self, name: str) -> Service:
         if name not in self.services:

@@ -69,6 +69,9 @@ class State:
     cleaned: bool = False
     outage: str | None = None  # why the API server last did not answer this process, until it does
     bind_as: str | None = None  # the identity the run binds in its namespaces (selfbind.py)
+    # The DNS Service's ready pods (or why unknown), for the inventory (controller only).
+    dns_servers: tuple = ()
+    dns_servers_unknown: str = ""
 
     def for_worker(self) -> str:
         return json.dumps({
@@ -120,7 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ClusterError, ValueError) as exc:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
-                  options=options, bind_as=facts.bind_as)
+                  options=options, bind_as=facts.bind_as, dns_servers=facts.dns_servers,
+                  dns_servers_unknown=facts.dns_servers_unknown)
     state.notes.append(f"placement: {facts.pool}")
     config.stash[STATE] = state
     if options.html:
@@ -258,6 +262,8 @@ class Controller:
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
                                        options.pod_image, secret, options.ready_timeout,
                                        debug_image, objects=objects)
+            state.inventory.dns_servers = list(state.dns_servers)
+            state.inventory.dns_servers_unknown = state.dns_servers_unknown
             if options.capture_packets and state.inventory.unusable(DEBUG):
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
                                    f"{state.inventory.unusable(DEBUG)}")

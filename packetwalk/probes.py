@@ -320,15 +320,19 @@ class Prober:
             return self.dial(src, dst, request, host=host)
         return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
 
-    def resolve(self, src: Source, name: str, transport: str) -> Observation:
-        """Resolve `name` (A records) with the pod's resolv.conf, over UDP or TCP."""
+    def resolve(self, src: Source, name: str, transport: str,
+                server: Target | None = None) -> Observation:
+        """Resolve `name` (A records) over UDP or TCP: with the pod's resolv.conf,
+        or asking `server` (one DNS server pod) directly."""
         command = ["dig", "+search", "+tries=1", f"+time={DIG_TIMEOUT}",
                    "+tcp" if transport == "tcp" else "+notcp",
                    "+noall", "+comments", "+answer", name, "A"]
+        if server is not None:
+            command.insert(1, f"@{server.ip}")
         result = self.run(src, command, DIG_TIMEOUT + 5)
         text = result.stdout + result.stderr
         cls, records, detail = classify_dig(result.rc, text)
-        dst = Target(name, 53, transport, "cluster DNS")
+        dst = server if server is not None else Target(name, 53, transport, "cluster DNS")
         return self._observe(src, dst, command, result, cls, answers=records,
                              response=" ".join(records), detail=detail)
 

@@ -16,7 +16,7 @@ from packetwalk import verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import Hop, next_step
-from packetwalk.inventory import Inventory, Pod, Service
+from packetwalk.inventory import DnsServer, Inventory, Pod, Service
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
     CORRUPTED,
@@ -159,15 +159,46 @@ class Walk:
         self.record(seen)
         return seen
 
-    def resolve(self, src: Pod, name: str, transport: str, records: list[str]) -> Observation:
-        def probe() -> Observation:
-            return self.prober.resolve(src.source(), name, transport)
+    def resolve(self, src: Pod, name: str, transport: str, records: list[str],
+                server: DnsServer | None = None) -> Observation:
+        """Resolve through the pod's resolver, or ask one DNS server pod directly."""
+        to = server.target(transport) if server else Target(name, 53, transport, "cluster DNS")
 
-        self._last = Attempt(src, Target(name, 53, transport, "cluster DNS"), name, retry=probe)
+        def probe() -> Observation:
+            return self.prober.resolve(src.source(), name, transport,
+                                       server=to if server else None)
+
+        self._last = Attempt(src, to, name, retry=probe)
         seen = probe()
         if seen.cls == OK and sorted(seen.answers) != sorted(records):
             seen.cls, seen.detail = DNS, f"resolved to {seen.answers}, expected {sorted(records)}"
         self.record(seen)
+        return seen
+
+    def dns_servers(self) -> tuple[list[DnsServer], str]:
+        """The DNS server pods on this placement: on the client's node (same-node),
+        on every other node (cross-node); with why there are none, if none."""
+        inv, node = self.inventory, self.placement.client.name
+        if inv.dns_servers_unknown:
+            return [], f"the DNS server pods are unknown: {inv.dns_servers_unknown}"
+        same = self.placement.id == "same-node"
+        found = inv.dns_servers_from(node, same)
+        where = f"on {node}" if same else f"off {node}"
+        return found, "" if found else f"no ready DNS server pod {where} (of {len(inv.dns_servers)})"
+
+    def resolve_on_each(self, src: Pod, name: str, transport: str, records: list[str],
+                        servers: list[DnsServer]) -> Observation:
+        """Ask each DNS server directly. The first wrong answer is what the test
+        fails on (and what the diagnosis narrows down); its detail lists them all."""
+        answers = []
+        for server in servers:
+            seen = self.resolve(src, name, transport, records, server=server)
+            answers.append((server, seen, self._last))
+        failed = [(seen, attempt) for _, seen, attempt in answers if seen.cls not in self.hop.accepted]
+        if not failed:
+            return answers[-1][1]
+        seen, self._last = failed[0]
+        seen.detail = "; ".join(f"{d.name} ({d.ip}) on {d.node}: {o.cls}" for d, o, _ in answers)
         return seen
 
     def echo_near_mtu(self, src: Pod, to: Target) -> Observation:

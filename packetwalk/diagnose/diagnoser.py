@@ -15,10 +15,16 @@ from kubernetes.client import ApiClient
 
 from packetwalk.diagnose.capture import Capture, CaptureResult
 from packetwalk.diagnose.conclusion import conclude
+from packetwalk.diagnose.dnsservers import Asked
+from packetwalk.diagnose.dnsservers import conclude as conclude_dns
 from packetwalk.diagnose.narrowing import (
     CLUSTER_IP,
+    DNS_NODE,
+    DNS_SERVER,
     EXTERNAL,
     NAME,
+    OTHER_PROTOCOL,
+    POD_IP,
     Attempt,
     Dialed,
     Step,
@@ -84,6 +90,9 @@ class Diagnoser:
 
     def _run(self, step: Step) -> tuple[Step, Observation | None, str]:
         try:
+            if step.kind == DNS_SERVER:
+                return step, self.prober.resolve(step.src.source(), step.name or "", step.to.protocol,
+                                                 server=step.to), ""
             return step, self.prober.request(step.src.source(), step.to, "hostname"), ""
         except ProbeError as exc:
             return step, None, str(exc).splitlines()[0]
@@ -104,11 +113,27 @@ class Diagnoser:
             bisection.append(f"{step.label}: {observed.cls}")
             results.append((step.kind, step.change, observed.cls == OK))
         servers = self._servers(target)
+        sentence = self._dns_servers(attempt, ran, results) or conclude(
+            kind, results, attempt.src.node, attempt.to.protocol)
         diagnosis = Diagnosis(
-            verdict=conclude(kind, results, attempt.src.node, attempt.to.protocol),
+            verdict=sentence,
             bisection=bisection,
             policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
         return self._finish(diagnosis, attempt, servers, target)
+
+    def _dns_servers(self, attempt: Attempt, ran: list, results: list) -> str | None:
+        """A failed lookup: what asking each DNS server pod directly showed."""
+        answers = {(step.to.ip, step.change): observed is not None and observed.cls == OK
+                   for step, observed, _ in ran if step.kind == DNS_SERVER}
+        asked = [Asked(d.name, d.ip, d.node, answers[(d.ip, "")], answers.get((d.ip, OTHER_PROTOCOL)))
+                 for d in self.inventory.dns_servers if (d.ip, "") in answers]
+        node_of = {pod.ip: pod.node for pod in self.inventory.pods.values()}
+        nodes = {node_of.get(step.to.ip, step.to.ip): observed is not None and observed.cls == OK
+                 for step, observed, _ in ran if step.change == DNS_NODE}
+        pods = [ok for kind, change, ok in results if kind in (POD_IP, CLUSTER_IP) and change == ""]
+        direct = any(attempt.to.ip == d.ip for d in self.inventory.dns_servers)
+        return conclude_dns(asked, nodes, attempt.src.node, attempt.to.protocol, direct,
+                            all(pods) if pods else None)
 
     def diagnose_policy(self, attempt: Attempt, seen: Observation, expected: str,
                         server: Pod) -> Diagnosis:

@@ -23,9 +23,11 @@ from packetwalk.probes import Observation, Target
 
 # What a step (or the failed probe) dialed; conclusion.py reasons on these.
 NAME, CLUSTER_IP, NODE_PORT, POD_IP = "name", "ClusterIP", "NodePort", "pod IP"
+DNS_SERVER = "DNS server"  # a name asked of one DNS server pod directly (dnsservers.py)
 EXTERNAL = "outside host"  # neither a pod, a Service nor a node of the run
 # How a step differs from the failed probe.
 SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
+DNS_NODE = "the DNS server's node"  # the run's server on a node that hosts a DNS server
 OTHER_PROTOCOL, SMALL = "other protocol", "small request"
 OTHER = {"tcp": "udp", "udp": "tcp"}
 
@@ -48,6 +50,7 @@ class Step:
     change: str  # "" or SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE, OTHER_PROTOCOL, SMALL
     src: Pod
     to: Target
+    name: str | None = None  # what a DNS_SERVER step looks up
 
     @property
     def label(self) -> str:
@@ -133,6 +136,8 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
                  or inventory.ready_on("server", src.node))
         if local is not None:
             steps.append(Step(POD_IP, SAME_NODE_TARGET, src, local.target(protocol)))
+    if target.kind == NAME and to.port == 53:
+        steps += dns_server_steps(attempt, inventory)
     if attempt.large:
         # Only the payload's size differs: the one question is the path's MTU.
         return [Step(target.kind, SMALL, src, to)]
@@ -142,4 +147,19 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
     host = inventory.ready_on("host", src.node)
     if src.role != "host" and host is not None and target.kind != NAME:
         steps.append(Step(target.kind, FROM_NODE, host, to))
+    return steps
+
+
+def dns_server_steps(attempt: Attempt, inventory: Inventory) -> list[Step]:
+    """A failed lookup, asked of each DNS server pod directly (over its transport
+    and the other), and the run's server on each node hosting one: a lookup
+    through the Service reached one of them at random, so each is asked."""
+    src, to = attempt.src, attempt.to
+    steps = [Step(DNS_SERVER, change, src, server.target(protocol), attempt.name)
+             for server in inventory.dns_servers
+             for change, protocol in (("", to.protocol), (OTHER_PROTOCOL, OTHER[to.protocol]))]
+    for node in sorted({d.node for d in inventory.dns_servers} - {src.node}):
+        near = inventory.ready_on("server", node)
+        if near is not None:
+            steps.append(Step(POD_IP, DNS_NODE, src, near.target("tcp")))
     return steps

@@ -25,6 +25,23 @@ def test_dns_service_name(walk, variant, protocol):
     walk.expect(seen)
 
 
+@pytest.mark.hop("dns_every_backend")
+def test_dns_every_backend(walk, protocol):
+    """Each DNS server pod (CoreDNS) on the placement answers the client directly.
+    Through the kube-dns Service a lookup reaches one of them at random: a server
+    the client cannot reach fails names only some of the time, and shows here."""
+    servers, why = walk.dns_servers()
+    if not servers and walk.inventory.dns_servers_unknown:
+        pytest.skip(why)
+    if not servers and walk.inventory.dns_servers:
+        pytest.skip(why)  # they run elsewhere: the other placement asks them
+    assert servers, f"the cluster DNS Service has no ready server pod: {why}"
+    service = walk.service("servers")
+    seen = walk.resolve_on_each(walk.client, walk.name_of(service, "fqdn"), protocol,
+                                records=[service.cluster_ip], servers=servers)
+    walk.expect(seen)
+
+
 @pytest.mark.hop("dns_headless")
 def test_dns_headless(walk, protocol):
     """A headless Service resolves to its pods' IPs."""

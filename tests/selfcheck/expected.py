@@ -3,7 +3,8 @@ and the words the verdict must contain. Read by test_fault_localization.py and
 bench/faults.py.
 
 Placements on the lab: the client is on pw-worker; same-node servers are on
-pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the control plane.
+pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the workers, one
+replica on each (as kubeadm's anti-affinity spreads it).
 A fault's set holds the hop it breaks and the hops that need that hop (DNS
 through the kube-dns Service, policy cases that resolve names); every other
 id must pass.
@@ -120,6 +121,15 @@ def policy_relies_on(semantics: str) -> Callable[[Case], bool]:
 RESOLVER_HOPS = ("dns_connect_by_name",)
 
 
+# Asks each DNS server pod by its pod IP: no Service on the way.
+DIRECT_DNS_HOPS = ("dns_every_backend",)
+
+
+def through_dns_service(case: Case) -> bool:
+    """Resolves through the kube-dns Service: reaches a DNS server pod at random."""
+    return resolves(case) and case.hop.name not in DIRECT_DNS_HOPS
+
+
 def resolves(case: Case) -> bool:
     """Asks cluster DNS over the network: every DNS id with a transport (resolv.conf
     is only read), and the policy cases that resolve a name."""
@@ -141,7 +151,7 @@ def via_service(case: Case) -> bool:
     """Through a Service from the client's node: the Service hops, hairpin, DNS (the
     kube-dns Service) and the policy cases that dial a ClusterIP or a name."""
     return (SERVICE in (case.hop.layer, case.hop.reach_layer) or case.hop.layer == HAIRPIN
-            or resolves(case) or policy_through(case, "cluster-ip"))
+            or through_dns_service(case) or policy_through(case, "cluster-ip"))
 
 
 def enters_on(node: str) -> Callable[[Case], bool]:
@@ -207,7 +217,11 @@ EXPECTED = {
         diagnosed={"test_pod_ip[cross-node-tcp]": ("cross-node fails, same-node answers", NEVER_SEEN)},
         # ClientIP affinity pins the client to one backend, picked at random on the
         # first request: the one on pw-worker answers, the one on pw-worker2 does not.
-        may_fail=lambda c: c.hop.name == "session_affinity"),
+        # So does the kube-dns Service for each lookup: the CoreDNS replica on
+        # pw-worker answers, the one on pw-worker2 does not. Asked directly, the
+        # replica across nodes fails every time (test_dns_every_backend[cross-node-*]).
+        may_fail=lambda c: c.hop.name == "session_affinity" or (
+            through_dns_service(c) and c.hop.layer == DNS)),
     # Nothing blocks any more: every policy case sees OK where it expects a block.
     "policy-enforcer-down": Expectation(
         None, layer_is(POLICY_LAYER), "NetworkPolicy enforcement is broken", "policy",
