@@ -11,7 +11,9 @@ options only, never on how many tests run.
 Objects come in groups (inventory.py) that fail independently. An object the
 cluster refuses at creation (admission, Pod Security, a webhook: a 4xx) skips
 the tests of its group with the API's reason; a pod that never becomes Ready
-is the cluster breaking, and their tests ERROR.
+is the cluster breaking, and their tests ERROR. When the control plane keeps
+every pod from starting (no ServiceAccount, no scheduler, no sandbox, no
+EndpointSlices: stalls.py), the run stops at session start with one line instead.
 
 What was deployed is taken as an Inventory (inventory.py), the plain data
 tests read.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from string import Template
 
@@ -58,6 +61,14 @@ from packetwalk.inventory import (
 from packetwalk.offers import ingress_classes, ingress_manifest
 from packetwalk.placement import Node, used_nodes
 from packetwalk.runs import Run, liveness_annotations
+from packetwalk.stalls import (
+    account_missing,
+    endpoints_stall,
+    facts_of,
+    is_ready,
+    pinned_node,
+    pods_stall,
+)
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     DEFAULT_POOL,
@@ -96,8 +107,18 @@ HOPELESS_REASONS = PULL_REASONS | {"CreateContainerConfigError", "CreateContaine
                                    "CrashLoopBackOff", "RunContainerError"}
 
 
+# The waits on the control plane at bring-up (stalls.py): for the namespace's default
+# ServiceAccount (made within a second by a healthy controller-manager), for any pod
+# to start (then every RECHECK seconds until --ready-timeout), for EndpointSlices.
+ACCOUNT_WAIT, STALL_AFTER, RECHECK, ENDPOINTS_WAIT = 30.0, 60.0, 10.0, 30.0
+
+
 class ImageUnavailable(WorkloadError):
     """Not one of the run's pods could pull its image: bad input, not a verdict."""
+
+
+class Stalled(ClusterError):
+    """The cluster kept every run pod from starting (stalls.py): one line, the run stops."""
 
 
 def render(manifest: str, **values: object) -> list[dict]:
@@ -304,7 +325,7 @@ def deploy(api: ApiClient, objects: list[tuple[str, dict]]) -> tuple[dict[str, s
             continue
         name = describe(obj)
         try:
-            create(api, obj)
+            _create_pod(api, obj) if obj["kind"] == "Pod" else create(api, obj)
         except ApiException as exc:
             message = _api_message(exc)
             if obj["kind"] == "Namespace" and group == CORE:
@@ -317,6 +338,32 @@ def deploy(api: ApiClient, objects: list[tuple[str, dict]]) -> tuple[dict[str, s
             else:
                 refused[group] = f"the cluster refused {name}: {message}"
     return errors, refused
+
+
+def _create_pod(api: ApiClient, obj: dict) -> None:
+    """Create a pod; while the API refuses it because its namespace has no default
+    ServiceAccount yet, try again for up to ACCOUNT_WAIT, then stop the run (Stalled)."""
+    refusal = ""
+
+    def created() -> bool:
+        nonlocal refusal
+        try:
+            create(api, obj)
+        except ApiException as exc:
+            if not account_missing(message := _api_message(exc)):
+                raise
+            refusal = message
+            return False
+        return True
+
+    if created():
+        return
+    try:
+        wait_for(f"ServiceAccount {obj['metadata']['namespace']}/default", created,
+                 timeout=ACCOUNT_WAIT, interval=1.0)
+    except WaitTimeout:
+        raise Stalled(str(pods_stall([facts_of(obj, None, refused=refusal)],
+                                     ACCOUNT_WAIT))) from None
 
 
 def _api_message(exc: ApiException) -> str:
@@ -352,10 +399,19 @@ def _pull_failure(pod: dict) -> str | None:
     return None
 
 
-def _is_ready(pod: dict) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return bool(pod.get("status", {}).get("podIP")) and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+def _events_by_pod(core: CoreV1Api, namespaces: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """{pod name: [(reason, message)], oldest first} of the namespaces' pod events."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    try:
+        events = [e for namespace in namespaces for e in core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=Pod",
+            _request_timeout=API_TIMEOUT).items]
+    except ApiException:
+        return found  # no events, no evidence: nothing is named
+    for event in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+        found.setdefault(event.involved_object.name, []).append(
+            (event.reason or "", event.message or ""))
+    return found
 
 
 def _events(core: CoreV1Api, namespace: str, name: str) -> str:
@@ -377,7 +433,9 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
 
     Returns (ready pods by name as dicts, {group: error}, {pod name: image pull
     failure}). An error names the pod, its node, its state and its last events:
-    what was awaited and why it never came.
+    what was awaited and why it never came. When no pod has started after
+    STALL_AFTER seconds (then every RECHECK, and at the deadline) and stalls.py
+    names why for all of them, the run stops (Stalled).
     """
     core = CoreV1Api(api)
     wanted = {obj["metadata"]["name"]: (group, obj) for group, obj in objects
@@ -385,35 +443,49 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
     namespaces = sorted({obj["metadata"]["namespace"] for _, obj in wanted.values()})
     seen: dict[str, dict] = {}
     errors: dict[str, str] = {}
+    started = time.monotonic()
+    check_at = started + min(STALL_AFTER, timeout)
+
+    def stop_if_stalled(waited: float) -> None:
+        events = _events_by_pod(core, namespaces)
+        stall = pods_stall([facts_of(obj, seen.get(name), events.get(name, []))
+                            for name, (_, obj) in wanted.items()], waited)
+        if stall is not None:
+            raise Stalled(str(stall))
 
     def poll() -> bool:
+        nonlocal check_at
         for namespace in namespaces:
             for pod in core.list_namespaced_pod(namespace, label_selector=run.selector,
                                                 _request_timeout=API_TIMEOUT).items:
                 seen[pod.metadata.name] = api.sanitize_for_serialization(pod)
         pending = False
         for name, (group, obj) in wanted.items():
-            if group in errors or (name in seen and _is_ready(seen[name])):
+            if group in errors or (name in seen and is_ready(seen[name])):
                 continue
             hopeless, problem = _pod_problem(seen.get(name, {}))
             if hopeless:
                 errors[group] = _never_ready(core, obj, problem)
             else:
                 pending = True
+        if pending and time.monotonic() >= check_at:
+            stop_if_stalled(time.monotonic() - started)
+            check_at = time.monotonic() + RECHECK
         return not pending
 
     def state() -> str:
         return "; ".join(f"{name}: {_pod_problem(seen.get(name, {}))[1]}"
-                         for name in wanted if not _is_ready(seen.get(name, {})))
+                         for name in wanted if not is_ready(seen.get(name, {})))
 
     try:
         wait_for("the run's pods to become Ready", poll, timeout=timeout, interval=1.0,
                  state=state)
     except WaitTimeout as exc:
+        stop_if_stalled(timeout)
         for name, (group, obj) in wanted.items():
-            if group not in errors and not _is_ready(seen.get(name, {})):
+            if group not in errors and not is_ready(seen.get(name, {})):
                 errors[group] = _never_ready(core, obj, f"{exc}")
-    ready = {name: pod for name, pod in seen.items() if _is_ready(pod)}
+    ready = {name: pod for name, pod in seen.items() if is_ready(pod)}
     pulls = {name: failure for name in wanted
              if (failure := _pull_failure(seen.get(name, {}))) is not None}
     return ready, errors, pulls
@@ -421,9 +493,7 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
 
 def _never_ready(core: CoreV1Api, obj: dict, problem: str) -> str:
     meta = obj["metadata"]
-    node = obj["spec"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
-        "matchFields"][0]["values"][0]
+    node = pinned_node(obj)
     return (f"pod {meta['namespace']}/{meta['name']} (node {node}) never became Ready: "
             f"{problem}; events: {_events(core, meta['namespace'], meta['name'])}")
 
@@ -431,16 +501,19 @@ def _never_ready(core: CoreV1Api, obj: dict, problem: str) -> str:
 def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> None:
     """Wait until each Service's EndpointSlices list exactly its ready backends,
     so the first probe does not race the endpoints controller. Not an error if
-    it never happens: the Service tests will then fail and say so."""
+    it never happens for some: their Service tests will then fail and say so; if no
+    Service lists any of its ready backends, the run stops (Stalled)."""
     discovery = DiscoveryV1Api(api)
     want = {name: {inventory.pods[b].ip for b in svc.backends if b in inventory.pods}
             for name, svc in inventory.services.items()}
 
+    slices: list = []
+
     def ready_addresses() -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        slices = discovery.list_namespaced_endpoint_slice(inventory.namespace,
-                                                          _request_timeout=API_TIMEOUT)
-        for item in slices.items:
+        slices[:] = discovery.list_namespaced_endpoint_slice(inventory.namespace,
+                                                             _request_timeout=API_TIMEOUT).items
+        for item in slices:
             service = (item.metadata.labels or {}).get("kubernetes.io/service-name", "")
             for endpoint in item.endpoints or []:
                 if endpoint.conditions is None or endpoint.conditions.ready is not False:
@@ -452,7 +525,11 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
                  lambda: all(ready_addresses().get(n, set()) >= ips for n, ips in want.items()),
                  timeout=timeout, interval=0.5)
     except WaitTimeout:
-        pass
+        found = ready_addresses()
+        stall = endpoints_stall({n: (len(ips), len(ips & found.get(n, set())))
+                                 for n, ips in want.items()}, len(slices), timeout)
+        if stall is not None:
+            raise Stalled(str(stall)) from None
 
 
 def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
@@ -546,5 +623,5 @@ def bring_up(api: ApiClient, run: Run, nodes: list[Node], dns_ip: str | None, im
     errors.update({g: e for g, e in not_ready.items() if g not in errors})
     inventory = take_inventory(run, nodes, dns_ip, objects, ready, list_services(api, run),
                                errors, skips)
-    await_endpoints(api, inventory, timeout=30)
+    await_endpoints(api, inventory, timeout=ENDPOINTS_WAIT)
     return inventory
