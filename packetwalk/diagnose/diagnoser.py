@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from kubernetes.client import ApiClient
 
 from packetwalk.diagnose.capture import Capture, CaptureResult
-from packetwalk.diagnose.conclusion import conclude
+from packetwalk.diagnose.conclusion import conclude, through
 from packetwalk.diagnose.narrowing import (
     CLUSTER_IP,
     EXTERNAL,
@@ -105,7 +105,7 @@ class Diagnoser:
             results.append((step.kind, step.change, observed.cls == OK))
         servers = self._servers(target)
         diagnosis = Diagnosis(
-            verdict=conclude(kind, results, attempt.src.node, attempt.to.protocol),
+            verdict=conclude(kind, results, attempt.src.node, attempt.to.protocol, through(target)),
             bisection=bisection,
             policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
         return self._finish(diagnosis, attempt, servers, target)
