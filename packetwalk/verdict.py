@@ -85,7 +85,7 @@ def _scope(failed: list[ProbeRecord], tested: list[ProbeRecord]) -> str:
     if len(tested_placements) > 1 and failed_placements == tested_placements:
         if blamed:
             parts.append(f" only to/from {_and(blamed)}")
-        elif node_ports and not all(not r.ok for r in tested):
+        elif node_ports and any(r.ok for r in tested):
             parts.append(f" through {_and(sorted({dialed_node(r) for r in failed}))}")
         else:
             parts.append(" on every placement")
