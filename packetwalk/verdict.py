@@ -1,13 +1,17 @@
 """From observations to one sentence naming the broken layer. Pure.
 
 Input: the records tests leave behind (records.ProbeRecord), one per probe; read
-here: hop, placement, protocol, cls, ok, client_node, server_node.
+here: hop, placement, protocol, cls, ok, client_node, src_node, server_node, via.
 The rule is the debugging walk itself: the lowest layer with a failure is the
 suspect; layers below it that passed are named as fine; failures above it may
-be consequences and are listed as such.
+be consequences and are listed as such. Its scope is where the failures are
+confined: one protocol, one placement, or the nodes they went through when
+probes through other nodes passed ("only through pw-worker2").
 """
 
 from __future__ import annotations
+
+import re
 
 from packetwalk.hops import HOPS, Layer
 from packetwalk.probes import BLOCKED_CLASSES
@@ -21,18 +25,70 @@ def _layer(record: ProbeRecord) -> Layer:
     return hop.layer
 
 
+# How the walk records a NodePort target's `via` (inventory.Service.node_port_target).
+_NODE_PORT_VIA = re.compile(r"^NodePort of .+ on node (?P<node>\S+)$")
+
+
+def dialed_node(record: ProbeRecord) -> str:
+    """The node whose NodePort the probe dialed, from the target it recorded; '' for
+    any other probe."""
+    found = _NODE_PORT_VIA.match(record.via)
+    return found["node"] if found else ""
+
+
+def _through(record: ProbeRecord) -> frozenset[str]:
+    """The nodes a probe went through, as far as its record tells: the node a NodePort
+    was dialed on; the client's and the server's node of a placement; none for a probe
+    without a placement (DNS, hairpin, policy cases: their nodes are no axis)."""
+    node = dialed_node(record)
+    if node:
+        return frozenset({node})
+    if record.placement:
+        return frozenset(n for n in (record.src_node or record.client_node, record.server_node) if n)
+    return frozenset()
+
+
+def _blamed(failed: list[ProbeRecord], tested: list[ProbeRecord]) -> list[str]:
+    """The nodes the failures have in common, sorted: every failure went through one of
+    them, and no passing probe went through any; [] when no probe through another node
+    passed (nothing to tell the nodes apart), or a failure's nodes all also passed."""
+    passing: set[str] = set().union(*(_through(r) for r in tested if r.ok))
+    alone = [_through(r) - passing for r in failed]
+    if not passing or not all(alone):
+        return []
+    return sorted(set().union(*alone))
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _scope(failed: list[ProbeRecord], tested: list[ProbeRecord]) -> str:
-    """Where the failures are confined, within what the layer tested:
-    ' for udp only', ' across nodes only (a -> b)', ' within node a only', or ''."""
+    """Where the failures are confined, within what the layer tested: ' for udp only',
+    ' only through b' (NodePorts), ' across nodes only (a -> b)', ' within node a only',
+    ' only to/from c', or ''."""
     parts = []
     failed_protocols = {r.protocol for r in failed if r.protocol}
     tested_protocols = {r.protocol for r in tested if r.protocol}
     if failed_protocols and failed_protocols < tested_protocols:
         parts.append(f" for {'/'.join(sorted(failed_protocols))} only")
+        # Like with like: a TCP probe passing through a node clears it of nothing UDP.
+        tested = [r for r in tested if not r.protocol or r.protocol in failed_protocols]
+    blamed = _blamed(failed, tested)
+    node_ports = all(dialed_node(r) for r in failed)
+    if node_ports and blamed:
+        # A NodePort is about the node dialed, whatever the placement of its ends.
+        parts.append(f" only through {_and(blamed)}")
+        return ",".join(parts)
     failed_placements = {r.placement for r in failed if r.placement}
     tested_placements = {r.placement for r in tested if r.placement}
     if len(tested_placements) > 1 and failed_placements == tested_placements:
-        parts.append(" on every placement")
+        if blamed:
+            parts.append(f" only to/from {_and(blamed)}")
+        elif node_ports and any(r.ok for r in tested):
+            parts.append(f" through {_and(sorted({dialed_node(r) for r in failed}))}")
+        else:
+            parts.append(" on every placement")
     elif failed_placements == {"cross-node"} and "same-node" in tested_placements:
         pairs = sorted({f"{r.client_node} -> {r.server_node}" for r in failed})
         parts.append(f" across nodes only ({', '.join(pairs)})")
@@ -46,7 +102,9 @@ def for_failure(record: ProbeRecord) -> str:
     """One failing probe on its own: which layer, where, and where to look."""
     layer = _layer(record)
     where = ""
-    if record.placement == "cross-node":
+    if node := dialed_node(record):
+        where = f" through {node}"  # the NodePort's node, not the client's
+    elif record.placement == "cross-node":
         where = f" from {record.client_node} to {record.server_node}"
     elif record.server_node:
         where = f" on {record.server_node}"

@@ -290,7 +290,7 @@ class Walk:
     def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         cell = self._cell()
         step = next_step(self.hop.name, cell.placement, self.protocol)
-        sentence = verdict.for_failure(replace(cell, cls=seen.cls))
+        sentence = verdict.for_failure(replace(cell, cls=seen.cls, via=seen.via))
         if diagnosis is not None:
             sentence += f". Narrowed down: {diagnosis.verdict}"
         return "\n".join([

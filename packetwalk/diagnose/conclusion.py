@@ -20,6 +20,7 @@ from packetwalk.diagnose.narrowing import (
     SAME_NODE_CLIENT,
     SAME_NODE_TARGET,
     SMALL,
+    Dialed,
 )
 from packetwalk.records import DiagnosisRecord
 
@@ -30,11 +31,20 @@ def _all(results: list[tuple[str, str, bool]], kind: str, change: str = "") -> b
     return all(oks) if oks else None
 
 
+def through(target: Dialed) -> str:
+    """The node the failed probe went through: the node whose NodePort it dialed, or the
+    target pod's node; '' for a Service or a name (its backends are the narrowing's)."""
+    if target.node is not None:
+        return target.node.name
+    return target.pod.node if target.pod is not None else ""
+
+
 def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
-             protocol: str = "") -> str:
+             protocol: str = "", target_node: str = "") -> str:
     """`failed`: what the failed probe dialed (narrowing.NAME, CLUSTER_IP, ...).
     `results`: (kind, change, answered) of each narrowing step. `where`: the client's node.
-    `protocol`: the failed probe's.
+    `protocol`: the failed probe's. `target_node`: the node it went through (`through`):
+    the NodePort's node or the target pod's, '' if unknown.
     """
     # The most specific findings first: they hold whatever the layer below says.
     small = _all(results, failed, SMALL)
@@ -67,10 +77,14 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
         if pods is False:
             return "name, ClusterIP and pod IP fail: below the Service layer, look at the pod network"
     if failed == NODE_PORT:
+        # The NodePort is translated on the node dialed, the ClusterIP on the client's.
+        rules = f"NodePort rules of {target_node}" if target_node else "NodePort rules"
         if cluster_ip:
-            return "NodePort fails, ClusterIP answers: NodePort rules or a firewall in front of it"
+            return f"NodePort fails, ClusterIP answers: {rules} or a firewall in front of it"
         if pods:
-            return f"NodePort and ClusterIP fail, pod IPs answer: Service translation on {where}"
+            nodes = (f"{where} (the ClusterIP) and {target_node} (the NodePort)"
+                     if target_node and target_node != where else where)
+            return f"NodePort and ClusterIP fail, pod IPs answer: Service translation on {nodes}"
         if pods is False:
             return "NodePort, ClusterIP and pod IPs fail: below the Service layer, look at the pod network"
     if failed == CLUSTER_IP:
@@ -92,9 +106,11 @@ def conclude(failed: str, results: list[tuple[str, str, bool]], where: str,
                     "a firewall, or the host itself")
     if failed == POD_IP:
         if near and local:
-            return "cross-node fails, same-node answers: the path between the nodes"
+            pair = f" ({where} -> {target_node})" if target_node and target_node != where else ""
+            return f"cross-node fails, same-node answers: the path between the nodes{pair}"
         if near is False:
-            return "fails from the target's own node too: the target or its node"
+            return ("fails from the target's own node too: the target or its node"
+                    + (f" ({target_node})" if target_node else ""))
         if local is False:
             return "the client's same-node target fails too: the client or its node"
         if from_node:

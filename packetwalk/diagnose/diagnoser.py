@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from kubernetes.client import ApiClient
 
 from packetwalk.diagnose.capture import Capture, CaptureResult
-from packetwalk.diagnose.conclusion import conclude
+from packetwalk.diagnose.conclusion import conclude, through
 from packetwalk.diagnose.dnsservers import Asked
 from packetwalk.diagnose.dnsservers import conclude as conclude_dns
 from packetwalk.diagnose.narrowing import (
@@ -114,7 +114,7 @@ class Diagnoser:
             results.append((step.kind, step.change, observed.cls == OK))
         servers = self._servers(target)
         sentence = self._dns_servers(attempt, ran, results) or conclude(
-            kind, results, attempt.src.node, attempt.to.protocol)
+            kind, results, attempt.src.node, attempt.to.protocol, through(target))
         diagnosis = Diagnosis(
             verdict=sentence,
             bisection=bisection,

@@ -3,7 +3,7 @@
 from packetwalk.diagnose import narrowing as nw
 from packetwalk.diagnose import packets as pk
 from packetwalk.diagnose.capture import sections
-from packetwalk.diagnose.conclusion import conclude, summarize
+from packetwalk.diagnose.conclusion import conclude, summarize, through
 from packetwalk.diagnose.policies import conclude_cell, selects
 from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node
@@ -133,6 +133,38 @@ def test_conclusions_name_what_the_narrowing_showed():
     assert conclude(nw.POD_IP, [(nw.POD_IP, nw.FROM_NODE, True)], "w1").startswith(
         "the pod fails, its node answers")
     assert conclude(nw.POD_IP, [], "w1") == "the narrowing probes did not tell the layers apart"
+
+
+def test_the_node_gone_through_is_the_node_dialed_or_the_target_pods():
+    inv = inventory()
+    client = inv.pods["client-pw-worker"]
+
+    def node_of(to: Target) -> str:
+        return through(nw.dialed(nw.Attempt(client, to), inv))
+    assert node_of(Target("10.250.0.12", 30081, "udp")) == "pw-worker2"  # a NodePort
+    assert node_of(Target("10.244.2.7", 8080, "tcp")) == "pw-worker2"  # a pod
+    assert node_of(Target("10.96.12.8", 80, "tcp")) == ""  # a Service: several backends
+
+
+def test_conclusions_name_the_node_dialed_and_the_targets_not_only_the_clients():
+    """A NodePort is translated on the node dialed, its ClusterIP on the client's."""
+    assert conclude(nw.NODE_PORT, [(nw.CLUSTER_IP, "", True)], "pw-worker", "udp",
+                    "pw-worker2") == ("NodePort fails, ClusterIP answers: NodePort rules of "
+                                      "pw-worker2 or a firewall in front of it")
+    both = [(nw.CLUSTER_IP, "", False), (nw.POD_IP, "", True)]
+    assert conclude(nw.NODE_PORT, both, "pw-worker", "tcp", "pw-worker2") == (
+        "NodePort and ClusterIP fail, pod IPs answer: Service translation on pw-worker "
+        "(the ClusterIP) and pw-worker2 (the NodePort)")
+    assert conclude(nw.NODE_PORT, both, "pw-worker", "tcp", "pw-worker") == (
+        "NodePort and ClusterIP fail, pod IPs answer: Service translation on pw-worker")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SAME_NODE_CLIENT, True),
+                                (nw.POD_IP, nw.SAME_NODE_TARGET, True)],
+                    "pw-worker", "tcp", "pw-worker2") == (
+        "cross-node fails, same-node answers: the path between the nodes "
+        "(pw-worker -> pw-worker2)")
+    assert conclude(nw.POD_IP, [(nw.POD_IP, nw.SAME_NODE_CLIENT, False)], "pw-worker", "tcp",
+                    "pw-worker2") == ("fails from the target's own node too: the target or "
+                                      "its node (pw-worker2)")
 
 
 def test_summary_counts_each_conclusion_once():
