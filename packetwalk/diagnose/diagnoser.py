@@ -31,7 +31,9 @@ from packetwalk.diagnose.narrowing import (
     dialed,
     plan,
 )
-from packetwalk.diagnose.policies import conclude_cell, selecting
+from packetwalk.diagnose.policies import conclude_cell, on_path
+from packetwalk.diagnose.policytext import PathPolicies
+from packetwalk.diagnose.touched import Touched, touched
 from packetwalk.inventory import Inventory, Pod
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
 from packetwalk.records import DiagnosisRecord
@@ -118,7 +120,7 @@ class Diagnoser:
         diagnosis = Diagnosis(
             verdict=sentence,
             bisection=bisection,
-            policies=selecting(self.api, [attempt.src, *servers]) if self.api else [])
+            policies=list(self._policies(attempt, touched(attempt, self.inventory)).lines))
         return self._finish(diagnosis, attempt, servers, target)
 
     def _dns_servers(self, attempt: Attempt, ran: list, results: list) -> str | None:
@@ -139,12 +141,17 @@ class Diagnoser:
                         server: Pod) -> Diagnosis:
         """A policy cell that came out wrong, while its policies are still applied."""
         target = dialed(attempt, self.inventory)
-        policies = selecting(self.api, [attempt.src, server]) if self.api else []
+        path = touched(attempt, self.inventory)
+        if not path.servers and path.dns is None:
+            # A port the inventory does not know (the policy server's alt port): the
+            # cell names its pod.
+            path = Touched(((server, attempt.to.port, attempt.to.protocol),), None)
+        found = self._policies(attempt, path)
         diagnosis = Diagnosis(
-            verdict=conclude_cell(expected, seen.cls, policies, server.node),
+            verdict=conclude_cell(expected, seen.cls, found, server.node),
             bisection=[(f"{target.kind} {attempt.to.label()} from {attempt.src.name}: "
                         f"{seen.cls}, expected {expected}")],
-            policies=policies)
+            policies=list(found.lines))
         return self._finish(diagnosis, attempt, [server], target)
 
     def _finish(self, diagnosis: Diagnosis, attempt: Attempt, servers: list[Pod],
@@ -154,6 +161,11 @@ class Diagnoser:
             diagnosis.capture = self._capture(attempt, servers, target)
         self.note(diagnosis.record())
         return diagnosis
+
+    def _policies(self, attempt: Attempt, path: Touched) -> PathPolicies:
+        if self.api is None:
+            return PathPolicies((), False, ())
+        return on_path(self.api, attempt.src, path, self.inventory.dns_ip)
 
     def _servers(self, target: Dialed) -> list[Pod]:
         if target.pod is not None:

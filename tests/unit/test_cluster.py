@@ -129,6 +129,13 @@ def test_in_namespace_rights_are_bound_nowhere_cluster_wide():
         "packetwalk-run-namespace-capture"}
 
 
+def test_kube_system_is_only_read():
+    role = next(d for d in rbac_documents("rbac-restricted.yaml")
+                if d["metadata"]["name"] == "packetwalk-kube-system-reader" and d["kind"] == "Role")
+    assert {verb for _, _, verb, _ in grants(role["rules"])} <= {"get", "list", "watch"}
+    assert ("networking.k8s.io", "networkpolicies", "list", "") in grants(role["rules"])
+
+
 def test_the_admission_guard_matches_the_shipped_service_account():
     rbac = rbac_documents("rbac-restricted.yaml")
     account = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]

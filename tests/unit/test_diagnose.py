@@ -4,7 +4,9 @@ from packetwalk.diagnose import narrowing as nw
 from packetwalk.diagnose import packets as pk
 from packetwalk.diagnose.capture import sections
 from packetwalk.diagnose.conclusion import conclude, summarize, through
-from packetwalk.diagnose.policies import conclude_cell, selects
+from packetwalk.diagnose.policies import conclude_cell
+from packetwalk.diagnose.policyeval import selects
+from packetwalk.diagnose.policytext import PathPolicies
 from packetwalk.inventory import Inventory, Pod, Service
 from packetwalk.placement import Node
 from packetwalk.probes import Target
@@ -303,14 +305,19 @@ def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
     assert notes[0].verdict.startswith("ClusterIP fails, pod IPs answer")
 
 
-def test_a_wrong_policy_cell_is_read_from_the_policies_that_select_its_pods():
-    selecting = ["pw-1/deny-all (Ingress) selects policy-server"]
-    none = ["none select policy-client-b or policy-server"]
-    assert conclude_cell("blocked", "OK", selecting, "w2").startswith(
-        "policies select these pods, yet the traffic passed: NetworkPolicy is not enforced")
-    assert "w2" in conclude_cell("blocked", "OK", selecting, "w2")
+def test_a_wrong_policy_cell_is_read_from_the_policies_on_its_path():
+    denying = PathPolicies(("...",), True, ("pw-1/deny-ingress-1",))
+    admitting = PathPolicies(("...",), True, ())
+    none = PathPolicies(("none select policy-client-b, policy-server: ...",), False, ())
+    assert conclude_cell("blocked", "OK", denying, "w2") == (
+        "pw-1/deny-ingress-1 should block it, yet the traffic passed: NetworkPolicy is not "
+        "enforced (is the policy enforcer running on w2?)")
+    assert conclude_cell("blocked", "OK", admitting, "w2").startswith(
+        "policies select these pods but their rules admit this traffic")
     assert conclude_cell("blocked", "OK", none, "w2").startswith("no NetworkPolicy selects")
-    assert conclude_cell("open", "TIMEOUT", selecting, "w2").startswith(
+    assert conclude_cell("open", "TIMEOUT", denying, "w2") == (
+        "TIMEOUT: pw-1/deny-ingress-1 denies this traffic by its rules")
+    assert conclude_cell("open", "TIMEOUT", admitting, "w2").startswith(
         "traffic the policies allow is TIMEOUT")
     assert conclude_cell("open", "TIMEOUT", none, "w2").endswith("not a policy problem, look below it")
 
@@ -340,3 +347,26 @@ def test_service_rules_say_what_kube_proxy_programmed():
     assert "unreadable" in pk.service_rules_summary("", "", "10.96.9.9", 80, "tcp")
     assert "table mentions 10.96.9.9" in pk.service_rules_summary("", "table ip kube-proxy { 10.96.9.9 }",
                                                                 "10.96.9.9", 80, "tcp")
+
+
+def touched_by(to: Target, name: str | None = None):
+    from packetwalk.diagnose.touched import touched
+    inv = inventory()
+    found = touched(nw.Attempt(inv.pods["client-pw-worker"], to, name), inv)
+    return [(pod.name, port, protocol) for pod, port, protocol in found.servers], found.dns
+
+
+def test_the_policies_are_judged_on_every_pod_the_traffic_reaches():
+    # A Service: its backends, on their own ports (after the DNAT).
+    assert touched_by(Target("10.96.12.8", 81, "udp")) == (
+        [("server-pw-worker", 8081, "udp"), ("server-pw-worker2", 8081, "udp")], None)
+    assert touched_by(Target("10.250.0.12", 30080, "tcp")) == (
+        [("server-pw-worker2", 8080, "tcp")], None)
+    assert touched_by(Target("10.244.2.7", 8080, "tcp")) == ([("server-pw-worker2", 8080, "tcp")],
+                                                             None)
+    # By name: the DNS pods first (over UDP), then the Service's backends.
+    assert touched_by(Target("10.96.12.7", 80, "tcp"), name="server-pw-worker2") == (
+        [("server-pw-worker2", 8080, "tcp")], "udp")
+    # A lookup only, or the DNS Service's IP: the DNS pods alone.
+    assert touched_by(Target("servers", 53, "tcp"), name="servers") == ([], "tcp")
+    assert touched_by(Target("10.96.0.10", 53, "udp")) == ([], "udp")

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing",
+        "packetwalk.diagnose.policyeval", "packetwalk.diagnose.policytext",
+        "packetwalk.diagnose.touched",
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
         "packetwalk.inventory")
 
