@@ -62,6 +62,85 @@ def _dns_up(state: State, node: t.Node) -> None:
     cluster.wait_for("CoreDNS to answer", lambda: cluster.dns_answers(node.name), 60)
 
 
+# ---------------------------------------------------------------- dns-policy
+
+# A common way to break DNS: kube-system locked down to itself, and the policy
+# selects CoreDNS too. Lookups from every other namespace are then denied.
+DNS_POLICY = "coredns-lockdown"
+DNS_POLICY_YAML = f"""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: {DNS_POLICY}, namespace: kube-system}}
+spec:
+  podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}
+"""
+
+
+def _enforcers_synced(state: State, change: Callable[[], None], what: str) -> None:
+    """Make `change`, then wait for every node's enforcer to sync after it (its
+    log line), so the suite meets the rules the change means."""
+    from .cni._policy import COMPONENT
+
+    logs = {n.name: paths.LOG_DIR / f"{n.name}-{COMPONENT}.log" for n in cluster.node_list(state.workers)}
+    logs = {n: f for n, f in logs.items() if f.exists()}
+    seen = {n: f.stat().st_size for n, f in logs.items()}
+    change()
+
+    def synced() -> bool:
+        for node, log in logs.items():
+            with log.open("rb") as handle:
+                handle.seek(seen[node])
+                if ENFORCER_SYNCED.encode() not in handle.read():
+                    return False
+        return True
+
+    cluster.wait_for(f"kube-router on every node to sync {what}", synced, 60)
+
+
+def _dns_policy(state: State, node: t.Node) -> None:
+    _enforcers_synced(state, lambda: cluster.kubectl("apply", "-f", "-", stdin=DNS_POLICY_YAML),
+                      f"kube-system/{DNS_POLICY}")
+
+
+def _dns_policy_gone(state: State, node: t.Node) -> None:
+    _enforcers_synced(state, lambda: cluster.kubectl(
+        "-n", "kube-system", "delete", "networkpolicy", DNS_POLICY, "--ignore-not-found"),
+        f"the removal of kube-system/{DNS_POLICY}")
+
+
+# ---------------------------------------------------------------- controller-manager-down
+
+# A control plane that stops working is not the network: the suite must say so
+# in one line at session start, naming the component, instead of one error per test.
+def _control_plane_down(component: str) -> Callable[[State, t.Node], None]:
+    def inject(state: State, node: t.Node) -> None:
+        stop_component(state, component, cluster.node_list(state.workers)[0].name)
+    return inject
+
+
+def _control_plane_back(component: str) -> Callable[[State, t.Node], None]:
+    argv = {"kube-controller-manager": components.kube_controller_manager,
+            "kube-scheduler": components.kube_scheduler}[component]
+
+    def heal(state: State, node: t.Node) -> None:
+        before = _lease_holder(component)
+        start(state, cluster.node_list(state.workers)[0].name, component, argv())
+        # Leader election: a restarted component acts only once it holds the lease,
+        # under a new identity, after the stopped one's lease expires (15 s).
+        cluster.wait_for(f"the restarted {component} to take its leader lease",
+                         lambda: _lease_holder(component) not in ("", before), 60)
+    return heal
+
+
+def _lease_holder(component: str) -> str:
+    return cluster.kubectl("-n", "kube-system", "get", "lease", component, "-o",
+                           "jsonpath={.spec.holderIdentity}", check=False).strip()
+
+
 # ---------------------------------------------------------------- kube-proxy-broken
 
 def _kube_proxy_broken(state: State, node: t.Node) -> None:
@@ -349,6 +428,14 @@ FAULTS = {f.name: f for f in (
     Fault("policy-ignores-except", "kube-router programs ipBlock except entries as allowed "
           "(its ipset restores lose the nomatch flag)", False,
           _enforcer_shimmed("policy-ignores-except"), _enforcer_plain),
+    Fault("dns-policy", f"a NetworkPolicy in kube-system ({DNS_POLICY}) selects CoreDNS and admits "
+          "kube-system only: lookups from every other namespace are denied", False,
+          _dns_policy, _dns_policy_gone),
+    Fault("controller-manager-down", "kube-controller-manager stopped: new namespaces get no "
+          "ServiceAccount, Services no endpoints", False,
+          _control_plane_down("kube-controller-manager"), _control_plane_back("kube-controller-manager")),
+    Fault("scheduler-down", "kube-scheduler stopped: new pods are never scheduled", False,
+          _control_plane_down("kube-scheduler"), _control_plane_back("kube-scheduler")),
     Fault("policy-ignores-named-ports", "kube-router leaves out the rules for named ports "
           "(its iptables restores lose them): what a named port allows stays closed", False,
           _enforcer_shimmed("policy-ignores-named-ports"), _enforcer_plain),

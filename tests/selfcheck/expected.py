@@ -183,6 +183,8 @@ class Expectation:
     diagnosed: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Ids that may go either way under this fault, and why: never silently.
     may_fail: Callable[[Case], bool] = lambda case: False
+    # A policy the diagnoses of `diagnosed` must name (namespace/name), if any.
+    named_policy: str = ""
 
     @property
     def failing(self) -> frozenset[str]:
@@ -197,6 +199,13 @@ EXPECTED = {
     "dns-down": Expectation(
         None, resolves, "cluster DNS is broken", "dns or policy",
         diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)}),
+    # kube-system locked down to itself, CoreDNS selected: every lookup from the run's
+    # namespaces is denied, asked through the Service or of a DNS pod directly. The
+    # diagnosis must name the policy (policies on the path: the DNS pods' too).
+    "dns-policy": Expectation(
+        None, resolves, "cluster DNS is broken", "dns or policy",
+        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)},
+        named_policy="kube-system/coredns-lockdown"),
     # On the client's node: every Service path from the client breaks, DNS with it
     # (it is a Service too), and NodePorts that enter through that node.
     "kube-proxy-broken": Expectation(

@@ -1,17 +1,26 @@
 """For every fault: exactly the expected ids turn red, the verdict names the
-layer, every failure carries its diagnosis (bisection, capture case, pcaps),
-and after `heal` the same slice is green again.
+layer, every failure carries its diagnosis, the pinned ids their bisection and
+capture case (with pcaps), and after `heal` the same slice is green again.
 
 The expected sets are derived from the hop catalogue by rules (tests/selfcheck/expected.py).
 """
 
+
+import re
 
 import pytest
 
 from packetwalk.diagnose.packets import CASES
 from packetwalk.lab import faults
 from tests.selfcheck.expected import EXPECTED, SUITES, UNDIAGNOSED
-from tests.suiterun import run_pytest, run_suites
+from tests.suiterun import ROOT, run_pytest, run_suites
+
+
+def node_ids(ids) -> list[str]:
+    """suites/<file>::<id> for test ids: the files hold one test function each."""
+    where = {fn: path.relative_to(ROOT) for path in (ROOT / "suites").rglob("test_*.py")
+             for fn in re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE)}
+    return [f"{where[tid.split('[')[0]]}::{tid}" for tid in sorted(ids)]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -19,7 +28,12 @@ def test_fault_is_localized(lab, tmp_path, name):
     expected = EXPECTED[name]
     faults.inject(name, expected.node)
     try:
-        broken = run_suites(tmp_path / "broken", *SUITES, extra=("--capture-packets",))
+        # Every id, diagnosed; then the ids whose diagnosis is pinned, again with
+        # --capture-packets. A capture per failure of the whole run (a policy
+        # case's, every DNS lookup's) costs minutes and shows the same cases.
+        broken = run_suites(tmp_path / "broken", *SUITES)
+        captured = run_suites(tmp_path / "captured", *node_ids(expected.diagnosed),
+                              extra=("--capture-packets",)) if expected.diagnosed else None
     finally:
         faults.heal()
     assert not broken.errors, f"{name}: broken probes, not network verdicts: {sorted(broken.errors)}"
@@ -31,12 +45,16 @@ def test_fault_is_localized(lab, tmp_path, name):
     for tid in sorted(t for t in broken.failed if not t.startswith(UNDIAGNOSED)):
         diagnosis = broken.diagnoses.get(tid)
         assert diagnosis and diagnosis.get("verdict"), f"{name}: {tid} has no diagnosis"
-        assert diagnosis.get("capture") in CASES and diagnosis.get("pcaps"), (
-            f"{name}: {tid} has no capture: {diagnosis.get('capture')!r}")
     for tid, (bisected, case) in expected.diagnosed.items():
-        diagnosis = broken.diagnoses[tid]
+        assert captured is not None and tid in captured.failed, (
+            f"{name}: {tid} did not fail again under capture: {captured and captured.output[-1500:]}")
+        diagnosis = captured.diagnoses[tid]
         assert bisected in diagnosis["verdict"] and diagnosis["capture"] == case, (
             f"{name}: {tid} diagnosed {diagnosis['verdict']!r}, capture {diagnosis['capture']!r}")
+        assert diagnosis.get("capture") in CASES and diagnosis.get("pcaps"), (
+            f"{name}: {tid} has no capture: {diagnosis.get('capture')!r}")
+        named = " ".join(diagnosis.get("policies") or ())
+        assert expected.named_policy in named, f"{name}: {tid} policies {named!r}"
 
     healed = run_suites(tmp_path / "healed", *SUITES, extra=("-k", expected.slice))
     assert healed.passed and not healed.failed and not healed.errors, (

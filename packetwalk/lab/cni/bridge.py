@@ -65,7 +65,8 @@ class Bridge(Cni):
     name = "bridge"
     builds = ("kube-router",)
     faults_supported = frozenset({
-        "dns-down", "kube-proxy-broken", "cross-node-route", "egress-masquerade",
+        "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
+        "kube-proxy-broken", "cross-node-route", "egress-masquerade",
         "policy-enforcer-down", "nodeport-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off",
         "policy-ignores-except", "policy-ignores-named-ports"})
 

@@ -165,7 +165,8 @@ class Flannel(Cni):
     #    VXLAN packets (outer DF unset) or learn a smaller PMTU: not the black hole
     #    the self-check expects, and not measured yet.
     faults_supported = frozenset({
-        "dns-down", "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
+        "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
+        "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
         "nodeport-blocked", "udp-dropped", "hairpin-off", "policy-ignores-except",
         "policy-ignores-named-ports"})
     fault_symptoms: ClassVar[dict[str, str]] = {

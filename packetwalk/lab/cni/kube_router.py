@@ -135,7 +135,8 @@ class KubeRouter(Cni):
     # mtu-mismatch stays: pods get eth0's MTU (auto-mtu) and no tunnel (all nodes
     # share one subnet), the bridge CNI's shape.
     faults_supported = frozenset({
-        "dns-down", "kube-proxy-broken", "cross-node-route", "nodeport-blocked", "udp-dropped",
+        "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
+        "kube-proxy-broken", "cross-node-route", "nodeport-blocked", "udp-dropped",
         "mtu-mismatch", "hairpin-off", "bgp-down"})
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": "packets into one node's pod CIDR are dropped as they arrive: the other nodes "
