@@ -505,6 +505,22 @@ def heal() -> list[str]:
 
 
 def catalogue() -> str:
+    """The faults the running lab's CNI supports; with the lab down, every fault
+    and the CNIs it applies to."""
     state = load()
-    shown = faults_for(_cni(state)) if state.procs else FAULTS
-    return "\n".join(f"{f.name:22} {'--node ' if f.per_node else '       '} {f.symptom}" for f in shown.values())
+
+    def line(f: Fault, symptom: str, tail: str = "") -> str:
+        return f"{f.name:24} {'--node ' if f.per_node else '       '} {symptom}{tail}"
+
+    if state.procs:
+        net = _cni(state)
+        shown = [f for n, f in faults_for(net).items() if n in net.faults_supported]
+        return "\n".join([f"faults on the {net.name} CNI (the lab's):",
+                          *(line(f, net.fault_symptoms.get(f.name, f.symptom)) for f in shown)])
+    nets = [cni_named(n) for n in names()]
+    every = {}
+    for net in nets:
+        every.update(faults_for(net))
+    return "\n".join(["the lab is down; every fault, and the CNIs it applies to:", *(
+        line(f, f.symptom, f" [{', '.join(n.name for n in nets if f.name in n.faults_supported)}]")
+        for f in every.values())])

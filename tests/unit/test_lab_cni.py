@@ -55,3 +55,13 @@ def test_bridge_supports_every_fault_and_builds_what_it_names():
 
 def test_a_state_without_a_cni_is_the_bridge_lab():
     assert State().cni == "bridge"
+
+
+def test_fault_list_says_which_cnis_each_fault_applies_to(monkeypatch):
+    monkeypatch.setattr(faults, "load", lambda: State())
+    lines = faults.catalogue().splitlines()
+    assert lines[0].startswith("the lab is down")
+    masq = next(line for line in lines if line.startswith("egress-masquerade "))
+    assert masq.endswith("[bridge]")  # flannel and kube-router masquerade themselves
+    bgp = next(line for line in lines if line.startswith("bgp-down "))
+    assert bgp.endswith("[kube-router]") and "--node" in bgp
