@@ -33,7 +33,7 @@ from packetwalk.probes import (
     parse_resolv_conf,
     payload_of,
 )
-from packetwalk.records import ProbeRecord
+from packetwalk.records import DiagnosisRecord, ProbeRecord
 
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo command, part of the datagram
@@ -272,12 +272,16 @@ class Walk:
                 diagnosis = self.diagnoser.diagnose(self._last, seen)
             raise HopFailure(self.failure(seen, diagnosis))
 
-    def expect_fact(self, what: str, observed: object, expected: object, src: Pod) -> None:
-        """For configuration facts (resolv.conf) rather than packets."""
+    def expect_fact(self, what: str, observed: object, expected: object, src: Pod,
+                    conclusion: str = "") -> None:
+        """For configuration facts (resolv.conf) rather than packets. `conclusion`:
+        what a wrong fact means, left as the test's diagnosis (no probe to narrow)."""
         if observed == expected:
             return
         record = replace(self._cell(), cls="WRONG_CONFIG", ok=False, probe=f"{src.name}: {what}")
         self._record(record)
+        if conclusion and self.diagnoser is not None:
+            self.diagnoser.note(DiagnosisRecord(conclusion, (f"{what}: {observed}, expected {expected}",)))
         raise HopFailure(
             f"{self._title()}\n  fact:     {what} of {src.name} on {src.node} is {observed}\n"
             f"  expected: {expected}\n  verdict:  {verdict.for_failure(record)}\n"

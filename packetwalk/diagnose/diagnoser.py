@@ -179,10 +179,13 @@ class Diagnoser:
         if self.capture is None or attempt.retry is None:
             return CaptureResult(skipped=self.unavailable or "this probe cannot be retried")
         to, service_ip = attempt.to, None
-        if attempt.name is not None and to.port == 53:
+        if attempt.name is not None and to.port == 53 and not any(
+                d.ip == to.ip for d in self.inventory.dns_servers):
             # A name lookup goes to the cluster DNS Service, whose pods are not the run's.
             to, servers = Target(self.inventory.dns_ip or "", 53, to.protocol, to.via), []
             service_ip = self.inventory.dns_ip
+        elif attempt.name is not None and to.port == 53:
+            servers = []  # one DNS server pod asked directly: not the run's, no capture there
         elif target.service is not None and target.kind in (CLUSTER_IP, NAME):
             service_ip = target.service.cluster_ip
         try:

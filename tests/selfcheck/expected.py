@@ -179,7 +179,8 @@ class Expectation:
     fails: Callable[[Case], bool]  # the rule: which ids turn red
     verdict: str  # a phrase the run's verdict must contain
     slice: str  # -k expression that re-checks the broken hops after heal
-    # id -> (a phrase of its bisection, its capture case) under --capture-packets
+    # id -> (a phrase of its bisection, its capture case under --capture-packets, or
+    # None: not pinned, the bisection is checked without capture)
     diagnosed: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Ids that may go either way under this fault, and why: never silently.
     may_fail: Callable[[Case], bool] = lambda case: False
@@ -204,7 +205,10 @@ EXPECTED = {
     # diagnosis must name the policy (policies on the path: the DNS pods' too).
     "dns-policy": Expectation(
         None, resolves, "cluster DNS is broken", "dns or policy",
-        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)},
+        # Capture not pinned: on the lab it wrote empty pcaps for these lookups while
+        # tcpdump by hand on the node saw the query leave and the ICMP reject come back
+        # (an open defect of the capture, noted in docs/failures.md).
+        diagnosed={"test_dns_every_backend[cross-node-udp]": ("cluster DNS is at fault", None)},
         named_policy="kube-system/coredns-lockdown"),
     # On the client's node: every Service path from the client breaks, DNS with it
     # (it is a Service too), and NodePorts that enter through that node.
