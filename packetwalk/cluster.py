@@ -27,7 +27,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
 from packetwalk.inventory import DnsServer
-from packetwalk.placement import Node, schedulable_nodes
+from packetwalk.placement import Node, left_out, schedulable_nodes
 from packetwalk.selfbind import RUN_NAMESPACE_ROLE
 from packetwalk.tiers import DEFAULT_POOL, NodePool
 
@@ -251,7 +251,8 @@ def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
     except ApiException as exc:
         raise ClusterError(f"listing nodes and the DNS Service failed: "
                            f"{exc.status} {exc.reason}") from exc
-    nodes = schedulable_nodes([api.sanitize_for_serialization(n) for n in node_list.items], pool)
+    plain = [api.sanitize_for_serialization(n) for n in node_list.items]
+    nodes = schedulable_nodes(plain, pool)
     if not nodes:
         raise ClusterError(f"no schedulable node among {len(node_list.items)} "
                            f"(all NotReady, cordoned, tainted NoSchedule/NoExecute without a "
@@ -260,7 +261,8 @@ def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
     servers, unknown = dns_servers(core, dns[0]) if dns else ((), "no DNS Service found")
     return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip,
                  dns_servers=servers, dns_servers_unknown=unknown,
-                 pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}",
+                 pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}"
+                      + (f"; left out: {', '.join(out)}" if (out := left_out(plain, pool)) else ""),
                  bind_as=bind_as)
 
 

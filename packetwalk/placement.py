@@ -57,16 +57,35 @@ def is_schedulable(node: dict, pool: NodePool | None = None) -> bool:
     `node` is the API object as a plain dict (ApiClient.sanitize_for_serialization),
     so this stays pure and testable without a cluster.
     """
+    return why_unusable(node, pool) is None
+
+
+def why_unusable(node: dict, pool: NodePool | None = None) -> str | None:
+    """Why the run leaves `node` out ("cordoned", "tainted k=v:NoSchedule", ...), or None."""
     spec = node.get("spec") or {}
     if spec.get("unschedulable"):
-        return False
+        return "cordoned"
     if pool is not None and not pool.matches((node.get("metadata") or {}).get("labels") or {}):
-        return False
-    if any(t.get("effect") in BLOCKING_TAINT_EFFECTS and not (pool and pool.tolerated(t))
-           for t in spec.get("taints") or []):
-        return False
+        return "not in the node pool"
+    blocking = [t for t in spec.get("taints") or []
+                if t.get("effect") in BLOCKING_TAINT_EFFECTS and not (pool and pool.tolerated(t))]
+    if blocking:
+        t = blocking[0]
+        return f"tainted {t.get('key')}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
     conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        return "not Ready"
+    return None
+
+
+def left_out(node_dicts: list[dict], pool: NodePool | None = None) -> list[str]:
+    """'<node> (<why>)' for each node the run cannot use, sorted by name."""
+    found = []
+    for raw in sorted(node_dicts, key=lambda n: n["metadata"]["name"]):
+        why = why_unusable(raw, pool) or (None if internal_ip(raw) else "no address")
+        if why:
+            found.append(f"{raw['metadata']['name']} ({why})")
+    return found
 
 
 def internal_ip(node: dict) -> str | None:

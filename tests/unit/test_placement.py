@@ -4,6 +4,7 @@ from packetwalk.placement import (
     NEEDS_TWO_NODES,
     build_placements,
     is_schedulable,
+    left_out,
     schedulable_nodes,
     slugify,
     used_nodes,
@@ -31,6 +32,12 @@ def test_control_plane_taint_cordon_and_not_ready_are_excluded():
     assert not is_schedulable(node("a", "1.1.1.1", ready=False))
     assert not is_schedulable(node("a", "1.1.1.1", taints=[("x", "NoExecute")]))
     assert is_schedulable(node("a", "1.1.1.1", taints=[("x", "PreferNoSchedule")]))
+
+
+def test_the_placement_note_says_which_nodes_are_left_out_and_why():
+    assert left_out(LAB) == ["pw-control-plane (tainted node-role.kubernetes.io/control-plane:NoSchedule)"]
+    assert left_out([node("a", "1.1.1.1", unschedulable=True), node("b", "1.1.1.2", ready=False),
+                     node("c", "1.1.1.3")]) == ["a (cordoned)", "b (not Ready)"]
 
 
 def test_nodes_sorted_with_internal_ip_whatever_the_input_order():
