@@ -57,6 +57,26 @@ def lab():
     return paths.KUBECONFIG
 
 
+# kube-controller-manager's --node-monitor-grace-period default (50 s since 1.32).
+NODE_GRACE = 50
+
+
+def wait_settled(what: str, hold: float, timeout: float, interval: float = 3.0) -> None:
+    """Wait until the lab is healthy and has stayed healthy for `hold` seconds."""
+    deadline = time.monotonic() + timeout
+    since = None
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        found = cluster.problems(state.load())
+        now = time.monotonic()
+        since = (since or now) if not found else None
+        if since is not None and now - since >= hold:
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (healthy for {hold:.0f}s): "
+                + ("; ".join(found) or "healthy, not yet for long enough"), pytrace=False)
+
+
 def kubectl(*args, stdin=None, check=True, timeout=60):
     return cluster.kubectl(*args, stdin=stdin, check=check, timeout=timeout)
 
