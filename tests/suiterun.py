@@ -37,9 +37,9 @@ def _test_id(case: ET.Element) -> str:
     return case.get("name", "")
 
 
-def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> SuiteRun:
+def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = (), timeout: float = 600) -> SuiteRun:
     xml = tmp / "junit.xml"
-    r = run_pytest(*paths, "-n", "auto", "-q", f"--junitxml={xml}", *extra)
+    r = run_pytest(*paths, "-n", "auto", "-q", f"--junitxml={xml}", *extra, timeout=timeout)
     out = r.stdout + r.stderr
     verdicts = [line.split("verdict:", 1)[1].strip() for line in out.splitlines() if line.startswith("verdict:")]
     run = SuiteRun(set(), set(), set(), {}, verdicts[-1] if verdicts else "", out)
