@@ -21,9 +21,9 @@ CORE, HOST, POLICY = "core", "host", "policy"
 NODE_PORT, LOAD_BALANCER, INGRESS = "node-port", "load-balancer", "ingress"
 # Only with --capture-packets: privileged pods a cluster may refuse; capture is then skipped.
 DEBUG = "debug"
-# The Services' port names, by protocol (netexec serves HTTP and UDP).
+# The Services' port names, by protocol (probe pods answer HTTP and UDP).
 PORT_NAMES = {"tcp": "http", "udp": "udp"}
-# netexec's UDP port is its HTTP port + 1, on every pod and node.
+# A probe pod's UDP port is its HTTP port + 1, on every pod and node.
 PORT_OFFSETS = {"tcp": 0, "udp": 1}
 
 
@@ -74,23 +74,22 @@ class Pod:
     role: str
     node: str
     ip: str
-    dial_port: int  # its netexec HTTP port: probes ask it to /dial
+    http_port: int  # where it answers HTTP; UDP is on the next port
     container: str = ""  # the container probes exec into: the first one
 
     def source(self) -> Source:
-        return Source(self.name, self.namespace, self.node, self.ip, self.dial_port,
-                      self.container)
+        return Source(self.name, self.namespace, self.node, self.ip, self.container)
 
     def target(self, protocol: str) -> Target:
-        """The pod's own netexec over `protocol`; a hostNetwork pod is its node."""
+        """The pod's own answerer over `protocol`; a hostNetwork pod is its node."""
         kind = "node" if self.role == "host" else "pod"
-        return Target(self.ip, self.dial_port + PORT_OFFSETS[protocol], protocol,
+        return Target(self.ip, self.http_port + PORT_OFFSETS[protocol], protocol,
                       f"{kind} {self.name} on {self.node}")
 
     def serves(self, port: int) -> bool:
-        """Whether `port` is one of its netexec ports (a hostNetwork pod shares its
+        """Whether `port` is one of its answering ports (a hostNetwork pod shares its
         node's IP: only its ports tell it apart)."""
-        return port - self.dial_port in PORT_OFFSETS.values()
+        return port - self.http_port in PORT_OFFSETS.values()
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,21 @@ Tools, all inside the agnhost image:
 - TCP: `curl -v` straight at the destination. Its exit code tells timeout (28)
   from DNS (6); `-v` adds the errno text curl 7.x leaves out of its message
   ("connect to ... failed: Connection refused").
-- UDP: the source pod's own netexec `/dial?protocol=udp`, asked over loopback.
-  netexec dials from the pod's network namespace, sends the request, waits 5 s
-  for the answer and reports it in JSON, so a lost datagram is a TIMEOUT.
-  (`agnhost connect --protocol=udp` detects loss too but never prints the
-  answer, and we need the answer to tell backends and source IPs apart.)
+- UDP: bash's /dev/udp in the source pod: a connected socket (so an ICMP
+  refusal reaches it), one datagram, and `head -n 1` for the answer, which the
+  servers end with a newline (manifests/answer.sh). No answer within UDP_WAIT
+  seconds is a TIMEOUT. Several tries use a socket each, so a Service spreads
+  them. (The pods run no dialer of their own: agnhost netexec's /dial would
+  dial for anyone who reaches the pod.)
 - DNS: `dig` with +search so short names use the pod's search path.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlencode
 
 OK = "OK"
 TIMEOUT = "TIMEOUT"
@@ -45,12 +44,12 @@ BLOCKED_CLASSES = frozenset({TIMEOUT, REFUSED, UNREACHABLE})
 
 CONNECT_TIMEOUT = 3  # seconds curl waits for a TCP handshake
 REQUEST_TIMEOUT = 5  # seconds curl waits for a whole HTTP exchange
-DIAL_TIMEOUT = 5  # netexec's own read deadline for UDP /dial (fixed upstream)
+UDP_WAIT = 3  # seconds a UDP ask waits for its answer
 DIG_TIMEOUT = 2  # seconds dig waits for one DNS answer (one try)
 
 
 class ProbeError(Exception):
-    """The probe could not run (exec failed, tool missing, local netexec down).
+    """The probe could not run (exec failed, tool missing).
 
     Raised so pytest reports an ERROR, never a network failure."""
 
@@ -65,13 +64,12 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class Source:
-    """The pod a probe runs in. `dial_port` is its netexec HTTP port (for UDP /dial)."""
+    """The pod a probe runs in."""
 
     pod: str
     namespace: str
     node: str
     ip: str
-    dial_port: int
     container: str = ""  # "" lets the API pick a pod's only container
 
     def label(self) -> str:
@@ -119,11 +117,13 @@ def _first_line(text: str) -> str:
 
 
 def classify_socket_error(text: str) -> str:
-    """Map an error text (curl -v, Go net errors, dig) to a class."""
+    """Map an error text (curl -v, bash's /dev/udp, Go net errors, dig) to a class."""
     low = text.lower()
     # First: Go wraps a failed name lookup around its cause ("lookup x on
     # 10.96.0.10:53: read udp ...: i/o timeout"); the broken layer is DNS.
-    if "no such host" in low or "could not resolve" in low or "lookup " in low:
+    if any(words in low for words in ("no such host", "could not resolve", "lookup ",
+                                      "name or service not known",
+                                      "temporary failure in name resolution")):
         return DNS
     if "refused" in low:
         return REFUSED
@@ -156,30 +156,66 @@ def _connect_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(keep)]
 
 
-def classify_dial(rc: int, body: str) -> tuple[str, list[str], str]:
-    """netexec /dial output -> (class, answers, detail).
+# `timeout` ends `head` with 124 (coreutils) or by its signal (busybox: 143, 137).
+_TIMED_OUT = frozenset({124, 137, 143})
 
-    /dial answers 200 even when dialing failed; the JSON's "errors" list says why.
-    A 400 with a "lookup" text means the name did not resolve inside netexec.
-    """
-    if rc != 0:
-        # curl could not reach the pod's own netexec over loopback: the probe is broken.
-        return PROBE_ERROR, [], f"local netexec did not answer (curl exit {rc})"
-    try:
-        data = json.loads(body)
-    except ValueError:
-        cls = classify_socket_error(body)
-        return (cls if cls == DNS else PROBE_ERROR), [], _first_line(body)
-    answers = [a for a in data.get("responses") or []]
-    errors = data.get("errors") or []
+
+def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
+               wait: float) -> str:
+    """The bash that asks `tries` times, a socket each; one line per try: its exit
+    code, then the answer or the error. The values are quoted into it, so the
+    evidence shows a command anyone can paste into `kubectl exec -- bash -c`.
+    `set -f`: the unquoted $out only joins lines, never globs."""
+    if protocol == "udp":
+        once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
+                f"timeout {wait:g} head -n 1 <&3; }} 2>&1")
+    else:
+        url_host = f"[{host}]" if ":" in host else host
+        once = f"curl -sS --max-time {wait:g} {_quote(f'http://{url_host}:{port}/{request}')} 2>&1"
+    step = f"out=$({once}); echo \"$?\" $out"
+    return "set -f; " + (step if tries == 1 else f"for ((i = 0; i < {tries}; i++)); do {step}; done")
+
+
+def _quote(value: str) -> str:
+    """As bare as bash allows: the evidence reads better inside the single quotes
+    `bash -c` gets. Double quotes for spaces and URL characters, shlex otherwise."""
+    if re.fullmatch(r"[\w.:/-]+", value):
+        return value
+    return f'"{value}"' if re.fullmatch(r"[\w .:/?&=\[\]-]*", value) else shlex.quote(value)
+
+
+def classify_asks(rc: int, output: str, protocol: str,
+                  wait: float = UDP_WAIT) -> tuple[str, list[str], str]:
+    """ask_script output -> (class, answers, detail). Every try must answer; the
+    first failed try's error names the class."""
+    if rc in (126, 127):
+        return PROBE_ERROR, [], f"bash could not run the ask (exit {rc}): {_first_line(output)}"
+    answers: list[str] = []
+    errors: list[tuple[str, str]] = []
+    for line in output.splitlines():
+        code, _, text = line.partition(" ")
+        if not code.isdigit():
+            continue
+        code_n, text = int(code), text.strip()
+        if code_n == 0 and text:
+            answers.append(text)
+        elif protocol == "udp":
+            if code_n in (126, 127):
+                return PROBE_ERROR, [], f"the ask could not run: {text or code}"
+            cls = TIMEOUT if code_n in _TIMED_OUT and not text else classify_socket_error(text)
+            if code_n == 0:
+                cls, text = OTHER, "an empty answer"
+            errors.append((cls, text or f"no answer within {wait:g} s"))
+        else:
+            errors.append((classify_curl(code_n, text), text))
     if errors:
         tries = len(errors) + len(answers)
-        detail = f"{len(errors)} of {tries} tries failed, first: {errors[0]}"
+        detail = f"{len(errors)} of {tries} tries failed, first: {errors[0][1]}"
         if answers:
             detail += f"; answered by {sorted(set(answers))}"
-        return classify_socket_error(errors[0]), answers, detail
+        return errors[0][0], answers, detail
     if not answers:
-        return OTHER, [], "no answer and no error"
+        return PROBE_ERROR, [], f"the ask printed nothing (exit {rc}): {_first_line(output)}"
     return OK, answers, ""
 
 
@@ -233,12 +269,12 @@ def judge_backends(answers: list[str], expected: set[str]) -> tuple[str, str]:
 
 
 def host_of(address: str) -> str:
-    """'10.244.1.5:41234' -> '10.244.1.5' (netexec's clientip answer)."""
+    """'10.244.1.5:41234' -> '10.244.1.5' (a clientip answer)."""
     return address.strip().rsplit(":", 1)[0].strip("[]")
 
 
 def payload_of(size: int) -> str:
-    """A lowercase, position-revealing payload (netexec lowercases UDP text):
+    """A lowercase, position-revealing payload (answers keep it as sent):
     a truncated or shifted copy does not compare equal."""
     pattern = "0123456789abcdefghijklmnopqrstuvwxyz"
     return (pattern * (size // len(pattern) + 1))[:size]
@@ -277,7 +313,8 @@ class Prober:
                    "--max-time", str(REQUEST_TIMEOUT)]
         if data is not None:
             command += ["--data", data]
-        command.append(f"http://{dst.ip}:{dst.port}/{path}")
+        host = f"[{dst.ip}]" if ":" in dst.ip else dst.ip  # an IPv6 literal needs brackets
+        command.append(f"http://{host}:{dst.port}/{path}")
         result = self.run(src, command, REQUEST_TIMEOUT + 5)
         cls = classify_curl(result.rc, result.stderr)
         detail = " / ".join(_connect_lines(result.stderr)[-2:]) if cls != OK else ""
@@ -288,26 +325,27 @@ class Prober:
                              answers=[answer] if answer else [], detail=detail)
 
     def dial(self, src: Source, dst: Target, request: str, tries: int = 1,
-             host: str | None = None) -> Observation:
-        """`tries` requests from `src`'s own netexec (/dial), over UDP or HTTP."""
-        query = urlencode({"host": host or dst.ip, "port": dst.port, "request": request,
-                           "protocol": "udp" if dst.protocol == "udp" else "http",
-                           "tries": tries})
-        max_time = tries * DIAL_TIMEOUT + 5
-        command = ["curl", "-sS", "--max-time", str(max_time),
-                   f"http://127.0.0.1:{src.dial_port}/dial?{query}"]
-        result = self.run(src, command, max_time + 5)
-        cls, answers, detail = classify_dial(result.rc, result.stdout or result.stderr)
+             host: str | None = None, wait: float = UDP_WAIT) -> Observation:
+        """`tries` requests from inside `src`, over UDP or HTTP, a socket each.
+        One HTTP request is `http` (curl -v: its errno tells a refusal)."""
+        if dst.protocol != "udp" and tries == 1:
+            return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
+        wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
+        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, tries, wait)
+        command = ["bash", "-c", script]
+        result = self.run(src, command, tries * (wait + 1) + 5)
+        cls, answers, detail = classify_asks(result.rc, result.stdout + result.stderr,
+                                             dst.protocol, wait)
         dst = Target(host or dst.ip, dst.port, dst.protocol, dst.via)
         return self._observe(src, dst, command, result, cls, answers=answers,
                              response=answers[0].strip() if answers else "", detail=detail)
 
     def request(self, src: Source, dst: Target, request: str,
                 host: str | None = None) -> Observation:
-        """Ask a netexec server one thing ("hostname", "clientip") over dst.protocol.
+        """Ask a probe pod one thing ("hostname", "clientip") over dst.protocol.
 
         By name, the name is resolved first (dig, short timeout): when DNS is
-        down, curl and netexec would spend their whole deadline in the
+        down, curl and bash would spend their whole deadline in the
         resolver's retries and report TIMEOUT (or not answer at all), hiding
         that the broken layer is DNS."""
         if host is not None:

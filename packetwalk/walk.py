@@ -36,8 +36,8 @@ from packetwalk.probes import (
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
-UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo command, part of the datagram
-NETEXEC_UDP_BUFFER = 2048  # netexec reads at most this much of a datagram
+UDP_ECHO_PREFIX = "echo "  # the UDP echo request (manifests/answer.sh), part of the datagram
+UDP_ECHO_MAX = 2048  # answer.sh reads at most this much of a datagram
 
 
 class HopFailure(AssertionError):
@@ -143,7 +143,7 @@ class Walk:
             return self.prober.dial(src.source(), to, "hostname")
 
         # One request first: a Service that does not answer at all fails in one
-        # timeout, not in `tries` of them (netexec's /dial tries one after another).
+        # timeout, not in `tries` of them (the tries run one after another).
         self._last = Attempt(src, to, retry=once)
         seen = once()
         answers: list[str] = list(seen.answers)
@@ -206,7 +206,7 @@ class Walk:
 
         TCP: POST 3 x MTU to /echo, so both directions carry full-size segments
         (Linux sets DF on TCP). UDP: one datagram of exactly MTU - 28 bytes
-        (IP + UDP headers); Go leaves DF on (PMTU discovery "want"), so a path
+        (IP + UDP headers); Linux sets DF on UDP too (PMTU discovery "want"), so a path
         with a smaller MTU drops it instead of fragmenting.
         """
         mtu = self.prober.mtu(src.source(), to.ip)
@@ -216,7 +216,7 @@ class Walk:
             def probe() -> Observation:
                 return self.prober.http(src.source(), to, "echo", data=f"msg={payload}")
         else:
-            size = min(mtu - IP_UDP_HEADERS, NETEXEC_UDP_BUFFER) - len(UDP_ECHO_PREFIX)
+            size = min(mtu - IP_UDP_HEADERS, UDP_ECHO_MAX) - len(UDP_ECHO_PREFIX)
             payload = payload_of(size)
 
             def probe() -> Observation:

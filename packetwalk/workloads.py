@@ -86,7 +86,7 @@ from packetwalk.waiting import WaitTimeout, wait_for
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 HTTP_PORT, UDP_PORT = 8080, 8081
-# hostNetwork netexec listens on the node itself, in 18080-18879: clear of
+# hostNetwork probe pods listen on the node itself, in 18080-18879: clear of
 # kubelet, kube-proxy, etcd and the NodePort range. Each run takes its own pair
 # (from its id) so concurrent runs on one cluster rarely compete for a port;
 # when they do, the scheduler keeps the later pod Pending and the wait says so.
@@ -126,15 +126,31 @@ def render(manifest: str, **values: object) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(Template(text).substitute(values)) if doc]
 
 
-def _netexec_pod(run: Run, name: str, role: str, node: Node, image: str, *,
-                 namespace: str | None = None, access: str = "",
-                 host_network: bool = False) -> dict:
-    return render("pod-netexec.yaml", NAME=name, NAMESPACE=namespace or run.namespace,
+# What every run pod answers (its hostname, the client's address, an echo) and all
+# it answers: a script socat runs per request, in place of agnhost netexec, whose
+# /shell and /dial would serve anyone who reaches a pod or a NodePort.
+ANSWER = (MANIFESTS / "answer.sh").read_text()
+
+
+def with_answer(pod: dict) -> dict:
+    """Fill the pod's PW_ANSWER variables with answer.sh (kept out of the YAML
+    template: the script's quotes and dollars are not the template's)."""
+    for container in pod["spec"]["containers"]:
+        for var in container.get("env") or []:
+            if var["name"] == "PW_ANSWER":
+                var["value"] = ANSWER
+    return pod
+
+
+def _probe_pod(run: Run, name: str, role: str, node: Node, image: str, *,
+               namespace: str | None = None, access: str = "",
+               host_network: bool = False) -> dict:
+    return with_answer(render("pod-probe.yaml", NAME=name, NAMESPACE=namespace or run.namespace,
                   RUN=run.id, ROLE=role, NODE=node.name, NODE_SLUG=node.slug, ACCESS=access,
                   HOST_NETWORK=str(host_network).lower(),
                   DNS_POLICY="ClusterFirstWithHostNet" if host_network else "ClusterFirst",
                   IMAGE=image, HTTP_PORT=host_ports(run)[0] if host_network else HTTP_PORT,
-                  UDP_PORT=host_ports(run)[1] if host_network else UDP_PORT)[0]
+                  UDP_PORT=host_ports(run)[1] if host_network else UDP_PORT)[0])
 
 
 def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
@@ -161,8 +177,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     placed = used_nodes(nodes)
     for node in placed:
         objects += [
-            (CORE, _netexec_pod(run, pod_name("server", node), "server", node, image)),
-            (CORE, _netexec_pod(run, pod_name("client", node), "client", node, image)),
+            (CORE, _probe_pod(run, pod_name("server", node), "server", node, image)),
+            (CORE, _probe_pod(run, pod_name("client", node), "client", node, image)),
             (CORE, render("service-server.yaml", NAME=server_service_name(node),
                           NAMESPACE=run.namespace, RUN=run.id, NODE_SLUG=node.slug)[0]),
             (NODE_PORT, render("service-server-nodeport.yaml", NAME=node_port_service_name(node),
@@ -195,12 +211,12 @@ def _policy_lane(run: Run, lane: str, server_node: Node, client_node: Node,
     """One lane of NetworkPolicy pods: the server (two containers, ports named http,
     udp and alt), its Service, clients a and b, and a client in the peer namespace.
     Every pod carries the lane's label, which each lane's policies select on."""
-    server = render("pod-policy-server.yaml", NAME=policy_pod_name("server", lane),
+    server = with_answer(render("pod-policy-server.yaml", NAME=policy_pod_name("server", lane),
                     NAMESPACE=run.namespace, RUN=run.id, LANE=lane, NODE=server_node.name,
-                    NODE_SLUG=server_node.slug, IMAGE=image)[0]
+                    NODE_SLUG=server_node.slug, IMAGE=image)[0])
     service = render("service-policy-server.yaml", NAME=policy_service_name(lane),
                      NAMESPACE=run.namespace, RUN=run.id, LANE=lane)[0]
-    clients = [_netexec_pod(run, policy_pod_name(f"client-{access}", lane), "policy-client",
+    clients = [_probe_pod(run, policy_pod_name(f"client-{access}", lane), "policy-client",
                             client_node, image, access=access,
                             namespace=run.peer_namespace if access == "peer" else None)
                for access in ("a", "b", "peer")]
@@ -232,7 +248,7 @@ def _privileged(run: Run, placed: list[Node], image: str, pull_secret: bytes | N
     only when any is planned: a cluster refusing it refuses only them."""
     pods: list[tuple[str, dict]] = []
     if host_network:
-        pods += [(HOST, _netexec_pod(run, pod_name("host", node), "host", node, image,
+        pods += [(HOST, _probe_pod(run, pod_name("host", node), "host", node, image,
                                      namespace=run.host_namespace, host_network=True))
                  for node in placed]
     if debug_image is not None:
@@ -553,8 +569,8 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
             name=name, namespace=obj["metadata"]["namespace"],
             role=obj["metadata"]["labels"]["packetwalk.io/role"],
             node=pod["spec"]["nodeName"], ip=pod["status"]["podIP"],
-            # Debug pods (--capture-packets) serve nothing: no port to dial.
-            dial_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
+            # Debug pods (--capture-packets) serve nothing: no port.
+            http_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
                                {"containerPort": 0})["containerPort"]),
             container=obj["spec"]["containers"][0]["name"])
     pods_by_labels = [(o["metadata"]["name"], o["metadata"]["labels"]) for _, o in objects

@@ -92,7 +92,7 @@ def _backends(inventory: Inventory, service: Service) -> list[Pod]:
 
 
 def _other_protocol(target: Dialed, to: Target, inventory: Inventory) -> Target | None:
-    """The failed probe's target over the other protocol (netexec serves both)."""
+    """The failed probe's target over the other protocol (probe pods answer both)."""
     other = OTHER.get(to.protocol)
     if other is None:
         return None

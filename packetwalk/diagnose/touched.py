@@ -48,7 +48,7 @@ def touched(attempt: Attempt, inventory: Inventory) -> Touched:
 
 
 def _backend_port(pod: Pod, name: str, protocol: str, service_port: int) -> int:
-    """netexec's http and udp ports are the pod's own (Pod.target); another port (the
+    """The http and udp ports are the pod's own (Pod.target); another port (the
     policy server's alt) is exposed on its target port (manifests/service-*.yaml)."""
     if name in PORT_NAMES.values():
         return pod.target(protocol).port

@@ -84,6 +84,9 @@ TOOLS: tuple[HostTool, ...] = (
     HostTool("tcpdump", "tcpdump", "/usr/bin/tcpdump"),
     HostTool("conntrack", "conntrack", "/usr/sbin/conntrack", optional=True),
     HostTool("nc.openbsd", "netcat-openbsd", "/usr/bin/nc", optional=True),
+    # The run's servers answer probes through socat (manifests/answer.sh), as
+    # upstream's agnhost image can: its Dockerfile adds socat.
+    HostTool("socat", "socat", "/usr/bin/socat"),
     # The host's own flavour (nft or legacy) of the multi-call binary: the debug pod
     # must read the rules kube-proxy wrote with it. It picks its mode from argv[0].
     HostTool("iptables-save", "iptables", "/usr/sbin/iptables-save",

@@ -1,6 +1,6 @@
 """Pod <-> node: a pod reaches a node's own network namespace, and a node reaches a pod.
 
-The node side is a hostNetwork netexec pod. Pod-to-pod works but this fails:
+The node side is a hostNetwork probe pod. Pod-to-pod works but this fails:
 the node's routes to the pod CIDR or its host firewall.
 """
 

@@ -79,7 +79,7 @@ contexts:
 current-context: hole
 """)
     configuration = load_configuration(Target(str(path), None, "--kubeconfig"))
-    source = Source("client", "pw-x", "node", "10.244.0.5", 8080)
+    source = Source("client", "pw-x", "node", "10.244.0.5")
     started = {
         "exec": Outcome(lambda: PodExec(configuration)(source, ["true"], timeout=3)),
         "list": Outcome(lambda: CoreV1Api(apiretry.client(configuration)).list_namespace(

@@ -1,7 +1,5 @@
 """Classifying what a probe saw, without a cluster."""
 
-import json
-
 import pytest
 
 from packetwalk.probes import (
@@ -19,8 +17,8 @@ from packetwalk.probes import (
     Prober,
     Source,
     Target,
+    classify_asks,
     classify_curl,
-    classify_dial,
     classify_dig,
     host_of,
     judge_backends,
@@ -48,23 +46,28 @@ def test_curl(rc, stderr, cls):
     assert classify_curl(rc, stderr) == cls
 
 
-def test_dial_udp_answers_and_errors():
-    assert classify_dial(0, json.dumps({"responses": ["server-a"]})) == (OK, ["server-a"], "")
-    cls, _, detail = classify_dial(0, json.dumps({"errors": [
-        ("reading from udp connection failed. err:'read udp 10.244.1.5:3->10.96.0.9:8081: "
-        "i/o timeout'")]}))
-    assert cls == TIMEOUT and "1 of 1 tries failed" in detail
-    assert classify_dial(0, json.dumps({"errors": ["read: connection refused"]}))[0] == REFUSED
-    assert classify_dial(0, "host and/or port param are invalid. lookup servers on "
-                            "10.96.0.10:53: no such host")[0] == DNS
-    assert classify_dial(7, "")[0] == PROBE_ERROR
+def test_asks_answers_and_errors():
+    assert classify_asks(0, "0 server-a\n0 server-b\n", "udp") == (
+        OK, ["server-a", "server-b"], "")
+    cls, answers, detail = classify_asks(0, "0 server-a\n124\n", "udp", wait=3)
+    assert cls == TIMEOUT and answers == ["server-a"]
+    assert detail == "1 of 2 tries failed, first: no answer within 3 s; answered by ['server-a']"
+    assert classify_asks(0, "143\n", "udp")[0] == TIMEOUT  # busybox timeout: its signal
+    refused = "1 head: error reading 'standard input': Connection refused\n"
+    assert classify_asks(0, refused, "udp")[0] == REFUSED
+    unknown = ("1 bash: line 1: servers: Name or service not known "
+               "bash: line 1: /dev/udp/servers/8081: Invalid argument\n")
+    assert classify_asks(0, unknown, "udp")[0] == DNS
+    assert classify_asks(0, "0\n", "udp")[0] == OTHER  # an empty answer is not a drop
+    assert classify_asks(0, "28 curl: (28) Operation timed out\n", "tcp")[0] == TIMEOUT
+    assert classify_asks(127, "bash: not found", "udp")[0] == PROBE_ERROR
+    assert classify_asks(0, "", "udp")[0] == PROBE_ERROR  # printed nothing: the ask broke
 
 
 DIG_OK = """;; Got answer:
 ;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1
 servers.pw-1.svc.cluster.local. 30 IN A 10.96.4.2
 """
-
 
 def test_dig():
     assert classify_dig(0, DIG_OK) == (OK, ["10.96.4.2"], "")
@@ -92,7 +95,7 @@ def test_small_parsers():
     assert len(payload) == 1000 and payload == payload.lower() and payload[:36] != payload[1:37]
 
 
-SRC = Source("client-a", "pw-1", "node-a", "10.244.1.5", 8080)
+SRC = Source("client-a", "pw-1", "node-a", "10.244.1.5")
 
 
 def test_prober_names_the_probe_and_keeps_evidence():
@@ -113,14 +116,14 @@ def test_a_probe_that_cannot_run_raises_instead_of_observing():
         Prober(fake_exec).http(SRC, Target("10.96.0.7", 8080, "tcp"), "hostname")
 
 
-def test_udp_goes_through_the_sources_own_netexec():
+def test_udp_asks_from_the_source_itself_with_a_pasteable_command():
     commands = []
 
     def fake_exec(src, command, timeout):
         commands.append(command)
-        return ExecResult(0, json.dumps({"responses": ["server-b"]}), "", 0.01)
+        return ExecResult(0, "0 server-b\n", "", 0.01)
 
     seen = Prober(fake_exec).request(SRC, Target("10.244.2.9", 8081, "udp"), "hostname")
     assert seen.cls == OK and seen.response == "server-b"
-    assert "http://127.0.0.1:8080/dial?" in commands[0][-1]
-    assert "protocol=udp" in commands[0][-1]
+    assert commands[0][:2] == ["bash", "-c"] and "/dev/udp/10.244.2.9/8081" in commands[0][2]
+    assert seen.command.startswith("bash -c ") and "printf %s hostname" in seen.command

@@ -292,7 +292,7 @@ def test_pods_stuck_for_a_reason_not_named_error_as_before(monkeypatch):
 def test_endpoint_slices_that_never_fill_stop_the_run(monkeypatch):
     inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None)
     inventory.pods["server-pw-worker"] = Pod("server-pw-worker", RUN.namespace, "server",
-                                             "pw-worker", "10.244.1.5", 8080, "netexec")
+                                             "pw-worker", "10.244.1.5", 8080, "http")
     inventory.services["servers"] = Service("servers", RUN.namespace, "10.96.0.20",
                                             {"http": 80}, {}, ("server-pw-worker",))
     discovery = SimpleNamespace(list_namespaced_endpoint_slice=lambda *a, **k:

@@ -1,7 +1,5 @@
 """A walk's judgement and its failure story, with a fake exec (no cluster)."""
 
-import json
-
 import pytest
 
 from packetwalk.hops import HOPS
@@ -35,8 +33,7 @@ def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None):
 
 def test_failure_tells_the_whole_story():
     records = []
-    walk = walk_with(json.dumps({"errors": [("read udp 10.244.1.5:1->10.96.12.7:8081: "
-                                            "i/o timeout")]}), records=records)
+    walk = walk_with("124\n", records=records)  # `timeout` ended the wait: no answer
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     with pytest.raises(HopFailure) as failure:
@@ -45,20 +42,20 @@ def test_failure_tells_the_whole_story():
     assert story.startswith("cluster_ip [cross-node-udp]: Service translation (ClusterIP)")
     assert "client-pw-worker (10.244.1.5) -> 10.96.12.7:8081/udp on pw-worker" in story
     assert "expected: OK" in story and "observed: TIMEOUT after 5.00s" in story
-    assert "kubectl -n pw-1 exec client-pw-worker -- curl" in story
+    assert "kubectl -n pw-1 exec client-pw-worker -- bash -c" in story
     assert "next:     try the PodIP: test_pod_ip[cross-node-udp]" in story
     assert records[0].ok is False and records[0].placement == "cross-node"
 
 
 def test_an_answer_from_the_wrong_backend_is_wrong_backend():
-    walk = walk_with(json.dumps({"responses": ["server-pw-worker"]}))
+    walk = walk_with("0 server-pw-worker\n")
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     assert seen.cls == "WRONG_BACKEND" and "server-pw-worker2" in seen.detail
 
 
 def test_snat_is_wrong_source():
-    walk = walk_with(json.dumps({"responses": ["10.250.0.11:40000"]}), hop="source_ip_pod_ip")
+    walk = walk_with("0 10.250.0.11:40000\n", hop="source_ip_pod_ip")
     client = walk.client
     seen = walk.ask(client, walk.pod_ip(walk.server, "udp"), "clientip", source_ip=client.ip)
     assert seen.cls == "WRONG_SOURCE" and "10.250.0.11" in seen.detail

@@ -55,7 +55,7 @@ def test_pods_are_pinned_and_host_pods_use_free_ports():
     assert group == HOST and host["spec"]["hostNetwork"] is True
     assert host["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     http, udp = host_ports(RUN)
-    assert [p["containerPort"] for p in host["spec"]["containers"][0]["ports"]] == [http, udp]
+    assert [p["containerPort"] for c in host["spec"]["containers"] for p in c["ports"]] == [http, udp]
     assert 18080 <= http < 18880 and http % 2 == 0
     assert host_ports(Run("0123ac")) != (http, udp)
     terms = host["spec"]["affinity"]["nodeAffinity"][
@@ -82,7 +82,7 @@ def test_inventory_roundtrip_and_group_errors():
     again = Inventory.from_json(inventory.to_json())
     assert again == inventory
     assert again.pod("server-pw-worker") == Pod("server-pw-worker", RUN.namespace, "server",
-                                                 "pw-worker", "10.244.1.2", 8080, "netexec")
+                                                 "pw-worker", "10.244.1.2", 8080, "http")
     assert again.service("servers") == Service("servers", RUN.namespace, "10.96.0.5",
                                                {"http": 8080}, {"http": 30001},
                                                ("server-pw-worker", "server-pw-worker2"))

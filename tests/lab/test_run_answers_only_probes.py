@@ -1,0 +1,118 @@
+"""Issue 11 on the lab: no object of a run runs a command or dials for anyone.
+
+A whole east-west run is kept (--keep), then every address it exposes is asked
+netexec's dangerous requests (/shell, /dial, /upload, /exit, /shutdown, and the
+UDP `envvar`) from the host and from a pod in another namespace: every pod IP
+and port, every Service's ClusterIP and NodePort on every node, and the
+hostNetwork pods' ports on the nodes. Each must answer a probe (/hostname), so
+the test proves it reached the server, and refuse the rest.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from packetwalk.runs import MANAGED_BY
+from tests.suiterun import run_suites
+
+from .conftest import NS, exec_in, kubectl, kubectl_json
+
+MANAGED = f"{MANAGED_BY}=packetwalk"
+COMMAND_REQUESTS = ("shell?cmd=id", "dial?host=198.51.100.10&port=80&request=clientip&protocol=http",
+                    "upload", "exit?code=1", "shutdown")
+
+# One line per request: "<address> <path> <HTTP status> <body>". bash, so it runs
+# the same on the host and in the agnhost image.
+ASK_ALL = r"""
+ask_tcp() {
+  for path in hostname $PATHS; do
+    body=$(curl -s -m 2 -o /dev/stdout -w ' %{http_code}' "http://$1/$path" | tr '\n' ' ')
+    echo "$1 $path ${body##* } ${body% *}"
+  done
+}
+ask_udp() {
+  for request in hostname "envvar PATH" "shell id"; do
+    answer=$( { exec 3<>"/dev/udp/${1%:*}/${1##*:}" && printf %s "$request" >&3 &&
+                timeout 2 head -n 1 <&3; } 2>&1 | tr '\n' ' ')
+    echo "$1 udp:${request// /_} - $answer"
+  done
+}
+for addr in $ADDRS; do ask_tcp "$addr" & done
+for addr in $UDP_ADDRS; do ask_udp "$addr" & done
+wait
+"""
+
+
+@pytest.fixture
+def kept_run(selftest, tmp_path):
+    kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+    run = run_suites(tmp_path, "suites/east_west", extra=("--keep",))
+    assert not run.failed and not run.errors, run.output[-4000:]
+    yield
+    kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+
+
+def _addresses() -> tuple[list[str], list[str]]:
+    """(tcp, udp) "ip:port" of everything the kept run exposes."""
+    node_ips = [a["address"] for n in kubectl_json("get", "nodes")["items"]
+                for a in n["status"]["addresses"] if a["type"] == "InternalIP"]
+    tcp, udp = set(), set()
+    for pod in kubectl_json("get", "pods", "-A", "-l", MANAGED)["items"]:
+        for container in pod["spec"]["containers"]:
+            for port in container.get("ports") or []:
+                where = f"{pod['status']['podIP']}:{port['containerPort']}"
+                (udp if port.get("protocol") == "UDP" else tcp).add(where)
+    for svc in kubectl_json("get", "services", "-A", "-l", MANAGED)["items"]:
+        spec = svc["spec"]
+        for port in spec.get("ports") or []:
+            ours = udp if port["protocol"] == "UDP" else tcp
+            if spec.get("clusterIP") not in (None, "None"):
+                ours.add(f"{spec['clusterIP']}:{port['port']}")
+            if port.get("nodePort"):
+                ours.update(f"{ip}:{port['nodePort']}" for ip in node_ips)
+    return sorted(tcp), sorted(udp)
+
+
+def _check(where: str, output: str, tcp: list[str], udp: list[str]) -> None:
+    rows = [(line.split(" ", 3) + ["", "", "", ""])[:4]
+            for line in output.splitlines() if line.strip()]
+    asked = {(addr, path): (status, body.strip()) for addr, path, status, body in rows}
+    assert {a for a, _ in asked} == set(tcp) | set(udp), f"{where}: not every address was asked"
+    # Reached: the addresses that answered a probe. The refusals below mean
+    # something only for them; most must be reached (the host cannot reach
+    # ClusterIPs: the lab blackholes the Service range there).
+    reached = [a for a in tcp if asked[(a, "hostname")][0] == "200"]
+    assert len(reached) >= len(tcp) / 2, f"{where}: few answered /hostname: {sorted(asked.items())}"
+    for (addr, path), (status, body) in asked.items():
+        if path.startswith("udp:") and path != "udp:hostname":
+            # No answer: nothing, or the asker's own error (no route, refused).
+            assert body == "" or body.startswith(("bash:", "head:")), (where, addr, path, body)
+        elif not path.startswith("udp:") and path != "hostname":
+            assert status in ("404", "000"), (where, addr, path, status, body)
+            assert "uid=" not in body and "responses" not in body, (where, addr, path, body)
+    answered = [a for a in udp if asked[(a, "udp:hostname")][1] and
+                "argument" not in asked[(a, "udp:hostname")][1]]
+    assert answered, f"{where}: no UDP address answered hostname: {sorted(asked.items())}"
+    print(f"{where}: {len(reached)} of {len(tcp)} TCP and {len(answered)} of {len(udp)} UDP "
+          f"addresses answered a probe; none ran a command or dialed")
+
+
+def test_no_object_of_a_run_runs_a_command_or_dials(kept_run):
+    tcp, udp = _addresses()
+    assert len(tcp) >= 10 and len(udp) >= 5, (tcp, udp)
+    env = {"ADDRS": " ".join(tcp), "UDP_ADDRS": " ".join(udp), "PATHS": " ".join(COMMAND_REQUESTS)}
+    # From the host.
+    host = subprocess.run(["bash", "-c", ASK_ALL], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=600, check=False)
+    _check("the host", host.stdout, tcp, udp)
+    # From a pod in another namespace (the lab tests' own, NS).
+    script = "".join(f"{k}={json.dumps(v)}; " for k, v in env.items()) + ASK_ALL
+    code, out = exec_in("server-a", "bash", "-c", script, timeout=600)
+    assert code == 0, out[-2000:]
+    _check(f"a pod in {NS}", out, tcp, udp)
+    # And none of the run's containers is netexec at all.
+    for pod in kubectl_json("get", "pods", "-A", "-l", MANAGED)["items"]:
+        for container in pod["spec"]["containers"]:
+            argv = " ".join(container.get("command", []) + container.get("args", []))
+            assert "netexec" not in argv, (pod["metadata"]["name"], argv)
