@@ -35,3 +35,12 @@ def test_terminal_and_html_carry_the_same_lines():
     assert all(line in terminal.lines(results) for line in expected)
     page = "".join(html.notes(expected, "pw-enforcement"))
     assert 'id="pw-enforcement"' in page and "slow NetworkPolicy enforcement" in page
+
+
+def test_the_cells_of_one_change_count_it_once():
+    # Three cells converged on the same change: each record carries its 8.5 s.
+    results = [result("test_network_policy[protocol-only]", 8.5, 8.5, 8.5, 0.3)]
+    assert enforcement.lines(results, slow_after=5.0) == [
+        "NetworkPolicy enforced after: 2 changes, p50 4.4s, max 8.5s "
+        "(test_network_policy[protocol-only])",
+        "slow NetworkPolicy enforcement (over 5s): test_network_policy[protocol-only] 8.5s"]
