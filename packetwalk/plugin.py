@@ -32,7 +32,7 @@ from packetwalk import apiretry
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
-from packetwalk.inventory import DEBUG, POLICY_LANES, Inventory, WorkloadError
+from packetwalk.inventory import DEBUG, HOST, POLICY_LANES, Inventory, WorkloadError
 from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.probes import ProbeError
@@ -40,6 +40,7 @@ from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
+from packetwalk.selection import needs_host
 from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopFailure
@@ -252,9 +253,17 @@ class Controller:
                     remove_lock(name.removeprefix("pw-").split("-")[0], lock)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.capture_image if options.capture_packets else None
+            host_network, no_host = options.host_network, ""
+            if host_network:
+                config = self.config
+                host_network, why = needs_host(
+                    list(config.args), config.invocation_params.dir, config.rootpath,
+                    config.option.keyword, config.option.markexpr,
+                    diagnose=not options.no_diagnose)
+                no_host = "" if host_network else f"{NOT_REQUESTED}{why}"
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
-                     exposure=options.exposure, host_network=options.host_network,
+                     exposure=options.exposure, host_network=host_network,
                      pool=options.pool),
                 state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
@@ -262,6 +271,9 @@ class Controller:
             state.inventory = bring_up(api, state.run, state.nodes, state.dns_ip,
                                        options.pod_image, secret, options.ready_timeout,
                                        debug_image, objects=objects)
+            if no_host:
+                state.inventory.skips[HOST] = no_host
+                state.notes.append(f"no hostNetwork pods: {no_host.removeprefix(NOT_REQUESTED)}")
             state.inventory.dns_servers = list(state.dns_servers)
             state.inventory.dns_servers_unknown = state.dns_servers_unknown
             if options.capture_packets and state.inventory.unusable(DEBUG):

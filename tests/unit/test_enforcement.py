@@ -41,6 +41,6 @@ def test_the_cells_of_one_change_count_it_once():
     # Three cells converged on the same change: each record carries its 8.5 s.
     results = [result("test_network_policy[protocol-only]", 8.5, 8.5, 8.5, 0.3)]
     assert enforcement.lines(results, slow_after=5.0) == [
-        "NetworkPolicy enforced after: 2 changes, p50 4.4s, max 8.5s "
-        "(test_network_policy[protocol-only])",
+        ("NetworkPolicy enforced after: 2 changes, p50 4.4s, max 8.5s "
+         "(test_network_policy[protocol-only])"),
         "slow NetworkPolicy enforcement (over 5s): test_network_policy[protocol-only] 8.5s"]

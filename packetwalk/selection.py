@@ -1,0 +1,121 @@
+"""Whether a run's selection needs the hostNetwork pods, decided before collection.
+
+The controller deploys before xdist's workers collect, so it cannot ask pytest
+which tests were selected. It reads the same inputs instead: the paths on the
+command line (a file, a directory, or `file::test`), `-k`, and the hop marks in
+the suites' files. Pure: no cluster, no collection.
+
+Conservative by design. A wrong "not needed" would skip host tests that were
+asked for; a wrong "needed" only creates pods the run does not use. So whenever
+the inputs are outside what this reads (`-m`, a path without hop tests, a `-k`
+pytest cannot parse), the answer is "needed".
+
+The hostNetwork pods serve two users:
+- the hops whose groups include HOST (pod <-> node);
+- the diagnosis: a failed probe from a pod is asked again from its node
+  (narrowing's FROM_NODE step), so any selected hop whose probes start in a pod
+  needs them while the diagnosis is on. North-south hops start outside.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# pytest's own -k grammar (not public API: any trouble with it reads as "needed").
+from _pytest.mark.expression import Expression
+
+from packetwalk.hops import HOPS, HOST_NETWORK, Hop, params
+from packetwalk.inventory import HOST
+
+# A hop test, as the suites write it: the mark on the line above the def.
+_HOP_TEST = re.compile(r'@pytest\.mark\.hop\("(\w+)"\)\s*\n(?:@[^\n]*\n)*def (test_\w+)')
+
+
+@dataclass(frozen=True)
+class HopTest:
+    path: Path  # the file, absolute
+    function: str
+    hop: Hop
+
+
+def hop_tests(root: Path) -> list[HopTest]:
+    """Every hop test in the test files under `root` (a file or a directory)."""
+    files = [root] if root.is_file() else sorted(root.rglob("test_*.py"))
+    found = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for hop_name, function in _HOP_TEST.findall(text):
+            if hop_name in HOPS:
+                found.append(HopTest(path.resolve(), function, HOPS[hop_name]))
+    return found
+
+
+def _names(test: HopTest, rootdir: Path, item: str) -> set[str]:
+    """What `-k` matches an item against (pytest's KeywordMatcher): the item's
+    name, its module's and directories' names below the rootdir, its marks,
+    and the extra words the plugin adds (the hop's name, `host-network`)."""
+    names = {item, test.path.name, test.hop.name, "hop", "pytestmark"}
+    try:
+        names.update(test.path.parent.relative_to(rootdir).parts)
+    except ValueError:
+        names.update(test.path.parent.parts[-2:])
+    if test.hop.layer == HOST_NETWORK:
+        names.add("host-network")
+    return names
+
+
+def _items(test: HopTest) -> list[str]:
+    _, found = params(test.hop, None)
+    return [f"{test.function}[{p.id}]" if p.id else test.function for p in found] or [test.function]
+
+
+def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path) -> bool:
+    if expression is None:
+        return True
+    def matcher(names: list[str]):
+        return lambda sub, **_: any(sub.lower() in n for n in names)
+
+    return any(expression.evaluate(matcher([n.lower() for n in _names(test, rootdir, item)]))
+               for item in _items(test))
+
+
+def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+               markexpr: str, diagnose: bool) -> tuple[bool, str]:
+    """(needed, why) for the hostNetwork pods of this selection."""
+    if markexpr:
+        return True, "-m is not read before collection"
+    expression = None
+    if keyword:
+        try:
+            expression = Expression.compile(keyword)
+        except Exception:  # noqa: BLE001 - SyntaxError or ParseError by pytest's version
+            return True, "-k could not be read (pytest will say why)"
+    selected: list[HopTest] = []
+    for arg in args:
+        path_text, _, within = arg.partition("::")
+        path = (invocation_dir / path_text).resolve()
+        if not path.exists():
+            return True, f"{arg} is not a path read here"
+        tests = hop_tests(path)
+        if not tests and path.is_file():
+            return True, f"{arg} holds no hop test"
+        function = within.split("::")[-1].split("[")[0] if within else ""
+        selected += [t for t in tests if not function or t.function == function]
+    if not selected:
+        return True, "no hop test found in the selected paths"
+    selected = [t for t in selected if _keyword_selects(expression, t, rootdir)]
+    for test in selected:
+        if HOST in test.hop.groups:
+            return True, f"{test.function} runs on the node's network"
+    if diagnose:
+        for test in selected:
+            if not test.hop.path or test.hop.path[0] != "vantage":
+                return True, (f"the diagnosis asks from the node when a probe from a pod "
+                              f"fails ({test.function})")
+    return False, ("no selected test uses the node's network"
+                   + ("" if diagnose else ", and --no-diagnose asks nothing from a node"))

@@ -1,0 +1,55 @@
+"""Whether a selection needs the hostNetwork pods, read from the command line and
+the suites' hop marks, as the controller does before collection."""
+
+from pathlib import Path
+
+import pytest
+
+from packetwalk.selection import hop_tests, needs_host
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def needed(*args: str, k: str = "", m: str = "", diagnose: bool = False) -> bool:
+    return needs_host(list(args), ROOT, ROOT, k, m, diagnose)[0]
+
+
+def test_every_hop_test_of_the_suites_is_found():
+    marks = sum(p.read_text().count("@pytest.mark.hop(") for p in (ROOT / "suites").rglob("*.py"))
+    found = hop_tests(ROOT / "suites")
+    assert len(found) == marks and marks >= 20
+    assert {t.function for t in found} >= {"test_pod_to_node", "test_node_to_pod", "test_pod_ip"}
+
+
+@pytest.mark.parametrize(("args", "k", "want"), [
+    (("suites/east_west",), "", True),  # the host tests are in it
+    (("suites/east_west",), "host-network", True),
+    (("suites/east_west",), "same-node-tcp", True),  # a parameter id of the host tests too
+    (("suites/east_west",), "tcp and not pod_to_node", True),  # test_node_to_pod stays
+    (("suites/east_west/test_host_network.py",), "", True),
+    (("suites/east_west",), "network_policy", False),
+    (("suites/east_west",), "not host-network", False),
+    (("suites/east_west",), "not test_host_network.py", False),  # the module's name
+    (("suites/east_west/test_pod_ip.py::test_pod_ip",), "", False),
+    (("suites/east_west/test_host_network.py::test_pod_to_node[same-node-tcp]",), "", True),
+    (("suites/north_south",), "", False),
+])
+def test_without_the_diagnosis_only_the_host_tests_need_them(args, k, want):
+    assert needed(*args, k=k) is want
+
+
+def test_the_diagnosis_asks_from_the_node_for_any_probe_from_a_pod():
+    assert needed("suites/east_west", k="network_policy", diagnose=True)
+    assert needed("suites/north_south", diagnose=True)  # egress starts in a pod
+    # NodePort from outside starts outside: nothing to ask from a node.
+    assert not needed("suites/north_south", k="node_port", diagnose=True)
+
+
+@pytest.mark.parametrize(("args", "k", "m"), [
+    (("suites/east_west",), "", "hop"),  # -m is not read: needed
+    (("suites/east_west",), "and (", ""),  # pytest will refuse this -k; we do not guess
+    (("no/such/path",), "", ""),
+    (("tests/unit/test_selection.py",), "", ""),  # a file without hop tests
+])
+def test_anything_not_read_here_means_needed(args, k, m):
+    assert needed(*args, k=k, m=m)
