@@ -1,18 +1,17 @@
-# What every pod of a run answers, and all it answers: its hostname, the
-# client's address as it saw it, and an echo. socat runs this script once per
-# TCP connection ("http") or per UDP datagram ("udp"), with the client on
-# stdin/stdout and the client's address in SOCAT_PEERADDR and SOCAT_PEERPORT.
+# What every pod of a run answers over HTTP, and all it answers: its hostname,
+# the client's address as it saw it, and an echo. socat runs this script once
+# per TCP connection, with the client on stdin/stdout and the client's address
+# in SOCAT_PEERADDR and SOCAT_PEERPORT. (UDP is netexec's UDP side, its HTTP side
+# overridden: see pod-probe.yaml.)
 #
 # Why not agnhost netexec: it serves /shell (any command), /dial (a request to
 # any address), /upload and /exit to whoever reaches its port, and NodePorts make
 # that anyone who reaches a node. Here nothing a client sends is run, evaluated
 # or used as a path or an option: it is only compared with fixed words and echoed.
 #
-# The requests are netexec's, so probes read the same answers:
-#   HTTP  GET /hostname, GET /clientip, GET /echo?msg=X or POST /echo msg=X,
-#         GET /healthz (the readiness probe); anything else is a 404.
-#   UDP   "hostname", "clientip", "echo X"; anything else gets no answer.
-# A UDP answer ends in a newline, so the asker can stop reading at it.
+# The requests are netexec's, so probes read the same answers: GET /hostname,
+# GET /clientip, GET /echo?msg=X or POST /echo msg=X, GET /healthz (the
+# readiness probe); anything else is a 404.
 
 set -u
 MAX_BODY=65536   # the longest POST body read; more is cut
@@ -20,16 +19,6 @@ MAX_HEADERS=64   # request header lines read before giving up on a request
 
 peer="$SOCAT_PEERADDR:$SOCAT_PEERPORT"
 case $SOCAT_PEERADDR in *:*) peer="[$SOCAT_PEERADDR]:$SOCAT_PEERPORT" ;; esac
-
-if [ "${1:-}" = udp ]; then
-    request=$(head -c 2048)
-    case $request in
-        hostname) printf '%s\n' "$HOSTNAME" ;;
-        clientip) printf '%s\n' "$peer" ;;
-        "echo "*) printf '%s\n' "${request#echo }" ;;
-    esac
-    exit 0
-fi
 
 reply() {  # status, body
     printf 'HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \

@@ -1,16 +1,27 @@
 """The one way packetwalk runs a command in a pod: the exec API over a websocket.
 
-The exit code comes from the exec error channel (channel 3), which carries a
-metav1.Status: Success, or Failure with reason NonZeroExitCode and the code in
-details.causes. Any other Failure (no such container, executable not found)
-or a hung stream means the probe itself broke: ProbeError, never a verdict
-about the network.
+Probes go through a shell kept open in the pod (Shell): one exec of `bash`, its
+stdin fed one command at a time, each command's end marked on stdout and stderr
+with its exit code. Opening an exec (the API server, the kubelet, the runtime's
+exec) costs far more than a probe; a run's probes pay it once per pod and
+worker instead of once per probe. The shell reads only from its exec stream:
+it ends with the stream, and nothing of it listens on the network.
+
+A one-shot exec (`once`) is kept for the long commands (a capture) and as the
+fallback. Its exit code comes from the exec error channel (channel 3), which
+carries a metav1.Status: Success, or Failure with reason NonZeroExitCode and the
+code in details.causes. Any other Failure (no such container, executable not
+found) or a hung stream means the probe itself broke: ProbeError, never a
+verdict about the network.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
+import shlex
+import threading
 import time
 
 import websocket
@@ -74,26 +85,131 @@ def handshake_message(exc: Exception) -> str:
     return text.split(" -+-+- ")[0]
 
 
-class PodExec:
-    """Callable exec function for Prober: (Source, command, timeout) -> ExecResult."""
+# Commands allowed this long go through a kept shell; longer ones (captures) get
+# an exec of their own, so a shell is never tied up for minutes.
+SHELL_MAX_TIMEOUT = 60.0
+_MARK = "@@pw-end"
 
-    def __init__(self, configuration: Configuration):
+
+class ShellBroken(Exception):
+    """The kept shell's stream failed before the command ran: open another."""
+
+
+class Shell:
+    """A bash kept open in one container over one exec stream. Not thread-safe:
+    PodExec lends each shell to one caller at a time."""
+
+    def __init__(self, ws, where: str):
+        self._ws, self.where = ws, where
+
+    def run(self, command: list[str], timeout: float) -> ExecResult:
+        token = secrets.token_hex(6)
+        end = f"\n{_MARK}-{token}"
+        # stdin from /dev/null: a command reading stdin would eat the next ones.
+        line = (f"{shlex.join(command)} </dev/null; printf '\\n{_MARK}-{token} %s\\n' $?; "
+                f"printf '\\n{_MARK}-{token}\\n' >&2\n")
+        start = time.monotonic()
+        try:
+            self._ws.write_stdin(line)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ShellBroken(str(exc)) from exc
+        out, err = "", ""
+        while not (end in out and out.endswith("\n") and f"{end}\n" in err):
+            left = start + timeout - time.monotonic()
+            if left <= 0:
+                raise ProbeError(f"exec into {self.where} still running after {timeout:.0f}s: "
+                                 f"{shlex.join(command)}")
+            try:
+                if not self._ws.is_open():
+                    raise ShellBroken("the stream closed")
+                self._ws.update(timeout=min(left, 1.0))
+                out += self._ws.read_channel(STDOUT)
+                err += self._ws.read_channel(STDERR)
+            except (OSError, websocket.WebSocketException) as exc:
+                if not out and not err:
+                    raise ShellBroken(str(exc)) from exc
+                raise ProbeError(f"exec stream from {self.where} broke: {exc}") from exc
+        stdout, _, status = out.partition(end)
+        code = status.split()[0] if status.split() else ""
+        if not code.isdigit():
+            raise ProbeError(f"the shell in {self.where} printed no exit status: {status!r}")
+        return ExecResult(int(code), stdout, err.partition(end)[0], time.monotonic() - start)
+
+    def close(self) -> None:
+        try:
+            self._ws.close()
+        except (OSError, websocket.WebSocketException):
+            pass
+
+
+class PodExec:
+    """Callable exec function for Prober: (Source, command, timeout) -> ExecResult.
+
+    Keeps idle shells per (namespace, pod, container); a caller takes one (or opens
+    one) for its command and gives it back, so parallel probes from one pod (the
+    NetworkPolicy cells, the narrowing) each get their own."""
+
+    def __init__(self, configuration: Configuration, shells: bool = True):
         self._configuration = configuration
+        self._shells = shells
+        self._idle: dict[tuple[str, str, str], list[Shell]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        if not self._shells or timeout > SHELL_MAX_TIMEOUT:
+            return self.once(src, command, timeout)
+        key = (src.namespace, src.pod, src.container)
+        for _ in range(2):  # a kept shell may have gone stale (API restart, pod gone)
+            shell = self._take(key) or self._open(src)
+            try:
+                result = shell.run(command, timeout)
+            except ShellBroken:
+                shell.close()
+                continue
+            except ProbeError:
+                shell.close()  # mid-command: its state is unknown
+                raise
+            with self._lock:
+                self._idle.setdefault(key, []).append(shell)
+            return result
+        return self.once(src, command, timeout)
+
+    def _take(self, key: tuple[str, str, str]) -> Shell | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def close(self) -> None:
+        """Close every kept shell (their bash ends with the stream)."""
+        with self._lock:
+            shells = [s for idle in self._idle.values() for s in idle]
+            self._idle.clear()
+        for shell in shells:
+            shell.close()
+
+    def _connect(self, src: Source, command: list[str], stdin: bool, timeout: float):
         # A fresh ApiClient per exec: kubernetes.stream swaps the client's call_api
         # while it opens the websocket, which is not safe to share across threads.
         api = CoreV1Api(ApiClient(self._configuration))
-        start = time.monotonic()
         where = f"{src.namespace}/{src.pod}"
         try:
-            # A pod of two containers (the policy server) refuses an exec without a name.
+            # A pod of two containers refuses an exec without a name.
             named = {"container": src.container} if src.container else {}
-            ws = stream(api.connect_get_namespaced_pod_exec, src.pod, src.namespace, **named,
-                        command=command, stderr=True, stdin=False, stdout=True, tty=False,
-                        _preload_content=False, _request_timeout=timeout)
+            return stream(api.connect_get_namespaced_pod_exec, src.pod, src.namespace, **named,
+                          command=command, stderr=True, stdin=stdin, stdout=True, tty=False,
+                          _preload_content=False, _request_timeout=timeout)
         except (ApiException, OSError, websocket.WebSocketException) as exc:
             raise ProbeError(f"exec into {where} failed: {handshake_message(exc)}") from exc
+
+    def _open(self, src: Source) -> Shell:
+        return Shell(self._connect(src, ["bash"], True, SOCKET_TIMEOUT),
+                     f"{src.namespace}/{src.pod}")
+
+    def once(self, src: Source, command: list[str], timeout: float) -> ExecResult:
+        """One exec of its own for `command`."""
+        start = time.monotonic()
+        where = f"{src.namespace}/{src.pod}"
+        ws = self._connect(src, command, False, timeout)
         try:
             ws.run_forever(timeout=timeout)
             if ws.is_open():

@@ -9,8 +9,8 @@ Tools, all inside the agnhost image:
   from DNS (6); `-v` adds the errno text curl 7.x leaves out of its message
   ("connect to ... failed: Connection refused").
 - UDP: bash's /dev/udp in the source pod: a connected socket (so an ICMP
-  refusal reaches it), one datagram, and `head -n 1` for the answer, which the
-  servers end with a newline (manifests/answer.sh). No answer within UDP_WAIT
+  refusal reaches it), one datagram out, and one `dd` read for the answer (a
+  read of a UDP socket returns one whole datagram). No answer within UDP_WAIT
   seconds is a TIMEOUT. Several tries use a socket each, so a Service spreads
   them. (The pods run no dialer of their own: agnhost netexec's /dial would
   dial for anyone who reaches the pod.)
@@ -156,7 +156,8 @@ def _connect_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(keep)]
 
 
-# `timeout` ends `head` with 124 (coreutils) or by its signal (busybox: 143, 137).
+UDP_READ = 65535  # one read of this many bytes takes any one datagram whole
+# `timeout` ends `dd` with 124 (coreutils) or by its signal (busybox: 143, 137).
 _TIMED_OUT = frozenset({124, 137, 143})
 
 
@@ -168,7 +169,7 @@ def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
     `set -f`: the unquoted $out only joins lines, never globs."""
     if protocol == "udp":
         once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
-                f"timeout {wait:g} head -n 1 <&3; }} 2>&1")
+                f"timeout {wait:g} dd bs={UDP_READ} count=1 status=none <&3; }} 2>&1")
     else:
         url_host = f"[{host}]" if ":" in host else host
         once = f"curl -sS --max-time {wait:g} {_quote(f'http://{url_host}:{port}/{request}')} 2>&1"

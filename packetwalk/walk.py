@@ -36,8 +36,8 @@ from packetwalk.probes import (
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
-UDP_ECHO_PREFIX = "echo "  # the UDP echo request (manifests/answer.sh), part of the datagram
-UDP_ECHO_MAX = 2048  # answer.sh reads at most this much of a datagram
+UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
+UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
 
 
 class HopFailure(AssertionError):

@@ -476,13 +476,18 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
                                                 _request_timeout=API_TIMEOUT).items:
                 seen[pod.metadata.name] = api.sanitize_for_serialization(pod)
         pending = False
+        # While some pod waits on its image, every pod is awaited to a verdict, in
+        # groups already given up too: whether *every* pod fails to pull decides
+        # between bad input (one line, check_image_pulled) and a cluster fault.
+        pulling = any(_pull_failure(seen.get(name, {})) for name in wanted)
         for name, (group, obj) in wanted.items():
-            if group in errors or (name in seen and is_ready(seen[name])):
+            if name in seen and is_ready(seen[name]):
                 continue
             hopeless, problem = _pod_problem(seen.get(name, {}))
             if hopeless:
-                errors[group] = _never_ready(core, obj, problem)
-            else:
+                if group not in errors:
+                    errors[group] = _never_ready(core, obj, problem)
+            elif group not in errors or pulling:
                 pending = True
         if pending and time.monotonic() >= check_at:
             stop_if_stalled(time.monotonic() - started)

@@ -107,7 +107,7 @@ class RunPods:
     pod's eth0, and a hostNetwork pod's view of its node (netfacts.NODE_SCRIPT)."""
 
     def __init__(self, configuration, inventory: Inventory | None):
-        self.prober = Prober(PodExec(configuration))
+        self.prober = Prober(PodExec(configuration, shells=False))  # a few reads, once
         self.inventory = inventory
 
     def _shell(self, role: str, script: str) -> tuple[str, str] | None:
