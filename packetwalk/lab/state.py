@@ -5,7 +5,7 @@ packetwalk cgroups), so a lab whose state file was lost still comes down.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from . import paths
 from .cni import DEFAULT_CNI
@@ -46,4 +46,6 @@ def load() -> State:
     except (FileNotFoundError, json.JSONDecodeError):
         return State()
     raw["procs"] = [Proc(**p) for p in raw.get("procs", [])]
-    return State(**raw)
+    # A field another version of packetwalk wrote is left out, not a TypeError.
+    known = {f.name for f in fields(State)}
+    return State(**{k: v for k, v in raw.items() if k in known})
