@@ -14,12 +14,34 @@ import subprocess
 
 import pytest
 
+from packetwalk.lab import paths
 from packetwalk.runs import MANAGED_BY
+from packetwalk.tiers import DEFAULT_IMAGE
 from tests.suiterun import run_suites
 
-from .conftest import NS, exec_in, kubectl, kubectl_json
+from .conftest import kubectl, kubectl_json
 
 MANAGED = f"{MANAGED_BY}=packetwalk"
+# The asker in another namespace: its own, made here (the session's lab-test pods
+# may be gone: the lifecycle tests bring the lab down and up before this one).
+OTHER_NS, ASKER = "pw-labtest-asker", "asker"
+ASKER_POD = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {ASKER}, namespace: {OTHER_NS}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65534
+    seccompProfile: {{type: RuntimeDefault}}
+  containers:
+    - name: asker
+      image: "{DEFAULT_IMAGE}"
+      imagePullPolicy: IfNotPresent
+      command: ["/agnhost", "pause"]
+      securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+"""
 # What the asking end prints in place of an answer: its datagram went nowhere
 # (the host blackholes the Service range: "Invalid argument"), or no answer came
 # (busybox's timeout says "Terminated" as it ends dd).
@@ -51,12 +73,18 @@ wait
 
 
 @pytest.fixture
-def kept_run(selftest, tmp_path):
+def kept_run(lab, tmp_path):
     kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+    kubectl("delete", "namespace", OTHER_NS, "--ignore-not-found", "--wait=true", timeout=120)
+    kubectl("create", "namespace", OTHER_NS)
+    kubectl("apply", "-f", "-", stdin=ASKER_POD)
     run = run_suites(tmp_path, "suites/east_west", extra=("--keep",))
     assert not run.failed and not run.errors, run.output[-4000:]
+    kubectl("-n", OTHER_NS, "wait", "--for=condition=Ready", f"pod/{ASKER}", "--timeout=60s",
+            timeout=70)
     yield
     kubectl("delete", "namespace", "-l", MANAGED, "--wait=true", timeout=120)
+    kubectl("delete", "namespace", OTHER_NS, "--ignore-not-found", "--wait=false")
 
 
 def _addresses() -> tuple[list[str], list[str]]:
@@ -119,11 +147,13 @@ def test_no_object_of_a_run_runs_a_command_or_dials(kept_run):
     host = subprocess.run(["bash", "-c", ASK_ALL], env={"PATH": "/usr/bin:/bin", **env},
                           capture_output=True, text=True, timeout=600, check=False)
     _check("the host", host.stdout, tcp, udp)
-    # From a pod in another namespace (the lab tests' own, NS).
+    # From a pod in another namespace.
     script = "".join(f"{k}={json.dumps(v)}; " for k, v in env.items()) + ASK_ALL
-    code, out = exec_in("server-a", "bash", "-c", script, timeout=600)
-    assert code == 0, out[-2000:]
-    _check(f"a pod in {NS}", out, tcp, udp)
+    pod = subprocess.run([str(paths.kubectl()), f"--kubeconfig={paths.KUBECONFIG}", "-n", OTHER_NS,
+                          "exec", ASKER, "--", "bash", "-c", script],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert pod.returncode == 0, (pod.stdout + pod.stderr)[-2000:]
+    _check(f"a pod in {OTHER_NS}", pod.stdout, tcp, udp)
     # And every netexec of the run (the UDP side) has its HTTP side overridden.
     for pod in kubectl_json("get", "pods", "-A", "-l", MANAGED)["items"]:
         for container in pod["spec"]["containers"]:
