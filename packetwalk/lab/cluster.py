@@ -261,16 +261,28 @@ def dns_answers(node: str) -> bool:
     return out.strip() == str(t.KUBERNETES_SERVICE_IP)
 
 
+def dns_replicas_unready() -> str:
+    """'' when every CoreDNS replica the Deployment asks for is Ready; else what is
+    missing. The suites test each DNS pod from each node, so a replica still
+    starting (after a heal, a restart) changes which ids run: the lab is not
+    healthy until all are Ready."""
+    out = kubectl("-n", "kube-system", "get", "deployment/coredns", "-o",
+                  "jsonpath={.spec.replicas} {.status.readyReplicas}", timeout=5).split()
+    want, ready = int(out[0]), int(out[1]) if len(out) > 1 else 0
+    return "" if ready >= want else f"CoreDNS has {ready} of {want} replicas Ready"
+
+
 def _wait_healthy(lab_nodes: list[t.Node]) -> None:
     wait_for("every node to be Ready", _quietly(_nodes_ready), 120, 2)
     wait_for("CoreDNS to answer through the kube-dns Service",
              _quietly(lambda: all(dns_answers(n.name) for n in lab_nodes)), 120, 2)
+    wait_for("every CoreDNS replica to be Ready", _quietly(lambda: not dns_replicas_unready()), 120, 2)
 
 
 def problems(state: State) -> list[str]:
     """What keeps the lab from being healthy, one line each ([] when healthy):
-    a dead component with the last line of its log, nodes not Ready, a node
-    whose DNS lookup through the kube-dns Service fails. A test or CI run that
+    a dead component with the last line of its log, nodes not Ready, CoreDNS
+    replicas not Ready, a node whose DNS lookup through the kube-dns Service fails. A test or CI run that
     finds the lab broken prints these, so the cause is in its output."""
     found = []
     for p in state.procs:
@@ -282,6 +294,8 @@ def problems(state: State) -> list[str]:
     try:
         if not _nodes_ready():
             found.append("not every node is Ready")
+        if unready := dns_replicas_unready():
+            found.append(unready)
         found += [f"DNS through the kube-dns Service fails from {n.name}"
                   for n in node_list(state.workers) if not dns_answers(n.name)]
     except (LabError, subprocess.SubprocessError, OSError, ValueError) as e:

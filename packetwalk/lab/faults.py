@@ -500,6 +500,16 @@ def heal() -> list[str]:
         state.faults.pop(name, None)
         state.save()
         healed.append(name)
+    if healed:
+        # A heal restores its layer; what it disturbed on the way (a CoreDNS pod
+        # that lost the API server, EndpointSlices behind a restarted controller)
+        # may take longer. Return a whole lab, or say what is still wrong.
+        try:
+            cluster.wait_for("the lab to be healthy after healing " + ", ".join(healed),
+                             lambda: not cluster.problems(load()), 120, 2)
+        except LabError:
+            raise LabError(f"healed {', '.join(healed)}, but the lab is not healthy after 120s: "
+                           + "; ".join(cluster.problems(load()))) from None
     return healed
 
 
