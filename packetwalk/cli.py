@@ -31,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--node", help="the node, for per-node faults (default: the first worker)")
     fault.add_argument("--list", action="store_true", help="list the faults and exit")
     verbs.add_parser("heal", help="undo every active fault")
+    upgrade = verbs.add_parser("upgrade", help="replace the running CNI's agent with another "
+                                               "version, node by node (a DaemonSet rollout)")
+    upgrade.add_argument("--cni", required=True, metavar="NAME@VERSION",
+                         help="e.g. flannel@v0.28.10 (and flannel@v0.28.4 back)")
+    upgrade.add_argument("--vxlan-port", type=int, metavar="PORT",
+                         help="also change the VXLAN port in the agent's configuration (flannel), "
+                              "as a broken upgrade might: nodes upgraded and not yet upgraded "
+                              "then disagree")
+    upgrade.add_argument("--nodes", metavar="NODE[,NODE]",
+                         help="only these nodes: a canary, or a rollout paused half way")
     tag = verbs.add_parser("import-image", help="make an image of the lab known under another "
                                                 "name on every node (e.g. a mirror's)")
     tag.add_argument("src", help="an image the lab has, e.g. registry.k8s.io/e2e-test-images/agnhost:2.66.1")
@@ -89,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             from .lab import faults
             healed = faults.heal()
             print("healed: " + (", ".join(healed) if healed else "nothing was broken"))
+        elif args.verb == "upgrade":
+            cluster.upgrade(args.cni, args.vxlan_port,
+                            args.nodes.split(",") if args.nodes else None)
         elif args.verb == "import-image":
             print(f"{args.dst}: on {', '.join(cluster.import_image(args.src, args.dst))}")
         elif args.verb == "kubeconfig":

@@ -163,8 +163,8 @@ def build_flannel(c: Component) -> None:
     unconditionally, is C there (upstream's Makefile turns cgo on for amd64 too)."""
     work = wrapper_module(c.name, {FLANNEL: c.version, **FLANNEL_BUMPS}, f"tool {FLANNEL}\n")
     ld = f"{STATIC} -X {FLANNEL}/pkg/version.Version={c.version}"
-    go(["build", "-trimpath", "-ldflags", ld, "-o", str(paths.BIN_DIR / "flanneld"), FLANNEL], work, c.name,
-       cgo=True)
+    go(["build", "-trimpath", "-ldflags", ld, "-o", str(paths.BIN_DIR / c.outputs[0]), FLANNEL], work,
+       c.name, cgo=True)
 
 
 def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "", cgo: bool = False
@@ -217,6 +217,27 @@ COMPONENTS = (
 )
 # Built only for a CNI that names them in its `builds` (cni/).
 FOR_CNI = frozenset({"kube-router", "flannel"})
+
+
+def flannel_at(version: str) -> Component:
+    """flanneld at `version`: the pinned one is COMPONENTS' own; another (an upgrade's
+    target) is built beside it as flanneld-<version>, so both stay on disk."""
+    if version == versions.FLANNEL:
+        return next(c for c in COMPONENTS if c.name == "flannel")
+    return Component(f"flannel-{version}", version, (f"flanneld-{version}",), build_flannel)
+
+
+def build_one(c: Component, log: Callable[[str], None] = print) -> float | None:
+    """Build `c` if missing or stale; the seconds it took, None when it was current."""
+    if c.is_current():
+        return None
+    if shutil.which("go") is None:
+        raise LabError("Go is not installed; the lab builds its components from source")
+    log(f"building {c.name} {c.version} (log: {paths.BUILD_DIR / 'build.log'})")
+    start = time.monotonic()
+    c.build(c)
+    c.stamp_file().write_text(c.stamp())
+    return time.monotonic() - start
 
 
 def build_all(log: Callable[[str], None] = print,

@@ -27,6 +27,7 @@ from . import (
 )
 from . import topology as t
 from .cni import DEFAULT_CNI, Cni, cni_named
+from .cni import names as cni_names
 from .errors import LabError
 from .processes import alive, check_running, enter, in_netns, run, start, stop, stop_component
 from .state import State, load
@@ -128,6 +129,40 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
         f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")
     log(f"kubeconfig: {paths.KUBECONFIG}")
+
+
+def upgrade(spec: str, vxlan_port: int | None = None, only: list[str] | None = None,
+            log: Log = print) -> None:
+    """`lab upgrade --cni NAME@VERSION`: the running CNI's agent at another version,
+    node by node (`only`: these nodes, a canary or a rollout paused half way).
+    Bad input is one line before anything is built or touched."""
+    name, sep, version = spec.partition("@")
+    if not sep or not version:
+        raise LabError(f"--cni {spec!r}: NAME@VERSION, e.g. flannel@{versions.FLANNEL_UPGRADE}")
+    net = cni_named(name)
+    if not net.upgrades:
+        raise LabError(f"the lab offers no upgrade of {name}; it offers: "
+                       + ", ".join(f"{n}@{' / '.join(cni_named(n).upgrades)}"
+                                   for n in cni_names() if cni_named(n).upgrades))
+    if version not in net.upgrades:
+        raise LabError(f"{name} {version} is not offered; choices: {', '.join(net.upgrades)}")
+    if vxlan_port is not None and not 1024 <= vxlan_port <= 65535:
+        raise LabError(f"--vxlan-port {vxlan_port}: a port in 1024-65535")
+    state = load()
+    if not state.procs:
+        raise LabError(f"the lab is down: `packetwalk lab up --cni {name}` first")
+    if state.cni != name:
+        raise LabError(f"the lab runs the {state.cni} CNI, not {name}; an upgrade changes the running "
+                       f"CNI's version (to switch: `packetwalk lab down`, `packetwalk lab up --cni {name}`)")
+    lab_nodes = node_list(state.workers)
+    unknown = sorted(set(only or ()) - {n.name for n in lab_nodes})
+    if unknown:
+        raise LabError(f"--nodes: no node {', '.join(unknown)}; the lab's: "
+                       f"{', '.join(n.name for n in lab_nodes)}")
+    started = time.monotonic()
+    net.upgrade(state, [n for n in lab_nodes if not only or n.name in only], version, log,
+                vxlan_port, all_nodes=not only or set(only) >= {n.name for n in lab_nodes})
+    log(f"upgraded to {name} {version} in {time.monotonic() - started:.0f}s")
 
 
 def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:

@@ -32,6 +32,8 @@ class State:
     sysctls: dict[str, str] = field(default_factory=dict)  # host values to restore on down
     faults: dict[str, dict] = field(default_factory=dict)
     pod_security: str = "privileged"  # lab up --pod-security (podsecurity.py); older files: the default
+    cni_version: str = ""  # the CNI agent's version after `lab upgrade` ("": the pinned one)
+    cni_settings: dict[str, str] = field(default_factory=dict)  # an upgrade's changed settings
 
     def save(self) -> None:
         paths.RUN_DIR.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,32 @@ def test_an_unknown_cni_is_one_line_listing_the_choices(capsys):
     err = capsys.readouterr().err
     assert err == f"packetwalk: unknown CNI 'calico'; known: {', '.join(names())}\n"
     assert "bridge" in err and "flannel" in err
+
+
+def test_the_upgrade_target_builds_beside_the_pinned_flanneld():
+    pinned, target = build.flannel_at(versions.FLANNEL), build.flannel_at(versions.FLANNEL_UPGRADE)
+    assert pinned.outputs == ("flanneld",) and pinned in build.COMPONENTS
+    assert target.outputs == ("flanneld-v0.28.10",) and target.name == "flannel-v0.28.10"
+    assert target.build is pinned.build and target.stamp() != pinned.stamp()
+    assert flannel.binary(versions.FLANNEL_UPGRADE) == "flanneld-v0.28.10"
+    assert "/var/lib/packetwalk/bin/flanneld-v0.28.10" in flannel.flanneld(WORKER, versions.FLANNEL_UPGRADE)
+    assert flannel.CNI.upgrades == ("v0.28.4", "v0.28.10")
+
+
+def test_a_changed_vxlan_port_is_in_net_conf_and_the_default_is_left_out():
+    assert "Port" not in json.loads(flannel.net_conf())["Backend"]
+    assert json.loads(flannel.net_conf(vxlan_port=8473))["Backend"] == {"Type": "vxlan", "Port": 8473}
+
+
+@pytest.mark.parametrize(("spec", "port", "says"), [
+    ("flannel", None, "NAME@VERSION, e.g. flannel@v0.28.10"),
+    ("calico@v3", None, "unknown CNI 'calico'"),
+    ("bridge@v1", None, "the lab offers no upgrade of bridge; it offers: flannel@v0.28.4 / v0.28.10"),
+    ("flannel@v0.99.0", None, "flannel v0.99.0 is not offered; choices: v0.28.4, v0.28.10"),
+    ("flannel@v0.28.10", 80, "--vxlan-port 80: a port in 1024-65535"),
+])
+def test_a_bad_upgrade_is_one_line_before_anything_is_touched(spec, port, says, capsys):
+    argv = ["lab", "upgrade", "--cni", spec] + (["--vxlan-port", str(port)] if port else [])
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("packetwalk: ") and says in err and err.count("\n") == 1, err

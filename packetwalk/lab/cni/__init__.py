@@ -47,6 +47,8 @@ class Cni:
     fault_symptoms: ClassVar[dict[str, str]] = {}
     # Faults of this CNI alone; their names are in faults_supported too.
     own_faults: ClassVar[tuple[CniFault, ...]] = ()
+    # The agent versions `lab upgrade --cni NAME@VERSION` offers (none: no upgrade).
+    upgrades: tuple[str, ...] = ()
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""
@@ -79,6 +81,12 @@ class Cni:
     def versions(self) -> str:
         """What `lab status` lists besides the cluster's own components ("" for nothing)."""
         return ""
+
+    def upgrade(self, state: State, nodes: list[Node], version: str, log: Callable[[str], None],
+                vxlan_port: int | None = None, all_nodes: bool = True) -> None:
+        """Replace the agent on `nodes`, one by one, as a DaemonSet rollout does, keeping
+        the pods. `all_nodes` False: the others keep what they run."""
+        raise LabError(f"{self.name} has no upgrade in the lab")
 
 
 def names() -> list[str]:

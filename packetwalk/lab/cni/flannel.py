@@ -15,16 +15,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import ClassVar
 
-from .. import paths, versions
+from .. import build, paths, versions
 from .. import topology as t
 from ..components import BIN, admin_kubeconfig
 from ..errors import LabError
-from ..processes import alive, check_running, in_netns, run, start
+from ..processes import alive, check_running, in_netns, run, start, stop_component
 from ..state import State
 from . import Cni
 from ._policy import COMPONENT as ENFORCER
@@ -44,9 +45,13 @@ SUBNET_ENV_WAIT = 60.0
 SUBNET_ENV_KEYS = ("FLANNEL_NETWORK", "FLANNEL_SUBNET", "FLANNEL_MTU", "FLANNEL_IPMASQ")
 
 
-def net_conf(network: IPv4Network = t.POD_CIDR) -> str:
-    """The DaemonSet's net-conf.json (its ConfigMap), for the lab's pod CIDR."""
-    return json.dumps({"Network": str(network), "EnableNFTables": False, "Backend": {"Type": "vxlan"}},
+def net_conf(network: IPv4Network = t.POD_CIDR, vxlan_port: int | None = None) -> str:
+    """The DaemonSet's net-conf.json (its ConfigMap), for the lab's pod CIDR. A
+    VXLAN port other than the kernel's default is an upgrade's changed setting."""
+    backend: dict[str, object] = {"Type": "vxlan"}
+    if vxlan_port is not None:
+        backend["Port"] = vxlan_port
+    return json.dumps({"Network": str(network), "EnableNFTables": False, "Backend": backend},
                       indent=1)
 
 
@@ -57,10 +62,15 @@ def env(node: t.Node) -> dict[str, str]:
             "EVENT_QUEUE_DEPTH": "5000", "CONT_WHEN_CACHE_NOT_READY": "false"}
 
 
-def flanneld(node: t.Node) -> list[str]:
+def binary(version: str = versions.FLANNEL) -> str:
+    """The pinned flanneld, or an upgrade's beside it (build.flannel_at)."""
+    return AGENT if version == versions.FLANNEL else f"{AGENT}-{version}"
+
+
+def flanneld(node: t.Node, version: str = versions.FLANNEL) -> list[str]:
     # `env` carries the DaemonSet's variables through nsenter into the node.
     return ["env", *(f"{k}={v}" for k, v in env(node).items()),
-            str(BIN / AGENT), "--ip-masq", "--kube-subnet-mgr", f"--kubeconfig-file={admin_kubeconfig()}",
+            str(BIN / binary(version)), "--ip-masq", "--kube-subnet-mgr", f"--kubeconfig-file={admin_kubeconfig()}",
             "--iface=eth0", f"--net-config-path={NET_CONF}"]
 
 
@@ -149,6 +159,24 @@ def _await_subnet_env(state: State, node: t.Node) -> None:
         time.sleep(0.5)
 
 
+NODE_READY_WAIT = 60.0
+
+
+def _await_ready(node: t.Node) -> None:
+    """The Node's Ready condition, as the API server has it."""
+    from ..cluster import kubectl  # the lab's kubectl: the admin kubeconfig
+    deadline = time.monotonic() + NODE_READY_WAIT
+    while True:
+        out = kubectl("get", "node", node.name, "-o",
+                      "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)
+        if out.strip() == "True":
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"node {node.name} not Ready {NODE_READY_WAIT:.0f}s after flanneld started "
+                           f"(log: {paths.LOG_DIR / f'{node.name}-{AGENT}.log'})")
+        time.sleep(1)
+
+
 # The VXLAN packets arriving at a node, before anything else sees them.
 def _vxlan_drop(op: str) -> list[str]:
     return ["iptables", "-w", "-t", "raw", op, "PREROUTING", "-i", "eth0", "-p", "udp",
@@ -169,6 +197,7 @@ class Flannel(Cni):
         "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
         "nodeport-blocked", "udp-dropped", "hairpin-off", "policy-ignores-except",
         "policy-ignores-named-ports"})
+    upgrades = (versions.FLANNEL, versions.FLANNEL_UPGRADE)
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": f"VXLAN (UDP {VXLAN_PORT}) into one node is dropped: the other nodes "
                             "lose their way to its pods"}
@@ -213,7 +242,55 @@ class Flannel(Cni):
             hairpin_ports(n, on)
 
     def versions(self) -> str:
-        return f"flanneld {versions.FLANNEL}, kube-router {versions.KUBE_ROUTER}"
+        from ..state import load
+        state = load()
+        running = state.cni_version or versions.FLANNEL
+        changed = "".join(f", {k} {v}" for k, v in sorted(state.cni_settings.items()))
+        return f"flanneld {running}{changed}, kube-router {versions.KUBE_ROUTER}"
+
+    def upgrade(self, state: State, nodes: list[t.Node], version: str, log: Callable[[str], None],
+                vxlan_port: int | None = None, all_nodes: bool = True) -> None:
+        """flanneld replaced node by node, as the DaemonSet's rolling update does
+        (maxUnavailable 1): stop the old agent, start the new one, wait until it
+        holds its lease again (a fresh subnet.env) and its Node is Ready, then the
+        next node. The pods keep running: flannel.1 and the bridge stay up while
+        the agent is away, as they do when a DaemonSet pod is replaced.
+        `vxlan_port` changes the VXLAN port in net-conf.json as well, the way an
+        upgrade shipping a changed ConfigMap would (all nodes, one by one)."""
+        old = state.cni_version.split()[0] if state.cni_version else versions.FLANNEL
+        # Built first: a failed build touches no node.
+        took = build.build_one(build.flannel_at(version), log)
+        if took is not None:
+            log(f"built flanneld {version} in {took:.0f}s")
+        done: list[str] = []
+        for node in nodes:
+            started = time.monotonic()
+            try:
+                self._replace(state, node, version, vxlan_port)
+            except LabError as exc:
+                rest = [n.name for n in nodes if n.name not in done]
+                raise LabError(f"upgrade stopped at {node.name}: {exc}; {', '.join(done) or 'no node'} "
+                               f"run flanneld {version}, {', '.join(rest)} {old}; "
+                               f"`packetwalk lab upgrade --cni flannel@{old}` goes back") from None
+            done.append(node.name)
+            log(f"{node.name}: flanneld {version} holds its lease, node Ready "
+                f"({time.monotonic() - started:.1f}s)")
+        on = "" if all_nodes else f" on {', '.join(done)} ({old} on the others)"
+        state.cni_version = "" if version == versions.FLANNEL and all_nodes else version + on
+        state.cni_settings = {} if vxlan_port is None else {"VXLAN port": f"{vxlan_port}{on}"}
+        state.save()
+
+    def _replace(self, state: State, node: t.Node, version: str, vxlan_port: int | None) -> None:
+        stop_component(state, AGENT, node.name)
+        if vxlan_port is not None or state.cni_settings:
+            host_path(node, NET_CONF).write_text(net_conf(vxlan_port=vxlan_port))
+        # subnet.env goes with the old agent: the new one's own write says it holds the
+        # lease. Pods starting meanwhile do not need it (the conflist is on disk).
+        host_path(node, SUBNET_ENV).unlink(missing_ok=True)
+        start(state, node.name, AGENT, flanneld(node, version))
+        _await_subnet_env(state, node)
+        _write_conflist(node)
+        _await_ready(node)
 
 
 CNI = Flannel()
