@@ -1,7 +1,8 @@
 """Inject each lab fault, run the suites with --capture-packets, heal; print what
 the report said and what it cost.
 
-    python3 bench/faults.py [FAULT ...]      (default: every fault with expectations)
+    python3 bench/faults.py [FAULT ...]      (default: every fault with expectations
+                                              that the lab's CNI supports)
 
 Per fault: the wall time of the broken run, how many ids failed against the
 expected set, the run's verdict, and per failed id its bisection and capture
@@ -15,7 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from packetwalk.lab import faults
+from packetwalk.lab import faults, state
+from packetwalk.lab.cni import cni_named
 from tests.selfcheck.expected import EXPECTED, SUITES
 from tests.suiterun import run_suites
 
@@ -29,7 +31,8 @@ def main() -> int:
     unknown = [name for name in args.faults if name not in EXPECTED]
     if unknown:
         ap.error(f"unknown fault {unknown[0]!r}; known: {', '.join(EXPECTED)}")
-    args.faults = args.faults or list(EXPECTED)
+    supported = cni_named(state.load().cni).faults_supported
+    args.faults = args.faults or [name for name in EXPECTED if name in supported]
     REPORTS.mkdir(parents=True, exist_ok=True)
     exact = 0
     for name in args.faults:

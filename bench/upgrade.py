@@ -46,12 +46,13 @@ def suites(out: Path, name: str, baseline: Path | None = None) -> subprocess.Com
     return r
 
 
-def lab(*args: str) -> None:
+def lab(*args: str) -> str:
     r = step("packetwalk lab " + " ".join(args), ["packetwalk", "lab", *args])
     for line in (r.stdout + r.stderr).strip().splitlines():
         print(f"  {line}")
     if r.returncode != 0:
         raise SystemExit(1)
+    return r.stdout
 
 
 def main() -> int:
@@ -77,7 +78,12 @@ def main() -> int:
             suites(out, "broken", out / "before.json")
         finally:
             lab("upgrade", "--cni", f"flannel@{pinned}")
-    lab("status")
+    status = lab("status")
+    # Back on the pinned version, the lab must be whole again: a rollback that leaves
+    # a node behind is what this gate exists to catch.
+    if "health: healthy" not in status:
+        print("the lab is not healthy after going back to the pinned version")
+        worst = worst or 1
     return worst
 
 

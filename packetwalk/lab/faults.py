@@ -454,7 +454,7 @@ def faults_for(net: Cni) -> dict[str, Fault]:
     return {**FAULTS, **{f.name: _own(f) for f in net.own_faults}}
 
 
-def _all_names() -> set[str]:
+def all_names() -> set[str]:
     return set(FAULTS) | {f.name for name in names() for f in cni_named(name).own_faults}
 
 
@@ -472,7 +472,7 @@ def inject(name: str, node: str | None = None) -> str:
     state = load()
     if not state.procs:
         raise LabError("the lab is down: run `packetwalk lab up` first")
-    if name not in _all_names():
+    if name not in all_names():
         raise LabError(f"unknown fault {name!r}; `packetwalk lab fault --list` shows them")
     if state.faults:
         # One at a time: two faults together would blur which layer each one breaks.

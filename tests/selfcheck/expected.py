@@ -271,3 +271,8 @@ EXPECTED = {
         None, policy_relies_on(NAMED_PORT), "NetworkPolicy enforcement is broken", "named-port",
         diagnosed={}),
 }
+
+# The CNIs' own faults that cut one node's pods off from the others, as
+# cross-node-route does: flannel's agent gone with its VXLAN device, kube-router's
+# BGP routes to the node withdrawn. The same ids, verdict and bisection.
+EXPECTED.update({name: EXPECTED["cross-node-route"] for name in ("flanneld-down", "bgp-down")})

@@ -168,8 +168,8 @@ def test_a_new_service_hop_joins_the_faults_of_its_layer_by_rule():
     assert {fault: found for fault, found in joins.items() if found} == {
         "kube-proxy-broken": ["test_session_affinity[cross-node-tcp]",
                               "test_session_affinity[cross-node-udp]"],
-        "cross-node-route": ["test_session_affinity[cross-node-tcp]",
-                             "test_session_affinity[cross-node-udp]"],
+        **{fault: ["test_session_affinity[cross-node-tcp]", "test_session_affinity[cross-node-udp]"]
+           for fault in ("cross-node-route", "flanneld-down", "bgp-down")},
         "udp-dropped": ["test_session_affinity[cross-node-udp]"],
     }
 

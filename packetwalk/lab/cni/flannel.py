@@ -27,7 +27,7 @@ from ..components import BIN, admin_kubeconfig
 from ..errors import LabError
 from ..processes import alive, check_running, in_netns, run, start, stop_component
 from ..state import State
-from . import Cni
+from . import Cni, CniFault
 from ._policy import COMPONENT as ENFORCER
 from ._policy import start_enforcer, stop_enforcer
 from .bridge import BRIDGE, hairpin_ports
@@ -183,6 +183,48 @@ def _vxlan_drop(op: str) -> list[str]:
             "--dport", str(VXLAN_PORT), "-j", "DROP"]
 
 
+def _vtep_mac(node: t.Node) -> str:
+    """flannel.1's MAC on the node ('' without the device): the VTEP address the
+    other nodes' FDB must point at, published in the Node's backend-data."""
+    r = subprocess.run(in_netns(node.name) + ["cat", f"/sys/class/net/{VXLAN_DEVICE}/address"],
+                       capture_output=True, text=True, check=False)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def _fdb_macs(node: t.Node) -> str:
+    return run(in_netns(node.name) + ["bridge", "fdb", "show", "dev", VXLAN_DEVICE],
+               f"reading {VXLAN_DEVICE}'s FDB on {node.name}", check=False)
+
+
+FLANNELD_WAIT = 60.0
+
+
+def _flanneld_down(state: State, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+    """flanneld stopped on one node and its flannel.1 gone, as after a reboot when
+    the agent's pod cannot start: the node's routes through the tunnel go with the
+    device, and the VXLAN packets the other nodes still send it find no listener.
+    Pods keep running, with their addresses and the bridge."""
+    stop_component(state, AGENT, node.name)
+    run(in_netns(node.name) + ["ip", "link", "del", VXLAN_DEVICE], f"deleting {VXLAN_DEVICE} on {node.name}")
+
+
+def _flanneld_up(state: State, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+    """flanneld started again: it makes a new flannel.1 (a new MAC), publishes it on
+    its Node, and the other nodes' agents rewrite their FDB entries for it."""
+    host_path(node, SUBNET_ENV).unlink(missing_ok=True)  # the new agent's own write says it is up
+    start(state, node.name, AGENT, flanneld(node, state.cni_version.split()[0] if state.cni_version
+                                            else versions.FLANNEL))
+    _await_subnet_env(state, node)
+    deadline = time.monotonic() + FLANNELD_WAIT
+    others = [n for n in nodes if n.name != node.name]
+    while not (mac := _vtep_mac(node)) or any(mac not in _fdb_macs(n) for n in others):
+        if time.monotonic() > deadline:
+            raise LabError(f"the other nodes' {VXLAN_DEVICE} FDB has no entry for {node.name}'s new VTEP "
+                           f"({mac or 'no device'}) {FLANNELD_WAIT:.0f}s after flanneld started "
+                           f"(logs: {paths.LOG_DIR}/<node>-{AGENT}.log)")
+        time.sleep(1)
+
+
 class Flannel(Cni):
     name = "flannel"
     builds = ("flannel", "kube-router")
@@ -196,7 +238,11 @@ class Flannel(Cni):
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
         "nodeport-blocked", "udp-dropped", "hairpin-off", "policy-ignores-except",
-        "policy-ignores-named-ports"})
+        "policy-ignores-named-ports", "flanneld-down"})
+    own_faults = (CniFault(
+        "flanneld-down", f"flanneld stopped on one node and its {VXLAN_DEVICE} gone (a reboot the agent "
+        "did not come back from): the tunnel to and from its pods is down", True,
+        _flanneld_down, _flanneld_up),)
     upgrades = (versions.FLANNEL, versions.FLANNEL_UPGRADE)
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": f"VXLAN (UDP {VXLAN_PORT}) into one node is dropped: the other nodes "
@@ -277,13 +323,18 @@ class Flannel(Cni):
                 f"({time.monotonic() - started:.1f}s)")
         on = "" if all_nodes else f" on {', '.join(done)} ({old} on the others)"
         state.cni_version = "" if version == versions.FLANNEL and all_nodes else version + on
-        state.cni_settings = {} if vxlan_port is None else {"VXLAN port": f"{vxlan_port}{on}"}
+        settings_on = "" if all_nodes else f" on {', '.join(done)} ({VXLAN_PORT} on the others)"
+        state.cni_settings = {} if vxlan_port is None else {"VXLAN port": f"{vxlan_port}{settings_on}"}
         state.save()
 
     def _replace(self, state: State, node: t.Node, version: str, vxlan_port: int | None) -> None:
         stop_component(state, AGENT, node.name)
         if vxlan_port is not None or state.cni_settings:
-            host_path(node, NET_CONF).write_text(net_conf(vxlan_port=vxlan_port))
+            # Going back names the default port: flanneld keeps an existing flannel.1
+            # whose port differs from none it was told (its vxlanLinksIncompat compares
+            # ports only when both are set), so a net-conf without Port leaves the
+            # device on the changed port. Measured: the rollback left pw-worker on 8473.
+            host_path(node, NET_CONF).write_text(net_conf(vxlan_port=vxlan_port or VXLAN_PORT))
         # subnet.env goes with the old agent: the new one's own write says it holds the
         # lease. Pods starting meanwhile do not need it (the conflist is on disk).
         host_path(node, SUBNET_ENV).unlink(missing_ok=True)
