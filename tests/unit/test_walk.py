@@ -33,7 +33,7 @@ def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None):
 
 def test_failure_tells_the_whole_story():
     records = []
-    walk = walk_with("124\n", records=records)  # `timeout` ended the wait: no answer
+    walk = walk_with("124 5000000\n", records=records)  # `timeout` ended the wait: no answer
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     with pytest.raises(HopFailure) as failure:
@@ -48,14 +48,14 @@ def test_failure_tells_the_whole_story():
 
 
 def test_an_answer_from_the_wrong_backend_is_wrong_backend():
-    walk = walk_with("0 server-pw-worker\n")
+    walk = walk_with("0 4000 server-pw-worker\n")
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     assert seen.cls == "WRONG_BACKEND" and "server-pw-worker2" in seen.detail
 
 
 def test_snat_is_wrong_source():
-    walk = walk_with("0 10.250.0.11:40000\n", hop="source_ip_pod_ip")
+    walk = walk_with("0 4000 10.250.0.11:40000\n", hop="source_ip_pod_ip")
     client = walk.client
     seen = walk.ask(client, walk.pod_ip(walk.server, "udp"), "clientip", source_ip=client.ip)
     assert seen.cls == "WRONG_SOURCE" and "10.250.0.11" in seen.detail
