@@ -106,6 +106,11 @@ class Observation:
     response: str = ""  # the useful part of the answer (hostname, client ip, ...)
     detail: str = ""  # why the class was chosen, in words
     answers: list[str] = field(default_factory=list)  # every answer (backends, DNS records)
+    # A cell of several attempts (attempts.py): each counted attempt's class and seconds,
+    # in order; this Observation is the one shown (the first failed, else the first).
+    # Empty: the probe was one attempt.
+    attempt_classes: list[str] = field(default_factory=list)
+    attempt_seconds: list[float | None] = field(default_factory=list)
 
     def record(self) -> dict:
         """A JSON-safe dict for reports (user_properties travel through xdist)."""
@@ -182,7 +187,8 @@ def _timed(once: str, pick: str = "") -> str:
 
 
 def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
-               wait: float, concurrent: bool = False) -> str:
+               wait: float, concurrent: bool = False,
+               connect_timeout: float = CONNECT_TIMEOUT) -> str:
     """The bash that asks `tries` times, a socket each; one line per try: its exit
     code, its microseconds, then the answer or the error. `concurrent`: the tries
     run as background jobs (in waves of WAVE), each printing its own line when it
@@ -196,7 +202,7 @@ def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
         step = _timed(once)
     else:
         url_host = f"[{host}]" if ":" in host else host
-        connect = min(CONNECT_TIMEOUT, wait)
+        connect = min(connect_timeout, wait)
         once = (f"curl -sS -v --connect-timeout {connect:g} --max-time {wait:g} "
                 f"{_quote(f'http://{url_host}:{port}/{request}')} 2>&1")
         step = _timed(once, _CURL_PICK)
@@ -398,13 +404,15 @@ class Prober:
                              response=answers[0].strip() if answers else "", detail=detail)
 
     def attempts(self, src: Source, dst: Target, request: str, attempts: int,
-                  host: str | None = None, wait: float = UDP_WAIT) -> list[Observation]:
+                 host: str | None = None, wait: float = UDP_WAIT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> list[Observation]:
         """`attempts` requests at once from inside `src`, in one exec (ask_script's
         concurrent form), over UDP or HTTP: one Observation each, in the order they
-        ended, each with its own class, answer and seconds, and the exec's whole output."""
+        ended, each with its own class, answer and seconds, and the exec's whole output.
+        `connect_timeout` as for `http`."""
         wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
         script = ask_script(dst.protocol, host or dst.ip, dst.port, request, attempts, wait,
-                            concurrent=True)
+                            concurrent=True, connect_timeout=connect_timeout)
         command = ["bash", "-c", script]
         waves = -(-attempts // WAVE)
         result = self.run(src, command, waves * (wait + 1) + 5)

@@ -9,7 +9,9 @@ two places that see the dicts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
+
+from packetwalk.attempts import FLAKY, CellResult, judge
 
 OBSERVATION = "packetwalk"  # user_properties key of a ProbeRecord
 DIAGNOSIS = "diagnosis"  # user_properties key of a DiagnosisRecord
@@ -45,20 +47,46 @@ class ProbeRecord:
     response: str = ""
     detail: str = ""
     answers: tuple[str, ...] = ()
+    attempt_classes: tuple[str, ...] = ()  # () : one attempt, this record's own
+    attempt_seconds: tuple[float | None, ...] = ()
+
+    def cell(self) -> CellResult:
+        """The cell judged on its attempts (passed, broken, flaky k/N; p50, p99)."""
+        if not self.attempt_classes:
+            return judge([Tried(self.cls, self.seconds)], frozenset(self.expected))
+        return judge([Tried(cls, seconds) for cls, seconds in
+                      zip(self.attempt_classes, self.attempt_seconds, strict=True)],
+                     frozenset(self.expected))
+
+    @property
+    def flaky(self) -> bool:
+        return not self.ok and self.cell().state == FLAKY
 
     def observed(self, seen: Any, ok: bool, expected: set[str] | frozenset[str]) -> ProbeRecord:
         """This cell with a probe's Observation and its judgement."""
         probe = {f.name: getattr(seen, f.name) for f in fields(seen)}
-        return replace(self, **{**probe, "answers": tuple(seen.answers)}, ok=ok,
+        return replace(self, **{**probe, **{key: tuple(probe[key]) for key in _LISTS}}, ok=ok,
                        expected=tuple(sorted(expected)))
 
     def to_json(self) -> dict:
-        return {**asdict(self), "expected": list(self.expected), "answers": list(self.answers)}
+        return {**asdict(self), "expected": list(self.expected),
+                **{key: list(getattr(self, key)) for key in _LISTS}}
 
     @staticmethod
     def from_json(data: dict) -> ProbeRecord:
         return ProbeRecord(**{**data, "expected": tuple(data.get("expected", ())),
-                              "answers": tuple(data.get("answers", ()))})
+                              **{key: tuple(data.get(key, ())) for key in _LISTS}})
+
+
+# The Observation's lists, tuples in a (frozen) record.
+_LISTS = ("answers", "attempt_classes", "attempt_seconds")
+
+
+class Tried(NamedTuple):
+    """One attempt as attempts.judge reads it."""
+
+    cls: str
+    seconds: float | None
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ def inventory():
                      groups={name: "core" for name in pods})
 
 
-def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None):
+def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None, attempts=1):
     def fake_exec(src, command, timeout):
         return ExecResult(0, stdout, "", 5.0)
 
     return Walk(inventory(), Prober(fake_exec), HOPS[hop], build_placements([A, B])["cross-node"],
-                None, protocol, (records if records is not None else []).append, {})
+                None, protocol, (records if records is not None else []).append, {},
+                attempts=attempts)
 
 
 def test_failure_tells_the_whole_story():
@@ -59,3 +60,58 @@ def test_snat_is_wrong_source():
     client = walk.client
     seen = walk.ask(client, walk.pod_ip(walk.server, "udp"), "clientip", source_ip=client.ip)
     assert seen.cls == "WRONG_SOURCE" and "10.250.0.11" in seen.detail
+
+
+def ask_server(lines: str, records: list, attempts: int = 3):
+    """(walk, what it saw) of the server's ClusterIP asked, the exec printing `lines`."""
+    walk = walk_with(lines, records=records, attempts=attempts)
+    return walk, walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
+                          answer=walk.server.name)
+
+
+def test_one_attempt_of_three_timing_out_is_a_flaky_failure_with_its_count():
+    records = []
+    walk, seen = ask_server("0 4000 server-pw-worker2\n124 3001000\n0 6000 server-pw-worker2\n",
+                            records)
+    assert seen.cls == "TIMEOUT" and seen.attempt_classes == ["OK", "TIMEOUT", "OK"]
+    with pytest.raises(HopFailure) as failure:
+        walk.expect(seen)
+    assert ("  attempts: flaky: 1 of 3 attempts failed (TIMEOUT); p50 0.006s p99 3.001s"
+            in str(failure.value))
+    record = records[0]
+    assert record.flaky and not record.ok and record.attempt_seconds == (0.004, 3.001, 0.006)
+    assert (record.cell().attempts, record.cell().failed) == (3, 1)
+
+
+def test_every_attempt_failing_is_broken_and_every_one_passing_passes():
+    walk, seen = ask_server("124 3000000\n" * 3, [])
+    with pytest.raises(HopFailure, match="attempts: broken: 3 of 3 attempts failed"):
+        walk.expect(seen)
+    records = []
+    walk, seen = ask_server("0 4000 server-pw-worker2\n" * 3, records)
+    walk.expect(seen)
+    assert records[0].ok and records[0].cell().p50 == 0.004 and not records[0].flaky
+
+
+def test_one_attempt_from_the_wrong_backend_fails_the_cell_as_flaky():
+    records = []
+    _, seen = ask_server("0 4000 server-pw-worker2\n0 4000 server-pw-worker\n"
+                         "0 4000 server-pw-worker2\n", records)
+    assert seen.cls == "WRONG_BACKEND" and records[0].flaky
+
+
+def test_every_backend_rounds_stop_once_each_backend_answered():
+    calls = []
+
+    def fake_exec(src, command, timeout):
+        calls.append(command)
+        return ExecResult(0, "0 3000 server-pw-worker2\n" * 8, "", 0.1)
+
+    records = []
+    walk = Walk(inventory(), Prober(fake_exec), HOPS["cluster_ip"],
+                build_placements([A, B])["cross-node"], "every-backend", "udp", records.append,
+                {}, attempts=3)
+    service = walk.server_service
+    seen = walk.ask_every_backend(walk.client, walk.cluster_ip(service, "udp"), service)
+    assert seen.cls == "OK" and len(calls) == 1  # one round of 8 tries was enough
+    assert len(records[0].attempt_classes) == 8 and records[0].ok
