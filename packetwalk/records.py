@@ -133,6 +133,18 @@ def read(properties: list[tuple[str, object]]) -> list[tuple[str, object]]:
              else value) for key, value in properties]
 
 
+def attempt_totals(records: list[ProbeRecord]) -> tuple[int, int]:
+    """(attempts made, of them failed) over a test's probe cells (facts have no seconds)."""
+    cells = [r.cell() for r in records if r.seconds is not None]
+    return sum(c.attempts for c in cells), sum(c.failed for c in cells)
+
+
+def only_flaky(records: list[ProbeRecord]) -> bool:
+    """A test's records went wrong, and only as flaky: each wrong cell had attempts that passed."""
+    wrong = [r for r in records if not r.ok]
+    return bool(wrong) and all(r.flaky for r in wrong)
+
+
 def of_kind(properties: list[tuple[str, object]], kind: type) -> list:
     """The records of one kind (ProbeRecord or DiagnosisRecord) in read() properties."""
     return [value for _, value in properties if isinstance(value, kind)]
