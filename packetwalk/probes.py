@@ -12,7 +12,8 @@ Tools, all inside the agnhost image:
   refusal reaches it), one datagram out, and one `dd` read for the answer (a
   read of a UDP socket returns one whole datagram). No answer within UDP_WAIT
   seconds is a TIMEOUT. Several tries use a socket each, so a Service spreads
-  them. (The pods run no dialer of their own: agnhost netexec's /dial would
+  them, and run at once (ask_script), so a cell's attempts that all time out cost
+  one wait. (The pods run no dialer of their own: agnhost netexec's /dial would
   dial for anyone who reaches the pod.)
 - DNS: `dig` with +search so short names use the pod's search path.
 """
@@ -187,15 +188,14 @@ def _timed(once: str, pick: str = "") -> str:
 
 
 def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
-               wait: float, concurrent: bool = False,
-               connect_timeout: float = CONNECT_TIMEOUT) -> str:
+               wait: float, connect_timeout: float = CONNECT_TIMEOUT) -> str:
     """The bash that asks `tries` times, a socket each; one line per try: its exit
-    code, its microseconds, then the answer or the error. `concurrent`: the tries
-    run as background jobs (in waves of WAVE), each printing its own line when it
+    code, its microseconds, then the answer or the error. More than one try run at
+    once, as background jobs (in waves of WAVE), each printing its own line when it
     ends, so a cell whose every try times out costs one wait per wave, not one per
     try; the lines come in the order the tries end. The values are quoted into it,
     so the evidence shows a command anyone can paste into `kubectl exec -- bash -c`.
-    `set -f`: the unquoted $out and $ans only join lines, never glob."""
+    `set -f`: the unquoted $out only joins lines, never globs."""
     if protocol == "udp":
         once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
                 f"timeout {wait:g} dd bs={UDP_READ} count=1 status=none <&3; }} 2>&1")
@@ -208,8 +208,6 @@ def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
         step = _timed(once, _CURL_PICK)
     if tries == 1:
         return f"set -f; {step}"
-    if not concurrent:
-        return f"set -f; for ((i = 0; i < {tries}; i++)); do {step}; done"
     return (f"set -f; for ((i = 0; i < {tries}; i++)); do {{ {step}; }} & "
             f"(( i % {WAVE} < {WAVE - 1} )) || wait; done; wait")
 
@@ -387,16 +385,15 @@ class Prober:
         return self._observe(src, dst, command, trimmed, cls, response=answer,
                              answers=[answer] if answer else [], detail=detail)
 
-    def dial(self, src: Source, dst: Target, request: str, tries: int = 1,
-             host: str | None = None, wait: float = UDP_WAIT) -> Observation:
-        """`tries` requests from inside `src`, over UDP or HTTP, a socket each.
-        One HTTP request is `http` (curl -v: its errno tells a refusal)."""
-        if dst.protocol != "udp" and tries == 1:
+    def dial(self, src: Source, dst: Target, request: str, host: str | None = None,
+             wait: float = UDP_WAIT) -> Observation:
+        """One request from inside `src`, over UDP or HTTP. HTTP is `http` (curl -v
+        straight, its output kept whole as evidence)."""
+        if dst.protocol != "udp":
             return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
-        wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
-        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, tries, wait)
+        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, 1, wait)
         command = ["bash", "-c", script]
-        result = self.run(src, command, tries * (wait + 1) + 5)
+        result = self.run(src, command, wait + 6)
         cls, answers, detail = classify_asks(result.rc, result.stdout + result.stderr,
                                              dst.protocol, wait)
         dst = Target(host or dst.ip, dst.port, dst.protocol, dst.via)
@@ -412,7 +409,7 @@ class Prober:
         `connect_timeout` as for `http`."""
         wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
         script = ask_script(dst.protocol, host or dst.ip, dst.port, request, attempts, wait,
-                            concurrent=True, connect_timeout=connect_timeout)
+                            connect_timeout=connect_timeout)
         command = ["bash", "-c", script]
         waves = -(-attempts // WAVE)
         result = self.run(src, command, waves * (wait + 1) + 5)
@@ -450,9 +447,7 @@ class Prober:
                 return [looked_up]
         if attempts > 1:
             return self.attempts(src, dst, request, attempts, host=host)
-        if dst.protocol == "udp":
-            return [self.dial(src, dst, request, host=host)]
-        return [self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)]
+        return [self.dial(src, dst, request, host=host)]
 
     def resolve(self, src: Source, name: str, transport: str,
                 server: Target | None = None) -> Observation:
