@@ -57,10 +57,14 @@ class CellResult:
 
     def words(self) -> str:
         """'flaky: 1 of 3 attempts failed (TIMEOUT)', 'broken: 3 of 3 ...', '' when passed."""
-        if self.ok:
-            return ""
+        return f"{self.state}: {self.count()}" if not self.ok else ""
+
+    def count(self) -> str:
+        """'1 of 3 attempts failed (TIMEOUT)', or 'each of 3 attempts passed'."""
         noun = "attempt" if self.attempts == 1 else "attempts"
-        return (f"{self.state}: {self.failed} of {self.attempts} {noun} failed "
+        if self.ok:
+            return f"each of {self.attempts} {noun} passed"
+        return (f"{self.failed} of {self.attempts} {noun} failed "
                 f"({', '.join(sorted(set(self.failed_classes)))})")
 
 

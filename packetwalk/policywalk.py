@@ -307,7 +307,7 @@ class PolicyWalk:
             where = ProbeRecord(hop=HOP.name, protocol=POLICY_PORTS[cell.port][0], variant=case,
                                 phase=phase, client_node=seen.src_node)
             record = where.observed(seen, _matches(cell, seen), EXPECTED_CLASSES[cell.expect])
-            words[cell] = record.cell().words()
+            words[cell] = record.attempt_words()
             self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong:
@@ -362,7 +362,8 @@ def truth_table(cells: tuple[Cell, ...], wrong: list[Cell], last: dict[Cell, Obs
     width = max(len(name) for name in names)
     lines = [f"  {'':5} {'cell':{width}}  {'expected':8}  observed"]
     for cell, name in zip(cells, names, strict=True):
-        seen, said = last[cell], (words or {}).get(cell, "")
+        seen = last[cell]
+        said = (words or {}).get(cell, "") if cell in wrong else ""
         mark = ("FLAKY" if said.startswith("flaky") else "WRONG") if cell in wrong else "ok"
         lines.append(f"  {mark:5} {name:{width}}  {cell.expect:8}  {seen.cls:8}  "
                      + (f"[{said}] " if said else "") + f"({seen.probe})")

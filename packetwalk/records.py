@@ -60,7 +60,20 @@ class ProbeRecord:
 
     @property
     def flaky(self) -> bool:
-        return not self.ok and self.cell().state == FLAKY
+        """Failed with one of its attempts' classes while other attempts passed. A
+        judgement of the cell as a whole (PARTIAL_BACKENDS: a backend never answered
+        in all the attempts) is no attempt's class: the cell is broken, not flaky."""
+        cell = self.cell()
+        return not self.ok and cell.state == FLAKY and self.cls in cell.failed_classes
+
+    def attempt_words(self) -> str:
+        """'flaky: 1 of 3 attempts failed (TIMEOUT)', 'broken: 3 of 3 ...', 'each of 3
+        attempts passed', or for a whole-cell failure only the count; '' for one attempt."""
+        if not self.attempt_classes:
+            return ""
+        cell = self.cell()
+        whole = not self.ok and self.cls not in cell.failed_classes
+        return cell.count() if whole or cell.ok else cell.words()
 
     def observed(self, seen: Any, ok: bool, expected: set[str] | frozenset[str]) -> ProbeRecord:
         """This cell with a probe's Observation and its judgement."""

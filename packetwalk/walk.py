@@ -152,12 +152,13 @@ class Walk:
         """Ask through a Service until every backend answered, in rounds.
 
         A round is 8 x backends requests at once (in one exec, waves of 8), and every
-        request is an attempt: the cell is broken when none answered, flaky (k/M) when
-        k of the M requests failed or one answered from no backend of the Service. Up
-        to --attempts rounds run; they stop once every backend has answered, or after
-        a round where nothing answered at all (a dead Service: more rounds would only
-        wait out more timeouts). Every backend answering is judged on all the rounds'
-        answers together (PARTIAL_BACKENDS, a failure of the cell as a whole)."""
+        request is an attempt. Up to --attempts rounds run, while every request
+        answers and some backend has not yet: they stop once every backend has
+        answered, or after a round where any request failed (more rounds would mostly
+        wait out more timeouts). A backend that never answered is PARTIAL_BACKENDS, a
+        failure of the cell as a whole (broken, never flaky); else the cell is broken
+        when no request answered and flaky (k/M) when k of the M requests failed or
+        answered from no backend of the Service."""
         expected = set(service.backends)
         per_round = 8 * len(expected)
 
@@ -172,14 +173,19 @@ class Walk:
                 if seen.cls == OK and seen.response not in expected:
                     seen.cls, seen.detail = judge_backends([seen.response], expected)
             tries += this_round
-            answers = {t.response for t in tries if t.cls == OK}
-            if answers >= expected or all(t.cls != OK for t in this_round):
+            answered = {t.response for t in tries if t.cls == OK}
+            if answered >= expected or any(t.cls != OK for t in this_round):
                 break
         seen = self.cell_of(tries)
-        answers = sorted({t.response for t in tries if t.response})
-        if seen.cls == OK:
-            seen.cls, seen.detail = judge_backends(answers, expected)
-        seen.answers = answers
+        answered = {t.response for t in tries if t.cls == OK}
+        if not answered >= expected:
+            # A backend that never answered is a broken path to it, whatever else failed.
+            failed = f"; {seen.detail}" if seen.cls != OK and seen.detail else ""
+            seen.cls, detail = judge_backends(sorted(answered), expected)
+            seen.detail = detail + failed
+        elif seen.cls == OK:
+            seen.detail = judge_backends(sorted(answered), expected)[1]
+        seen.answers = sorted({t.response for t in tries if t.response})
         self.record(seen)
         return seen
 
@@ -372,8 +378,7 @@ def attempt_lines(record: ProbeRecord) -> list[str]:
     cell = record.cell()
     timing = (f"; p50 {cell.p50:.3f}s p99 {cell.p99:.3f}s"
               if cell.p50 is not None and cell.p99 is not None else "")
-    words = cell.words() or f"each of {cell.attempts} answered as expected"
-    return [f"  attempts: {words}{timing}"]
+    return [f"  attempts: {record.attempt_words()}{timing}"]
 
 
 def evidence(seen: Observation, namespace: str, limit: int = 600) -> list[str]:

@@ -97,12 +97,12 @@ EVIDENCE_FIELDS = (("probe", "probe"), ("cls", "class"), ("src_pod", "source pod
 
 
 def attempts_text(record: ProbeRecord) -> str:
-    """'3 attempts, p50 0.004s p99 0.006s' or 'flaky: 1 of 3 attempts failed (TIMEOUT),
-    p50 ...'; '' for a probe of one attempt."""
+    """'each of 3 attempts passed, p50 0.004s p99 0.006s: OK OK OK' or 'flaky: 1 of 3
+    attempts failed (TIMEOUT), p50 ...'; '' for a probe of one attempt."""
     if not record.attempt_classes:
         return ""
     cell = record.cell()
-    said = cell.words() or f"{cell.attempts} attempts"
+    said = record.attempt_words()
     if cell.p50 is not None and cell.p99 is not None:
         said += f", p50 {cell.p50:.3f}s p99 {cell.p99:.3f}s"
     return f"{said}: {' '.join(record.attempt_classes)}"

@@ -26,7 +26,7 @@ def state_of(test: TestResult) -> str:
 def flaky_words(test: TestResult) -> str:
     """'flaky: 1 of 3 attempts failed (TIMEOUT)' of its first wrong cell, '' if none."""
     wrong = next((r for r in test.records if not r.ok), None)
-    return wrong.cell().words() if wrong is not None else ""
+    return wrong.attempt_words() if wrong is not None else ""
 
 
 @dataclass

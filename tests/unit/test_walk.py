@@ -1,5 +1,7 @@
 """A walk's judgement and its failure story, with a fake exec (no cluster)."""
 
+from dataclasses import replace
+
 import pytest
 
 from packetwalk.hops import HOPS
@@ -100,18 +102,38 @@ def test_one_attempt_from_the_wrong_backend_fails_the_cell_as_flaky():
     assert seen.cls == "WRONG_BACKEND" and records[0].flaky
 
 
-def test_every_backend_rounds_stop_once_each_backend_answered():
-    calls = []
+def every_backend(*rounds: str):
+    """(what it saw, its record, rounds asked) of a two-backend Service asked in rounds,
+    the exec printing each of `rounds` in turn."""
+    calls, records = [], []
 
     def fake_exec(src, command, timeout):
         calls.append(command)
-        return ExecResult(0, "0 3000 server-pw-worker2\n" * 8, "", 0.1)
+        return ExecResult(0, rounds[len(calls) - 1], "", 0.1)
 
-    records = []
-    walk = Walk(inventory(), Prober(fake_exec), HOPS["cluster_ip"],
-                build_placements([A, B])["cross-node"], "every-backend", "udp", records.append,
-                {}, attempts=3)
-    service = walk.server_service
+    walk = Walk(inventory(), Prober(fake_exec), HOPS["cluster_ip_backends"],
+                build_placements([A, B])["cross-node"], None, "udp", records.append, {},
+                attempts=3)
+    service = replace(walk.server_service, backends=("server-pw-worker", "server-pw-worker2"))
     seen = walk.ask_every_backend(walk.client, walk.cluster_ip(service, "udp"), service)
-    assert seen.cls == "OK" and len(calls) == 1  # one round of 8 tries was enough
-    assert len(records[0].attempt_classes) == 8 and records[0].ok
+    return seen, records[0], len(calls)
+
+
+ONE, TWO = "0 3000 server-pw-worker\n", "0 3000 server-pw-worker2\n"
+
+
+def test_every_backend_rounds_go_on_until_each_backend_answered():
+    seen, record, rounds = every_backend(TWO * 16, ONE + TWO * 15)
+    assert (seen.cls, rounds, len(record.attempt_classes)) == ("OK", 2, 32) and record.ok
+    seen, record, rounds = every_backend(TWO * 16, TWO * 16, TWO * 16)
+    assert (seen.cls, rounds) == ("PARTIAL_BACKENDS", 3) and not record.flaky
+
+
+def test_every_backend_a_lost_request_is_flaky_a_backend_never_answering_broken():
+    seen, record, rounds = every_backend(ONE + "124 3000000\n" + TWO * 14)
+    assert (seen.cls, rounds) == ("TIMEOUT", 1) and record.flaky
+    assert record.attempt_words() == "flaky: 1 of 16 attempts failed (TIMEOUT)"
+    seen, record, rounds = every_backend("124 3000000\n" * 8 + TWO * 8)
+    assert (seen.cls, rounds) == ("PARTIAL_BACKENDS", 1) and not record.flaky
+    assert "never answered" in seen.detail and "no answer within 3 s" in seen.detail
+    assert record.attempt_words() == "8 of 16 attempts failed (TIMEOUT)"
