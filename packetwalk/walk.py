@@ -112,17 +112,21 @@ class Walk:
     def ask(self, src: Pod, to: Target, question: str, *,
             answer: str | tuple[str, ...] | None = None,
             source_ip: str | tuple[str, ...] | None = None,
-            by_name: str | None = None) -> Observation:
-        """One request ("hostname", "clientip"); judge who answered / what it saw.
+            by_name: str | None = None, attempts: int | None = None) -> Observation:
+        """One request ("hostname", "clientip"), made as the cell's attempts; judge who
+        answered / what it saw.
 
         `answer`: the backend (or any of the backends) that must answer.
         `source_ip`: the source (or any of the sources) the server must see.
+        `attempts`: this many instead of the run's (1: a request whose effect the next
+        ones rely on, such as the one that pins session affinity).
         """
         def probe() -> Observation:
             return self.prober.request(src.source(), to, question, host=by_name)
 
         self._last = Attempt(src, to, by_name, retry=probe)
-        tries = self.prober.ask(src.source(), to, question, self.attempts, host=by_name)
+        tries = self.prober.ask(src.source(), to, question, attempts or self.attempts,
+                                host=by_name)
         allowed = (answer,) if isinstance(answer, str) else answer
         sources = (source_ip,) if isinstance(source_ip, str) else source_ip
         for seen in tries:  # each attempt judged on its own answer
