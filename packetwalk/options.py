@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from packetwalk.attempts import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     Exposure,
@@ -54,6 +55,10 @@ def add_options(parser: pytest.Parser) -> None:
                          "delete them and leave the waiting to the cluster)")
     group.addoption("--ready-timeout", type=float, default=120, metavar="SECONDS",
                     help="how long the run's pods may take to become Ready")
+    group.addoption("--attempts", type=int, default=DEFAULT_ATTEMPTS, metavar="N",
+                    help="attempts per probe cell, at once where the probe allows: a cell "
+                         "is broken when every attempt fails, flaky (k/N) when some do "
+                         f"(default {DEFAULT_ATTEMPTS}, at most {MAX_ATTEMPTS})")
     group.addoption("--no-diagnose", action="store_true",
                     help="report failures as observed, without the narrowing probes (faster when "
                          "many hops fail, e.g. in the self-check)")
@@ -113,6 +118,7 @@ class Options:
     keep: bool = False
     wait_cleanup: bool = False
     ready_timeout: float = 120
+    attempts: int = DEFAULT_ATTEMPTS
     no_diagnose: bool = False
     capture_packets: bool = False
     debug_image: str = DEFAULT_IMAGE
@@ -195,13 +201,16 @@ def _parse(get, html: str | None) -> Options:
     timeout = get("ready_timeout")
     if timeout <= 0:
         raise ValueError(f"--ready-timeout {timeout:g}: must be more than 0 seconds")
+    attempts = get("attempts")
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"--attempts {attempts}: must be 1 to {MAX_ATTEMPTS}")
     target = get("external_target")
     explicit = get("results_json")
     registry = get("image_registry")
     return Options(
         kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
-        wait_cleanup=get("wait_cleanup"), ready_timeout=timeout,
+        wait_cleanup=get("wait_cleanup"), ready_timeout=timeout, attempts=attempts,
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
         external_target=parse_target(target) if target else None,

@@ -29,8 +29,10 @@ NO_TARGET = ("no external target: pass --external-target host:port (an HTTP serv
 class OutsideWalk(Walk):
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop, placement: Placement,
                  record, vantage: Vantage, target: ExternalTarget | None,
-                 expected_sources: tuple[str, ...] | None, diagnoser: Diagnoser | None = None):
-        super().__init__(inventory, prober, hop, placement, None, None, record, {}, diagnoser)
+                 expected_sources: tuple[str, ...] | None, diagnoser: Diagnoser | None = None,
+                 attempts: int = 1):
+        super().__init__(inventory, prober, hop, placement, None, None, record, {}, diagnoser,
+                         attempts)
         self.vantage, self.target = vantage, target
         self._expected_sources = expected_sources
 

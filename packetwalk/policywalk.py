@@ -25,6 +25,7 @@ from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api
 from kubernetes.client.rest import ApiException
 
 from packetwalk import verdict
+from packetwalk.attempts import settled
 from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
@@ -48,7 +49,7 @@ from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
-from packetwalk.walk import HopFailure, evidence
+from packetwalk.walk import HopFailure, concurrently, evidence, shown
 from packetwalk.workloads import MANIFESTS, create, policy_objects
 
 CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
@@ -67,8 +68,9 @@ REMOVED = "after removing the policies"
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
-                 diagnoser: Diagnoser | None = None, lane: str = "1"):
+                 diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1):
         self.api, self.inventory, self.prober = api, inventory, prober
+        self.attempts = attempts  # per cell, once its phase has held (--attempts)
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
@@ -250,6 +252,31 @@ class PolicyWalk:
         return self.prober.http(attempt.src.source(), attempt.to, "hostname",
                                 connect_timeout=DENY_TIMEOUT)
 
+    def more(self, cell: Cell, times: int) -> list[Observation]:
+        """`times` more attempts of a cell, at once: in one exec (ask_script's concurrent
+        form) over HTTP and UDP, from kept shells side by side for a name."""
+        attempt = self.attempt(cell)
+        if attempt.name is not None:
+            return concurrently(lambda: self.probe(cell), times)
+        return self.prober.attempts(attempt.src.source(), attempt.to, "hostname", times,
+                                    connect_timeout=DENY_TIMEOUT)
+
+    def attempted(self, cells: tuple[Cell, ...],
+                  last: dict[Cell, Observation]) -> dict[Cell, Observation]:
+        """Each cell judged on --attempts attempts: its last poll is the first, and the
+        cells it did not settle make the rest, every cell at once. A blocked cell whose
+        first attempt was refused is settled (attempts.settled): more attempts could only
+        wait out timeouts. A drop is no definite answer: its cell makes the rest, which
+        cost one DENY_TIMEOUT together, not one each."""
+        if self.attempts <= 1:
+            return dict(last)
+        todo = [c for c in cells if not settled(last[c], EXPECTED_CLASSES[c.expect])]
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            rest = dict(zip(todo, pool.map(lambda c: self.more(c, self.attempts - 1), todo),
+                            strict=True))
+        return {c: shown([last[c], *rest.get(c, [])], EXPECTED_CLASSES[c.expect])
+                for c in cells}
+
     # ------------------------------------------------------------ judging
 
     def _converge(self, case: str, phase: str, cells: tuple[Cell, ...],
@@ -273,15 +300,18 @@ class PolicyWalk:
         except WaitTimeout:
             pass
         enforced = round(held[0] - since, 2) if held and since is not None else None
+        last = self.attempted(cells, last)
+        words: dict[Cell, str] = {}
         for cell in cells:
             seen = last[cell]
             where = ProbeRecord(hop=HOP.name, protocol=POLICY_PORTS[cell.port][0], variant=case,
                                 phase=phase, client_node=seen.src_node)
             record = where.observed(seen, _matches(cell, seen), EXPECTED_CLASSES[cell.expect])
+            words[cell] = record.attempt_words()
             self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong:
-            message = self._failure(case, phase, cells, wrong, last)
+            message = self._failure(case, phase, cells, wrong, last, words)
             if self.diagnoser is not None:
                 diagnosis = self._diagnose(self.diagnoser, wrong[0], last[wrong[0]], phase)
                 message += "\n" + "\n".join(diagnosis.lines())
@@ -297,10 +327,10 @@ class PolicyWalk:
                                          self.target_pod(cell.target))
 
     def _failure(self, case: str, phase: str, cells: tuple[Cell, ...], wrong: list[Cell],
-                 last: dict[Cell, Observation]) -> str:
+                 last: dict[Cell, Observation], words: dict[Cell, str]) -> str:
         head = (f"network_policy [{case}] {phase}: {len(wrong)} of {len(cells)} cells wrong "
                 f"after {self.timeout:g}s of polling (lane {self.lane})")
-        lines = [head, *truth_table(cells, wrong, last)]
+        lines = [head, *truth_table(cells, wrong, last, words)]
         if phase != BASELINE:
             lines.append(f"  policies: {', '.join(self._policies) or 'none'} "
                          f"(namespace {self.run.namespace})")
@@ -324,16 +354,19 @@ def _matches(cell: Cell, seen: Observation) -> bool:
     return seen.cls in EXPECTED_CLASSES[cell.expect]
 
 
-def truth_table(cells: tuple[Cell, ...], wrong: list[Cell],
-                last: dict[Cell, Observation]) -> list[str]:
-    """Every cell as `client -> target:port  expected  observed`, the wrong ones marked."""
+def truth_table(cells: tuple[Cell, ...], wrong: list[Cell], last: dict[Cell, Observation],
+                words: dict[Cell, str] | None = None) -> list[str]:
+    """Every cell as `client -> target:port  expected  observed`, the wrong ones marked
+    FLAKY when only some of their attempts were wrong (`words`: attempts.CellResult.words)."""
     names = [f"{cell.source} -> {cell.target}:{cell.port}" for cell in cells]
     width = max(len(name) for name in names)
     lines = [f"  {'':5} {'cell':{width}}  {'expected':8}  observed"]
     for cell, name in zip(cells, names, strict=True):
         seen = last[cell]
-        mark = "WRONG" if cell in wrong else "ok"
-        lines.append(f"  {mark:5} {name:{width}}  {cell.expect:8}  {seen.cls:8}  ({seen.probe})")
+        said = (words or {}).get(cell, "") if cell in wrong else ""
+        mark = ("FLAKY" if said.startswith("flaky") else "WRONG") if cell in wrong else "ok"
+        lines.append(f"  {mark:5} {name:{width}}  {cell.expect:8}  {seen.cls:8}  "
+                     + (f"[{said}] " if said else "") + f"({seen.probe})")
     return lines
 
 

@@ -12,7 +12,8 @@ Tools, all inside the agnhost image:
   refusal reaches it), one datagram out, and one `dd` read for the answer (a
   read of a UDP socket returns one whole datagram). No answer within UDP_WAIT
   seconds is a TIMEOUT. Several tries use a socket each, so a Service spreads
-  them. (The pods run no dialer of their own: agnhost netexec's /dial would
+  them, and run at once (ask_script), so a cell's attempts that all time out cost
+  one wait. (The pods run no dialer of their own: agnhost netexec's /dial would
   dial for anyone who reaches the pod.)
 - DNS: `dig` with +search so short names use the pod's search path.
 """
@@ -106,6 +107,11 @@ class Observation:
     response: str = ""  # the useful part of the answer (hostname, client ip, ...)
     detail: str = ""  # why the class was chosen, in words
     answers: list[str] = field(default_factory=list)  # every answer (backends, DNS records)
+    # A cell of several attempts (attempts.py): each counted attempt's class and seconds,
+    # in order; this Observation is the one shown (the first failed, else the first).
+    # Empty: the probe was one attempt.
+    attempt_classes: list[str] = field(default_factory=list)
+    attempt_seconds: list[float | None] = field(default_factory=list)
 
     def record(self) -> dict:
         """A JSON-safe dict for reports (user_properties travel through xdist)."""
@@ -161,20 +167,49 @@ UDP_READ = 65535  # one read of this many bytes takes any one datagram whole
 _TIMED_OUT = frozenset({124, 137, 143})
 
 
+# Concurrent tries start in waves of at most this many: a Service cell's dozens of
+# tries must not fork dozens of curls at once in a pod limited to 128 MiB.
+WAVE = 8
+ANSWER_LIMIT = 2048  # characters of one try's line; a line under PIPE_BUF is one write
+# curl -v for its errno ("connect to ... failed: Connection refused"); of its output
+# the line keeps the body when curl succeeded, else curl's connect lines.
+_CURL_PICK = ("out=$(for l in $out; do case $l in "
+              "'* connect to'*|'* Failed'*|'* Could not'*|curl:*) ((rc)) && echo \"$l\";; "
+              "[*\\<\\>{}]*) ;; *) ((rc)) || echo \"$l\";; esac; done)")
+
+
+def _timed(once: str, pick: str = "") -> str:
+    """One try as a line: its exit code, its microseconds (bash's EPOCHREALTIME; 0
+    where bash is older than 5.0), then the answer or the error, joined into one line.
+    `pick`: bash that keeps only the useful lines of $out, run after the clock stops."""
+    return ("t=${EPOCHREALTIME:-0}; out=$(" + once + "); rc=$?; e=${EPOCHREALTIME:-0}; "
+            + (f"IFS=$'\\n'; {pick}; unset IFS; " if pick else "")
+            + f'echo "$rc" "$(( ${{e/[.,]/}} - ${{t/[.,]/}} ))" ${{out:0:{ANSWER_LIMIT}}}')
+
+
 def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
-               wait: float) -> str:
+               wait: float, connect_timeout: float = CONNECT_TIMEOUT) -> str:
     """The bash that asks `tries` times, a socket each; one line per try: its exit
-    code, then the answer or the error. The values are quoted into it, so the
-    evidence shows a command anyone can paste into `kubectl exec -- bash -c`.
+    code, its microseconds, then the answer or the error. More than one try run at
+    once, as background jobs (in waves of WAVE), each printing its own line when it
+    ends, so a cell whose every try times out costs one wait per wave, not one per
+    try; the lines come in the order the tries end. The values are quoted into it,
+    so the evidence shows a command anyone can paste into `kubectl exec -- bash -c`.
     `set -f`: the unquoted $out only joins lines, never globs."""
     if protocol == "udp":
         once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
                 f"timeout {wait:g} dd bs={UDP_READ} count=1 status=none <&3; }} 2>&1")
+        step = _timed(once)
     else:
         url_host = f"[{host}]" if ":" in host else host
-        once = f"curl -sS --max-time {wait:g} {_quote(f'http://{url_host}:{port}/{request}')} 2>&1"
-    step = f"out=$({once}); echo \"$?\" $out"
-    return "set -f; " + (step if tries == 1 else f"for ((i = 0; i < {tries}; i++)); do {step}; done")
+        connect = min(connect_timeout, wait)
+        once = (f"curl -sS -v --connect-timeout {connect:g} --max-time {wait:g} "
+                f"{_quote(f'http://{url_host}:{port}/{request}')} 2>&1")
+        step = _timed(once, _CURL_PICK)
+    if tries == 1:
+        return f"set -f; {step}"
+    return (f"set -f; for ((i = 0; i < {tries}; i++)); do {{ {step}; }} & "
+            f"(( i % {WAVE} < {WAVE - 1} )) || wait; done; wait")
 
 
 def _quote(value: str) -> str:
@@ -185,36 +220,59 @@ def _quote(value: str) -> str:
     return f'"{value}"' if re.fullmatch(r"[\w .:/?&=\[\]-]*", value) else shlex.quote(value)
 
 
+@dataclass(frozen=True)
+class Try:
+    """One try of an ask_script: its class, its answer or why it failed, its seconds
+    (None: the pod's bash could not time it)."""
+
+    cls: str
+    answer: str
+    error: str
+    seconds: float | None
+
+
+def parse_tries(output: str, protocol: str, wait: float = UDP_WAIT) -> list[Try]:
+    """ask_script output -> one Try per try line; other lines (none expected) ignored."""
+    tries = []
+    for line in output.splitlines():
+        code, _, rest = line.partition(" ")
+        micros, _, text = rest.partition(" ")
+        if not (code.isdigit() and micros.isdigit()):
+            continue
+        code_n, text = int(code), text.strip()
+        seconds = round(int(micros) / 1e6, 6) if int(micros) else None
+        if code_n == 0 and text:
+            tries.append(Try(OK, text, "", seconds))
+        elif protocol == "udp":
+            if code_n in (126, 127):
+                tries.append(Try(PROBE_ERROR, "", f"the ask could not run: {text or code}", seconds))
+                continue
+            cls = TIMEOUT if code_n in _TIMED_OUT and not text else classify_socket_error(text)
+            if code_n == 0:
+                cls, text = OTHER, "an empty answer"
+            tries.append(Try(cls, "", text or f"no answer within {wait:g} s", seconds))
+        elif code_n == 0:
+            tries.append(Try(OTHER, "", "an empty answer", seconds))
+        else:
+            tries.append(Try(classify_curl(code_n, text), "", text or f"curl exit {code_n}",
+                             seconds))
+    return tries
+
+
 def classify_asks(rc: int, output: str, protocol: str,
                   wait: float = UDP_WAIT) -> tuple[str, list[str], str]:
     """ask_script output -> (class, answers, detail). Every try must answer; the
     first failed try's error names the class."""
     if rc in (126, 127):
         return PROBE_ERROR, [], f"bash could not run the ask (exit {rc}): {_first_line(output)}"
-    answers: list[str] = []
-    errors: list[tuple[str, str]] = []
-    for line in output.splitlines():
-        code, _, text = line.partition(" ")
-        if not code.isdigit():
-            continue
-        code_n, text = int(code), text.strip()
-        if code_n == 0 and text:
-            answers.append(text)
-        elif protocol == "udp":
-            if code_n in (126, 127):
-                return PROBE_ERROR, [], f"the ask could not run: {text or code}"
-            cls = TIMEOUT if code_n in _TIMED_OUT and not text else classify_socket_error(text)
-            if code_n == 0:
-                cls, text = OTHER, "an empty answer"
-            errors.append((cls, text or f"no answer within {wait:g} s"))
-        else:
-            errors.append((classify_curl(code_n, text), text))
+    tries = parse_tries(output, protocol, wait)
+    answers = [t.answer for t in tries if t.cls == OK]
+    errors = [t for t in tries if t.cls != OK]
     if errors:
-        tries = len(errors) + len(answers)
-        detail = f"{len(errors)} of {tries} tries failed, first: {errors[0][1]}"
+        detail = f"{len(errors)} of {len(tries)} tries failed, first: {errors[0].error}"
         if answers:
             detail += f"; answered by {sorted(set(answers))}"
-        return errors[0][0], answers, detail
+        return errors[0].cls, answers, detail
     if not answers:
         return PROBE_ERROR, [], f"the ask printed nothing (exit {rc}): {_first_line(output)}"
     return OK, answers, ""
@@ -294,11 +352,13 @@ class Prober:
         return self._exec(src, command, timeout)
 
     def _observe(self, src: Source, dst: Target, command: list[str], result: ExecResult,
-                 cls: str, **kw) -> Observation:
+                 cls: str, seconds: float | None = None, **kw) -> Observation:
+        """`seconds`: the probe's own time, when the exec ran more than it (one try of many)."""
         output = (result.stdout + ("\n" if result.stdout and result.stderr else "")
                   + result.stderr).strip()
+        took = result.seconds if seconds is None else seconds
         obs = Observation(
-            probe=f"{src.label()} -> {dst.label()}", cls=cls, seconds=round(result.seconds, 3),
+            probe=f"{src.label()} -> {dst.label()}", cls=cls, seconds=round(took, 3),
             command=shlex.join(command), output=output[-2000:], src_pod=src.pod,
             src_node=src.node, src_ip=src.ip, dst=dst.label(), via=dst.via, **kw)
         if cls == PROBE_ERROR:
@@ -325,39 +385,69 @@ class Prober:
         return self._observe(src, dst, command, trimmed, cls, response=answer,
                              answers=[answer] if answer else [], detail=detail)
 
-    def dial(self, src: Source, dst: Target, request: str, tries: int = 1,
-             host: str | None = None, wait: float = UDP_WAIT) -> Observation:
-        """`tries` requests from inside `src`, over UDP or HTTP, a socket each.
-        One HTTP request is `http` (curl -v: its errno tells a refusal)."""
-        if dst.protocol != "udp" and tries == 1:
+    def dial(self, src: Source, dst: Target, request: str, host: str | None = None,
+             wait: float = UDP_WAIT) -> Observation:
+        """One request from inside `src`, over UDP or HTTP. HTTP is `http` (curl -v
+        straight, its output kept whole as evidence)."""
+        if dst.protocol != "udp":
             return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
-        wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
-        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, tries, wait)
+        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, 1, wait)
         command = ["bash", "-c", script]
-        result = self.run(src, command, tries * (wait + 1) + 5)
+        result = self.run(src, command, wait + 6)
         cls, answers, detail = classify_asks(result.rc, result.stdout + result.stderr,
                                              dst.protocol, wait)
         dst = Target(host or dst.ip, dst.port, dst.protocol, dst.via)
         return self._observe(src, dst, command, result, cls, answers=answers,
                              response=answers[0].strip() if answers else "", detail=detail)
 
+    def attempts(self, src: Source, dst: Target, request: str, attempts: int,
+                 host: str | None = None, wait: float = UDP_WAIT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> list[Observation]:
+        """`attempts` requests at once from inside `src`, in one exec (ask_script's
+        concurrent form), over UDP or HTTP: one Observation each, in the order they
+        ended, each with its own class, answer and seconds, and the exec's whole output.
+        `connect_timeout` as for `http`."""
+        wait = wait if dst.protocol == "udp" else REQUEST_TIMEOUT
+        script = ask_script(dst.protocol, host or dst.ip, dst.port, request, attempts, wait,
+                            connect_timeout=connect_timeout)
+        command = ["bash", "-c", script]
+        waves = -(-attempts // WAVE)
+        result = self.run(src, command, waves * (wait + 1) + 5)
+        dst = Target(host or dst.ip, dst.port, dst.protocol, dst.via)
+        tries = parse_tries(result.stdout + result.stderr, dst.protocol, wait)
+        broken = next((t for t in tries if t.cls == PROBE_ERROR), None)
+        if result.rc in (126, 127) or broken or len(tries) != attempts:
+            why = (broken.error if broken else
+                   f"{len(tries)} of {attempts} tries printed their line (exit {result.rc}): "
+                   f"{_first_line(result.stderr or result.stdout)}")
+            self._observe(src, dst, command, result, PROBE_ERROR, detail=why)  # raises
+        return [self._observe(src, dst, command, result, t.cls, seconds=t.seconds,
+                              answers=[t.answer] if t.answer else [], response=t.answer,
+                              detail=t.error) for t in tries]
+
     def request(self, src: Source, dst: Target, request: str,
                 host: str | None = None) -> Observation:
-        """Ask a probe pod one thing ("hostname", "clientip") over dst.protocol.
+        """Ask a probe pod one thing ("hostname", "clientip") over dst.protocol."""
+        return self.ask(src, dst, request, 1, host)[0]
+
+    def ask(self, src: Source, dst: Target, request: str, attempts: int,
+            host: str | None = None) -> list[Observation]:
+        """Ask a probe pod one thing `attempts` times (at once when more than one).
 
         By name, the name is resolved first (dig, short timeout): when DNS is
         down, curl and bash would spend their whole deadline in the
         resolver's retries and report TIMEOUT (or not answer at all), hiding
-        that the broken layer is DNS."""
+        that the broken layer is DNS. A name that does not resolve is the one
+        observation: the attempts would ask the same resolver."""
         if host is not None:
             looked_up = self.resolve(src, host, "udp")
             if looked_up.cls != OK or not looked_up.answers:
                 looked_up.cls = DNS
                 looked_up.detail = f"{host} did not resolve: {looked_up.detail or looked_up.cls}"
-                return looked_up
-        if dst.protocol == "udp":
-            return self.dial(src, dst, request, host=host)
-        return self.http(src, Target(host or dst.ip, dst.port, dst.protocol, dst.via), request)
+                return [looked_up]
+        if attempts > 1:
+            return self.attempts(src, dst, request, attempts, host=host)
+        return [self.dial(src, dst, request, host=host)]
 
     def resolve(self, src: Source, name: str, transport: str,
                 server: Target | None = None) -> Observation:

@@ -9,7 +9,9 @@ two places that see the dicts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
+
+from packetwalk.attempts import FLAKY, CellResult, judge
 
 OBSERVATION = "packetwalk"  # user_properties key of a ProbeRecord
 DIAGNOSIS = "diagnosis"  # user_properties key of a DiagnosisRecord
@@ -45,20 +47,59 @@ class ProbeRecord:
     response: str = ""
     detail: str = ""
     answers: tuple[str, ...] = ()
+    attempt_classes: tuple[str, ...] = ()  # () : one attempt, this record's own
+    attempt_seconds: tuple[float | None, ...] = ()
+
+    def cell(self) -> CellResult:
+        """The cell judged on its attempts (passed, broken, flaky k/N; p50, p99)."""
+        if not self.attempt_classes:
+            return judge([Tried(self.cls, self.seconds)], frozenset(self.expected))
+        return judge([Tried(cls, seconds) for cls, seconds in
+                      zip(self.attempt_classes, self.attempt_seconds, strict=True)],
+                     frozenset(self.expected))
+
+    @property
+    def flaky(self) -> bool:
+        """Failed with one of its attempts' classes while other attempts passed. A
+        judgement of the cell as a whole (PARTIAL_BACKENDS: a backend never answered
+        in all the attempts) is no attempt's class: the cell is broken, not flaky."""
+        cell = self.cell()
+        return not self.ok and cell.state == FLAKY and self.cls in cell.failed_classes
+
+    def attempt_words(self) -> str:
+        """'flaky: 1 of 3 attempts failed (TIMEOUT)', 'broken: 3 of 3 ...', 'each of 3
+        attempts passed', or for a whole-cell failure only the count; '' for one attempt."""
+        if not self.attempt_classes:
+            return ""
+        cell = self.cell()
+        whole = not self.ok and self.cls not in cell.failed_classes
+        return cell.count() if whole or cell.ok else cell.words()
 
     def observed(self, seen: Any, ok: bool, expected: set[str] | frozenset[str]) -> ProbeRecord:
         """This cell with a probe's Observation and its judgement."""
         probe = {f.name: getattr(seen, f.name) for f in fields(seen)}
-        return replace(self, **{**probe, "answers": tuple(seen.answers)}, ok=ok,
+        return replace(self, **{**probe, **{key: tuple(probe[key]) for key in _LISTS}}, ok=ok,
                        expected=tuple(sorted(expected)))
 
     def to_json(self) -> dict:
-        return {**asdict(self), "expected": list(self.expected), "answers": list(self.answers)}
+        return {**asdict(self), "expected": list(self.expected),
+                **{key: list(getattr(self, key)) for key in _LISTS}}
 
     @staticmethod
     def from_json(data: dict) -> ProbeRecord:
         return ProbeRecord(**{**data, "expected": tuple(data.get("expected", ())),
-                              "answers": tuple(data.get("answers", ()))})
+                              **{key: tuple(data.get(key, ())) for key in _LISTS}})
+
+
+# The Observation's lists, tuples in a (frozen) record.
+_LISTS = ("answers", "attempt_classes", "attempt_seconds")
+
+
+class Tried(NamedTuple):
+    """One attempt as attempts.judge reads it."""
+
+    cls: str
+    seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +144,18 @@ def read(properties: list[tuple[str, object]]) -> list[tuple[str, object]]:
     """A report's user_properties with every record typed again; other entries as they are."""
     return [(key, _TYPES[key].from_json(value) if key in _TYPES and isinstance(value, dict)
              else value) for key, value in properties]
+
+
+def attempt_totals(records: list[ProbeRecord]) -> tuple[int, int]:
+    """(attempts made, of them failed) over a test's probe cells (facts have no seconds)."""
+    cells = [r.cell() for r in records if r.seconds is not None]
+    return sum(c.attempts for c in cells), sum(c.failed for c in cells)
+
+
+def only_flaky(records: list[ProbeRecord]) -> bool:
+    """A test's records went wrong, and only as flaky: each wrong cell had attempts that passed."""
+    wrong = [r for r in records if not r.ok]
+    return bool(wrong) and all(r.flaky for r in wrong)
 
 
 def of_kind(properties: list[tuple[str, object]], kind: type) -> list:

@@ -10,9 +10,10 @@ source, destination, expected, observed class, evidence, next hop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from packetwalk import verdict
+from packetwalk import attempts, verdict
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import Hop, next_step
@@ -22,7 +23,6 @@ from packetwalk.probes import (
     CORRUPTED,
     DNS,
     OK,
-    PARTIAL_BACKENDS,
     WRONG_BACKEND,
     WRONG_SOURCE,
     Observation,
@@ -48,8 +48,9 @@ class Walk:
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop,
                  placement: Placement, variant: str | None, protocol: str | None,
                  record: Callable[[ProbeRecord], None], dns_cache: dict,
-                 diagnoser: Diagnoser | None = None):
+                 diagnoser: Diagnoser | None = None, attempts: int = 1):
         self.inventory, self.prober, self.hop = inventory, prober, hop
+        self.attempts = attempts  # per probe cell (--attempts); see attempts.py
         self.placement, self.variant, self.protocol = placement, variant, protocol
         self._record = record
         self._dns_cache = dns_cache  # per-process: resolv.conf of each client
@@ -111,51 +112,84 @@ class Walk:
     def ask(self, src: Pod, to: Target, question: str, *,
             answer: str | tuple[str, ...] | None = None,
             source_ip: str | tuple[str, ...] | None = None,
-            by_name: str | None = None) -> Observation:
-        """One request ("hostname", "clientip"); judge who answered / what it saw.
+            by_name: str | None = None, attempts: int | None = None) -> Observation:
+        """One request ("hostname", "clientip"), made as the cell's attempts; judge who
+        answered / what it saw.
 
         `answer`: the backend (or any of the backends) that must answer.
         `source_ip`: the source (or any of the sources) the server must see.
+        `attempts`: this many instead of the run's (1: a request whose effect the next
+        ones rely on, such as the one that pins session affinity).
         """
         def probe() -> Observation:
             return self.prober.request(src.source(), to, question, host=by_name)
 
         self._last = Attempt(src, to, by_name, retry=probe)
-        seen = probe()
+        tries = self.prober.ask(src.source(), to, question, attempts or self.attempts,
+                                host=by_name)
         allowed = (answer,) if isinstance(answer, str) else answer
-        if seen.cls == OK and allowed is not None and seen.response not in allowed:
-            seen.cls = WRONG_BACKEND
-            seen.detail = f"answered by {seen.response!r}, expected {' or '.join(allowed)}"
         sources = (source_ip,) if isinstance(source_ip, str) else source_ip
-        if seen.cls == OK and sources is not None and host_of(seen.response) not in sources:
-            seen.cls = WRONG_SOURCE
-            seen.detail = f"server saw {host_of(seen.response)}, expected {' or '.join(sources)}"
+        for seen in tries:  # each attempt judged on its own answer
+            if seen.cls == OK and allowed is not None and seen.response not in allowed:
+                seen.cls = WRONG_BACKEND
+                seen.detail = f"answered by {seen.response!r}, expected {' or '.join(allowed)}"
+            if seen.cls == OK and sources is not None and host_of(seen.response) not in sources:
+                seen.cls = WRONG_SOURCE
+                seen.detail = (f"server saw {host_of(seen.response)}, "
+                               f"expected {' or '.join(sources)}")
+        seen = self.cell_of(tries)
         self.record(seen)
         return seen
 
-    def ask_every_backend(self, src: Pod, to: Target, service: Service,
-                          rounds: int = 3) -> Observation:
-        """Ask through a Service until every backend answered (bounded rounds)."""
+    def cell_of(self, tries: list[Observation]) -> Observation:
+        """The one Observation a cell of several attempts shows: its first failed attempt
+        (the evidence), else its first, carrying every counted attempt's class and time."""
+        return shown(tries, self.hop.accepted)
+
+    def repeated(self, probe: Callable[[], Observation]) -> list[Observation]:
+        """`probe` made as many times as the cell's attempts, at once (each from a kept
+        shell of its own): for the probes without a concurrent form of their own (dig,
+        the MTU echo)."""
+        return concurrently(probe, self.attempts)
+
+    def ask_every_backend(self, src: Pod, to: Target, service: Service) -> Observation:
+        """Ask through a Service until every backend answered, in rounds.
+
+        A round is 8 x backends requests at once (in one exec, waves of 8), and every
+        request is an attempt. Up to --attempts rounds run, while every request
+        answers and some backend has not yet: they stop once every backend has
+        answered, or after a round where any request failed (more rounds would mostly
+        wait out more timeouts). A backend that never answered is PARTIAL_BACKENDS, a
+        failure of the cell as a whole (broken, never flaky); else the cell is broken
+        when no request answered and flaky (k/M) when k of the M requests failed or
+        answered from no backend of the Service."""
         expected = set(service.backends)
-        tries = 8 * len(expected)
+        per_round = 8 * len(expected)
 
         def once() -> Observation:
             return self.prober.dial(src.source(), to, "hostname")
 
-        # One request first: a Service that does not answer at all fails in one
-        # timeout, not in `tries` of them (the tries run one after another).
         self._last = Attempt(src, to, retry=once)
-        seen = once()
-        answers: list[str] = list(seen.answers)
-        for _ in range(rounds if seen.cls == OK else 0):
-            seen = self.prober.dial(src.source(), to, "hostname", tries=tries)
-            answers += seen.answers
-            if seen.cls != OK:
+        tries: list[Observation] = []
+        for _ in range(max(1, self.attempts)):
+            this_round = self.prober.attempts(src.source(), to, "hostname", per_round)
+            for seen in this_round:
+                if seen.cls == OK and seen.response not in expected:
+                    seen.cls, seen.detail = judge_backends([seen.response], expected)
+            tries += this_round
+            answered = {t.response for t in tries if t.cls == OK}
+            if answered >= expected or any(t.cls != OK for t in this_round):
                 break
-            seen.cls, seen.detail = judge_backends(answers, expected)
-            if seen.cls != PARTIAL_BACKENDS:
-                break
-        seen.answers = sorted(set(answers))
+        seen = self.cell_of(tries)
+        answered = {t.response for t in tries if t.cls == OK}
+        if not answered >= expected:
+            # A backend that never answered is a broken path to it, whatever else failed.
+            failed = f"; {seen.detail}" if seen.cls != OK and seen.detail else ""
+            seen.cls, detail = judge_backends(sorted(answered), expected)
+            seen.detail = detail + failed
+        elif seen.cls == OK:
+            seen.detail = judge_backends(sorted(answered), expected)[1]
+        seen.answers = sorted({t.response for t in tries if t.response})
         self.record(seen)
         return seen
 
@@ -169,9 +203,12 @@ class Walk:
                                        server=to if server else None)
 
         self._last = Attempt(src, to, name, retry=probe)
-        seen = probe()
-        if seen.cls == OK and sorted(seen.answers) != sorted(records):
-            seen.cls, seen.detail = DNS, f"resolved to {seen.answers}, expected {sorted(records)}"
+        tries = self.repeated(probe)
+        for seen in tries:
+            if seen.cls == OK and sorted(seen.answers) != sorted(records):
+                seen.cls = DNS
+                seen.detail = f"resolved to {seen.answers}, expected {sorted(records)}"
+        seen = self.cell_of(tries)
         self.record(seen)
         return seen
 
@@ -222,10 +259,13 @@ class Walk:
             def probe() -> Observation:
                 return self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
         self._last = Attempt(src, to, None, large=True, retry=probe)
-        seen = probe()
-        if seen.cls == OK and seen.response != payload:
-            seen.cls = CORRUPTED
-            seen.detail = f"echo of {len(payload)} bytes came back as {len(seen.response)} bytes"
+        tries = self.repeated(probe)
+        for seen in tries:
+            if seen.cls == OK and seen.response != payload:
+                seen.cls = CORRUPTED
+                seen.detail = (f"echo of {len(payload)} bytes came back as "
+                               f"{len(seen.response)} bytes")
+        seen = self.cell_of(tries)
         seen.detail = f"pod MTU {mtu}, payload {len(payload)} bytes" + (
             f"; {seen.detail}" if seen.detail else "")
         seen.output = seen.output.replace(payload, f"<{len(payload)}-byte payload>")
@@ -303,6 +343,7 @@ class Walk:
             f"  expected: {self.hop.expect}",
             f"  observed: {seen.cls} after {seen.seconds:.2f}s"
             + (f": {seen.detail}" if seen.detail else ""),
+            *attempt_lines(self._cell().observed(seen, False, self.hop.accepted)),
             *evidence(seen, self._namespace_of(seen)),
             f"  verdict:  {sentence}",
             *(diagnosis.lines() if diagnosis is not None else []),
@@ -312,6 +353,36 @@ class Walk:
     def _namespace_of(self, seen: Observation) -> str:
         pod = self.inventory.pods.get(seen.src_pod)
         return pod.namespace if pod else self.inventory.namespace
+
+
+def shown(tries: list[Observation], accepted: frozenset[str]) -> Observation:
+    """A cell's attempts as the one Observation it shows (Walk.cell_of)."""
+    if len(tries) == 1:
+        return tries[0]
+    result = attempts.judge(tries, accepted)
+    seen = tries[result.first_failed or 0]
+    seen.attempt_classes = list(result.classes)
+    seen.attempt_seconds = [t.seconds for t in tries[:result.attempts]]
+    return seen
+
+
+def concurrently(probe: Callable[[], Observation], times: int) -> list[Observation]:
+    """`probe` run `times` times at once, in the order they were started."""
+    if times <= 1:
+        return [probe()]
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(lambda _: probe(), range(times)))
+
+
+def attempt_lines(record: ProbeRecord) -> list[str]:
+    """'  attempts: flaky: 1 of 3 attempts failed (TIMEOUT); p50 0.004s p99 3.002s', or
+    nothing for a cell of one attempt."""
+    if not record.attempt_classes:
+        return []
+    cell = record.cell()
+    timing = (f"; p50 {cell.p50:.3f}s p99 {cell.p99:.3f}s"
+              if cell.p50 is not None and cell.p99 is not None else "")
+    return [f"  attempts: {record.attempt_words()}{timing}"]
 
 
 def evidence(seen: Observation, namespace: str, limit: int = 600) -> list[str]:

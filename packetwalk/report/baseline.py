@@ -40,6 +40,9 @@ class Diff:
 def _label(entry: dict | None) -> str:
     if entry is None:
         return "absent"
+    if entry.get("flaky"):  # results of schema 1 written before attempts have no such key
+        return (f"flaky {entry['class']}, {entry['failed_attempts']} of {entry['attempts']} "
+                "attempts failed")
     return entry["outcome"] if entry["class"] in ("OK", entry["outcome"].upper()) \
         else f"{entry['outcome']} {entry['class']}"
 

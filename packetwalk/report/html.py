@@ -11,7 +11,7 @@ from html import escape
 
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.report.baseline import Diff
-from packetwalk.report.matrix import Matrix
+from packetwalk.report.matrix import Matrix, flaky_words
 from packetwalk.report.results import TestResult
 from packetwalk.report.svg import path_svg
 
@@ -21,6 +21,8 @@ STYLE = """<style>
  font-size:13px}
 .pw-cell summary{cursor:pointer}
 .pw-passed{background:#c8e6c9}.pw-failed{background:#ef9a9a}.pw-error{background:#ffcc80}
+.pw-flaky{background:#fff176;background-image:repeating-linear-gradient(45deg,transparent 0 6px,
+ #ef9a9a 6px 9px)}
 .pw-skipped{background:#e0e0e0;color:#555}.pw-none{background:#fafafa}
 #pw-verdict{font-size:15px;padding:6px;border-left:4px solid #1565c0;background:#e3f2fd}
 .pw-evidence td{vertical-align:top;padding:1px 6px;font-size:12px}
@@ -94,8 +96,21 @@ EVIDENCE_FIELDS = (("probe", "probe"), ("cls", "class"), ("src_pod", "source pod
                    ("seconds", "seconds"), ("command", "command"), ("output", "output"))
 
 
+def attempts_text(record: ProbeRecord) -> str:
+    """'each of 3 attempts passed, p50 0.004s p99 0.006s: OK OK OK' or 'flaky: 1 of 3
+    attempts failed (TIMEOUT), p50 ...'; '' for a probe of one attempt."""
+    if not record.attempt_classes:
+        return ""
+    cell = record.cell()
+    said = record.attempt_words()
+    if cell.p50 is not None and cell.p99 is not None:
+        said += f", p50 {cell.p50:.3f}s p99 {cell.p99:.3f}s"
+    return f"{said}: {' '.join(record.attempt_classes)}"
+
+
 def evidence(record: ProbeRecord) -> str:
-    shown = ((label, getattr(record, name)) for name, label in EVIDENCE_FIELDS)
+    shown = [(label, getattr(record, name)) for name, label in EVIDENCE_FIELDS]
+    shown.insert(2, ("attempts", attempts_text(record)))
     rows = "".join(f"<tr><td>{label}</td><td><pre>{escape(str(value))}</pre></td></tr>"
                    for label, value in shown if value not in (None, ""))
     return f'<table class="pw-evidence">{rows}</table>'
@@ -108,8 +123,10 @@ def test_detail(result: TestResult, link: Callable[[str], str] = escape) -> str:
     if result.hop:
         failing = next((r for r in result.records if not r.ok), None)
         shown = failing or (result.records[0] if result.records else None)
-        parts.append(path_svg(result.hop, shown, result.outcome == "failed"))
-    parts.append(f"<div>outcome <b>{escape(result.outcome)}</b>, class "
+        parts.append(path_svg(result.hop, shown, result.outcome == "failed",
+                              flaky=result.flaky))
+    flaky = f" ({escape(flaky_words(result))})" if result.flaky else ""
+    parts.append(f"<div>outcome <b>{escape(result.outcome)}</b>{flaky}, class "
                  f"<b>{escape(result.cls)}</b></div>")
     parts += [evidence(record) for record in result.records]
     for key, value in result.extras:

@@ -1,12 +1,14 @@
 """Where a test stands, as JUnit XML properties CI systems show. Pure.
 
 pytest's junitxml writes every user_properties entry as a <property>; these
-give each test case its hop, placement, protocol/variant and layer.
+give each test case its hop, placement, protocol/variant and layer, and once it
+ran, its attempts, failed_attempts and, when it failed only as flaky, flaky=true.
 """
 
 from __future__ import annotations
 
 from packetwalk.hops import Hop
+from packetwalk.records import ProbeRecord, attempt_totals, only_flaky
 
 AXES = ("placement", "variant", "protocol")
 
@@ -18,3 +20,12 @@ def properties(hop: Hop | None, params: dict[str, object]) -> list[tuple[str, st
     found = [("hop", hop.name), ("layer", hop.layer.name)]
     found += [(axis, str(params[axis])) for axis in AXES if params.get(axis)]
     return found
+
+
+def attempt_properties(records: list[ProbeRecord]) -> list[tuple[str, str]]:
+    """[(name, value)] of a test's attempts over its probe cells; [] without a probe."""
+    made, failed = attempt_totals(records)
+    if not made:
+        return []
+    found = [("attempts", str(made)), ("failed_attempts", str(failed))]
+    return found + ([("flaky", "true")] if only_flaky(records) else [])

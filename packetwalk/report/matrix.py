@@ -2,8 +2,9 @@
 
 One row per hop (catalogue order, i.e. bottom of the walk first), one column
 per placement; hops without a placement axis land in the ANY column. A cell
-is red when any of its tests failed, error when a probe could not run,
-green when something passed, skipped only when everything in it skipped.
+is red when any of its tests failed, flaky (its own colour) when the only
+failures in it are flaky (some attempts passed), error when a probe could not
+run, green when something passed, skipped only when everything in it skipped.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from packetwalk.hops import HOPS, PLACEMENTS
-from packetwalk.report.results import ERROR, FAILED, PASSED, SKIPPED, TestResult
+from packetwalk.report.results import ERROR, FAILED, FLAKY, PASSED, SKIPPED, TestResult
 
 ANY = "any"  # the column of hops that have no placement axis
-STATE_ORDER = (FAILED, ERROR, PASSED, SKIPPED)  # the first one present colours the cell
+STATE_ORDER = (FAILED, FLAKY, ERROR, PASSED, SKIPPED)  # the first one present colours the cell
+
+
+def state_of(test: TestResult) -> str:
+    """Its outcome, or FLAKY for a failure that was only flaky."""
+    return FLAKY if test.flaky else test.outcome
+
+
+def flaky_words(test: TestResult) -> str:
+    """'flaky: 1 of 3 attempts failed (TIMEOUT)' of its first wrong cell, '' if none."""
+    wrong = next((r for r in test.records if not r.ok), None)
+    return wrong.attempt_words() if wrong is not None else ""
 
 
 @dataclass
@@ -23,8 +35,8 @@ class Cell:
 
     @property
     def state(self) -> str:
-        outcomes = {t.outcome for t in self.tests}
-        return next(state for state in STATE_ORDER if state in outcomes)
+        states = {state_of(t) for t in self.tests}
+        return next(state for state in STATE_ORDER if state in states)
 
     def counts(self) -> str:
         passed = sum(t.outcome == PASSED for t in self.tests)
@@ -35,7 +47,9 @@ class Cell:
         lines = []
         for test in sorted(self.tests, key=lambda t: t.id):
             why = test.reason if test.outcome == SKIPPED else test.cls
-            lines.append(f"{test.id.rsplit('::', 1)[-1]}: {test.outcome} ({why})")
+            if test.flaky:
+                why = f"{why}; {flaky_words(test)}"
+            lines.append(f"{test.id.rsplit('::', 1)[-1]}: {state_of(test)} ({why})")
         return lines
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _pytest.junitxml import xml_key
 
-from packetwalk import apiretry
+from packetwalk import apiretry, records
 from packetwalk.hops import hop_of
 from packetwalk.inventory import WorkloadError
 from packetwalk.probes import ProbeError
@@ -54,8 +54,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """An error (the probe could not run) carries the run's recent pod events."""
+    """An error (the probe could not run) carries the run's recent pod events; a test
+    that ran, its attempts (the teardown report, which junitxml reads, copies them)."""
     report = yield
+    if call.when == "call":
+        probes = records.of_kind(records.read(item.user_properties), records.ProbeRecord)
+        item.user_properties += junit.attempt_properties(probes)
     if call.excinfo is not None and call.excinfo.errisinstance((ProbeError, WorkloadError)):
         from packetwalk.plugin import state_of  # the engine plugin imports this module
 

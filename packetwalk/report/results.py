@@ -3,7 +3,10 @@
 A test's outcome: error if setup or teardown failed (the probe could not
 run), failed if its call failed, skipped, or passed. Its class: the first
 unexpected observation's class, OK when passed, ERROR/SKIPPED/FAILED else.
-Its latency: the seconds its probes took, summed.
+Its latency: the seconds its probes took, summed. Its attempts (--attempts, see
+packetwalk/attempts.py): how many its probe cells made and how many failed, whether
+it failed only as flaky (every wrong cell had attempts that passed too), and p50/p99
+over every attempt's seconds.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from typing import Any
 
 from packetwalk import records as rec
 from packetwalk import verdict
+from packetwalk.attempts import percentile
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+FLAKY = "flaky"  # a failed test whose every wrong cell is flaky: the matrix's own colour
+# The JUnit properties a test carries about itself (report/junit.py): not extras.
+CELL_PROPERTIES = ("hop", "placement", "layer", "variant", "protocol", "attempts",
+                   "failed_attempts", "flaky")
 SCHEMA = 1  # bump when the JSON's meaning changes; baseline refuses other versions
 
 
@@ -38,10 +46,29 @@ class TestResult:
     def diagnoses(self) -> list[DiagnosisRecord]:
         return rec.of_kind(self.extras, DiagnosisRecord)
 
+    @property
+    def probes(self) -> list[ProbeRecord]:
+        """Its records that are probes (a configuration fact has no seconds)."""
+        return [r for r in self.records if r.seconds is not None]
+
+    @property
+    def flaky(self) -> bool:
+        """Failed, and only as flaky: each wrong probe cell had attempts that passed."""
+        return self.outcome == FAILED and rec.only_flaky(self.records)
+
+    def percentiles(self) -> tuple[float | None, float | None]:
+        """(p50, p99) of every attempt's seconds."""
+        seconds = [s for r in self.probes for s in (r.attempt_seconds or (r.seconds,))
+                   if s is not None]
+        return percentile(seconds, 0.5), percentile(seconds, 0.99)
+
     def to_json(self) -> dict:
+        made, failed = rec.attempt_totals(self.records)
+        p50, p99 = self.percentiles()
         return {"id": self.id, "outcome": self.outcome, "class": self.cls,
                 "latency": self.latency, "hop": self.hop, "placement": self.placement,
-                "layer": self.layer}
+                "layer": self.layer, "flaky": self.flaky, "attempts": made,
+                "failed_attempts": failed, "p50": p50, "p99": p99}
 
 
 def fold_outcome(phases: list[tuple[str, str]]) -> str:
@@ -97,7 +124,7 @@ def from_reports(test_id: str, phases: list[tuple[str, str]],
     seen: set[str] = set()
     extras = []
     for key, value in typed:
-        if key not in (rec.OBSERVATION, "hop", "placement", "layer", "variant", "protocol") \
+        if key not in (rec.OBSERVATION, *CELL_PROPERTIES) \
                 and repr((key, value)) not in seen:
             seen.add(repr((key, value)))
             extras.append((key, value))

@@ -20,6 +20,7 @@ TITLES = {"client": "client pod", "client-node": "node", "service": "Service", "
 
 BOX_W, BOX_H, GAP, PAD = 132, 46, 30, 6
 GREEN, RED, GREY = "#2e7d32", "#c62828", "#757575"
+AMBER = "#f9a825"  # a flaky hop: failed, but not every attempt
 
 
 def stations(hop: str, record: ProbeRecord | None) -> tuple[list[tuple[str, str]], int]:
@@ -47,18 +48,18 @@ def stations(hop: str, record: ProbeRecord | None) -> tuple[list[tuple[str, str]
     return result, focus
 
 
-def render(boxes: list[tuple[str, str]], focus: int, failed: bool) -> str:
+def render(boxes: list[tuple[str, str]], focus: int, failed: bool, bad: str = RED) -> str:
     """An inline SVG: boxes left to right, arrows between; the focus box and the
-    arrow into it red when `failed`."""
+    arrow into it `bad` (red; amber when flaky) when `failed`."""
     width = len(boxes) * BOX_W + (len(boxes) - 1) * GAP + 2 * PAD
     height = BOX_H + 2 * PAD
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="pw-path" width="{width}" '
               f'height="{height}" viewBox="0 0 {width} {height}" role="img">')]
     for index, (title, detail) in enumerate(boxes):
         x = PAD + index * (BOX_W + GAP)
-        colour = RED if failed and index == focus else (GREEN if not failed else GREY)
+        colour = bad if failed and index == focus else (GREEN if not failed else GREY)
         if index:
-            arrow = RED if failed and index == focus else GREY
+            arrow = bad if failed and index == focus else GREY
             parts.append(f'<line x1="{x - GAP}" y1="{PAD + BOX_H / 2}" x2="{x - 4}" '
                          f'y2="{PAD + BOX_H / 2}" stroke="{arrow}" stroke-width="2"/>'
                          f'<polygon points="{x - 4},{PAD + BOX_H / 2 - 4} {x},'
@@ -78,6 +79,6 @@ def _fit(text: str, limit: int = 22) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def path_svg(hop: str, record: ProbeRecord | None, failed: bool) -> str:
+def path_svg(hop: str, record: ProbeRecord | None, failed: bool, flaky: bool = False) -> str:
     boxes, focus = stations(hop, record)
-    return render(boxes, focus, failed)
+    return render(boxes, focus, failed, AMBER if flaky else RED)

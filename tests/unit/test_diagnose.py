@@ -289,8 +289,8 @@ def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
 
     def fake_exec(src, command, timeout):  # the ClusterIP times out, pod IPs answer
         if "10.96.12.7" in command[-1]:
-            return ExecResult(0, "124\n", "", 5.0)
-        return ExecResult(0, "0 server-pw-worker2\n", "", 0.1)
+            return ExecResult(0, "124 5000000\n", "", 5.0)
+        return ExecResult(0, "0 100000 server-pw-worker2\n", "", 0.1)
 
     notes = []
     inv, prober = inventory(), Prober(fake_exec)

@@ -198,3 +198,44 @@ def test_the_time_to_enforce_is_recorded_in_a_field_and_in_words():
     assert timed.detail == "policy enforced after 1.8 s; 1 of 1 tries failed"
     assert ProbeRecord.from_json(timed.to_json()) == timed
     assert enforced_record(record, None) == record
+
+
+def test_cells_make_their_other_attempts_at_once_unless_a_refusal_settled_them():
+    from packetwalk.inventory import Inventory, Pod
+    from packetwalk.policywalk import PolicyWalk
+    from packetwalk.probes import ExecResult, Prober
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            node, ip, 8080)
+            for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
+                                   ("client-b", "pw-worker", "10.244.1.7"),
+                                   ("server", "pw-worker2", "10.244.2.9"))}
+    asked = []
+
+    def fake_exec(src, command, timeout):
+        asked.append((src.pod, command[-1]))
+        if "/dev/udp/" in command[-1]:  # client-b's UDP: dropped once more, then let through
+            return ExecResult(0, "124 3000000\n0 4000 policy-server\n", "", 3.0)
+        return ExecResult(0, "0 3000 policy-server\n0 5000 policy-server\n", "", 0.01)
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    walk = PolicyWalk(None, inventory, Prober(fake_exec), [].append, attempts=3)
+    opened = Cell("client-a", "pod-ip", "http", "open")
+    refused = Cell("client-b", "pod-ip", "http", "blocked")
+    dropped = Cell("client-b", "pod-ip", "udp", "blocked")
+    first = {opened: observation("OK"), refused: observation("REFUSED"),
+             dropped: observation("TIMEOUT")}
+    judged = walk.attempted((opened, refused, dropped), first)
+    assert sorted(pod for pod, _ in asked) == ["policy-client-a", "policy-client-b"]
+    assert all("&" in script for _, script in asked)  # the other attempts at once, in one exec
+    assert "--connect-timeout 2 " in next(s for p, s in asked if p == "policy-client-a")
+    assert judged[refused].cls == "REFUSED" and judged[refused].attempt_classes == []
+    assert judged[opened].attempt_classes == ["OK"] * 3
+    leaky = judged[dropped]
+    assert leaky.cls == "OK" and leaky.attempt_classes == ["TIMEOUT", "TIMEOUT", "OK"]
+    record = ProbeRecord(expected=("REFUSED", "TIMEOUT", "UNREACHABLE")).observed(
+        leaky, False, frozenset({"REFUSED", "TIMEOUT", "UNREACHABLE"}))
+    assert record.cell().words() == "flaky: 1 of 3 attempts failed (OK)"
+    lines = truth_table((dropped,), [dropped], judged, {dropped: record.cell().words()})
+    assert lines[1].split()[:7] == ["FLAKY", "client-b", "->", "pod-ip:udp", "blocked", "OK",
+                                    "[flaky:"]

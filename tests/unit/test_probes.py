@@ -47,19 +47,19 @@ def test_curl(rc, stderr, cls):
 
 
 def test_asks_answers_and_errors():
-    assert classify_asks(0, "0 server-a\n0 server-b\n", "udp") == (
+    assert classify_asks(0, "0 1200 server-a\n0 900 server-b\n", "udp") == (
         OK, ["server-a", "server-b"], "")
-    cls, answers, detail = classify_asks(0, "0 server-a\n124\n", "udp", wait=3)
+    cls, answers, detail = classify_asks(0, "0 1200 server-a\n124 3001000\n", "udp", wait=3)
     assert cls == TIMEOUT and answers == ["server-a"]
     assert detail == "1 of 2 tries failed, first: no answer within 3 s; answered by ['server-a']"
-    assert classify_asks(0, "143\n", "udp")[0] == TIMEOUT  # busybox timeout: its signal
-    refused = "1 head: error reading 'standard input': Connection refused\n"
+    assert classify_asks(0, "143 3000100\n", "udp")[0] == TIMEOUT  # busybox timeout: its signal
+    refused = "1 800 head: error reading 'standard input': Connection refused\n"
     assert classify_asks(0, refused, "udp")[0] == REFUSED
-    unknown = ("1 bash: line 1: servers: Name or service not known "
+    unknown = ("1 700 bash: line 1: servers: Name or service not known "
                "bash: line 1: /dev/udp/servers/8081: Invalid argument\n")
     assert classify_asks(0, unknown, "udp")[0] == DNS
-    assert classify_asks(0, "0\n", "udp")[0] == OTHER  # an empty answer is not a drop
-    assert classify_asks(0, "28 curl: (28) Operation timed out\n", "tcp")[0] == TIMEOUT
+    assert classify_asks(0, "0 500\n", "udp")[0] == OTHER  # an empty answer is not a drop
+    assert classify_asks(0, "28 5000000 curl: (28) Operation timed out\n", "tcp")[0] == TIMEOUT
     assert classify_asks(127, "bash: not found", "udp")[0] == PROBE_ERROR
     assert classify_asks(0, "", "udp")[0] == PROBE_ERROR  # printed nothing: the ask broke
 
@@ -121,7 +121,7 @@ def test_udp_asks_from_the_source_itself_with_a_pasteable_command():
 
     def fake_exec(src, command, timeout):
         commands.append(command)
-        return ExecResult(0, "0 server-b\n", "", 0.01)
+        return ExecResult(0, "0 9000 server-b\n", "", 0.01)
 
     seen = Prober(fake_exec).request(SRC, Target("10.244.2.9", 8081, "udp"), "hostname")
     assert seen.cls == OK and seen.response == "server-b"

@@ -50,7 +50,8 @@ def test_results_json_round_trip(tmp_path: Path):
     assert [t["id"] for t in data["tests"]] == ["a", "b"]
     assert data["tests"][1] == {"id": "b", "outcome": "failed", "class": "TIMEOUT",
                                 "latency": 0.1, "hop": "pod_ip", "placement": "same-node",
-                                "layer": None}
+                                "layer": None, "flaky": False, "attempts": 0,
+                                "failed_attempts": 0, "p50": None, "p99": None}
     assert set(results.load(path.read_text())) == {"a", "b"}
 
 
@@ -129,3 +130,55 @@ def test_junit_properties():
         ("hop", "cluster_ip"), ("layer", "Service translation (ClusterIP)"),
         ("placement", "cross-node"), ("protocol", "udp")]
     assert junit.properties(None, {}) == []
+
+
+def flaky_result(test_id="x[same-node-udp]"):
+    """A failed test whose one cell passed 2 of 3 attempts."""
+    record = ProbeRecord(hop="pod_ip", placement="same-node", cls="TIMEOUT", ok=False,
+                         expected=("OK",), seconds=3.0,
+                         attempt_classes=("OK", "TIMEOUT", "OK"),
+                         attempt_seconds=(0.004, 3.0, 0.006))
+    got = result(test_id, "failed", cls="TIMEOUT")
+    got.records = [record]
+    return got
+
+
+def test_a_flaky_failure_is_its_own_state_json_junit_and_words():
+    flaky = flaky_result()
+    assert flaky.flaky
+    entry = flaky.to_json()
+    assert (entry["outcome"], entry["flaky"], entry["attempts"], entry["failed_attempts"]) == \
+        ("failed", True, 3, 1)
+    assert (entry["p50"], entry["p99"]) == (0.006, 3.0)
+    assert junit.attempt_properties(flaky.records) == [("attempts", "3"), ("failed_attempts", "1"),
+                                                       ("flaky", "true")]
+    broken = ProbeRecord(cls="TIMEOUT", ok=False, expected=("OK",), seconds=3.0,
+                         attempt_classes=("TIMEOUT",) * 3, attempt_seconds=(3.0,) * 3)
+    assert junit.attempt_properties([broken]) == [("attempts", "3"), ("failed_attempts", "3")]
+    assert junit.attempt_properties([ProbeRecord(cls="WRONG_CONFIG", ok=False)]) == []
+    matrix = build([flaky, result("x[same-node-tcp]", "passed")])
+    cell = matrix.cell("pod_ip", "same-node")
+    assert cell.state == "flaky"
+    assert "x[same-node-udp]: flaky (TIMEOUT; flaky: 1 of 3 attempts failed (TIMEOUT))" \
+        in cell.explain()
+    assert 'class="pw-cell pw-flaky"' in matrix_table(matrix)
+    # a real failure beside it colours the cell red
+    assert build([flaky, result("x[same-node-tcp]", "failed")]).cell(
+        "pod_ip", "same-node").state == "failed"
+    passed = {**entry, "outcome": "passed", "class": "OK", "flaky": False}
+    assert baseline.compare({"x": passed}, {"x": entry}).new_failures == [("x", "passed",
+                                                "flaky TIMEOUT, 1 of 3 attempts failed")]
+
+
+def test_a_flaky_test_shows_its_attempts_and_an_amber_path():
+    from packetwalk.report.html import test_detail
+    from packetwalk.report.svg import AMBER
+    from packetwalk.report.terminal import lines
+
+    detail = test_detail(flaky_result())
+    assert AMBER in detail and RED not in detail
+    assert "flaky: 1 of 3 attempts failed (TIMEOUT), p50 0.006s p99 3.000s: OK TIMEOUT OK" \
+        in detail
+    said = lines([flaky_result()])
+    assert "flaky: x[same-node-udp]: flaky: 1 of 3 attempts failed (TIMEOUT)" in said
+    assert said[0].startswith("probes: 3, latency p50 0.006s")

@@ -1,5 +1,7 @@
 """A walk's judgement and its failure story, with a fake exec (no cluster)."""
 
+from dataclasses import replace
+
 import pytest
 
 from packetwalk.hops import HOPS
@@ -23,17 +25,18 @@ def inventory():
                      groups={name: "core" for name in pods})
 
 
-def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None):
+def walk_with(stdout, hop="cluster_ip", protocol="udp", records=None, attempts=1):
     def fake_exec(src, command, timeout):
         return ExecResult(0, stdout, "", 5.0)
 
     return Walk(inventory(), Prober(fake_exec), HOPS[hop], build_placements([A, B])["cross-node"],
-                None, protocol, (records if records is not None else []).append, {})
+                None, protocol, (records if records is not None else []).append, {},
+                attempts=attempts)
 
 
 def test_failure_tells_the_whole_story():
     records = []
-    walk = walk_with("124\n", records=records)  # `timeout` ended the wait: no answer
+    walk = walk_with("124 5000000\n", records=records)  # `timeout` ended the wait: no answer
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     with pytest.raises(HopFailure) as failure:
@@ -48,14 +51,89 @@ def test_failure_tells_the_whole_story():
 
 
 def test_an_answer_from_the_wrong_backend_is_wrong_backend():
-    walk = walk_with("0 server-pw-worker\n")
+    walk = walk_with("0 4000 server-pw-worker\n")
     seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
                     answer=walk.server.name)
     assert seen.cls == "WRONG_BACKEND" and "server-pw-worker2" in seen.detail
 
 
 def test_snat_is_wrong_source():
-    walk = walk_with("0 10.250.0.11:40000\n", hop="source_ip_pod_ip")
+    walk = walk_with("0 4000 10.250.0.11:40000\n", hop="source_ip_pod_ip")
     client = walk.client
     seen = walk.ask(client, walk.pod_ip(walk.server, "udp"), "clientip", source_ip=client.ip)
     assert seen.cls == "WRONG_SOURCE" and "10.250.0.11" in seen.detail
+
+
+def ask_server(lines: str, records: list, attempts: int = 3):
+    """(walk, what it saw) of the server's ClusterIP asked, the exec printing `lines`."""
+    walk = walk_with(lines, records=records, attempts=attempts)
+    return walk, walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname",
+                          answer=walk.server.name)
+
+
+def test_one_attempt_of_three_timing_out_is_a_flaky_failure_with_its_count():
+    records = []
+    walk, seen = ask_server("0 4000 server-pw-worker2\n124 3001000\n0 6000 server-pw-worker2\n",
+                            records)
+    assert seen.cls == "TIMEOUT" and seen.attempt_classes == ["OK", "TIMEOUT", "OK"]
+    with pytest.raises(HopFailure) as failure:
+        walk.expect(seen)
+    assert ("  attempts: flaky: 1 of 3 attempts failed (TIMEOUT); p50 0.006s p99 3.001s"
+            in str(failure.value))
+    record = records[0]
+    assert record.flaky and not record.ok and record.attempt_seconds == (0.004, 3.001, 0.006)
+    assert (record.cell().attempts, record.cell().failed) == (3, 1)
+
+
+def test_every_attempt_failing_is_broken_and_every_one_passing_passes():
+    walk, seen = ask_server("124 3000000\n" * 3, [])
+    with pytest.raises(HopFailure, match="attempts: broken: 3 of 3 attempts failed"):
+        walk.expect(seen)
+    records = []
+    walk, seen = ask_server("0 4000 server-pw-worker2\n" * 3, records)
+    walk.expect(seen)
+    assert records[0].ok and records[0].cell().p50 == 0.004 and not records[0].flaky
+
+
+def test_one_attempt_from_the_wrong_backend_fails_the_cell_as_flaky():
+    records = []
+    _, seen = ask_server("0 4000 server-pw-worker2\n0 4000 server-pw-worker\n"
+                         "0 4000 server-pw-worker2\n", records)
+    assert seen.cls == "WRONG_BACKEND" and records[0].flaky
+
+
+def every_backend(*rounds: str):
+    """(what it saw, its record, rounds asked) of a two-backend Service asked in rounds,
+    the exec printing each of `rounds` in turn."""
+    calls, records = [], []
+
+    def fake_exec(src, command, timeout):
+        calls.append(command)
+        return ExecResult(0, rounds[len(calls) - 1], "", 0.1)
+
+    walk = Walk(inventory(), Prober(fake_exec), HOPS["cluster_ip_backends"],
+                build_placements([A, B])["cross-node"], None, "udp", records.append, {},
+                attempts=3)
+    service = replace(walk.server_service, backends=("server-pw-worker", "server-pw-worker2"))
+    seen = walk.ask_every_backend(walk.client, walk.cluster_ip(service, "udp"), service)
+    return seen, records[0], len(calls)
+
+
+ONE, TWO = "0 3000 server-pw-worker\n", "0 3000 server-pw-worker2\n"
+
+
+def test_every_backend_rounds_go_on_until_each_backend_answered():
+    seen, record, rounds = every_backend(TWO * 16, ONE + TWO * 15)
+    assert (seen.cls, rounds, len(record.attempt_classes)) == ("OK", 2, 32) and record.ok
+    seen, record, rounds = every_backend(TWO * 16, TWO * 16, TWO * 16)
+    assert (seen.cls, rounds) == ("PARTIAL_BACKENDS", 3) and not record.flaky
+
+
+def test_every_backend_a_lost_request_is_flaky_a_backend_never_answering_broken():
+    seen, record, rounds = every_backend(ONE + "124 3000000\n" + TWO * 14)
+    assert (seen.cls, rounds) == ("TIMEOUT", 1) and record.flaky
+    assert record.attempt_words() == "flaky: 1 of 16 attempts failed (TIMEOUT)"
+    seen, record, rounds = every_backend("124 3000000\n" * 8 + TWO * 8)
+    assert (seen.cls, rounds) == ("PARTIAL_BACKENDS", 1) and not record.flaky
+    assert "never answered" in seen.detail and "no answer within 3 s" in seen.detail
+    assert record.attempt_words() == "8 of 16 attempts failed (TIMEOUT)"
