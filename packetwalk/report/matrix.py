@@ -3,7 +3,9 @@
 One row per hop (catalogue order, i.e. bottom of the walk first), one column
 per placement; hops without a placement axis land in the ANY column. A cell
 is red when any of its tests failed, error when a probe could not run,
-green when something passed, skipped only when everything in it skipped.
+blocked (a colour of its own, with the blocking layer's name) when a hop it
+stands on fails below it, green when something passed, skipped only when
+everything in it skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from packetwalk.hops import HOPS, PLACEMENTS
 from packetwalk.report.results import ERROR, FAILED, PASSED, SKIPPED, TestResult
 
 ANY = "any"  # the column of hops that have no placement axis
-STATE_ORDER = (FAILED, ERROR, PASSED, SKIPPED)  # the first one present colours the cell
+BLOCKED = "blocked"  # a cell state: an error that is a blocked test
+STATE_ORDER = (FAILED, ERROR, BLOCKED, PASSED, SKIPPED)  # the first one present colours the cell
+
+
+def state_of(test: TestResult) -> str:
+    """A test's state in the matrix: its outcome, or BLOCKED for a blocked error."""
+    return BLOCKED if test.blocked is not None else test.outcome
 
 
 @dataclass
@@ -23,8 +31,14 @@ class Cell:
 
     @property
     def state(self) -> str:
-        outcomes = {t.outcome for t in self.tests}
-        return next(state for state in STATE_ORDER if state in outcomes)
+        states = {state_of(t) for t in self.tests}
+        return next(state for state in STATE_ORDER if state in states)
+
+    @property
+    def blocked_by(self) -> list[str]:
+        """The layers blocking its blocked tests, each once, in the tests' order."""
+        return list(dict.fromkeys(t.blocked.layer for t in sorted(self.tests, key=lambda t: t.id)
+                                  if t.blocked is not None))
 
     def counts(self) -> str:
         passed = sum(t.outcome == PASSED for t in self.tests)
@@ -34,8 +48,12 @@ class Cell:
         """One line per test: id, outcome, and the class or skip reason."""
         lines = []
         for test in sorted(self.tests, key=lambda t: t.id):
+            name = test.id.rsplit('::', 1)[-1]
+            if test.blocked is not None:
+                lines.append(f"{name}: blocked by {test.blocked.layer} ({test.blocked.test})")
+                continue
             why = test.reason if test.outcome == SKIPPED else test.cls
-            lines.append(f"{test.id.rsplit('::', 1)[-1]}: {test.outcome} ({why})")
+            lines.append(f"{name}: {test.outcome} ({why})")
         return lines
 
 
