@@ -1,4 +1,5 @@
-"""What a test leaves on its report: one record per probe, and the diagnosis of a failure. Pure.
+"""What a test leaves on its report: one record per probe, the diagnosis of a failure, and
+what blocked a blocked test. Pure.
 
 Records travel in the report's user_properties, which cross xdist and reach
 junitxml (it writes each value with str()), so a record is attached as its
