@@ -40,9 +40,8 @@ from packetwalk.hops import HOPS, Hop, Layer, preconditions
 from packetwalk.probes import BLOCKED_CLASSES
 
 SAME_NODE, CROSS_NODE = "same-node", "cross-node"
-# The hop that tests each kind of target on its own (the blocking id's hop).
-HOP_OF_KIND = {POD_IP: "pod_ip", CLUSTER_IP: "cluster_ip", NAME: "dns_service_name",
-               NODE_PORT: "node_port_server_node"}
+# The hop that tests each kind of policy cell target on its own (the blocking id's hop).
+HOP_OF_KIND = {POD_IP: "pod_ip", CLUSTER_IP: "cluster_ip", NAME: "dns_service_name"}
 # Steps that dial a pod IP the failed probe's traffic goes to (not another placement
 # or protocol of the same hop: those scope the failure, they do not lie below it).
 _ON_THE_WAY = ("", DNS_NODE, DNS_NODE_TRANSPORT, PEER)
@@ -135,16 +134,18 @@ def _service(findings: Findings, reach: bool) -> Blocked | None:
         if step.ok or step.kind != CLUSTER_IP:
             continue
         if findings.dialed in (NAME, NODE_PORT) and step.change == "":
-            return Blocked(hop, step.placement, step.protocol, f"{step.label}, its pods answer")
+            return Blocked(hop, step.placement, step.protocol, step.label)
         if findings.dialed == CLUSTER_IP and step.change == PEER:
-            return Blocked(hop, SAME_NODE, step.protocol, f"{step.label}, its pod answers")
+            return Blocked(hop, SAME_NODE, step.protocol, f"from beside it: {step.label}")
     if findings.dialed == NAME and findings.dns_servers_answer:
-        return Blocked(hop, SAME_NODE, findings.protocol,
+        # Where the DNS Service's translation fails is not told (its pods are spread):
+        # the id named is the ClusterIP test's first placement.
+        return Blocked(hop, "", findings.protocol,
                        "every DNS server pod answers directly, the lookup through the DNS "
                        f"Service does not ({findings.cls})")
     if reach and findings.dialed == CLUSTER_IP and findings.cls in BLOCKED_CLASSES:
         return Blocked(hop, findings.placement, findings.protocol,
-                       f"the ClusterIP itself gives no answer ({findings.cls}), its pods answer")
+                       f"the ClusterIP itself gives no answer ({findings.cls})")
     return None
 
 
