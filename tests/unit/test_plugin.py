@@ -1,6 +1,9 @@
 """The plugin's behaviour around tests, in throwaway pytest runs (no cluster)."""
 
+import html
+import json
 import os
+import re
 import textwrap
 from importlib.metadata import entry_points
 
@@ -153,7 +156,8 @@ def test_a_blocked_hop_is_an_error_of_one_line_in_pytest_and_junit(pytester, wor
             raise HopBlocked(Blocked(HOPS["pod_ip"], "cross-node", "udp",
                                      "a small request fails too"))
     """))
-    result = pytester.runpytest_subprocess(*PLUGIN, *workers, "--junitxml=junit.xml")
+    result = pytester.runpytest_subprocess(*PLUGIN, *workers, "--junitxml=junit.xml",
+                                           "--html=report.html")
     result.assert_outcomes(errors=1)
     case = ET.parse(pytester.path / "junit.xml").getroot().find(".//testcase")
     assert case.find("failure") is None
@@ -161,3 +165,8 @@ def test_a_blocked_hop_is_an_error_of_one_line_in_pytest_and_junit(pytester, wor
                                        "(test_pod_ip[cross-node-udp]): a small request fails too")
     names = [p.get("name") for p in case.iter("property")]
     assert names == ["blocked"]
+    # pytest-html keeps its rows as JSON in the page; the blocked test's is an Error.
+    page = (pytester.path / "report.html").read_text()
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page)[1]))
+    rows = [row for rows in blob["tests"].values() for row in rows]
+    assert [row["result"] for row in rows] == ["Error"]
