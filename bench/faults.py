@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from packetwalk.lab import faults, state
 from packetwalk.lab.cni import cni_named
-from tests.selfcheck.expected import EXPECTED, SUITES
+from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
 from tests.suiterun import run_suites
 
 REPORTS = Path("reports/faults")
@@ -46,16 +46,19 @@ def main() -> int:
                 wall = time.monotonic() - start
         finally:
             faults.heal()
-        missed, blamed = expected.failing - run.failed, run.failed - expected.failing
-        exact += not missed and not blamed and not run.errors
-        print(f"{name}: {wall:.0f}s, {len(run.failed)} failed (missed {len(missed)}, wrongly "
-              f"blamed {len(blamed)}, errors {len(run.errors)})", flush=True)
+        wrong = mismatches(expected, run.failed,
+                           {t: run.error_texts.get(t, "") for t in run.errors})
+        exact += not wrong
+        print(f"{name}: {wall:.0f}s, {len(run.failed)} failed, {len(run.errors)} errors "
+              f"({'exactly as expected' if not wrong else wrong})", flush=True)
         print(f"  verdict: {run.verdict}")
         for test_id in sorted(run.failed):
             diagnosis = run.diagnoses.get(test_id, {})
             print(f"  {test_id}: {diagnosis.get('verdict', '-')} | capture: "
                   f"{diagnosis.get('capture', '-')} | pcaps: {len(diagnosis.get('pcaps', []))}",
                   flush=True)
+        for test_id in sorted(run.errors):
+            print(f"  {test_id}: {run.error_texts.get(test_id, '-')}", flush=True)
     print(f"localized exactly: {exact} of {len(args.faults)} faults")
     return 0 if exact == len(args.faults) else 1
 

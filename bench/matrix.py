@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from packetwalk.lab.cni import cni_named, names
 from packetwalk.lab.components import PROXY_MODES
-from tests.selfcheck.expected import EXPECTED, SUITES, Expectation
+from tests.selfcheck.expected import EXPECTED, SUITES, Expectation, mismatches
 from tests.suiterun import SuiteRun, run_suites
 
 HEADERS = ("CNI", "version", "proxy mode", "pod MTU", "ids passed/skipped/failed",
@@ -161,18 +161,13 @@ def read_facts(net: Network) -> None:
 
 
 def not_localized(expected: Expectation, run: SuiteRun | None) -> str:
-    """"" when exactly the expected ids failed (either-way ids aside) and none errored;
-    else what differed."""
+    """"" when exactly the expected ids failed and were blocked (either-way ids aside)
+    and nothing else errored; else what differed (expected.mismatches)."""
     if run is None:
         return "the run timed out"
-    missed = expected.failing - run.failed
-    blamed = run.failed - expected.failing - expected.either_way
-    if not missed and not blamed and not run.errors:
-        return ""
-    parts = [f"{label} {len(ids)} ({', '.join(sorted(ids)[:3])}{', ...' if len(ids) > 3 else ''})"
-             for label, ids in (("missed", missed), ("wrongly blamed", blamed),
-                                ("errors", run.errors)) if ids]
-    return "; ".join(parts)
+    wrong = mismatches(expected, run.failed, {t: run.error_texts.get(t, "") for t in run.errors})
+    return "; ".join(f"{kind} {len(ids)} ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
+                     for kind, ids in wrong.items())
 
 
 def fault_runs(net: Network) -> None:

@@ -94,6 +94,12 @@ class Hop:
     reach_layer: Layer | None = None
     path: tuple[str, ...] = DEFAULT_PATH
     next: tuple[Next, ...] = ()  # none: the bottom of the walk
+    # The lower hops this one's traffic passes through, so must work for its own
+    # check to mean anything (MTU on the pod network, a NodePort on its Service,
+    # DNS through the kube-dns Service on Service translation). When the narrowing
+    # sees one of them (or one below them) fail, this hop is blocked, not failed
+    # (diagnose/blocking.py). preconditions() follows them down.
+    stands_on: tuple[str, ...] = ()
 
     @property
     def accepted(self) -> frozenset[str]:
@@ -441,39 +447,49 @@ _HOPS = (
         next=(Next("node_to_pod", "same-node", when="cross-node"),)),
     Hop("mtu", "test_mtu", "a near-MTU payload", PATH_MTU, path=POD_PATH,
         next=(Next("mtu", "same-node", when="cross-node"),
-              Next("pod_ip", "same-node", when="same-node"))),
+              Next("pod_ip", "same-node", when="same-node")),
+        stands_on=("pod_ip",)),
     Hop("source_ip_pod_ip", "test_source_ip_via_pod_ip", "the source IP via PodIP", SOURCE_IP,
         reach_layer=POD_NETWORK, path=("client", "client-node", "server-node", "server*"),
-        next=(Next("pod_ip"),)),
+        next=(Next("pod_ip"),),
+        stands_on=("pod_ip",)),
     Hop("source_ip_cluster_ip", "test_source_ip_via_cluster_ip", "the source IP via ClusterIP",
         SOURCE_IP, reach_layer=SERVICE,
         path=("client", "client-node", "service", "server-node", "server*"),
-        next=(Next("source_ip_pod_ip"),)),
+        next=(Next("source_ip_pod_ip"),),
+        stands_on=("cluster_ip",)),
     Hop("cluster_ip", "test_cluster_ip", "the ClusterIP", SERVICE, path=SERVICE_PATH,
-        next=(Next("pod_ip"),)),
+        next=(Next("pod_ip"),),
+        stands_on=("pod_ip",)),
     # Every backend must answer: two endpoints on different nodes, so cross-node only.
     Hop("cluster_ip_backends", "test_cluster_ip_every_backend", "every backend of the ClusterIP",
-        SERVICE, placements=("cross-node",), path=SERVICE_PATH, next=(Next("cluster_ip"),)),
+        SERVICE, placements=("cross-node",), path=SERVICE_PATH, next=(Next("cluster_ip"),),
+        stands_on=("cluster_ip",)),
     # sessionAffinity ClientIP keeps one client on one of two backends: cross-node only.
     Hop("session_affinity", "test_session_affinity", "session affinity of the ClusterIP",
         SERVICE, placements=("cross-node",), path=SERVICE_PATH,
-        next=(Next("cluster_ip_backends"),)),
+        next=(Next("cluster_ip_backends"),),
+        stands_on=("cluster_ip_backends",)),
     Hop("hairpin", "test_hairpin", "hairpin", HAIRPIN, roles=("server",), placements=(),
         path=("server", "server-node", "service*", "server"),
-        next=(Next("cluster_ip", "same-node"),)),
+        next=(Next("cluster_ip", "same-node"),),
+        stands_on=("cluster_ip",)),
     Hop("node_port_server_node", "test_node_port_on_server_node",
         "the NodePort on the server's node", NODE_PORT, groups=(CORE, NODE_PORT_GROUP),
         path=NODE_PORT_PATH,
-        next=(Next("cluster_ip"),)),
+        next=(Next("cluster_ip"),),
+        stands_on=("cluster_ip",)),
     Hop("node_port_other_node", "test_node_port_on_other_node",
         "the NodePort on the other node", NODE_PORT, roles=("client", "server", "other"),
         groups=(CORE, NODE_PORT_GROUP),
-        path=NODE_PORT_PATH, next=(Next("node_port_server_node"),)),
+        path=NODE_PORT_PATH, next=(Next("node_port_server_node"),),
+        stands_on=("node_port_server_node",)),
     Hop("dns_resolv_conf", "test_dns_resolv_conf", "the pod's resolv.conf", DNS,
         roles=("client",), placements=(), protocols=(), path=("client*",)),
     Hop("dns_service_name", "test_dns_service_name", "resolving the Service name", DNS,
         roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS,
-        path=DNS_PATH, next=(Next("dns_resolv_conf"),)),
+        path=DNS_PATH, next=(Next("dns_resolv_conf"),),
+        stands_on=("cluster_ip",)),
     # Each DNS server pod asked directly, from the client: on its node (same-node)
     # and on the others (cross-node). Through the Service a lookup reaches one at
     # random; here a server the client cannot reach fails every time.
@@ -481,16 +497,20 @@ _HOPS = (
     # that node's role), even where DNS pods run off the client's only node.
     Hop("dns_every_backend", "test_dns_every_backend", "every DNS server pod", DNS,
         protocols=DNS_TRANSPORTS, path=DNS_PATH,
-        next=(Next("pod_ip"),)),
+        next=(Next("pod_ip"),),
+        stands_on=("pod_ip",)),
     Hop("dns_headless", "test_dns_headless", "resolving the headless Service", DNS,
         roles=("client",), placements=(), protocols=DNS_TRANSPORTS, path=DNS_PATH,
-        next=(Next("dns_service_name"),)),
+        next=(Next("dns_service_name"),),
+        stands_on=("dns_service_name",)),
     Hop("dns_connect_by_name", "test_dns_connect_by_name", "connecting by name", DNS,
         roles=("client",), placements=(), path=("client", "dns*", "service", "server"),
-        next=(Next("cluster_ip", "same-node"),)),
+        next=(Next("cluster_ip", "same-node"),),
+        stands_on=("dns_service_name", "cluster_ip")),
     Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
         roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,),
-        path=("client", "policy*", "server"), next=(Next("pod_ip", "cross-node"),)),
+        path=("client", "policy*", "server"), next=(Next("pod_ip", "cross-node"),),
+        stands_on=("pod_ip", "cluster_ip", "dns_service_name")),
     # North-south. The outside speaks HTTP only, so these have no protocol axis.
     # Egress: same-node is the client pod on the first node, cross-node the one
     # on the second; each must leave with its own node's address.
@@ -503,12 +523,14 @@ _HOPS = (
         "the NodePort from outside (policy Cluster)", EXTERNAL_NODE_PORT,
         roles=("server", "other"), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server-node", "server"),
-        next=(Next("node_port_server_node"),)),
+        next=(Next("node_port_server_node"),),
+        stands_on=("node_port_server_node",)),
     Hop("node_port_external_local", "test_node_port_external_local",
         "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
         roles=("server",), placements=("same-node",), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server"),
-        next=(Next("node_port_external_cluster", "same-node"),)),
+        next=(Next("node_port_external_cluster", "same-node"),),
+        stands_on=("node_port_external_cluster",)),
     Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
         "the NodePort from outside on a node without a backend (policy Local)",
         EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
@@ -517,13 +539,28 @@ _HOPS = (
     Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
         roles=("server",), placements=(), protocols=(), groups=(CORE, LB_GROUP),
         path=("vantage", "lb*", "server-node", "server"),
-        next=(Next("node_port_external_cluster", "same-node"),)),
+        next=(Next("node_port_external_cluster", "same-node"),),
+        stands_on=("node_port_external_cluster",)),
     Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",),
         placements=(), protocols=(), groups=(CORE, INGRESS_GROUP), path=("vantage", "ingress*", "server"),
-        next=(Next("cluster_ip", "same-node"),)),
+        next=(Next("cluster_ip", "same-node"),),
+        stands_on=("cluster_ip",)),
 )
 HOPS = {hop.name: hop for hop in _HOPS}
 HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
+
+
+def preconditions(name: str) -> tuple[str, ...]:
+    """Every hop `name` stands on, followed down (nearest first, each once): the
+    hops whose failure blocks it. A hop expecting no answer stands on nothing."""
+    found: list[str] = []
+    todo = list(HOPS[name].stands_on)
+    while todo:
+        below = todo.pop(0)
+        if below not in found:
+            found.append(below)
+            todo += HOPS[below].stands_on
+    return tuple(found)
 
 
 class UnknownHop(LookupError):

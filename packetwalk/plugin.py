@@ -28,7 +28,7 @@ import urllib3
 from kubernetes.client import Configuration
 from kubernetes.client.rest import ApiException
 
-from packetwalk import apiretry
+from packetwalk import apiretry, records
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
@@ -43,7 +43,7 @@ from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, 
 from packetwalk.selection import needs_host
 from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
-from packetwalk.walk import HopFailure
+from packetwalk.walk import HopBlocked, HopFailure
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
 RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker)
@@ -184,8 +184,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     Probes run in the test body, so their ProbeError arrives in the call
     phase; reporting it as a setup-phase failure is what makes pytest,
-    xdist and JUnit count it as an error. So is any test whose API calls
-    found no API server: one line, the rest of the run goes on.
+    xdist and JUnit (<error>) count it as an error, and pytest-html show it
+    as one. So is any test whose API calls found no API server: one line, the
+    rest of the run goes on. So is a blocked hop (HopBlocked): what it stands on
+    fails below it, its own layer was not seen failing; its one line, and the
+    record the report counts it by (on the item too: the teardown report copies
+    the item's user_properties, and the fold reads the last report's).
     """
     report = yield
     if call.excinfo is None:
@@ -201,6 +205,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
         if call.when == "call":
             report.when = "setup"
+    elif call.excinfo.errisinstance(HopBlocked):
+        report.longrepr = str(call.excinfo.value)
+        if call.when == "call":
+            report.when = "setup"
+        records.attach(item, call.excinfo.value.record())
+        records.attach(report, call.excinfo.value.record())
     elif call.excinfo.errisinstance(HopFailure):
         report.longrepr = str(call.excinfo.value)
     return report

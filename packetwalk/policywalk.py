@@ -27,8 +27,9 @@ from kubernetes.client.rest import ApiException
 from packetwalk import verdict
 from packetwalk.attempts import settled
 from packetwalk.cluster import API_TIMEOUT
+from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Blocked, decide_baseline
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
-from packetwalk.diagnose.narrowing import Attempt
+from packetwalk.diagnose.narrowing import CLUSTER_IP, NAME, POD_IP, Attempt
 from packetwalk.hops import (
     APPLY,
     DELETE,
@@ -42,14 +43,13 @@ from packetwalk.hops import (
     Cell,
     Change,
     PolicyCase,
-    next_step,
 )
 from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
-from packetwalk.walk import HopFailure, concurrently, evidence, shown
+from packetwalk.walk import HopBlocked, HopFailure, concurrently, evidence, shown
 from packetwalk.workloads import MANIFESTS, create, policy_objects
 
 CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
@@ -310,19 +310,33 @@ class PolicyWalk:
             words[cell] = record.attempt_words()
             self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
+        if wrong and phase == BASELINE:
+            raise HopBlocked(self._blocked(wrong, last))
         if wrong:
             message = self._failure(case, phase, cells, wrong, last, words)
             if self.diagnoser is not None:
-                diagnosis = self._diagnose(self.diagnoser, wrong[0], last[wrong[0]], phase)
+                diagnosis = self._diagnose(self.diagnoser, wrong[0], last[wrong[0]])
                 message += "\n" + "\n".join(diagnosis.lines())
             raise HopFailure(message)
 
-    def _diagnose(self, diagnoser: Diagnoser, cell: Cell, seen: Observation,
-                  phase: str) -> Diagnosis:
-        """Without policies a wrong cell is a path problem: the usual bisection. With
-        them, which policies select the pods decides; it runs while they are applied."""
-        if phase == BASELINE:
-            return diagnoser.diagnose(self.attempt(cell), seen)
+    def _blocked(self, wrong: list[Cell], last: dict[Cell, Observation]) -> Blocked:
+        """Cells failing with no policy at all: what they stand on fails, not policy.
+        The cell of the lowest kind (pod IP, then ClusterIP, then name) is narrowed
+        down and names what blocks the case."""
+        cell = min(wrong, key=lambda c: CELL_KINDS.index(cell_kind(c)))
+        attempt = self.attempt(cell)
+        findings = None
+        if self.diagnoser is not None:
+            findings = self.diagnoser.diagnose(attempt, last[cell]).findings
+        src, to = self.pod(cell.source), self.target_pod(cell.target)
+        placement = SAME_NODE if src.node == to.node else CROSS_NODE
+        return decide_baseline(HOP, findings, cell_kind(cell), placement, attempt.to.protocol,
+                               f"{cell.source} -> {cell.target}:{cell.port}")
+
+    def _diagnose(self, diagnoser: Diagnoser, cell: Cell, seen: Observation) -> Diagnosis:
+        """A cell wrong while policies stand: which policies select the pods decides;
+        it runs while they are applied. (Without policies a wrong cell is a path
+        problem: `_blocked` narrows it down.)"""
         return diagnoser.diagnose_policy(self.attempt(cell), seen, cell.expect,
                                          self.target_pod(cell.target))
 
@@ -330,25 +344,26 @@ class PolicyWalk:
                  last: dict[Cell, Observation], words: dict[Cell, str]) -> str:
         head = (f"network_policy [{case}] {phase}: {len(wrong)} of {len(cells)} cells wrong "
                 f"after {self.timeout:g}s of polling (lane {self.lane})")
-        lines = [head, *truth_table(cells, wrong, last, words)]
-        if phase != BASELINE:
-            lines.append(f"  policies: {', '.join(self._policies) or 'none'} "
-                         f"(namespace {self.run.namespace})")
+        policies = f"{', '.join(self._policies) or 'none'} (namespace {self.run.namespace})"
+        lines = [head, *truth_table(cells, wrong, last, words), f"  policies: {policies}"]
         first = last[wrong[0]]
         pod = self.inventory.pods.get(first.src_pod)
         namespace = pod.namespace if pod else self.run.namespace
         lines += evidence(first, namespace, limit=800)
         record = ProbeRecord(hop=HOP.name, cls=first.cls, client_node=first.src_node)
-        if phase == BASELINE:
-            lines.append("  verdict:  traffic to the policy server fails with no policy at "
-                         "all: not a policy problem")
-            lines.append(f"  next:     {next_step(HOP.name, None, 'tcp')}")
-        else:
-            lines.append(f"  verdict:  {verdict.for_failure(record)}")
+        lines.append(f"  verdict:  {verdict.for_failure(record)}")
         return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- pure helpers
+
+# What a cell dials, lowest layer first (narrowing kinds).
+CELL_KINDS = (POD_IP, CLUSTER_IP, NAME)
+
+
+def cell_kind(cell: Cell) -> str:
+    return {"dns": NAME, "cluster-ip": CLUSTER_IP}.get(cell.target, POD_IP)
+
 
 def _matches(cell: Cell, seen: Observation) -> bool:
     return seen.cls in EXPECTED_CLASSES[cell.expect]

@@ -1,4 +1,5 @@
-"""What a test leaves on its report: one record per probe, and the diagnosis of a failure. Pure.
+"""What a test leaves on its report: one record per probe, the diagnosis of a failure, and
+what blocked a blocked test. Pure.
 
 Records travel in the report's user_properties, which cross xdist and reach
 junitxml (it writes each value with str()), so a record is attached as its
@@ -15,6 +16,7 @@ from packetwalk.attempts import FLAKY, CellResult, judge
 
 OBSERVATION = "packetwalk"  # user_properties key of a ProbeRecord
 DIAGNOSIS = "diagnosis"  # user_properties key of a DiagnosisRecord
+BLOCKED = "blocked"  # user_properties key of a BlockedRecord
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,26 @@ class DiagnosisRecord:
                                   for key, value in data.items()})
 
 
-Record = ProbeRecord | DiagnosisRecord
-_KEYS: dict[type, str] = {ProbeRecord: OBSERVATION, DiagnosisRecord: DIAGNOSIS}
+@dataclass(frozen=True)
+class BlockedRecord:
+    """A test whose probe failed because a hop it stands on fails below it (see
+    diagnose/blocking.py): reported as an ERROR, counted under the blocking layer."""
+
+    layer: str = ""  # the blocking layer's name ("pod network (PodIP)")
+    test: str = ""  # the id that tests that layer (test_pod_ip[cross-node-udp])
+    line: str = ""  # the error's one line, "blocked: ..."
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> BlockedRecord:
+        return BlockedRecord(**data)
+
+
+Record = ProbeRecord | DiagnosisRecord | BlockedRecord
+_KEYS: dict[type, str] = {ProbeRecord: OBSERVATION, DiagnosisRecord: DIAGNOSIS,
+                          BlockedRecord: BLOCKED}
 _TYPES = {key: kind for kind, key in _KEYS.items()}
 
 
@@ -159,6 +179,7 @@ def only_flaky(records: list[ProbeRecord]) -> bool:
 
 
 def of_kind(properties: list[tuple[str, object]], kind: type) -> list:
-    """The records of one kind (ProbeRecord or DiagnosisRecord) in read() properties."""
+    """The records of one kind (ProbeRecord, DiagnosisRecord, BlockedRecord) in read()
+    properties."""
     return [value for _, value in properties if isinstance(value, kind)]
 

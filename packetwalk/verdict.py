@@ -4,7 +4,9 @@ Input: the records tests leave behind (records.ProbeRecord), one per probe; read
 here: hop, placement, protocol, cls, ok, client_node, src_node, server_node, via.
 The rule is the debugging walk itself: the lowest layer with a failure is the
 suspect; layers below it that passed are named as fine; failures above it may
-be consequences and are listed as such. Its scope is where the failures are
+be consequences and are listed as such. Tests blocked by a lower layer
+(diagnose/blocking.py) bring no records: they are listed under the layer that
+blocks them, which is named once. Its scope is where the failures are
 confined: one protocol, one placement, or the nodes they went through when
 probes through other nodes passed ("only through pw-worker2").
 """
@@ -12,10 +14,24 @@ probes through other nodes passed ("only through pw-worker2").
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
 
 from packetwalk.hops import HOPS, Layer
 from packetwalk.probes import BLOCKED_CLASSES
 from packetwalk.records import ProbeRecord
+
+# Every layer by the name reports carry (BlockedRecord.layer, JUnit's layer property).
+LAYERS = {hop.layer.name: hop.layer for hop in HOPS.values()}
+
+
+@dataclass(frozen=True)
+class BlockedTest:
+    """A test reported as blocked: its id, its own layer, and the layer blocking it."""
+
+    id: str
+    layer: str
+    by: str
 
 
 def _layer(record: ProbeRecord) -> Layer:
@@ -112,9 +128,11 @@ def for_failure(record: ProbeRecord) -> str:
     return f"{layer.name} fails{protocol}{where}: {record.cls}; look at {layer.suspects}"
 
 
-def summarize(records: list[ProbeRecord], errors: int = 0) -> str:
-    """The run's verdict in one sentence; `errors`: tests whose probe could not run."""
-    sentence = _network(records)
+def summarize(records: list[ProbeRecord], errors: int = 0,
+              blocked: list[BlockedTest] | tuple[BlockedTest, ...] = ()) -> str:
+    """The run's verdict in one sentence; `errors`: tests whose probe could not run;
+    `blocked`: tests blocked by a lower layer (their records are not in `records`)."""
+    sentence = _network(records, list(blocked))
     if errors:
         # Never a network verdict: the probe broke (exec, pod never Ready).
         sentence += (f" {errors} test{'s' if errors > 1 else ''} could not probe (ERROR): "
@@ -122,11 +140,35 @@ def summarize(records: list[ProbeRecord], errors: int = 0) -> str:
     return sentence
 
 
-def _network(records: list[ProbeRecord]) -> str:
-    if not records:
+def _rank(name: str) -> int:
+    layer = LAYERS.get(name)
+    return layer.rank if layer is not None else len(LAYERS)
+
+
+def _blocked_lines(blocked: list[BlockedTest], suspect: str) -> str:
+    """'. Blocked by it (not failed; what they stand on fails): path MTU (2 tests), ...',
+    one clause per blocking layer, lowest first."""
+    out = ""
+    for by in sorted({b.by for b in blocked}, key=_rank):
+        counted = Counter(b.layer for b in blocked if b.by == by)
+        listed = ", ".join(f"{layer} ({n} test{'s' if n > 1 else ''})"
+                           for layer, n in sorted(counted.items(), key=lambda x: _rank(x[0])))
+        head = "it" if by == suspect else by
+        out += f". Blocked by {head} (not failed; what they stand on fails): {listed}"
+    return out
+
+
+def _network(records: list[ProbeRecord], blocked: list[BlockedTest]) -> str:
+    if not records and not blocked:
         return "no probe ran"
     failed = [r for r in records if not r.ok]
     layers = {_layer(r) for r in records}
+    if not failed and blocked:
+        # The failing layer's own tests did not run (deselected): its name comes from
+        # the narrowing of the tests it blocked.
+        lowest = min((b.by for b in blocked), key=_rank)
+        return (f"{lowest} is broken (seen by the narrowing of the tests it blocks; its own "
+                f"tests did not fail here){_blocked_lines(blocked, lowest)}.")
     if not failed:
         names = ", ".join(layer.name for layer in sorted(layers, key=lambda x: x.rank))
         return f"all {len(records)} probes as expected: {names}"
@@ -147,6 +189,7 @@ def _network(records: list[ProbeRecord]) -> str:
     if above:
         sentence += (f". Also failing, possibly as a consequence: "
                      f"{', '.join(layer.name for layer in above)}")
+    sentence += _blocked_lines(blocked, suspect.name)
     # Layers above that pass narrow it down (DNS passing while ClusterIP fails:
     # only some Service rules are broken).
     passing = sorted((layer for layer in layers if layer.rank > suspect.rank

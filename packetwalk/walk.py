@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from packetwalk import attempts, verdict
+from packetwalk.diagnose.blocking import Blocked, decide
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import Hop, next_step
@@ -33,7 +34,7 @@ from packetwalk.probes import (
     parse_resolv_conf,
     payload_of,
 )
-from packetwalk.records import DiagnosisRecord, ProbeRecord
+from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord
 
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
@@ -42,6 +43,19 @@ UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
 
 class HopFailure(AssertionError):
     """A hop did not behave: the message is the whole story, no traceback needed."""
+
+
+class HopBlocked(HopFailure):
+    """The hop's probe failed because a hop it stands on fails below it. The plugin
+    reports it as an ERROR with the one line `str()` gives; the probe's records and
+    the diagnosis (the bisection that showed it) stay on the report."""
+
+    def __init__(self, blocked: Blocked):
+        super().__init__(blocked.line())
+        self.blocked = blocked
+
+    def record(self) -> BlockedRecord:
+        return BlockedRecord(self.blocked.layer.name, self.blocked.test_id, self.blocked.line())
 
 
 class Walk:
@@ -310,6 +324,9 @@ class Walk:
             diagnosis = None
             if self.diagnoser is not None and self._last is not None:
                 diagnosis = self.diagnoser.diagnose(self._last, seen)
+            blocked = decide(self.hop, diagnosis.findings if diagnosis is not None else None)
+            if blocked is not None:
+                raise HopBlocked(blocked)
             raise HopFailure(self.failure(seen, diagnosis))
 
     def expect_fact(self, what: str, observed: object, expected: object, src: Pod,

@@ -29,7 +29,9 @@ class SuiteRun:
     skipped: dict[str, str]  # id -> its skip reason
     verdict: str
     output: str
-    diagnoses: dict[str, dict] = field(default_factory=dict)  # failed id -> its diagnosis entry
+    diagnoses: dict[str, dict] = field(default_factory=dict)  # red id -> its diagnosis entry
+    # errored id -> its error's text (a blocked test's is its "blocked: ..." line)
+    error_texts: dict[str, str] = field(default_factory=dict)
 
 
 def _test_id(case: ET.Element) -> str:
@@ -47,14 +49,16 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = (), timeout: flo
         return run
     for case in ET.parse(xml).getroot().iter("testcase"):
         tid = _test_id(case)
+        for prop in case.iter("property"):
+            # junitxml writes a user_properties value with str(): a dict's repr.
+            if prop.get("name") == "diagnosis" and (
+                    case.find("failure") is not None or case.find("error") is not None):
+                run.diagnoses[tid] = ast.literal_eval(prop.get("value", "{}"))
         if case.find("failure") is not None:
             run.failed.add(tid)
-            for prop in case.iter("property"):
-                # junitxml writes a user_properties value with str(): a dict's repr.
-                if prop.get("name") == "diagnosis":
-                    run.diagnoses[tid] = ast.literal_eval(prop.get("value", "{}"))
         elif case.find("error") is not None:
             run.errors.add(tid)
+            run.error_texts[tid] = case.find("error").text or ""
         elif case.find("skipped") is not None:
             run.skipped[tid] = case.find("skipped").get("message", "")
         else:

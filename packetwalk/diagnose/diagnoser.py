@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from kubernetes.client import ApiClient
 
+from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Findings, Seen
 from packetwalk.diagnose.capture import Capture, CaptureResult
 from packetwalk.diagnose.conclusion import conclude, through
 from packetwalk.diagnose.dnsservers import Asked
@@ -48,6 +49,9 @@ class Diagnosis:
     policies: list[str]
     capture: CaptureResult | None = None
     notes: list[str] = field(default_factory=list)
+    # What the narrowing saw, for blocking.decide (None: a policy cell's diagnosis,
+    # which judges policies and runs no narrowing).
+    findings: Findings | None = None
 
     def lines(self) -> list[str]:
         """The failure message's block."""
@@ -108,20 +112,50 @@ class Diagnoser:
         kind = target.kind
         bisection = [f"{kind} {attempt.to.label()} from {attempt.src.name}: {seen.cls} (failed)"]
         results = []
+        seen_steps = []
         for step, observed, error in ran:
             if observed is None:
                 bisection.append(f"{step.label}: could not run ({error})")
                 continue
             bisection.append(f"{step.label}: {observed.cls}")
             results.append((step.kind, step.change, observed.cls == OK))
+            seen_steps.append(Seen(step.kind, step.change, observed.cls == OK,
+                                   self._placement(step.src.node, step.to.ip),
+                                   step.to.protocol, f"{step.label}: {observed.cls}"))
         servers = self._servers(target)
         sentence = self._dns_servers(attempt, ran, results) or conclude(
             kind, results, attempt.src.node, attempt.to.protocol, through(target))
+        findings = Findings(kind, seen.cls, attempt.to.protocol,
+                            self._placement(attempt.src.node, attempt.to.ip), tuple(seen_steps),
+                            self._dns_servers_answer(attempt, ran))
         diagnosis = Diagnosis(
             verdict=sentence,
             bisection=bisection,
-            policies=list(self._policies(attempt, touched(attempt, self.inventory)).lines))
+            policies=list(self._policies(attempt, touched(attempt, self.inventory)).lines),
+            findings=findings)
         return self._finish(diagnosis, attempt, servers, target)
+
+    def _placement(self, src_node: str, ip: str) -> str:
+        """SAME_NODE or CROSS_NODE for a probe from `src_node` to `ip` (a pod's, a
+        node's, or a ClusterIP whose backends share one node); "" when unknown."""
+        nodes = {pod.node for pod in self.inventory.pods.values() if pod.ip == ip}
+        for service in self.inventory.services.values():
+            if service.cluster_ip == ip:
+                nodes = {self.inventory.pods[name].node for name in service.backends
+                         if name in self.inventory.pods}
+        if len(nodes) != 1:
+            return ""
+        return SAME_NODE if nodes == {src_node} else CROSS_NODE
+
+    def _dns_servers_answer(self, attempt: Attempt, ran: list) -> bool | None:
+        """A lookup through the DNS Service: did every DNS server pod answer directly
+        over its transport? None for anything else, or when none was asked."""
+        if attempt.name is None or attempt.to.port != 53 or any(
+                attempt.to.ip == d.ip for d in self.inventory.dns_servers):
+            return None
+        asked = [observed is not None and observed.cls == OK for step, observed, _ in ran
+                 if step.kind == DNS_SERVER and step.change == ""]
+        return all(asked) if asked else None
 
     def _dns_servers(self, attempt: Attempt, ran: list, results: list) -> str | None:
         """A failed lookup: what asking each DNS server pod directly showed."""

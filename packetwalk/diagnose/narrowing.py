@@ -9,7 +9,10 @@ The debugging walk, one step below the failure, from the same client:
   run's hostNetwork pod on that node);
 - one protocol fails: the same target over the other one (UDP vs TCP);
 - a near-MTU payload fails: a small request to the same target;
-- a host outside the cluster fails: the same host from the node.
+- a host outside the cluster fails: the same host from the node;
+- a pod fails to reach itself through its Service (hairpin): the same ClusterIP
+  and the pod's own IP from another pod on its node;
+- a lookup over UDP fails: the run's server on each DNS server pod's node, over UDP.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ EXTERNAL = "outside host"  # neither a pod, a Service nor a node of the run
 # How a step differs from the failed probe.
 SAME_NODE_CLIENT, SAME_NODE_TARGET, FROM_NODE = "same-node client", "same-node target", "from node"
 DNS_NODE = "the DNS server's node"  # the run's server on a node that hosts a DNS server
+# The same, over the lookup's own transport (UDP): what DNS_NODE asks over HTTP may
+# answer while UDP to that node's pods is lost.
+DNS_NODE_TRANSPORT = "the DNS server's node, same transport"
+PEER = "another pod on the node"  # a hairpin target asked from beside it
 OTHER_PROTOCOL, SMALL = "other protocol", "small request"
 OTHER = {"tcp": "udp", "udp": "tcp"}
 
@@ -136,6 +143,8 @@ def plan(attempt: Attempt, inventory: Inventory) -> list[Step]:
                  or inventory.ready_on("server", src.node))
         if local is not None:
             steps.append(Step(POD_IP, SAME_NODE_TARGET, src, local.target(protocol)))
+    if target.kind == CLUSTER_IP and service is not None and src.name in service.backends:
+        steps += hairpin_steps(attempt, inventory, service)
     if target.kind == NAME and to.port == 53:
         steps += dns_server_steps(attempt, inventory)
     if attempt.large:
@@ -158,8 +167,26 @@ def dns_server_steps(attempt: Attempt, inventory: Inventory) -> list[Step]:
     steps = [Step(DNS_SERVER, change, src, server.target(protocol), attempt.name)
              for server in inventory.dns_servers
              for change, protocol in (("", to.protocol), (OTHER_PROTOCOL, OTHER[to.protocol]))]
-    for node in sorted({d.node for d in inventory.dns_servers} - {src.node}):
+    nodes = {d.node for d in inventory.dns_servers}
+    for node in sorted(nodes - {src.node}):
         near = inventory.ready_on("server", node)
         if near is not None:
             steps.append(Step(POD_IP, DNS_NODE, src, near.target("tcp")))
+    if to.protocol == "udp":
+        # The client's own node first: a UDP loss there is the nearest one.
+        for node in sorted(nodes, key=lambda n: (n != src.node, n)):
+            near = inventory.ready_on("server", node)
+            if near is not None:
+                steps.append(Step(POD_IP, DNS_NODE_TRANSPORT, src, near.target("udp")))
     return steps
+
+
+def hairpin_steps(attempt: Attempt, inventory: Inventory, service: Service) -> list[Step]:
+    """The hairpin pod's own ClusterIP and pod IP, asked by another pod on its node:
+    when those fail too the Service or the pod network is broken there, not hairpin."""
+    src, to = attempt.src, attempt.to
+    peer = inventory.ready_on("client", src.node)
+    if peer is None:
+        return []
+    return [Step(POD_IP, PEER, peer, src.target(to.protocol)),
+            Step(CLUSTER_IP, PEER, peer, to)]

@@ -1,7 +1,8 @@
 """This run against an earlier one (before and after an upgrade). Pure.
 
 New failures: failing or erroring now, not before (a test the baseline did
-not have counts too: it is new and red). Fixed: failing or erroring before,
+not have counts too: it is new and red). A blocked test is an error: red, and
+labelled with the layer that blocks it. Fixed: failing or erroring before,
 passing now. Latency regressions: passing both times and now slower by
 LATENCY_FACTOR and by at least LATENCY_MIN_DELTA seconds, so a probe going
 from 5 ms to 12 ms is not news but one going from 0.1 s to 3 s is.
@@ -40,6 +41,8 @@ class Diff:
 def _label(entry: dict | None) -> str:
     if entry is None:
         return "absent"
+    if entry.get("blocked_by"):
+        return f"blocked by {entry['blocked_by']}"
     if entry.get("flaky"):  # results of schema 1 written before attempts have no such key
         return (f"flaky {entry['class']}, {entry['failed_attempts']} of {entry['attempts']} "
                 "attempts failed")

@@ -11,7 +11,7 @@ from html import escape
 
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.report.baseline import Diff
-from packetwalk.report.matrix import Matrix, flaky_words
+from packetwalk.report.matrix import BLOCKED, Matrix, flaky_words
 from packetwalk.report.results import TestResult
 from packetwalk.report.svg import path_svg
 
@@ -23,6 +23,7 @@ STYLE = """<style>
 .pw-passed{background:#c8e6c9}.pw-failed{background:#ef9a9a}.pw-error{background:#ffcc80}
 .pw-flaky{background:#fff176;background-image:repeating-linear-gradient(45deg,transparent 0 6px,
  #ef9a9a 6px 9px)}
+.pw-blocked{background:#ce93d8}
 .pw-skipped{background:#e0e0e0;color:#555}.pw-none{background:#fafafa}
 #pw-verdict{font-size:15px;padding:6px;border-left:4px solid #1565c0;background:#e3f2fd}
 .pw-evidence td{vertical-align:top;padding:1px 6px;font-size:12px}
@@ -54,9 +55,13 @@ def matrix_table(matrix: Matrix) -> str:
                 continue
             lines = cell.explain()
             items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+            label = cell.state
+            if cell.state == BLOCKED:
+                label = f"blocked by {', '.join(cell.blocked_by)}"
             cells.append(f'<td class="pw-cell pw-{cell.state}" data-state="{cell.state}" '
                          f'title="{escape(chr(10).join(lines))}"><details><summary>'
-                         f'{cell.state} {cell.counts()}</summary><ul>{items}</ul></details></td>')
+                         f'{escape(label)} {cell.counts()}</summary><ul>{items}</ul>'
+                         f'</details></td>')
         rows.append(f"<tr><th>{escape(hop)}</th>{''.join(cells)}</tr>")
     return (f'<table id="pw-matrix"><tr><th>hop \\ placement</th>{head}</tr>'
             f'{"".join(rows)}</table>')
@@ -128,6 +133,8 @@ def test_detail(result: TestResult, link: Callable[[str], str] = escape) -> str:
     flaky = f" ({escape(flaky_words(result))})" if result.flaky else ""
     parts.append(f"<div>outcome <b>{escape(result.outcome)}</b>{flaky}, class "
                  f"<b>{escape(result.cls)}</b></div>")
+    if result.blocked is not None:
+        parts.append(f'<div class="pw-blocked">{escape(result.blocked.line)}</div>')
     parts += [evidence(record) for record in result.records]
     for key, value in result.extras:
         parts.append(f'<div class="pw-extra"><b>{escape(key)}</b>{_value(value, link)}</div>')

@@ -1,8 +1,9 @@
 """One result per test, folded from its pytest reports; and the results JSON. Pure.
 
 A test's outcome: error if setup or teardown failed (the probe could not
-run), failed if its call failed, skipped, or passed. Its class: the first
-unexpected observation's class, OK when passed, ERROR/SKIPPED/FAILED else.
+run, or it was blocked: a hop it stands on fails below it), failed if its call
+failed, skipped, or passed. Its class: the first unexpected observation's class,
+OK when passed, BLOCKED for a blocked test, ERROR/SKIPPED/FAILED else.
 Its latency: the seconds its probes took, summed. Its attempts (--attempts, see
 packetwalk/attempts.py): how many its probe cells made and how many failed, whether
 it failed only as flaky (every wrong cell had attempts that passed too), and p50/p99
@@ -19,10 +20,11 @@ from typing import Any
 from packetwalk import records as rec
 from packetwalk import verdict
 from packetwalk.attempts import percentile
-from packetwalk.records import DiagnosisRecord, ProbeRecord
+from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 FLAKY = "flaky"  # a failed test whose every wrong cell is flaky: the matrix's own colour
+BLOCKED = "BLOCKED"  # the class of an error that is a blocked test
 # The JUnit properties a test carries about itself (report/junit.py): not extras.
 CELL_PROPERTIES = ("hop", "placement", "layer", "variant", "protocol", "attempts",
                    "failed_attempts", "flaky")
@@ -41,6 +43,7 @@ class TestResult:
     reason: str = ""  # skip reason or the failure/error text
     records: list[ProbeRecord] = field(default_factory=list)  # one per probe
     extras: list[tuple[str, object]] = field(default_factory=list)  # diagnosis, pod events
+    blocked: BlockedRecord | None = None  # an error because a hop below it fails
 
     @property
     def diagnoses(self) -> list[DiagnosisRecord]:
@@ -65,10 +68,13 @@ class TestResult:
     def to_json(self) -> dict:
         made, failed = rec.attempt_totals(self.records)
         p50, p99 = self.percentiles()
-        return {"id": self.id, "outcome": self.outcome, "class": self.cls,
-                "latency": self.latency, "hop": self.hop, "placement": self.placement,
-                "layer": self.layer, "flaky": self.flaky, "attempts": made,
-                "failed_attempts": failed, "p50": p50, "p99": p99}
+        found = {"id": self.id, "outcome": self.outcome, "class": self.cls,
+                 "latency": self.latency, "hop": self.hop, "placement": self.placement,
+                 "layer": self.layer, "flaky": self.flaky, "attempts": made,
+                 "failed_attempts": failed, "p50": p50, "p99": p99}
+        if self.blocked is not None:
+            found["blocked_by"] = self.blocked.layer
+        return found
 
 
 def fold_outcome(phases: list[tuple[str, str]]) -> str:
@@ -83,8 +89,10 @@ def fold_outcome(phases: list[tuple[str, str]]) -> str:
     return PASSED if outcomes.get("call") == "passed" else ERROR
 
 
-def class_of(outcome: str, records: list[ProbeRecord]) -> str:
+def class_of(outcome: str, records: list[ProbeRecord], blocked: bool = False) -> str:
     wrong = next((r.cls for r in records if not r.ok), None)
+    if outcome == ERROR and blocked:
+        return BLOCKED
     if outcome == PASSED:
         return "OK"
     if outcome == FAILED:
@@ -121,23 +129,32 @@ def from_reports(test_id: str, phases: list[tuple[str, str]],
     records = rec.of_kind(typed, ProbeRecord)
     named = {key: value for key, value in typed if key in ("hop", "placement", "layer")}
     outcome = fold_outcome(phases)
+    # Only an error can be blocked: a later phase's failure is not the probe's story.
+    blocked = next(iter(rec.of_kind(typed, BlockedRecord)), None) if outcome == ERROR else None
     seen: set[str] = set()
     extras = []
     for key, value in typed:
-        if key not in (rec.OBSERVATION, *CELL_PROPERTIES) \
+        if key not in (rec.OBSERVATION, rec.BLOCKED, *CELL_PROPERTIES) \
                 and repr((key, value)) not in seen:
             seen.add(repr((key, value)))
             extras.append((key, value))
-    return TestResult(test_id, outcome, class_of(outcome, records), latency_of(records),
-                      hop=named.get("hop"), placement=named.get("placement"),
-                      layer=named.get("layer"), reason=reason, records=records, extras=extras)
+    return TestResult(test_id, outcome, class_of(outcome, records, blocked is not None),
+                      latency_of(records), hop=named.get("hop"),
+                      placement=named.get("placement"), layer=named.get("layer"),
+                      reason=reason, records=records, extras=extras, blocked=blocked)
 
 
 def sentence(results: list[TestResult]) -> str:
-    """The run's verdict: its probes' layer sentence, and its errors (setup, not network).
+    """The run's verdict: its probes' layer sentence, the blocked tests under the layer
+    that blocks them, and its other errors (setup, not network). Probes of blocked
+    tests are not the network's verdict on their own layer: left out of it.
     The terminal, the HTML and JUnit all print this one sentence."""
-    probes = [record for result in results for record in result.records]
-    return verdict.summarize(probes, errors=sum(r.outcome == ERROR for r in results))
+    probes = [record for result in results if result.blocked is None
+              for record in result.records]
+    blocked = [verdict.BlockedTest(r.id.rsplit("::", 1)[-1], r.layer or "", r.blocked.layer)
+               for r in results if r.blocked is not None]
+    errors = sum(r.outcome == ERROR and r.blocked is None for r in results)
+    return verdict.summarize(probes, errors=errors, blocked=blocked)
 
 
 def reason_of(report: Any) -> str:

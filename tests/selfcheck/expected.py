@@ -1,13 +1,16 @@
 """What the suites must report for each lab fault: the exact set of failing ids,
-and the words the verdict must contain. Read by test_fault_localization.py and
-bench/faults.py.
+the exact set of blocked ids with the layer each must name, and the words the
+verdict must contain. Read by test_fault_localization.py, bench/faults.py and
+bench/matrix.py.
 
 Placements on the lab: the client is on pw-worker; same-node servers are on
 pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the workers, one
 replica on each (as kubeadm's anti-affinity spreads it).
-A fault's set holds the hop it breaks and the hops that need that hop (DNS
+A fault turns red the hop it breaks and the hops that need that hop (DNS
 through the kube-dns Service, policy cases that resolve names); every other
-id must pass.
+id must pass. Of the red ids, `failing` are the broken layer's own (FAILED);
+`blocked` are those above it whose narrowing sees it fail below them (an ERROR
+"blocked: ..." naming it, packetwalk/diagnose/blocking.py).
 
 The sets are derived by rules from the hop catalogue (packetwalk/hops.py), so
 a new hop lands in the faults that break its layer without an edit here.
@@ -32,12 +35,15 @@ from packetwalk.hops import (
     NAMED_PORT,
     NODE_PORT,
     PATH_MTU,
+    POD_NETWORK,
     POLICY_CASES,
     POLICY_LAYER,
     SCTP,
     SERVICE,
     Hop,
+    Layer,
     params,
+    preconditions,
 )
 from packetwalk.placement import Node, build_placements
 
@@ -171,6 +177,22 @@ def layer_is(layer) -> Callable[[Case], bool]:
     return lambda case: case.hop.layer == layer
 
 
+def undiagnosed(case: Case) -> bool:
+    """From the vantage point: no narrowing, so nothing is ever seen below it."""
+    return case.hop.test.startswith(UNDIAGNOSED)
+
+
+def at_the_bottom(case: Case) -> bool:
+    """A hop that stands on nothing: where it breaks, it fails."""
+    return not preconditions(case.hop.name)
+
+
+def blocked_by(layer: Layer, own: Callable[[Case], bool]) -> Callable[[Case], Layer | None]:
+    """Every red id is blocked by `layer` but the broken layer's `own` ids and those
+    without a narrowing, which fail."""
+    return lambda case: None if own(case) or undiagnosed(case) else layer
+
+
 # ---------------------------------------------------------------- expectations
 
 @dataclass(frozen=True)
@@ -186,20 +208,58 @@ class Expectation:
     may_fail: Callable[[Case], bool] = lambda case: False
     # A policy the diagnoses of `diagnosed` must name (namespace/name), if any.
     named_policy: str = ""
+    # Of the red ids, which are blocked and by which layer (the one their error must
+    # name); None: the id fails as its own layer's. Nothing is blocked by default.
+    blocks: Callable[[Case], Layer | None] = lambda case: None
 
     @property
-    def failing(self) -> frozenset[str]:
+    def red(self) -> frozenset[str]:
+        """Every id that must not pass: failing and blocked."""
         return ids(self.fails) - self.either_way
 
     @property
+    def blocked(self) -> dict[str, Layer]:
+        """Blocked id -> the layer its "blocked:" error must name."""
+        return {case.id: layer for case in CASES
+                if case.id in self.red and (layer := self.blocks(case)) is not None}
+
+    @property
+    def failing(self) -> frozenset[str]:
+        """Exactly the broken layer's own ids (FAILED)."""
+        return self.red - set(self.blocked)
+
+    @property
     def either_way(self) -> frozenset[str]:
+        """Ids that may pass, fail or be blocked under this fault."""
         return ids(self.may_fail)
 
 
+BLOCKED_LINE = "blocked:"  # how a blocked test's error begins
+
+
+def mismatches(expected: Expectation, failed: set[str], errors: dict[str, str]) -> dict[str, list[str]]:
+    """What a run under the fault got wrong, by kind; empty when exactly as expected.
+    `failed`: the FAILED ids; `errors`: each ERROR id with its text. An error that is
+    not "blocked:" is a broken probe, never a network verdict."""
+    blocked = {test for test, text in errors.items() if text.startswith(BLOCKED_LINE)}
+    found = {
+        "missed": expected.failing - failed,
+        "wrongly blamed": failed - expected.failing - expected.either_way,
+        "not blocked": set(expected.blocked) - blocked,
+        "wrongly blocked": blocked - set(expected.blocked) - expected.either_way,
+        "blocked, not naming the layer": {test for test, layer in expected.blocked.items()
+                                          if test in blocked and layer.name not in errors[test]},
+        "errors": set(errors) - blocked,  # broken probes, not network verdicts
+    }
+    return {kind: sorted(tests) for kind, tests in found.items() if tests}
+
+
 EXPECTED = {
+    # The policy cases that resolve names fail with no policy applied: blocked by DNS.
     "dns-down": Expectation(
         None, resolves, "cluster DNS is broken", "dns or policy",
-        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)}),
+        diagnosed={"test_dns_service_name[short-udp]": ("cluster DNS is at fault", NO_SERVER_SIDE)},
+        blocks=blocked_by(DNS, layer_is(DNS))),
     # kube-system locked down to itself, CoreDNS selected: every lookup from the run's
     # namespaces is denied, asked through the Service or of a DNS pod directly. The
     # diagnosis must name the policy (policies on the path: the DNS pods' too).
@@ -209,13 +269,18 @@ EXPECTED = {
         # tcpdump by hand on the node saw the query leave and the ICMP reject come back
         # (an open defect of the capture, noted in docs/failures.md).
         diagnosed={"test_dns_every_backend[cross-node-udp]": ("cluster DNS is at fault", None)},
-        named_policy="kube-system/coredns-lockdown"),
+        named_policy="kube-system/coredns-lockdown",
+        blocks=blocked_by(DNS, layer_is(DNS))),
     # On the client's node: every Service path from the client breaks, DNS with it
-    # (it is a Service too), and NodePorts that enter through that node.
+    # (it is a Service too), and NodePorts that enter through that node. The Service
+    # hops fail; what stands on them is blocked (its ClusterIP fails while its pods
+    # answer, the DNS pods answer directly, a hairpin's Service fails from beside it,
+    # the source IP's probe gets no answer at all); from outside nothing narrows.
     "kube-proxy-broken": Expectation(
         CLIENT_NODE, lambda c: via_service(c) or enters_on(CLIENT_NODE)(c),
         "Service translation (ClusterIP) is broken", "cluster_ip or dns or hairpin or node_port",
-        diagnosed={"test_cluster_ip[cross-node-tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),
+        diagnosed={"test_cluster_ip[cross-node-tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)},
+        blocks=blocked_by(SERVICE, layer_is(SERVICE))),
     # pw-worker2 blocks NodePorts: what enters through it fails; east-west enters
     # through it from pw-worker's pods; the outside enters through pw-worker.
     "nodeport-blocked": Expectation(
@@ -234,19 +299,27 @@ EXPECTED = {
         # pw-worker answers, the one on pw-worker2 does not. Asked directly, the
         # replica across nodes fails every time (test_dns_every_backend[cross-node-*]).
         may_fail=lambda c: c.hop.name == "session_affinity" or (
-            through_dns_service(c) and c.hop.layer == DNS)),
+            through_dns_service(c) and c.hop.layer == DNS),
+        # The pod network across nodes fails (and node-to-pod with it: it stands on
+        # nothing); everything else red stands on it and sees it fail below.
+        blocks=blocked_by(POD_NETWORK, at_the_bottom)),
     # Nothing blocks any more: every policy case sees OK where it expects a block.
     "policy-enforcer-down": Expectation(
         None, layer_is(POLICY_LAYER), "NetworkPolicy enforcement is broken", "policy",
         diagnosed={"test_network_policy[default-deny-ingress]": ("NetworkPolicy is not enforced", ANSWERED)}),
     # Every UDP id, DNS over UDP (and so connecting by name, which resolves first),
     # and the policy cases that resolve names; TCP hops and DNS over TCP pass.
+    # Blocked by the pod network: the rest, UDP lookups included (the run's server on
+    # a DNS pod's node fails over UDP too). Connecting by name over TCP fails on its
+    # own: its narrowing dials over TCP only, so its lookup's UDP loss is not seen.
     "udp-dropped": Expectation(
         None, lambda c: c.protocol == "udp" or c.hop.name in RESOLVER_HOPS
         or policy_through(c, "dns") or policy_through(c, port="udp"),
         "pod network (PodIP) is broken for udp only", "udp or dns",
         diagnosed={"test_pod_ip[cross-node-udp]": ("UDP fails, TCP to the same target answers",
-                                                   NEVER_SEEN)}),
+                                                   NEVER_SEEN)},
+        blocks=blocked_by(POD_NETWORK, lambda c: at_the_bottom(c) or (
+            c.hop.name in RESOLVER_HOPS and c.protocol == "tcp"))),
     "hairpin-off": Expectation(
         None, layer_is(HAIRPIN), "hairpin is broken", "hairpin",
         diagnosed={"test_hairpin[tcp]": ("ClusterIP fails, pod IPs answer", NEVER_SEEN)}),

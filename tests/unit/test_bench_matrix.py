@@ -29,8 +29,11 @@ kubeconfig: /var/lib/packetwalk/kubeconfig
 """
 
 
-def run_of(failed=(), errors=()) -> SuiteRun:
-    return SuiteRun({"test_pod_ip[same-node-tcp]"}, set(failed), set(errors), {}, "", "")
+def run_of(failed=(), errors=None) -> SuiteRun:
+    """`errors`: errored id -> its text."""
+    errors = errors or {}
+    return SuiteRun({"test_pod_ip[same-node-tcp]"}, set(failed), set(errors), {}, "", "",
+                    error_texts=dict(errors))
 
 
 def test_pick():
@@ -53,13 +56,21 @@ def test_status_facts_are_the_clusters_lines():
 def test_localized_exactly_with_either_way_ids_aside():
     expected = EXPECTED["cross-node-route"]
     assert expected.either_way
-    assert matrix.not_localized(expected, run_of(expected.failing)) == ""
-    assert matrix.not_localized(expected, run_of(expected.failing | expected.either_way)) == ""
+    blocked = {test: f"blocked: the {layer.name} across nodes fails (...)"
+               for test, layer in expected.blocked.items()}
+    assert matrix.not_localized(expected, run_of(expected.failing, blocked)) == ""
+    assert matrix.not_localized(
+        expected, run_of(expected.failing | expected.either_way, blocked)) == ""
     missed = min(expected.failing)
-    assert "missed 1" in matrix.not_localized(expected, run_of(expected.failing - {missed}))
-    blamed = matrix.not_localized(expected, run_of(expected.failing | {"test_pod_ip[same-node-tcp]"}))
+    assert "missed 1" in matrix.not_localized(expected, run_of(expected.failing - {missed},
+                                                               blocked))
+    blamed = matrix.not_localized(expected, run_of(expected.failing | {"test_pod_ip[same-node-tcp]"},
+                                                   blocked))
     assert "wrongly blamed 1 (test_pod_ip[same-node-tcp])" in blamed
-    assert "errors 1" in matrix.not_localized(expected, run_of(expected.failing, {"x"}))
+    assert "errors 1" in matrix.not_localized(expected, run_of(expected.failing,
+                                                               {**blocked, "x": "ProbeError"}))
+    assert f"not blocked {len(blocked)}" in matrix.not_localized(expected,
+                                                                 run_of(expected.failing))
     assert matrix.not_localized(expected, None) == "the run timed out"
 
 

@@ -29,9 +29,10 @@ class Terminal:
         self.lines.append(line)
 
 
-def feed(collector: Collector, test_id: str, phases, *attached) -> None:
-    """A test's reports as xdist hands them to the controller."""
-    item = SimpleNamespace(user_properties=[])
+def feed(collector: Collector, test_id: str, phases, *attached, where=()) -> None:
+    """A test's reports as xdist hands them to the controller; `where`: its JUnit
+    properties (hop, layer, placement)."""
+    item = SimpleNamespace(user_properties=list(where))
     for record in attached:
         records.attach(item, record)
     for when, outcome in phases:
@@ -93,3 +94,55 @@ def test_options_travel_to_workers_unchanged():
                       expected_source_ips=("10.0.0.2",), wait_cleanup=True)
     assert Options.from_json(options.to_json()) == options
     assert Options.from_json(Options().to_json()) == Options()
+
+
+def test_a_blocked_test_is_red_in_every_output_under_the_layer_that_blocks_it(tmp_path):
+    """cross-node-route's MTU: an ERROR (not a failure of path MTU), its own colour in
+    the matrix with the blocking layer's name, a new problem in the baseline diff, and
+    listed in the verdict under the pod network, which is named once."""
+    from packetwalk.records import BlockedRecord
+    from packetwalk.report import baseline
+    from packetwalk.report.matrix import build
+
+    state = SimpleNamespace(options=Options(), run=Run("abc123"), nodes=[], notes=[],
+                            heartbeat=object(), pods_planned=7,
+                            target=SimpleNamespace(describe=lambda: "the lab"))
+    collector = Collector(SimpleNamespace(stash={}), state, before=None)
+    pod_failed = replace(OK, placement="cross-node", server_node="w2", cls="TIMEOUT", ok=False)
+    feed(collector, "t::test_pod_ip[cross-node-udp]",
+         [("setup", "passed"), ("call", "failed"), ("teardown", "passed")], pod_failed)
+    blocked = BlockedRecord("pod network (PodIP)", "test_pod_ip[cross-node-udp]",
+                            "blocked: the pod network (PodIP) across nodes fails "
+                            "(test_pod_ip[cross-node-udp]): a small request fails too")
+    mtu = replace(pod_failed, hop="mtu")
+    where = (("hop", "mtu"), ("layer", "path MTU"), ("placement", "cross-node"))
+    for test in ("t::test_mtu[cross-node-tcp]", "t::test_mtu[cross-node-udp]"):
+        # As the plugin reports it: the call report turned into a setup error.
+        feed(collector, test, [("setup", "passed"), ("setup", "failed"), ("teardown", "passed")],
+             mtu, blocked, where=where)
+    collector.pytest_sessionfinish(session=None)
+
+    mtu_result = {r.id: r for r in collector.results}["t::test_mtu[cross-node-udp]"]
+    assert (mtu_result.outcome, mtu_result.cls) == ("error", "BLOCKED")
+    assert mtu_result.to_json()["blocked_by"] == "pod network (PodIP)"
+
+    sentence = results.sentence(collector.results)
+    assert sentence.startswith("pod network (PodIP) is broken (TIMEOUT): look at")
+    assert sentence.count("pod network (PodIP)") == 1
+    # Not "also failing": the blocked tests' records are not path MTU's verdict.
+    assert sentence.endswith(". Blocked by it (not failed; what they stand on fails): "
+                             "path MTU (2 tests).")
+
+    matrix = build(collector.results)
+    cell = matrix.cell("mtu", "cross-node")
+    assert (cell.state, cell.blocked_by) == ("blocked", ["pod network (PodIP)"])
+    assert cell.explain()[0] == ("test_mtu[cross-node-tcp]: blocked by pod network (PodIP) "
+                                 "(test_pod_ip[cross-node-udp])")
+    table = html.matrix_table(matrix)
+    assert 'class="pw-cell pw-blocked" data-state="blocked"' in table
+    assert "blocked by pod network (PodIP) 0/2" in table
+
+    before = {"t::test_mtu[cross-node-udp]": {"outcome": "passed", "class": "OK", "latency": 0.1}}
+    diff = baseline.compare(before, {r.id: r.to_json() for r in collector.results})
+    assert ("t::test_mtu[cross-node-udp]", "passed", "blocked by pod network (PodIP)") \
+        in diff.new_failures

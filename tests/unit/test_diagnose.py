@@ -277,28 +277,36 @@ def test_the_stop_scripts_output_splits_at_its_markers():
     assert sections(text) == {("decode", "veth1"): "line a\nline b", ("pcap", "veth1"): "QUJD"}
 
 
-def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
-
-    import pytest
-
+def cluster_ip_walk(silent: tuple[str, ...], notes: list):
+    """test_cluster_ip[cross-node-udp] with a diagnoser, on an exec where the addresses
+    in `silent` time out and everything else answers; (walk, its failed observation)."""
     from packetwalk.diagnose.diagnoser import Diagnoser
     from packetwalk.hops import HOPS
     from packetwalk.placement import build_placements
     from packetwalk.probes import ExecResult, Prober
-    from packetwalk.walk import HopFailure, Walk
+    from packetwalk.walk import Walk
 
-    def fake_exec(src, command, timeout):  # the ClusterIP times out, pod IPs answer
-        if "10.96.12.7" in command[-1]:
+    def fake_exec(src, command, timeout):
+        if any(ip in command[-1] for ip in silent):
             return ExecResult(0, "124 5000000\n", "", 5.0)
         return ExecResult(0, "0 100000 server-pw-worker2\n", "", 0.1)
 
-    notes = []
     inv, prober = inventory(), Prober(fake_exec)
     walk = Walk(inv, prober, HOPS["cluster_ip"], build_placements([A, B])["cross-node"], None,
                 "udp", [].append, {}, Diagnoser(inv, prober, None, notes.append, "t"))
-    seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname")
+    return walk, walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname")
+
+
+def test_a_failed_hop_carries_its_bisection_in_the_message_and_the_report():
+    import pytest
+
+    from packetwalk.walk import HopBlocked, HopFailure
+
+    notes = []
+    walk, seen = cluster_ip_walk(("10.96.12.7",), notes)  # the ClusterIP times out, pod IPs answer
     with pytest.raises(HopFailure) as failure:
         walk.expect(seen)
+    assert not isinstance(failure.value, HopBlocked)  # what it stands on answers
     assert "Narrowed down: ClusterIP fails, pod IPs answer" in str(failure.value)
     assert "pod IP 10.244.2.7:8081/udp from client-pw-worker: OK" in str(failure.value)
     assert notes[0].verdict.startswith("ClusterIP fails, pod IPs answer")
@@ -369,3 +377,30 @@ def test_the_policies_are_judged_on_every_pod_the_traffic_reaches():
     # A lookup only, or the DNS Service's IP: the DNS pods alone.
     assert touched_by(Target("servers", 53, "tcp"), name="servers") == ([], "tcp")
     assert touched_by(Target("10.96.0.10", 53, "udp")) == ([], "udp")
+
+
+def test_a_hairpin_is_also_asked_from_beside_it():
+    steps = steps_for(Target("10.96.12.7", 81, "udp"), src="server-pw-worker2")
+    assert (nw.POD_IP, nw.PEER, "client-pw-worker2", "10.244.2.7", 8081) in steps
+    assert (nw.CLUSTER_IP, nw.PEER, "client-pw-worker2", "10.96.12.7", 81) in steps
+    # Not for a client of the Service that is not one of its backends.
+    assert not [s for s in steps_for(Target("10.96.12.7", 81, "udp")) if s[1] == nw.PEER]
+
+
+def test_a_cluster_ip_whose_backend_fails_too_is_blocked_not_failed():
+    """The walk decides (diagnose/blocking.py) on what its diagnosis saw: the backend's
+    pod IP across nodes fails as well, so the pod network blocks the ClusterIP."""
+    import pytest
+
+    from packetwalk.walk import HopBlocked
+
+    notes = []
+    walk, seen = cluster_ip_walk(("10.96.12.7", "10.244.2.7"), notes)  # the backend too
+    with pytest.raises(HopBlocked) as blocked:
+        walk.expect(seen)
+    assert str(blocked.value).startswith(
+        "blocked: the pod network (PodIP) across nodes fails (test_pod_ip[cross-node-udp]): "
+        "pod IP 10.244.2.7:8081/udp from client-pw-worker: TIMEOUT")
+    assert "\n" not in str(blocked.value)
+    assert blocked.value.record().layer == "pod network (PodIP)"
+    assert notes[0].verdict  # the diagnosis is still left on the report

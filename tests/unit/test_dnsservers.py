@@ -1,7 +1,14 @@
 """A failed lookup, narrowed down by asking each DNS server pod directly."""
 
 from packetwalk.diagnose.dnsservers import Asked, conclude
-from packetwalk.diagnose.narrowing import DNS_NODE, DNS_SERVER, OTHER_PROTOCOL, Attempt, plan
+from packetwalk.diagnose.narrowing import (
+    DNS_NODE,
+    DNS_NODE_TRANSPORT,
+    DNS_SERVER,
+    OTHER_PROTOCOL,
+    Attempt,
+    plan,
+)
 from packetwalk.inventory import DnsServer, Inventory, Pod
 from packetwalk.placement import Node
 from packetwalk.probes import Target
@@ -65,6 +72,11 @@ def test_a_failed_lookup_asks_every_server_both_ways_and_the_run_server_on_their
                    ("10.244.1.5", "udp", ""), ("10.244.1.5", "tcp", OTHER_PROTOCOL)]
     assert all(s.name == "servers" for s in steps if s.kind == DNS_SERVER)
     assert [(s.to.ip, s.change) for s in steps if s.change == DNS_NODE] == [("10.244.1.9", DNS_NODE)]
+    # Over UDP, UDP to the run's server on each DNS server's node (pw-worker has none here).
+    assert [(s.to.ip, s.to.protocol) for s in steps if s.change == DNS_NODE_TRANSPORT] == [
+        ("10.244.1.9", "udp")]
+    tcp = plan(Attempt(client, Target("servers", 53, "tcp", "cluster DNS"), "servers"), inv)
+    assert not [s for s in tcp if s.change == DNS_NODE_TRANSPORT]
     assert inv.dns_servers_from("pw-worker", True)[0].name == "coredns-a"
     assert [d.name for d in inv.dns_servers_from("pw-worker", False)] == ["coredns-b"]
     assert Inventory.from_json(inv.to_json()).dns_servers == inv.dns_servers

@@ -1,6 +1,9 @@
 """The plugin's behaviour around tests, in throwaway pytest runs (no cluster)."""
 
+import html
+import json
 import os
+import re
 import textwrap
 from importlib.metadata import entry_points
 
@@ -135,3 +138,35 @@ def test_a_bad_option_is_one_line_before_any_cluster_contact(pytester, monkeypat
     assert [line for line in result.errlines if line.strip()] == [
         line for line in result.errlines if line.startswith("ERROR: packetwalk: ")]
     result.stderr.fnmatch_lines([f"ERROR: packetwalk: {error}"])
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["one-process", "xdist"])
+def test_a_blocked_hop_is_an_error_of_one_line_in_pytest_and_junit(pytester, workers):
+    """HopBlocked: what the hop stands on fails below it. pytest counts an error,
+    JUnit writes <error> (not <failure>) whose text is the one line, and the record the
+    report counts it by rides the report's user_properties (as xdist carries them)."""
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(test_blocked=textwrap.dedent("""
+        from packetwalk.diagnose.blocking import Blocked
+        from packetwalk.hops import HOPS
+        from packetwalk.walk import HopBlocked
+
+        def test_mtu():
+            raise HopBlocked(Blocked(HOPS["pod_ip"], "cross-node", "udp",
+                                     "a small request fails too"))
+    """))
+    result = pytester.runpytest_subprocess(*PLUGIN, *workers, "--junitxml=junit.xml",
+                                           "--html=report.html")
+    result.assert_outcomes(errors=1)
+    case = ET.parse(pytester.path / "junit.xml").getroot().find(".//testcase")
+    assert case.find("failure") is None
+    assert case.find("error").text == ("blocked: the pod network (PodIP) across nodes fails "
+                                       "(test_pod_ip[cross-node-udp]): a small request fails too")
+    names = [p.get("name") for p in case.iter("property")]
+    assert names == ["blocked"]
+    # pytest-html keeps its rows as JSON in the page; the blocked test's is an Error.
+    page = (pytester.path / "report.html").read_text()
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page)[1]))
+    rows = [row for rows in blob["tests"].values() for row in rows]
+    assert [row["result"] for row in rows] == ["Error"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing",
         "packetwalk.diagnose.policyeval", "packetwalk.diagnose.policytext",
-        "packetwalk.diagnose.touched",
+        "packetwalk.diagnose.touched", "packetwalk.diagnose.blocking",
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
         "packetwalk.inventory")
 

@@ -1,111 +1,168 @@
 """The self-check's expected ids, derived by rules from the hop catalogue
-(tests/selfcheck/expected.py), are exactly the sets that were typed out id by id
-before the rules (copied here as data, from packetwalk/lab/faults_expected.py).
+(tests/selfcheck/expected.py), are exactly the sets typed out here id by id:
+per fault, the ids that FAIL (the broken layer's own) and the ids BLOCKED by a
+layer below them (an ERROR that must name that layer). Red before issue 19 was
+the union of the two (copied then from packetwalk/lab/faults_expected.py).
 """
+
+from dataclasses import dataclass, field
 
 import pytest
 
-from packetwalk.hops import POLICY_CASES, SERVICE, Hop
-from tests.selfcheck.expected import CASES, EXPECTED, Case
+from packetwalk.hops import DNS, POD_NETWORK, POLICY_CASES, SERVICE, Hop, Layer
+from tests.selfcheck.expected import CASES, EXPECTED, Case, mismatches
 
-# The typed-out sets the rules replaced.
+
+@dataclass(frozen=True)
+class Typed:
+    failing: set[str]
+    blocked: dict[Layer, set[str]] = field(default_factory=dict)  # blocking layer -> ids
+
+
+# Per fault: what fails, and what is blocked by which layer.
 TYPED = {
-    "dns-down": {
-        "test_dns_connect_by_name[tcp]", "test_dns_connect_by_name[udp]", "test_dns_headless[tcp]",
-        "test_dns_headless[udp]", "test_dns_service_name[fqdn-tcp]",
-        "test_dns_service_name[fqdn-udp]", "test_dns_service_name[namespace-tcp]",
-        "test_dns_service_name[namespace-udp]", "test_dns_service_name[short-tcp]",
-        "test_dns_service_name[short-udp]", "test_network_policy[deny-egress]",
-        "test_network_policy[egress-only-dns]",
-    },
-    "kube-proxy-broken": {
-        "test_cluster_ip[cross-node-tcp]", "test_cluster_ip[cross-node-udp]",
-        "test_cluster_ip[same-node-tcp]", "test_cluster_ip[same-node-udp]",
-        "test_cluster_ip_every_backend[cross-node-tcp]",
-        "test_cluster_ip_every_backend[cross-node-udp]", "test_dns_connect_by_name[tcp]",
-        "test_dns_connect_by_name[udp]", "test_dns_headless[tcp]", "test_dns_headless[udp]",
-        "test_dns_service_name[fqdn-tcp]", "test_dns_service_name[fqdn-udp]",
-        "test_dns_service_name[namespace-tcp]", "test_dns_service_name[namespace-udp]",
-        "test_dns_service_name[short-tcp]", "test_dns_service_name[short-udp]",
-        "test_hairpin[tcp]", "test_hairpin[udp]", "test_network_policy[default-deny-ingress]",
-        "test_network_policy[deny-egress]", "test_network_policy[egress-only-dns]",
-        "test_network_policy[removing-policy-restores-traffic]",
-        "test_node_port_external_cluster[cross-node]",
-        "test_node_port_external_cluster[same-node]", "test_node_port_external_local[same-node]",
-        "test_node_port_on_other_node[cross-node-tcp]",
-        "test_node_port_on_other_node[cross-node-udp]",
-        "test_node_port_on_server_node[same-node-tcp]",
-        "test_node_port_on_server_node[same-node-udp]",
-        "test_source_ip_via_cluster_ip[cross-node-tcp]",
-        "test_source_ip_via_cluster_ip[cross-node-udp]",
-        "test_source_ip_via_cluster_ip[same-node-tcp]",
-        "test_source_ip_via_cluster_ip[same-node-udp]",
-    },
-    "nodeport-blocked": {
-        "test_node_port_on_other_node[same-node-tcp]",
-        "test_node_port_on_other_node[same-node-udp]",
-        "test_node_port_on_server_node[cross-node-tcp]",
-        "test_node_port_on_server_node[cross-node-udp]",
-    },
-    "cross-node-route": {
-        "test_cluster_ip[cross-node-tcp]", "test_cluster_ip[cross-node-udp]",
-        "test_cluster_ip_every_backend[cross-node-tcp]",
-        "test_cluster_ip_every_backend[cross-node-udp]", "test_mtu[cross-node-tcp]",
-        "test_mtu[cross-node-udp]", "test_network_policy[allow-by-namespace-selector]",
-        "test_network_policy[allow-by-pod-selector]", "test_network_policy[allow-one-port]",
-        "test_network_policy[default-deny-ingress]", "test_network_policy[deny-egress]",
-        "test_network_policy[egress-only-dns]",
-        "test_network_policy[removing-policy-restores-traffic]",
-        "test_node_port_external_cluster[cross-node]",
-        "test_node_port_on_other_node[cross-node-tcp]",
-        "test_node_port_on_other_node[cross-node-udp]", "test_node_to_pod[cross-node-tcp]",
-        "test_node_to_pod[cross-node-udp]", "test_pod_ip[cross-node-tcp]",
-        "test_pod_ip[cross-node-udp]", "test_source_ip_via_cluster_ip[cross-node-tcp]",
-        "test_source_ip_via_cluster_ip[cross-node-udp]",
-        "test_source_ip_via_pod_ip[cross-node-tcp]", "test_source_ip_via_pod_ip[cross-node-udp]",
-    },
-    "policy-enforcer-down": {
-        "test_network_policy[allow-by-namespace-selector]",
-        "test_network_policy[allow-by-pod-selector]", "test_network_policy[allow-one-port]",
-        "test_network_policy[default-deny-ingress]", "test_network_policy[deny-egress]",
-        "test_network_policy[egress-only-dns]",
-        "test_network_policy[removing-policy-restores-traffic]",
-    },
-    "udp-dropped": {
-        "test_cluster_ip[cross-node-udp]", "test_cluster_ip[same-node-udp]",
-        "test_cluster_ip_every_backend[cross-node-udp]", "test_dns_connect_by_name[tcp]",
-        "test_dns_connect_by_name[udp]", "test_dns_headless[udp]",
-        "test_dns_service_name[fqdn-udp]", "test_dns_service_name[namespace-udp]",
-        "test_dns_service_name[short-udp]", "test_hairpin[udp]", "test_mtu[cross-node-udp]",
-        "test_mtu[same-node-udp]", "test_network_policy[deny-egress]",
-        "test_network_policy[egress-only-dns]", "test_node_port_on_other_node[cross-node-udp]",
-        "test_node_port_on_other_node[same-node-udp]",
-        "test_node_port_on_server_node[cross-node-udp]",
-        "test_node_port_on_server_node[same-node-udp]", "test_node_to_pod[cross-node-udp]",
-        "test_node_to_pod[same-node-udp]", "test_pod_ip[cross-node-udp]",
-        "test_pod_ip[same-node-udp]", "test_pod_to_node[cross-node-udp]",
-        "test_pod_to_node[same-node-udp]", "test_source_ip_via_cluster_ip[cross-node-udp]",
-        "test_source_ip_via_cluster_ip[same-node-udp]",
-        "test_source_ip_via_pod_ip[cross-node-udp]", "test_source_ip_via_pod_ip[same-node-udp]",
-    },
-    "hairpin-off": {
-        "test_hairpin[tcp]", "test_hairpin[udp]",
-    },
-    "mtu-mismatch": {
-        "test_mtu[cross-node-tcp]", "test_mtu[cross-node-udp]",
-    },
-    "egress-masquerade": {
-        "test_egress_nat[cross-node]", "test_egress_nat[same-node]",
-    },
-    # Issue 15's faults: typed out when they were added, whole.
-    "policy-ignores-except": {
-        "test_network_policy[ipblock-except]", "test_network_policy[ipblock-except-egress]",
-        "test_network_policy[ipblock-except-overlap]",
-    },
-    "policy-ignores-named-ports": {
-        "test_network_policy[named-port-egress]", "test_network_policy[named-port-ingress]",
-    },
+    "dns-down": Typed(
+        failing={
+            "test_dns_connect_by_name[tcp]", "test_dns_connect_by_name[udp]",
+            "test_dns_headless[tcp]", "test_dns_headless[udp]", "test_dns_service_name[fqdn-tcp]",
+            "test_dns_service_name[fqdn-udp]", "test_dns_service_name[namespace-tcp]",
+            "test_dns_service_name[namespace-udp]", "test_dns_service_name[short-tcp]",
+            "test_dns_service_name[short-udp]",
+        },
+        blocked={
+            DNS: {
+                "test_network_policy[deny-egress]", "test_network_policy[egress-only-dns]",
+            },
+        },
+    ),
+    "kube-proxy-broken": Typed(
+        failing={
+            "test_cluster_ip[cross-node-tcp]", "test_cluster_ip[cross-node-udp]",
+            "test_cluster_ip[same-node-tcp]", "test_cluster_ip[same-node-udp]",
+            "test_cluster_ip_every_backend[cross-node-tcp]",
+            "test_cluster_ip_every_backend[cross-node-udp]",
+            "test_node_port_external_cluster[cross-node]",
+            "test_node_port_external_cluster[same-node]",
+            "test_node_port_external_local[same-node]",
+        },
+        blocked={
+            SERVICE: {
+                "test_dns_connect_by_name[tcp]", "test_dns_connect_by_name[udp]",
+                "test_dns_headless[tcp]", "test_dns_headless[udp]",
+                "test_dns_service_name[fqdn-tcp]", "test_dns_service_name[fqdn-udp]",
+                "test_dns_service_name[namespace-tcp]", "test_dns_service_name[namespace-udp]",
+                "test_dns_service_name[short-tcp]", "test_dns_service_name[short-udp]",
+                "test_hairpin[tcp]", "test_hairpin[udp]",
+                "test_network_policy[default-deny-ingress]", "test_network_policy[deny-egress]",
+                "test_network_policy[egress-only-dns]",
+                "test_network_policy[removing-policy-restores-traffic]",
+                "test_node_port_on_other_node[cross-node-tcp]",
+                "test_node_port_on_other_node[cross-node-udp]",
+                "test_node_port_on_server_node[same-node-tcp]",
+                "test_node_port_on_server_node[same-node-udp]",
+                "test_source_ip_via_cluster_ip[cross-node-tcp]",
+                "test_source_ip_via_cluster_ip[cross-node-udp]",
+                "test_source_ip_via_cluster_ip[same-node-tcp]",
+                "test_source_ip_via_cluster_ip[same-node-udp]",
+            },
+        },
+    ),
+    "nodeport-blocked": Typed(
+        failing={
+            "test_node_port_on_other_node[same-node-tcp]",
+            "test_node_port_on_other_node[same-node-udp]",
+            "test_node_port_on_server_node[cross-node-tcp]",
+            "test_node_port_on_server_node[cross-node-udp]",
+        },
+    ),
+    "cross-node-route": Typed(
+        failing={
+            "test_node_port_external_cluster[cross-node]", "test_node_to_pod[cross-node-tcp]",
+            "test_node_to_pod[cross-node-udp]", "test_pod_ip[cross-node-tcp]",
+            "test_pod_ip[cross-node-udp]",
+        },
+        blocked={
+            POD_NETWORK: {
+                "test_cluster_ip[cross-node-tcp]", "test_cluster_ip[cross-node-udp]",
+                "test_cluster_ip_every_backend[cross-node-tcp]",
+                "test_cluster_ip_every_backend[cross-node-udp]", "test_mtu[cross-node-tcp]",
+                "test_mtu[cross-node-udp]", "test_network_policy[allow-by-namespace-selector]",
+                "test_network_policy[allow-by-pod-selector]",
+                "test_network_policy[allow-one-port]", "test_network_policy[default-deny-ingress]",
+                "test_network_policy[deny-egress]", "test_network_policy[egress-only-dns]",
+                "test_network_policy[removing-policy-restores-traffic]",
+                "test_node_port_on_other_node[cross-node-tcp]",
+                "test_node_port_on_other_node[cross-node-udp]",
+                "test_source_ip_via_cluster_ip[cross-node-tcp]",
+                "test_source_ip_via_cluster_ip[cross-node-udp]",
+                "test_source_ip_via_pod_ip[cross-node-tcp]",
+                "test_source_ip_via_pod_ip[cross-node-udp]",
+            },
+        },
+    ),
+    "policy-enforcer-down": Typed(
+        failing={
+            "test_network_policy[allow-by-namespace-selector]",
+            "test_network_policy[allow-by-pod-selector]", "test_network_policy[allow-one-port]",
+            "test_network_policy[default-deny-ingress]", "test_network_policy[deny-egress]",
+            "test_network_policy[egress-only-dns]",
+            "test_network_policy[removing-policy-restores-traffic]",
+        },
+    ),
+    "udp-dropped": Typed(
+        failing={
+            "test_dns_connect_by_name[tcp]", "test_node_to_pod[cross-node-udp]",
+            "test_node_to_pod[same-node-udp]", "test_pod_ip[cross-node-udp]",
+            "test_pod_ip[same-node-udp]", "test_pod_to_node[cross-node-udp]",
+            "test_pod_to_node[same-node-udp]",
+        },
+        blocked={
+            POD_NETWORK: {
+                "test_cluster_ip[cross-node-udp]", "test_cluster_ip[same-node-udp]",
+                "test_cluster_ip_every_backend[cross-node-udp]", "test_dns_connect_by_name[udp]",
+                "test_dns_headless[udp]", "test_dns_service_name[fqdn-udp]",
+                "test_dns_service_name[namespace-udp]", "test_dns_service_name[short-udp]",
+                "test_hairpin[udp]", "test_mtu[cross-node-udp]", "test_mtu[same-node-udp]",
+                "test_network_policy[deny-egress]", "test_network_policy[egress-only-dns]",
+                "test_node_port_on_other_node[cross-node-udp]",
+                "test_node_port_on_other_node[same-node-udp]",
+                "test_node_port_on_server_node[cross-node-udp]",
+                "test_node_port_on_server_node[same-node-udp]",
+                "test_source_ip_via_cluster_ip[cross-node-udp]",
+                "test_source_ip_via_cluster_ip[same-node-udp]",
+                "test_source_ip_via_pod_ip[cross-node-udp]",
+                "test_source_ip_via_pod_ip[same-node-udp]",
+            },
+        },
+    ),
+    "hairpin-off": Typed(
+        failing={
+            "test_hairpin[tcp]", "test_hairpin[udp]",
+        },
+    ),
+    "mtu-mismatch": Typed(
+        failing={
+            "test_mtu[cross-node-tcp]", "test_mtu[cross-node-udp]",
+        },
+    ),
+    "egress-masquerade": Typed(
+        failing={
+            "test_egress_nat[cross-node]", "test_egress_nat[same-node]",
+        },
+    ),
+    "policy-ignores-except": Typed(
+        failing={
+            "test_network_policy[ipblock-except-egress]",
+            "test_network_policy[ipblock-except-overlap]", "test_network_policy[ipblock-except]",
+        },
+    ),
+    "policy-ignores-named-ports": Typed(
+        failing={
+            "test_network_policy[named-port-egress]", "test_network_policy[named-port-ingress]",
+        },
+    ),
 }
+
 # The faults typed out before the policy cases grew (issue 15): their sets hold only
 # the policy cases of then; a case added since joins by rule (see below).
 FAULTS_THEN = ("dns-down", "kube-proxy-broken", "nodeport-blocked", "cross-node-route",
@@ -138,11 +195,22 @@ def then(ids, fault):
         in POLICY_CASES_THEN)}
 
 
+def blocked_by_layer(expected) -> dict[Layer, set[str]]:
+    found: dict[Layer, set[str]] = {}
+    for test, layer in expected.blocked.items():
+        found.setdefault(layer, set()).add(test)
+    return found
+
+
 @pytest.mark.parametrize("fault", list(TYPED))
 def test_rules_give_the_typed_sets(fault):
-    derived = then(EXPECTED[fault].failing, fault)
-    assert derived == TYPED[fault], (
-        f"missing {sorted(TYPED[fault] - derived)}, extra {sorted(derived - TYPED[fault])}")
+    expected, typed = EXPECTED[fault], TYPED[fault]
+    derived = then(expected.failing, fault)
+    assert derived == typed.failing, (
+        f"failing: missing {sorted(typed.failing - derived)}, "
+        f"extra {sorted(derived - typed.failing)}")
+    blocked = {layer: then(tests, fault) for layer, tests in blocked_by_layer(expected).items()}
+    assert {layer: tests for layer, tests in blocked.items() if tests} == typed.blocked
 
 
 def test_every_fault_has_a_set_and_the_catalogue_is_whole():
@@ -154,6 +222,39 @@ def test_every_fault_has_a_set_and_the_catalogue_is_whole():
     for expected in EXPECTED.values():
         assert expected.failing <= set(ids)
         assert set(expected.diagnosed) <= expected.failing
+        assert not expected.failing & set(expected.blocked)
+        assert expected.failing | set(expected.blocked) == expected.red
+
+
+def test_a_blocked_id_names_a_layer_its_hop_stands_on_that_fails_under_the_fault():
+    """Each blocking layer is the layer of an id that fails under the same fault (the
+    verdict names it once), and one the blocked hop stands on."""
+    from packetwalk.hops import HOP_BY_TEST, HOPS, preconditions
+
+    for fault, expected in EXPECTED.items():
+        failing_layers = {HOP_BY_TEST[test.split("[")[0]].layer for test in expected.failing}
+        for test, layer in expected.blocked.items():
+            hop = HOP_BY_TEST[test.split("[")[0]]
+            assert layer in failing_layers, (fault, test)
+            assert layer in {HOPS[name].layer for name in preconditions(hop.name)}, (fault, test)
+
+
+def test_a_run_is_compared_with_the_split_exactly():
+    expected = EXPECTED["cross-node-route"]
+    failed = set(expected.failing)
+    errors = {test: f"blocked: the {layer.name} across nodes fails (test_pod_ip[...]): ..."
+              for test, layer in expected.blocked.items()}
+    assert mismatches(expected, failed, errors) == {}
+    # The policy layer failing where its baseline failed, an MTU error that names the
+    # wrong layer, and a probe that could not run.
+    policy, mtu = "test_network_policy[deny-egress]", "test_mtu[cross-node-udp]"
+    wrong = {test: text for test, text in errors.items() if test != policy}
+    wrong[mtu] = "blocked: the Service translation (ClusterIP) fails (test_cluster_ip[...])"
+    wrong["test_hairpin[tcp]"] = "ProbeError: exec failed"
+    assert mismatches(expected, failed | {policy}, wrong) == {
+        "wrongly blamed": [policy], "not blocked": [policy],
+        "blocked, not naming the layer": [mtu],
+        "errors": ["test_hairpin[tcp]"]}
 
 
 # A Service hop added later, as helper B's session affinity is: cross-node through
@@ -163,14 +264,17 @@ AFFINITY = Hop("session_affinity", "test_session_affinity", "session affinity", 
 
 
 def test_a_new_service_hop_joins_the_faults_of_its_layer_by_rule():
+    """It fails with its layer, and is blocked where the layer below breaks."""
     cases = [Case(AFFINITY, "cross-node", None, protocol) for protocol in ("tcp", "udp")]
-    joins = {fault: [c.id for c in cases if e.fails(c)] for fault, e in EXPECTED.items()}
+    joins = {fault: [(c.id, e.blocks(c)) for c in cases if e.fails(c)]
+             for fault, e in EXPECTED.items()}
     assert {fault: found for fault, found in joins.items() if found} == {
-        "kube-proxy-broken": ["test_session_affinity[cross-node-tcp]",
-                              "test_session_affinity[cross-node-udp]"],
-        **{fault: ["test_session_affinity[cross-node-tcp]", "test_session_affinity[cross-node-udp]"]
+        "kube-proxy-broken": [("test_session_affinity[cross-node-tcp]", None),
+                              ("test_session_affinity[cross-node-udp]", None)],
+        **{fault: [("test_session_affinity[cross-node-tcp]", POD_NETWORK),
+                   ("test_session_affinity[cross-node-udp]", POD_NETWORK)]
            for fault in ("cross-node-route", "flanneld-down", "bgp-down")},
-        "udp-dropped": ["test_session_affinity[cross-node-udp]"],
+        "udp-dropped": [("test_session_affinity[cross-node-udp]", POD_NETWORK)],
     }
 
 
@@ -180,14 +284,22 @@ def test_new_policy_cases_join_the_faults_of_what_they_use_by_rule():
     cell; the SCTP case skips on the lab (no SCTP), so no fault expects it red."""
     new = {f"test_network_policy[{name}]" for name in POLICY_CASES} - {
         f"test_network_policy[{name}]" for name in POLICY_CASES_THEN}
-    joins = {fault: sorted(set(e.failing) & new) for fault, e in EXPECTED.items()}
+    fails = {fault: sorted(set(e.failing) & new) for fault, e in EXPECTED.items()}
+    blocked = {fault: sorted(set(e.blocked) & new) for fault, e in EXPECTED.items()}
     runs = sorted(new - {"test_network_policy[sctp-not-tcp]"})
-    assert joins["policy-enforcer-down"] == runs
-    assert joins["cross-node-route"] == runs
-    assert joins["udp-dropped"] == ["test_network_policy[protocol-only]",
-                                    "test_network_policy[udp-only-not-tcp]"]
-    assert joins["dns-down"] == joins["kube-proxy-broken"] == []
-    assert joins["policy-ignores-except"] == sorted(TYPED["policy-ignores-except"])
-    assert joins["policy-ignores-named-ports"] == sorted(TYPED["policy-ignores-named-ports"])
-    for fault in ("nodeport-blocked", "hairpin-off", "mtu-mismatch", "egress-masquerade"):
-        assert joins[fault] == [], fault
+    assert fails["policy-enforcer-down"] == runs
+    # Their baselines fail with no policy: blocked by the pod network below.
+    assert blocked["cross-node-route"] == runs
+    assert blocked["udp-dropped"] == ["test_network_policy[protocol-only]",
+                                      "test_network_policy[udp-only-not-tcp]"]
+    assert {EXPECTED["udp-dropped"].blocked[t] for t in blocked["udp-dropped"]} == {POD_NETWORK}
+    assert fails["policy-ignores-except"] == sorted(TYPED["policy-ignores-except"].failing)
+    assert fails["policy-ignores-named-ports"] == sorted(
+        TYPED["policy-ignores-named-ports"].failing)
+    for fault in EXPECTED:
+        if fault not in ("policy-enforcer-down", "policy-ignores-except",
+                         "policy-ignores-named-ports"):
+            assert fails[fault] == [], fault  # a policy case fails only by policy faults
+    for fault in ("dns-down", "kube-proxy-broken", "nodeport-blocked", "hairpin-off",
+                  "mtu-mismatch", "egress-masquerade"):
+        assert blocked[fault] == [], fault

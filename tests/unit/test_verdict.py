@@ -196,3 +196,30 @@ def test_one_cross_node_failure_names_the_servers_node():
                      server_node=W2.name)
     assert for_failure(record).startswith(
         "pod network (PodIP) fails (tcp) from pw-worker to pw-worker2: TIMEOUT")
+
+
+def test_blocked_tests_are_listed_under_the_layer_that_blocks_them():
+    from packetwalk.verdict import BlockedTest
+
+    failing = {("cluster_ip", p, proto) for p in ("same-node", "cross-node")
+               for proto in ("tcp", "udp")}
+    records = [r for r in matrix(failing) if r.hop != "dns_service_name"]
+    blocked = [BlockedTest("test_dns_headless[udp]", "cluster DNS", "Service translation (ClusterIP)"),
+               BlockedTest("test_hairpin[udp]", "hairpin", "Service translation (ClusterIP)"),
+               BlockedTest("test_mtu[cross-node-udp]", "path MTU", "pod network (PodIP)")]
+    sentence = summarize(records, errors=1, blocked=blocked)
+    assert sentence.startswith("Service translation (ClusterIP) is broken on every placement")
+    assert (". Blocked by pod network (PodIP) (not failed; what they stand on fails): "
+            "path MTU (1 test). Blocked by it (not failed; what they stand on fails): "
+            "hairpin (1 test), cluster DNS (1 test).") in sentence
+    assert sentence.endswith("1 test could not probe (ERROR): setup, not the network; "
+                             "see their pod events.")
+
+
+def test_only_blocked_tests_still_name_the_layer_below():
+    from packetwalk.verdict import BlockedTest
+
+    blocked = [BlockedTest("test_dns_headless[udp]", "cluster DNS", "Service translation (ClusterIP)")]
+    assert summarize([], blocked=blocked).startswith(
+        "Service translation (ClusterIP) is broken (seen by the narrowing of the tests it "
+        "blocks; its own tests did not fail here). Blocked by it")
