@@ -186,9 +186,12 @@ def _vxlan_drop(op: str) -> list[str]:
 def _vtep_mac(node: t.Node) -> str:
     """flannel.1's MAC on the node ('' without the device): the VTEP address the
     other nodes' FDB must point at, published in the Node's backend-data."""
-    r = subprocess.run(in_netns(node.name) + ["cat", f"/sys/class/net/{VXLAN_DEVICE}/address"],
+    # `ip`, not /sys/class/net: entering only the node's network namespace keeps the
+    # host's /sys, which lists the host's devices.
+    r = subprocess.run(in_netns(node.name) + ["ip", "-o", "link", "show", VXLAN_DEVICE],
                        capture_output=True, text=True, check=False)
-    return r.stdout.strip() if r.returncode == 0 else ""
+    words = r.stdout.split()
+    return words[words.index("link/ether") + 1] if r.returncode == 0 and "link/ether" in words else ""
 
 
 def _fdb_macs(node: t.Node) -> str:
