@@ -18,10 +18,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from packetwalk.lab import faults, state
 from packetwalk.lab.cni import cni_named
+from packetwalk.lab.errors import LabError
 from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
 from tests.suiterun import run_suites
 
 REPORTS = Path("reports/faults")
+
+
+def heal() -> bool:
+    """Heal; a heal that fails is one line, after the run's own lines are printed."""
+    try:
+        faults.heal()
+        return True
+    except LabError as e:
+        print(f"heal failed: {e}", flush=True)
+        return False
 
 
 def main() -> int:
@@ -45,7 +56,7 @@ def main() -> int:
                                  extra=("--capture-packets", f"--html={REPORTS / name}.html"))
                 wall = time.monotonic() - start
         finally:
-            faults.heal()
+            healed = heal()
         wrong = mismatches(expected, run.failed,
                            {t: run.error_texts.get(t, "") for t in run.errors})
         exact += not wrong
@@ -59,6 +70,8 @@ def main() -> int:
                   flush=True)
         for test_id in sorted(run.errors):
             print(f"  {test_id}: {run.error_texts.get(test_id, '-')}", flush=True)
+        if not healed:
+            return 1  # the lab is not whole: the next fault's run would measure both
     print(f"localized exactly: {exact} of {len(args.faults)} faults")
     return 0 if exact == len(args.faults) else 1
 
