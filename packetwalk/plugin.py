@@ -50,6 +50,8 @@ RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker
 POLICY_LOCK = "network-policy"
 # One lock per NetworkPolicy lane (fixtures/policy.py): a case holds its lane's.
 POLICY_LOCKS = tuple(f"{POLICY_LOCK}-lane-{lane}" for lane in POLICY_LANES)
+# A lane whose baseline (no policy) failed in this run: fixtures/policy.py.
+POLICY_BLOCKED_MARKS = tuple(f"{lock}-blocked" for lock in POLICY_LOCKS)
 
 
 @dataclass
@@ -259,7 +261,7 @@ class Controller:
             if swept:
                 state.notes.append(f"swept namespaces of dead runs: {', '.join(swept)}")
             for name in swept:  # their lock files, if they ran on this host
-                for lock in (POLICY_LOCK, *POLICY_LOCKS):
+                for lock in (POLICY_LOCK, *POLICY_LOCKS, *POLICY_BLOCKED_MARKS):
                     remove_lock(name.removeprefix("pw-").split("-")[0], lock)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.capture_image if options.capture_packets else None
@@ -324,7 +326,7 @@ class Controller:
             return  # nothing deployed (collect-only, or failed before deploying)
         state.cleaned = True
         state.heartbeat.stop()
-        for lock in (POLICY_LOCK, *POLICY_LOCKS):
+        for lock in (POLICY_LOCK, *POLICY_LOCKS, *POLICY_BLOCKED_MARKS):
             remove_lock(state.run.id, lock)
         api = apiretry.client(state.configuration)
         try:

@@ -53,6 +53,11 @@ from packetwalk.walk import HopBlocked, HopFailure, concurrently, evidence, show
 from packetwalk.workloads import MANIFESTS, create, policy_objects
 
 CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
+# Once a lane's baseline (no policy at all) has failed in a run, what the lane's
+# cells stand on is broken: the lane's later baselines are polled this long, not
+# CONVERGE_TIMEOUT. Waiting 20 s per case for a network that was already seen
+# broken made a run under cross-node faults take minutes (25 cases, 20 s each).
+BLOCKED_BASELINE_TIMEOUT = 4
 POLL_INTERVAL = 0.25
 # A blocked TCP cell is decided by the first definite answer (kube-router rejects:
 # REFUSED at once) or, where the enforcer drops, by this short connect timeout.
@@ -68,12 +73,18 @@ REMOVED = "after removing the policies"
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
-                 diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1):
+                 diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1,
+                 baseline_timeout: float | None = None,
+                 on_blocked: Callable[[], None] | None = None):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.attempts = attempts  # per cell, once its phase has held (--attempts)
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
+        # How long a baseline is polled (shorter once the lane's was blocked), and
+        # what to call when this case's baseline is: the fixture remembers it per lane.
+        self.baseline_timeout = timeout if baseline_timeout is None else baseline_timeout
+        self.on_blocked = on_blocked
         self.diagnoser = diagnoser  # None: the wrong cells as observed, no narrowing
         self.lane = lane
         self._policies: list[str] = []  # the case's policies, as applied (for messages)
@@ -295,7 +306,8 @@ class PolicyWalk:
             return False
 
         try:
-            wait_for(f"policy case {case} {phase}", holds, timeout=self.timeout,
+            wait_for(f"policy case {case} {phase}", holds,
+                     timeout=self.baseline_timeout if phase == BASELINE else self.timeout,
                      interval=POLL_INTERVAL)
         except WaitTimeout:
             pass
@@ -311,6 +323,8 @@ class PolicyWalk:
             self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong and phase == BASELINE:
+            if self.on_blocked is not None:
+                self.on_blocked()
             raise HopBlocked(self._blocked(wrong, last))
         if wrong:
             message = self._failure(case, phase, cells, wrong, last, words)

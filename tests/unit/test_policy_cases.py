@@ -239,3 +239,39 @@ def test_cells_make_their_other_attempts_at_once_unless_a_refusal_settled_them()
     lines = truth_table((dropped,), [dropped], judged, {dropped: record.cell().words()})
     assert lines[1].split()[:7] == ["FLAKY", "client-b", "->", "pod-ip:udp", "blocked", "OK",
                                     "[flaky:"]
+
+
+def test_a_lane_seen_blocked_polls_its_next_baseline_briefly_and_says_so():
+    from packetwalk.inventory import Inventory, Pod
+    from packetwalk.policywalk import BASELINE, BLOCKED_BASELINE_TIMEOUT, PolicyWalk
+    from packetwalk.probes import ExecResult, Prober
+    from packetwalk.walk import HopBlocked
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            node, ip, 8080)
+            for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
+                                   ("server", "pw-worker2", "10.244.2.9"))}
+
+    def fake_exec(src, command, timeout):  # the path under the lane is down: every ask times out
+        if command[0] == "curl":
+            return ExecResult(28, "", "curl: (28) Connection timed out after 2001 ms", 2.0)
+        return ExecResult(0, "124 2000000\n", "", 2.0)
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    marked, waited = [], []
+    walk = PolicyWalk(None, inventory, Prober(fake_exec), [].append, timeout=20,
+                      baseline_timeout=BLOCKED_BASELINE_TIMEOUT, on_blocked=lambda: marked.append(1))
+    from packetwalk import policywalk  # the poll, shortened: only its timeout is looked at
+    real = policywalk.wait_for
+
+    def timed(what, probe, timeout, interval):
+        waited.append(timeout)
+        return real(what, probe, timeout=0.01, interval=0.001)
+
+    policywalk.wait_for = timed
+    try:
+        with pytest.raises(HopBlocked):
+            walk._converge("c", BASELINE, (Cell("client-a", "pod-ip", "http", "open"),))
+    finally:
+        policywalk.wait_for = real
+    assert waited == [BLOCKED_BASELINE_TIMEOUT] and marked == [1]
