@@ -9,6 +9,8 @@ The expected sets are derived from the hop catalogue by rules (tests/selfcheck/e
 
 
 
+import time
+
 import pytest
 
 from packetwalk.lab import cluster, faults, state
@@ -29,9 +31,15 @@ def test_fault_is_localized(lab, tmp_path, name):
         # and deploy, and three per fault (a capture run, a heal run) took CI past its
         # time. The capture cases are proven by tests/diagnose; bench/faults.py prints
         # every failed id's capture.
+        started = time.monotonic()
         broken = run_suites(tmp_path / "broken", *SUITES, timeout=900)
+        took = time.monotonic() - started
     finally:
         faults.heal()
+    # The figures docs/failures.md quotes (shown with -s or -rP).
+    blocked = sum(text.startswith("blocked:") for text in broken.error_texts.values())
+    print(f"{name}: {len(broken.failed)} failed, {blocked} blocked, "
+          f"{len(broken.errors) - blocked} other errors, {len(broken.passed)} passed in {took:.0f}s")
     # The FAILED set is exactly `failing`; each `blocked` id is an error "blocked: ..."
     # naming its blocking layer; any other error is a broken probe, not a network verdict.
     wrong = mismatches(expected, broken.failed, broken.error_texts)

@@ -127,3 +127,19 @@ def test_udp_asks_from_the_source_itself_with_a_pasteable_command():
     assert seen.cls == OK and seen.response == "server-b"
     assert commands[0][:2] == ["bash", "-c"] and "/dev/udp/10.244.2.9/8081" in commands[0][2]
     assert seen.command.startswith("bash -c ") and "printf %s hostname" in seen.command
+
+
+def test_asking_by_name_resolves_once_and_every_attempt_dials_the_address():
+    commands = []
+
+    def fake_exec(src, command, timeout):
+        commands.append(command)
+        if command[0] == "dig":
+            return ExecResult(0, ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n"
+                                 "server-b.pw-1.svc.cluster.local. 30 IN A 10.96.3.4\n", "", 0.01)
+        return ExecResult(0, "0 9000 server-b\n0 9000 server-b\n0 9000 server-b\n", "", 0.01)
+
+    seen = Prober(fake_exec).ask(SRC, Target("server-b", 8081, "udp"), "hostname", 3, host="server-b")
+    assert [c[0] for c in commands] == ["dig", "bash"]  # one lookup, one exec for the three
+    assert "/dev/udp/10.96.3.4/8081" in commands[1][-1] and "server-b/" not in commands[1][-1]
+    assert len(seen) == 3 and all(o.cls == "OK" and "server-b as resolved" in o.via for o in seen)
