@@ -220,10 +220,12 @@ def _delete(node: str, rule: Rule) -> None:
 # kube-proxy's DNAT): only NEW flows to the node's own addresses. Matching
 # the port alone also dropped answers whose masqueraded (--random-fully)
 # source port happened to fall in the NodePort range: a flaky false failure.
-NODEPORT_DROPS: tuple[Rule, ...] = tuple(
-    ("mangle", "PREROUTING", "-p", proto, "--dport", NODEPORTS, "-m", "addrtype",
-     "--dst-type", "LOCAL", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP")
-    for proto in ("tcp", "udp"))
+def _nodeport_drop(proto: str) -> Rule:
+    return ("mangle", "PREROUTING", "-p", proto, "--dport", NODEPORTS, "-m", "addrtype",
+            "--dst-type", "LOCAL", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP")
+
+
+NODEPORT_DROPS: tuple[Rule, ...] = tuple(_nodeport_drop(proto) for proto in ("tcp", "udp"))
 
 
 def _block_nodeports(state: State, node: t.Node) -> None:
@@ -234,6 +236,17 @@ def _block_nodeports(state: State, node: t.Node) -> None:
 def _unblock_nodeports(state: State, node: t.Node) -> None:
     for rule in NODEPORT_DROPS:
         _delete(node.name, rule)
+
+
+# nodeport-udp-blocked: the same firewall for UDP alone, as a security group that
+# opens 30000-32767 for TCP only leaves it. The verdict must name the one node
+# and the one protocol (issue 13: it once read "on every placement").
+def _block_udp_nodeports(state: State, node: t.Node) -> None:
+    _insert(node.name, _nodeport_drop("udp"))
+
+
+def _unblock_udp_nodeports(state: State, node: t.Node) -> None:
+    _delete(node.name, _nodeport_drop("udp"))
 
 
 # ---------------------------------------------------------------- udp-dropped
@@ -418,6 +431,8 @@ FAULTS = {f.name: f for f in (
           _enforcer_down, _enforcer_up),
     Fault("nodeport-blocked", "NodePort traffic dropped on one node (a firewall in front of it)", True,
           _block_nodeports, _unblock_nodeports),
+    Fault("nodeport-udp-blocked", "UDP NodePorts dropped on one node, TCP ones pass (a firewall "
+          "open for TCP only)", True, _block_udp_nodeports, _unblock_udp_nodeports),
     Fault("udp-dropped", "pod UDP is dropped while TCP passes", False, _drop_udp, _pass_udp),
     Fault("mtu-mismatch", f"node links are {SMALL_MTU} while pods believe 1500, and ICMP frag-needed is dropped",
           False,

@@ -286,6 +286,13 @@ EXPECTED = {
     "nodeport-blocked": Expectation(
         SECOND_NODE, enters_on(SECOND_NODE), "NodePort is broken", "node_port",
         diagnosed={"test_node_port_on_server_node[cross-node-tcp]": ("NodePort fails, ClusterIP answers", NEVER_SEEN)}),
+    # The same firewall for UDP only: the UDP ids entering through pw-worker2, and the
+    # verdict names both the protocol and the node.
+    "nodeport-udp-blocked": Expectation(
+        SECOND_NODE, lambda c: enters_on(SECOND_NODE)(c) and c.protocol == "udp",
+        "NodePort is broken for udp only, only through pw-worker2", "node_port",
+        diagnosed={"test_node_port_on_server_node[cross-node-udp]": ("NodePort fails, ClusterIP answers",
+                                                                   NEVER_SEEN)}),
     # Other nodes lose the route to pw-worker2's pods: every path into them breaks,
     # same-node paths and everything on pw-worker still work. The policy server
     # lives on pw-worker2.
