@@ -3,6 +3,8 @@
     python3 bench/soak.py [-n 10] [paths ...]      (default path: suites/east_west)
 
 Every failure or error on a healthy lab is a false failure: the target is 0 in 10 runs.
+It also counts the flaky ids (a cell some of whose --attempts failed: a failure too) and
+the failed attempts of ids that passed (none may: a cell with one is flaky).
 """
 
 import argparse
@@ -21,6 +23,8 @@ def main() -> int:
     ap.add_argument("paths", nargs="*", default=["suites/east_west"])
     args = ap.parse_args()
     false_failures: dict[str, int] = {}
+    flaky: dict[str, int] = {}
+    failed_attempts = 0
     walls = []
     for i in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as tmp:
@@ -28,6 +32,9 @@ def main() -> int:
             run = run_suites(Path(tmp), *args.paths)
             walls.append(time.monotonic() - start)
         bad = sorted(run.failed | run.errors)
+        for test_id in run.flaky:
+            flaky[test_id] = flaky.get(test_id, 0) + 1
+        failed_attempts += sum(n for tid, n in run.failed_attempts.items() if tid in run.passed)
         for test_id in bad:
             false_failures[test_id] = false_failures.get(test_id, 0) + 1
         total = len(run.passed) + len(run.failed) + len(run.errors) + len(run.skipped)
@@ -37,7 +44,11 @@ def main() -> int:
           f"(wall min {min(walls):.1f}s, max {max(walls):.1f}s)")
     for test_id, count in sorted(false_failures.items()):
         print(f"  {test_id}: {count}")
-    return 0 if not false_failures else 1
+    print(f"flaky ids: {sum(flaky.values())} in {args.runs} runs; failed attempts in passing ids: "
+          f"{failed_attempts}")
+    for test_id, count in sorted(flaky.items()):
+        print(f"  {test_id}: flaky {count}")
+    return 0 if not false_failures and not flaky else 1
 
 
 if __name__ == "__main__":

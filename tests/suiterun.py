@@ -32,6 +32,9 @@ class SuiteRun:
     diagnoses: dict[str, dict] = field(default_factory=dict)  # red id -> its diagnosis entry
     # errored id -> its error's text (a blocked test's is its "blocked: ..." line)
     error_texts: dict[str, str] = field(default_factory=dict)
+    # ids that failed only as flaky (JUnit flaky=true), and every id's failed attempts
+    flaky: set[str] = field(default_factory=set)
+    failed_attempts: dict[str, int] = field(default_factory=dict)
 
 
 def _test_id(case: ET.Element) -> str:
@@ -51,6 +54,10 @@ def run_suites(tmp: Path, *paths: str, extra: tuple[str, ...] = (), timeout: flo
         tid = _test_id(case)
         for prop in case.iter("property"):
             # junitxml writes a user_properties value with str(): a dict's repr.
+            if prop.get("name") == "flaky" and prop.get("value") == "true":
+                run.flaky.add(tid)
+            if prop.get("name") == "failed_attempts" and prop.get("value", "0") != "0":
+                run.failed_attempts[tid] = int(prop.get("value"))
             if prop.get("name") == "diagnosis" and (
                     case.find("failure") is not None or case.find("error") is not None):
                 run.diagnoses[tid] = ast.literal_eval(prop.get("value", "{}"))
