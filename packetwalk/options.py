@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 from packetwalk.attempts import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
+
+# Seconds a NetworkPolicy change may take to be enforced (--policy-timeout). kube-router
+# on the lab enforces within about 1 s (the report's "enforced after" line).
+DEFAULT_POLICY_TIMEOUT = 20.0
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     Exposure,
@@ -59,6 +63,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="attempts per probe cell, at once where the probe allows: a cell "
                          "is broken when every attempt fails, flaky (k/N) when some do "
                          f"(default {DEFAULT_ATTEMPTS}, at most {MAX_ATTEMPTS})")
+    group.addoption("--policy-timeout", type=float, default=DEFAULT_POLICY_TIMEOUT, metavar="SECONDS",
+                    help="how long a NetworkPolicy change may take to be enforced before its "
+                         f"cells count as wrong (default {DEFAULT_POLICY_TIMEOUT:g}; raise it for "
+                         "enforcers that sync slowly, the report gives the times measured)")
     group.addoption("--no-diagnose", action="store_true",
                     help="report failures as observed, without the narrowing probes (faster when "
                          "many hops fail, e.g. in the self-check)")
@@ -119,6 +127,7 @@ class Options:
     wait_cleanup: bool = False
     ready_timeout: float = 120
     attempts: int = DEFAULT_ATTEMPTS
+    policy_timeout: float = DEFAULT_POLICY_TIMEOUT
     no_diagnose: bool = False
     capture_packets: bool = False
     debug_image: str = DEFAULT_IMAGE
@@ -204,6 +213,9 @@ def _parse(get, html: str | None) -> Options:
     attempts = get("attempts")
     if not 1 <= attempts <= MAX_ATTEMPTS:
         raise ValueError(f"--attempts {attempts}: must be 1 to {MAX_ATTEMPTS}")
+    policy_timeout = get("policy_timeout")
+    if policy_timeout <= 0:
+        raise ValueError(f"--policy-timeout {policy_timeout:g}: must be more than 0 seconds")
     target = get("external_target")
     explicit = get("results_json")
     registry = get("image_registry")
@@ -211,6 +223,7 @@ def _parse(get, html: str | None) -> Options:
         kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
         wait_cleanup=get("wait_cleanup"), ready_timeout=timeout, attempts=attempts,
+        policy_timeout=policy_timeout,
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
         external_target=parse_target(target) if target else None,

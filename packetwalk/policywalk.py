@@ -45,6 +45,7 @@ from packetwalk.hops import (
     PolicyCase,
 )
 from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
+from packetwalk.options import DEFAULT_POLICY_TIMEOUT
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
@@ -52,7 +53,7 @@ from packetwalk.waiting import WaitTimeout, wait_for
 from packetwalk.walk import HopBlocked, HopFailure, concurrently, evidence, shown
 from packetwalk.workloads import MANIFESTS, create, policy_objects
 
-CONVERGE_TIMEOUT = 20  # seconds a policy change may take to be enforced
+CONVERGE_TIMEOUT = DEFAULT_POLICY_TIMEOUT  # seconds a policy change may take (--policy-timeout)
 # Once a lane's baseline (no policy at all) has failed in a run, what the lane's
 # cells stand on is broken: the lane's later baselines are polled this long, not
 # CONVERGE_TIMEOUT. Waiting 20 s per case for a network that was already seen

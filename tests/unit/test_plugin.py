@@ -126,6 +126,7 @@ def test_this_repositorys_suites_ask_for_it(bad_kubeconfig):
 @pytest.mark.parametrize("args, error", [
     (["--nodes", "a,,b"], "--nodes 'a,,b': expected node names separated by commas"),
     (["--ready-timeout", "0"], "--ready-timeout 0: must be more than 0 seconds"),
+    (["--policy-timeout", "-1"], "--policy-timeout -1: must be more than 0 seconds"),
     (["--external-target", "nohost"], "--external-target 'nohost': expected host:port"),
     (["--expected-source-ips", "10.0.0.1,x"], "*'x' does not appear to be an IPv4 or IPv6*"),
 ])

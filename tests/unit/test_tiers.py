@@ -177,7 +177,8 @@ def test_packetwalk_images_prints_tier_and_name(capsys):
 
 
 def _getter(**given):
-    defaults = {"nodes": None, "ready_timeout": 120, "attempts": 3, "external_target": None,
+    defaults = {"nodes": None, "ready_timeout": 120, "attempts": 3, "policy_timeout": 20.0,
+                "external_target": None,
                 "results_json": None, "image_registry": None, "node_selector": [],
                 "toleration": [], "service_annotation": [], "no_host_network": False,
                 "load_balancer": False, "ingress": False, "expected_source_ips": None}
@@ -199,6 +200,7 @@ def test_options_parse_and_travel():
     assert options.exposure == Exposure(True, False, (("a.example/internal", "true"),))
     assert options.host_network is False and options.attempts == 3
     assert _parse(_getter(attempts=5), None).attempts == 5
+    assert _parse(_getter(policy_timeout=8.0), None).policy_timeout == 8.0
     assert Options.from_json(options.to_json()) == options
     assert _parse(_getter(), None).exposure == Exposure()
 
@@ -212,6 +214,7 @@ def test_options_parse_and_travel():
     ({"image_registry": "ftp://m"}, "--image-registry 'ftp://m'"),
     ({"attempts": 0}, "--attempts 0: must be 1 to 20"),
     ({"attempts": 21}, "--attempts 21: must be 1 to 20"),
+    ({"policy_timeout": 0.0}, "--policy-timeout 0: must be more than 0 seconds"),
 ])
 def test_bad_values_are_one_line(given, says):
     with pytest.raises(ValueError) as caught:
