@@ -3,6 +3,7 @@ port, every policy a manifest that selects only its own lane, and the semantics 
 case relies on (for the self-check's faults) are the ones its manifests use."""
 
 import secrets
+import time
 from string import Template
 
 import pytest
@@ -275,3 +276,38 @@ def test_a_lane_seen_blocked_polls_its_next_baseline_briefly_and_says_so():
     finally:
         policywalk.wait_for = real
     assert waited == [BLOCKED_BASELINE_TIMEOUT] and marked == [1]
+
+
+def test_a_phase_holds_only_when_every_attempt_agrees_so_a_settling_enforcer_gets_more_time():
+    from packetwalk import policywalk
+    from packetwalk.inventory import Inventory, Pod
+    from packetwalk.policywalk import PolicyWalk
+    from packetwalk.probes import ExecResult, Prober
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            node, ip, 8080)
+            for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
+                                   ("server", "pw-worker2", "10.244.2.9"))}
+    rounds = []
+
+    def fake_exec(src, command, timeout):
+        if command[0] == "curl":  # the poll's own probe: let through every time
+            return ExecResult(0, "policy-server", "", 0.01)
+        rounds.append(command)  # the other attempts: one refused in the first round only
+        if len(rounds) == 1:
+            return ExecResult(0, "0 3000 policy-server\n7 2000 Failed to connect: Connection refused\n",
+                              "", 0.01)
+        return ExecResult(0, "0 3000 policy-server\n0 2000 policy-server\n", "", 0.01)
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    records = []
+    walk = PolicyWalk(None, inventory, Prober(fake_exec), records.append, timeout=5, attempts=3)
+    real = policywalk.wait_for
+    policywalk.wait_for = lambda what, probe, timeout, interval: real(what, probe, timeout=timeout,
+                                                                     interval=0.001)
+    try:
+        walk._converge("c", "with p", (Cell("client-a", "pod-ip", "http", "open"),), time.monotonic())
+    finally:
+        policywalk.wait_for = real
+    assert len(rounds) == 2  # the round with a refusal did not hold; the next did
+    assert records[-1].ok and records[-1].attempt_classes == ("OK", "OK", "OK")
