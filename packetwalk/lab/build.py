@@ -234,12 +234,18 @@ def flannel_at(version: str) -> Component:
     return Component(f"flannel-{version}", version, (f"flanneld-{version}",), build_flannel)
 
 
+def _ready_to_build() -> None:
+    if shutil.which("go") is None:
+        raise LabError("Go is not installed; the lab builds its components from source")
+    for d in (paths.BIN_DIR, paths.BUILD_DIR, paths.GOCACHE, paths.GOMODCACHE):
+        d.mkdir(parents=True, exist_ok=True)
+
+
 def build_one(c: Component, log: Callable[[str], None] = print) -> float | None:
     """Build `c` if missing or stale; the seconds it took, None when it was current."""
     if c.is_current():
         return None
-    if shutil.which("go") is None:
-        raise LabError("Go is not installed; the lab builds its components from source")
+    _ready_to_build()
     log(f"building {c.name} {c.version} (log: {paths.BUILD_DIR / 'build.log'})")
     start = time.monotonic()
     c.build(c)
@@ -251,17 +257,12 @@ def build_all(log: Callable[[str], None] = print,
               cni_builds: Iterable[str] = FOR_CNI) -> dict[str, float]:
     """Build what is missing or stale (of FOR_CNI, only `cni_builds`, by default
     all of them); returns seconds spent per component."""
-    if shutil.which("go") is None:
-        raise LabError("Go is not installed; the lab builds its components from source")
-    for d in (paths.BIN_DIR, paths.BUILD_DIR, paths.GOCACHE, paths.GOMODCACHE):
-        d.mkdir(parents=True, exist_ok=True)
+    _ready_to_build()
     spent = {}
     for c in COMPONENTS:
-        if c.is_current() or (c.name in FOR_CNI and c.name not in cni_builds):
+        if c.name in FOR_CNI and c.name not in cni_builds:
             continue
-        log(f"building {c.name} {c.version} (log: {paths.BUILD_DIR / 'build.log'})")
-        start = time.monotonic()
-        c.build(c)
-        c.stamp_file().write_text(c.stamp())
-        spent[c.name] = time.monotonic() - start
+        took = build_one(c, log)
+        if took is not None:
+            spent[c.name] = took
     return spent

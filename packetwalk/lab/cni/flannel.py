@@ -183,6 +183,21 @@ def _vxlan_drop(op: str) -> list[str]:
             "--dport", str(VXLAN_PORT), "-j", "DROP"]
 
 
+def _running_version(state: State) -> str:
+    """The flanneld version the lab runs (the first named, after a partial upgrade)."""
+    return state.cni_version.split()[0] if state.cni_version else versions.FLANNEL
+
+
+def _start_agent(state: State, node: t.Node, version: str) -> None:
+    """flanneld started on the node, up once it holds its lease: a fresh subnet.env
+    (a stale one, left by an agent that was stopped, is removed first), then the
+    CNI config written from it."""
+    host_path(node, SUBNET_ENV).unlink(missing_ok=True)
+    start(state, node.name, AGENT, flanneld(node, version))
+    _await_subnet_env(state, node)
+    _write_conflist(node)
+
+
 def _vtep_mac(node: t.Node) -> str:
     """flannel.1's MAC on the node ('' without the device): the VTEP address the
     other nodes' FDB must point at, published in the Node's backend-data."""
@@ -214,10 +229,7 @@ def _flanneld_down(state: State, nodes: list[t.Node], cidrs: dict[str, str], nod
 def _flanneld_up(state: State, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
     """flanneld started again: it makes a new flannel.1 (a new MAC), publishes it on
     its Node, and the other nodes' agents rewrite their FDB entries for it."""
-    host_path(node, SUBNET_ENV).unlink(missing_ok=True)  # the new agent's own write says it is up
-    start(state, node.name, AGENT, flanneld(node, state.cni_version.split()[0] if state.cni_version
-                                            else versions.FLANNEL))
-    _await_subnet_env(state, node)
+    _start_agent(state, node, _running_version(state))
     deadline = time.monotonic() + FLANNELD_WAIT
     others = [n for n in nodes if n.name != node.name]
     while not (mac := _vtep_mac(node)) or any(mac not in _fdb_macs(n) for n in others):
@@ -265,9 +277,7 @@ class Flannel(Cni):
         """flanneld, then the CNI config from its subnet.env, then the enforcer;
         each only if it is not running (policy-enforcer-down's heal restarts the enforcer)."""
         if not _running(state, AGENT, node):
-            start(state, node.name, AGENT, flanneld(node))
-            _await_subnet_env(state, node)
-            _write_conflist(node)
+            _start_agent(state, node, versions.FLANNEL)
         if not _running(state, ENFORCER, node):
             start_enforcer(state, node)
 
@@ -306,7 +316,7 @@ class Flannel(Cni):
         the agent is away, as they do when a DaemonSet pod is replaced.
         `vxlan_port` changes the VXLAN port in net-conf.json as well, the way an
         upgrade shipping a changed ConfigMap would (all nodes, one by one)."""
-        old = state.cni_version.split()[0] if state.cni_version else versions.FLANNEL
+        old = _running_version(state)
         # Built first: a failed build touches no node.
         took = build.build_one(build.flannel_at(version), log)
         if took is not None:
@@ -338,12 +348,8 @@ class Flannel(Cni):
             # ports only when both are set), so a net-conf without Port leaves the
             # device on the changed port. Measured: the rollback left pw-worker on 8473.
             host_path(node, NET_CONF).write_text(net_conf(vxlan_port=vxlan_port or VXLAN_PORT))
-        # subnet.env goes with the old agent: the new one's own write says it holds the
-        # lease. Pods starting meanwhile do not need it (the conflist is on disk).
-        host_path(node, SUBNET_ENV).unlink(missing_ok=True)
-        start(state, node.name, AGENT, flanneld(node, version))
-        _await_subnet_env(state, node)
-        _write_conflist(node)
+        # Pods starting while the agent is away do not need subnet.env: the conflist is on disk.
+        _start_agent(state, node, version)
         _await_ready(node)
 
 
