@@ -57,8 +57,7 @@ def main() -> int:
                 wall = time.monotonic() - start
         finally:
             healed = heal()
-        wrong = mismatches(expected, run.failed,
-                           {t: run.error_texts.get(t, "") for t in run.errors})
+        wrong = mismatches(expected, run.failed, run.error_texts)
         exact += not wrong
         print(f"{name}: {wall:.0f}s, {len(run.failed)} failed, {len(run.errors)} errors "
               f"({'exactly as expected' if not wrong else wrong})", flush=True)

@@ -165,7 +165,7 @@ def not_localized(expected: Expectation, run: SuiteRun | None) -> str:
     and nothing else errored; else what differed (expected.mismatches)."""
     if run is None:
         return "the run timed out"
-    wrong = mismatches(expected, run.failed, {t: run.error_texts.get(t, "") for t in run.errors})
+    wrong = mismatches(expected, run.failed, run.error_texts)
     return "; ".join(f"{kind} {len(ids)} ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
                      for kind, ids in wrong.items())
 
