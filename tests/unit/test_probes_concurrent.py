@@ -27,8 +27,10 @@ def prober():
 
 
 class _Hostname(http.server.BaseHTTPRequestHandler):
+    delay = 0.2  # so three tries one after another would take 0.6 s
+
     def do_GET(self):
-        time.sleep(0.2)  # so three tries one after another would take 0.6 s
+        time.sleep(self.delay)
         body = b"server-a\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
