@@ -1,0 +1,150 @@
+"""A whole watch, its pods played by a real bash on this machine: loops started, CMD run
+and timed, the settle period, the loops stopped and read back. CMD itself makes the
+outage (the server answers another name while a file exists), so the truth is CMD's
+own timing; and the plan of watched cells from an inventory."""
+
+import http.server
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from packetwalk.inventory import NODE_PORT, Inventory, Pod, Service
+from packetwalk.outage import INTERVAL
+from packetwalk.placement import Node, build_placements
+from packetwalk.probes import WRONG_BACKEND, ExecResult, Source, Target
+from packetwalk.watch import WatchResult, run_watch
+from packetwalk.watchcells import WATCHED, WatchCell, plan
+from tests.unit.test_probes_concurrent import _Hostname as HostnameAfterDelay
+
+A, B = Node("pw-worker", "10.250.0.11", "pw-worker"), Node("pw-worker2", "10.250.0.12", "pw-worker2")
+CLIENT = Source("client-w1", "pw-1", "pw-worker", "127.0.0.1")
+
+
+def local_exec(src, command, timeout):
+    """The pod's exec, played by this machine."""
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    return ExecResult(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+@pytest.fixture
+def switchable(tmp_path):
+    """An HTTP server answering 'server-a', or 'server-b' while tmp_path/off exists."""
+    off = tmp_path / "off"
+
+    class Handler(HostnameAfterDelay):
+        delay = 0
+
+        def body(self) -> bytes:
+            return b"server-b\n" if off.exists() else b"server-a\n"
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], off
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cmd_makes_an_outage_the_watch_times_it_on_cmds_clock(switchable, tmp_path):
+    port, off = switchable
+    cells = [WatchCell("test_cluster_ip[same-node-tcp]", "c0", CLIENT,
+                       Target("127.0.0.1", port, "tcp"), "server-a"),
+             WatchCell("test_pod_ip[same-node-udp]", "c1", CLIENT,
+                       Target("127.0.0.1", _closed_udp_port(), "udp"), "server-a")]
+    cmd = f"sleep 0.5; touch {off}; sleep 1; rm {off}; sleep 0.3"
+    watch = run_watch(cells, local_exec, cmd, settle=0.6, max_outage=0.5, warm_up=1.0,
+                      directory=str(tmp_path / "pw-watch"))
+    assert watch.ran.ok and watch.cmd_end == pytest.approx(1.8, abs=0.3)
+    assert watch.notes == []
+    switched = watch.cells["test_cluster_ip[same-node-tcp]"]
+    (window,) = switched.windows
+    # the truth: from about +0.5 s (touch) to about +1.5 s (rm), as CMD ran them
+    assert window.start == pytest.approx(0.5, abs=INTERVAL + 0.1)
+    assert window.duration == pytest.approx(1.0, abs=INTERVAL + 0.1)
+    assert window.classes == (WRONG_BACKEND,)
+    assert switched.first == pytest.approx(-1.0, abs=0.3)  # the warm-up before CMD
+    assert switched.last == pytest.approx(watch.cmd_end + 0.6, abs=0.3)  # and the settle
+    assert switched.rate == pytest.approx(1 / INTERVAL, rel=0.1)
+    assert switched.clock_error < 0.05  # one machine: half an exec's round trip
+    assert watch.failures("test_cluster_ip[same-node-tcp]")[0].startswith("longest outage 1.")
+    longest, at_end = watch.failures("test_pod_ip[same-node-udp]")  # a port never open
+    assert longest.startswith("longest outage ") and "(REFUSED)" in at_end
+    assert at_end.startswith("broken at the end: every probe since -1.")
+    assert "2 cells, 2 over --max-outage 0.5 s" in watch.words()
+    assert WatchResult.from_json(watch.to_json()) == watch
+
+
+def test_a_cmd_not_found_still_ends_the_watch_with_the_cells_read(switchable, tmp_path):
+    port, _ = switchable
+    cells = [WatchCell("test_pod_ip[same-node-tcp]", "c0", CLIENT,
+                       Target("127.0.0.1", port, "tcp"), "server-a")]
+    watch = run_watch(cells, local_exec, "no-such-command-pw", settle=0.2, max_outage=5,
+                      warm_up=0.4, directory=str(tmp_path / "pw-watch"))
+    assert watch.ran.rc == 127 and "CMD not found (exit 127)" in watch.words()
+    cell = watch.cells["test_pod_ip[same-node-tcp]"]
+    assert cell.sent >= 3 and cell.windows == ()
+    assert watch.failures("test_pod_ip[same-node-tcp]") == []
+
+
+def test_loops_that_cannot_start_are_a_note_and_their_cells_fail(tmp_path):
+    def refusing(src, command, timeout):
+        return ExecResult(1, "", "bash: /tmp: Read-only file system", 0.01)
+
+    cells = [WatchCell("test_pod_ip[same-node-tcp]", "c0", CLIENT,
+                       Target("127.0.0.1", 1, "tcp"), "server-a")]
+    watch = run_watch(cells, refusing, "true", settle=0, max_outage=5, warm_up=0,
+                      directory=str(tmp_path / "pw-watch"))
+    assert watch.notes == [("the probe loops in client-w1 did not start: exit 1: bash: /tmp: "
+                            "Read-only file system")]
+    assert watch.failures("test_pod_ip[same-node-tcp]") == [
+        "no probe was sent: the watch ended before this cell's loop ran"]
+
+
+def _inventory(nodes) -> Inventory:
+    pods, services = {}, {}
+    for index, node in enumerate(nodes, start=1):
+        for role, last in (("client", 5), ("server", 6)):
+            pods[f"{role}-{node.slug}"] = Pod(f"{role}-{node.slug}", "pw-1", role, node.name,
+                                              f"10.244.{index}.{last}", 8080)
+        server = f"server-{node.slug}"
+        for name, ip in ((server, f"10.96.{index}.1"), (f"{server}-nodeport", f"10.96.{index}.2")):
+            services[name] = Service(name, "pw-1", ip, {"http": 8080, "udp": 8081},
+                                     {"http": 30080 + index, "udp": 30090 + index}, (server,))
+    return Inventory("1", "pw-1", "pw-1-peer", list(nodes), "10.96.0.10", pods, services,
+                     groups={name: "core" for name in pods})
+
+
+def test_the_plan_holds_each_watched_hop_per_placement_and_protocol():
+    assert WATCHED == ("pod_ip", "cluster_ip", "node_port_server_node", "node_port_other_node")
+    cells = plan(_inventory([A, B]), build_placements([A, B]))
+    assert len(cells) == 16 and [c.name for c in cells] == [f"c{i}" for i in range(16)]
+    by_test = {c.test: c for c in cells}
+    cross = by_test["test_cluster_ip[cross-node-udp]"]
+    assert (cross.client.pod, cross.target.ip, cross.target.port, cross.answer) == (
+        "client-pw-worker", "10.96.2.1", 8081, "server-pw-worker2")
+    other = by_test["test_node_port_on_other_node[same-node-tcp]"]
+    assert (other.target.ip, other.target.port, other.answer) == (
+        B.ip, 30081, "server-pw-worker")  # the server on A, its NodePort on B
+    assert by_test["test_pod_ip[same-node-tcp]"].target.ip == "10.244.1.6"
+    assert WatchCell.from_json(cross.to_json()) == cross
+
+
+def test_the_plan_leaves_out_what_cannot_run():
+    refused = _inventory([A, B])
+    refused.skips[NODE_PORT] = "the cluster refused Service pw-1/server-pw-worker-nodeport"
+    assert {c.test.split("[")[0] for c in plan(refused, build_placements([A, B]))} == {
+        "test_pod_ip", "test_cluster_ip"}
+    alone = plan(_inventory([A]), build_placements([A]))
+    assert sorted(c.test for c in alone) == sorted(
+        f"{test}[same-node-{p}]" for test in ("test_pod_ip", "test_cluster_ip",
+                                              "test_node_port_on_server_node")
+        for p in ("tcp", "udp"))
