@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from packetwalk.outage import CellWatch
+from packetwalk.outage import CellWatch, watch_of
 from packetwalk.report.svg import fit
+from packetwalk.watch import WatchResult
 
 LABEL_W, PLOT_W, ROW_H, TOP, PAD = 300, 760, 18, 34, 8
 RIGHT = 30  # room for the last tick's label
@@ -118,3 +119,22 @@ def _row(row: Row, y: float, span: Span) -> str:
                      f'</title></rect>')
     found.append("</g>")
     return "".join(found)
+
+
+def rows_of(watch: WatchResult) -> list[Row]:
+    """A row per planned cell, in the plan's order; a cell whose loop never ran is a row
+    that says so."""
+    return [Row(test, watch.cells.get(test) or watch_of([], 0.0), bool(watch.failures(test)))
+            for test in watch.planned]
+
+
+def page(watch: WatchResult, run: str) -> str:
+    """The watch on a page of its own (written even when the run is interrupted):
+    the timeline, what became of CMD, and what went wrong with the loops."""
+    lines = [watch.words(), *watch.notes]
+    return ("<!doctype html><html><head><meta charset=\"utf-8\">"
+            f"<title>packetwalk watch, run {escape(run)}</title></head><body "
+            "style=\"font-family:sans-serif\">"
+            f"<h3>packetwalk watch, run {escape(run)}: {escape(watch.command)}</h3>"
+            f'<p id="pw-watch">{"<br>".join(escape(line) for line in lines)}</p>'
+            f"{render(rows_of(watch), watch.cmd_end, watch.command)}</body></html>\n")

@@ -11,7 +11,16 @@ import pytest
 
 from packetwalk.outage import Sample, watch_of
 from packetwalk.probes import OK, TIMEOUT
-from packetwalk.report.timeline import LABEL_W, PLOT_W, RED, Row, render, span_of, ticks
+from packetwalk.report.timeline import (
+    LABEL_W,
+    PLOT_W,
+    RED,
+    Row,
+    page,
+    render,
+    span_of,
+    ticks,
+)
 from tests.report.test_report_browser import FLAGS
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -136,3 +145,24 @@ def test_a_real_browser_draws_the_outage_red_where_it_was(tmp_path):
     assert red_at(span.x(8.0), first_row)  # inside the outage
     assert not red_at(span.x(1.0), first_row) and not red_at(span.x(15.0), first_row)
     assert not any(red_at(span.x(s), first_row + 18) for s in (-1, 3, 8, 13, 17))  # no outage
+
+
+def test_the_watch_page_has_its_words_notes_and_a_row_per_planned_cell():
+    from packetwalk.during import Ran
+    from packetwalk.probes import Source, Target
+    from packetwalk.watch import WatchResult
+    from packetwalk.watchcells import WatchCell
+
+    client = Source("client-w1", "pw-1", "pw-worker", "10.244.1.5")
+    planned = {r.label: WatchCell(r.label, f"c{i}", client, Target("10.96.0.1", 80, "tcp"), "s")
+               for i, r in enumerate(rows())}
+    cells = {r.label: r.watch for r in rows()[:2]}  # the third never read back
+    watch = WatchResult("no-such-cmd", 5.0, 2.0, Ran("no-such-cmd", 0.0, 0.01, 127), cells,
+                        planned, ["the probes of client-w9 could not be read back: gone"])
+    text = page(watch, "abc123")
+    assert text.startswith("<!doctype html>") and "CMD not found (exit 127)" in text
+    assert "the probes of client-w9 could not be read back: gone" in text
+    svg = text[text.index("<svg"):text.index("</svg>") + 6]
+    groups = parse(svg).findall(f"{SVG}g")
+    assert [g.find(f"{SVG}text").get("fill") for g in groups] == [RED, "#222", RED]
+    assert "no probe sent" in svg  # the row of the cell never read back
