@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,16 +329,21 @@ class Controller:
         state, options = self.state, self.state.options
         cells = plan_watch(state.inventory, build_placements(state.nodes))
         execs = PodExec(state.configuration)
+        interrupted = False
         try:
             state.watch = run_watch(cells, execs, options.during, options.settle,
                                     options.max_outage)
         except KeyboardInterrupt as exc:
-            state.watch = getattr(exc, "watch", None)
+            state.watch, interrupted = getattr(exc, "watch", None), True
             raise
         finally:
             execs.close()
             if state.watch is not None:
+                written = len(state.notes)
                 self._write_watch(state.watch)
+                if interrupted:  # no terminal summary follows an interrupted sessionstart
+                    sys.stderr.write("".join(f"packetwalk: {note}\n"
+                                             for note in state.notes[written:]))
 
     def _write_watch(self, watch: WatchResult) -> None:
         state = self.state
@@ -355,7 +361,7 @@ class Controller:
         except OSError as exc:
             state.notes.append(f"{watch.words()}; its files could not be written: {exc}")
             return
-        state.notes += [watch.words(), *watch.notes,
+        state.notes += [watch.words(), watch.measured(), *watch.notes,
                         f"watch timeline: {html_path}, every window: {json_path}"]
 
     def _arm_cleanup(self) -> None:

@@ -139,7 +139,7 @@ class Collector:
                    html.matrix_table(build(self.results))]
         watch = self.state.watch
         if watch is not None:
-            prefix += [*html.notes([watch.words(), *watch.notes], "pw-watch"),
+            prefix += [*html.notes([watch.words(), watch.measured(), *watch.notes], "pw-watch"),
                        timeline.render(timeline.rows_of(watch), watch.cmd_end, watch.command)]
         if self.diff is not None:
             prefix.append(html.baseline_block(self.diff, self.options.baseline))

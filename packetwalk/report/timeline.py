@@ -131,7 +131,7 @@ def rows_of(watch: WatchResult) -> list[Row]:
 def page(watch: WatchResult, run: str) -> str:
     """The watch on a page of its own (written even when the run is interrupted):
     the timeline, what became of CMD, and what went wrong with the loops."""
-    lines = [watch.words(), *watch.notes]
+    lines = [watch.words(), watch.measured(), *watch.notes]
     return ("<!doctype html><html><head><meta charset=\"utf-8\">"
             f"<title>packetwalk watch, run {escape(run)}</title></head><body "
             "style=\"font-family:sans-serif\">"

@@ -180,6 +180,7 @@ def test_a_watch_is_written_beside_the_report_and_a_failed_cmd_fails_the_run(tmp
     assert written["run"] == "abc123" and written["ran"]["rc"] == 127
     assert "CMD not found (exit 127)" in (tmp_path / "run.watch.html").read_text()
     assert state.notes[0].startswith("watch: CMD not found (exit 127)")
+    assert state.notes[1] == "measured: no cell sent more than one probe"
     assert state.notes[-1] == (f"watch timeline: {tmp_path / 'run.watch.html'}, every window: "
                                f"{tmp_path / 'run.watch.json'}")
     session = SimpleNamespace(exitstatus=pytest.ExitCode.OK)
