@@ -153,3 +153,22 @@ def test_the_plan_leaves_out_what_cannot_run():
         f"{test}[same-node-{p}]" for test in ("test_pod_ip", "test_cluster_ip",
                                               "test_node_port_on_server_node")
         for p in ("tcp", "udp"))
+
+
+def test_the_cells_kube_proxy_broken_on_the_client_node_should_redden():
+    """What the lab proof of issue 16 is to show: the watched cells the static run finds
+    red under kube-proxy-broken --node pw-worker (the client's node), i.e. those through
+    its Service rules; every other watched cell must show no outage."""
+    from tests.unit.test_selfcheck_expected import TYPED
+
+    typed = TYPED["kube-proxy-broken"]
+    red = typed.failing.union(*typed.blocked.values())
+    watched = {c.test for c in plan(_inventory([A, B]), build_placements([A, B]))}
+    assert watched & red == {
+        *(f"test_cluster_ip[{p}-{proto}]" for p in ("same-node", "cross-node")
+          for proto in ("tcp", "udp")),
+        "test_node_port_on_server_node[same-node-tcp]",
+        "test_node_port_on_server_node[same-node-udp]",
+        "test_node_port_on_other_node[cross-node-tcp]",
+        "test_node_port_on_other_node[cross-node-udp]"}
+    assert len(watched - red) == 8  # PodIP, and the NodePorts DNATed on pw-worker2
