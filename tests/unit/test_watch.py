@@ -172,3 +172,26 @@ def test_the_cells_kube_proxy_broken_on_the_client_node_should_redden():
         "test_node_port_on_other_node[cross-node-tcp]",
         "test_node_port_on_other_node[cross-node-udp]"}
     assert len(watched - red) == 8  # PodIP, and the NodePorts DNATed on pw-worker2
+
+
+def test_an_interrupted_watch_stops_cmd_and_its_loops_and_hands_on_what_it_saw(switchable,
+                                                                              tmp_path):
+    import signal
+
+    port, _ = switchable
+    directory = tmp_path / "pw-watch"
+    cells = [WatchCell("test_pod_ip[same-node-tcp]", "c0", CLIENT,
+                       Target("127.0.0.1", port, "tcp"), "server-a")]
+    timer = threading.Timer(1.2, lambda: signal.raise_signal(signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_watch(cells, local_exec, "sleep 30", settle=30, max_outage=5, warm_up=0.5,
+                  directory=str(directory))
+    assert time.monotonic() - started < 8  # neither CMD nor the settle period waited for
+    watch = caught.value.watch
+    assert watch.ran.interrupted and "CMD was interrupted after 0." in watch.words()
+    assert watch.cells["test_pod_ip[same-node-tcp]"].sent >= 5
+    assert (directory / "lease").read_text().strip() == "0"
+    assert subprocess.run(["pgrep", "-f", f"{directory}/[c]0.log"], check=False,
+                          capture_output=True).stdout == b""  # the loop ended
