@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from packetwalk import during, watchloop
 from packetwalk.outage import INTERVAL, CellWatch, Offset, Sample, clock_offset, joined, watch_of
-from packetwalk.probes import OK, WRONG_BACKEND, ExecFn, ProbeError, Source, try_step
-from packetwalk.watchcells import WatchCell
+from packetwalk.probes import OK, WRONG_BACKEND, ExecFn, ProbeError, Source
+from packetwalk.watchcells import REQUEST, WatchCell
 
 WARM_UP = 2.0  # seconds of probing before CMD starts
 EXEC_TIMEOUT = 20.0  # seconds one of the watch's execs may take
@@ -48,6 +48,7 @@ class WatchResult:
     cells: dict[str, CellWatch] = field(default_factory=dict)  # by test id
     planned: dict[str, WatchCell] = field(default_factory=dict)  # by test id
     notes: list[str] = field(default_factory=list)  # what went wrong with the loops
+    settled: bool = False  # the settle period ran to its end
 
     @property
     def cmd_end(self) -> float | None:
@@ -66,7 +67,9 @@ class WatchResult:
         """One line: CMD's fate, the settle period, the cells and their outages."""
         cmd = self.ran.words() if self.ran else "CMD did not start (interrupted)"
         broken = sum(1 for test in self.planned if self.failures(test))
-        return (f"watch: {cmd}; settled {self.settle:g} s; {len(self.planned)} cells, "
+        settle = (f"settled {self.settle:g} s" if self.settled
+                   else f"interrupted before the {self.settle:g} s settle period ended")
+        return (f"watch: {cmd}; {settle}; {len(self.planned)} cells, "
                 f"{broken} over --max-outage {self.max_outage:g} s or broken at the end")
 
     def measured(self) -> str:
@@ -82,7 +85,7 @@ class WatchResult:
     def to_json(self) -> dict:
         return {"command": self.command, "settle": self.settle, "max_outage": self.max_outage,
                 "ran": self.ran.to_json() if self.ran else None, "cmd_end": self.cmd_end,
-                "interval": INTERVAL, "notes": self.notes,
+                "interval": INTERVAL, "notes": self.notes, "settled": self.settled,
                 "planned": {t: c.to_json() for t, c in self.planned.items()},
                 "cells": {t: c.to_json() for t, c in self.cells.items()}}
 
@@ -92,7 +95,8 @@ class WatchResult:
             data["command"], data["settle"], data["max_outage"],
             during.Ran.from_json(data["ran"]) if data["ran"] else None,
             {t: CellWatch.from_json(c) for t, c in data["cells"].items()},
-            {t: WatchCell.from_json(c) for t, c in data["planned"].items()}, data["notes"])
+            {t: WatchCell.from_json(c) for t, c in data["planned"].items()}, data["notes"],
+            data["settled"])
 
 
 class _Pods:
@@ -128,8 +132,9 @@ class _Pods:
 
     def start(self) -> None:
         for pod in self.sources:
-            loops = {c.name: watchloop.loop_script(
-                c.name, _step(c), INTERVAL, self.directory) for c in self.cells if c.client.pod == pod}
+            loops = {c.name: watchloop.loop_script(c.name, c.target, REQUEST, INTERVAL,
+                                                   self.directory)
+                     for c in self.cells if c.client.pod == pod}
             try:
                 self.offsets[pod] = self.read_clock(pod)
                 said = self.bash(pod, watchloop.start_script(loops, self.lease_until(pod), self.directory))
@@ -173,12 +178,6 @@ class _Pods:
         return found
 
 
-def _step(cell: WatchCell) -> str:
-    """The suites' own try (probes.try_step), at the loop's timeout."""
-    return try_step(cell.target.protocol, cell.target.ip, cell.target.port, "hostname",
-                    watchloop.WAIT)
-
-
 def _sample(cell: WatchCell, sent: float, cls: str, answer: str) -> Sample:
     if cls == OK and answer.strip() != cell.answer:
         return Sample(sent, False, WRONG_BACKEND)
@@ -202,6 +201,7 @@ def run_watch(cells: list[WatchCell], run_exec: ExecFn, command: str, settle: fl
             result.ran = getattr(exc, "ran", None)
             raise
         during.pause(settle, pods.renew, watchloop.RENEW)
+        result.settled = True
     except KeyboardInterrupt as exc:
         exc.watch = result
         raise

@@ -81,7 +81,7 @@ def test_cmd_makes_an_outage_the_watch_times_it_on_cmds_clock(switchable, tmp_pa
     longest, at_end = watch.failures("test_pod_ip[same-node-udp]")  # a port never open
     assert longest.startswith("longest outage ") and "(REFUSED)" in at_end
     assert at_end.startswith("broken at the end: every probe since -1.")
-    assert "2 cells, 2 over --max-outage 0.5 s" in watch.words()
+    assert "; settled 0.6 s; 2 cells, 2 over --max-outage 0.5 s" in watch.words()
     assert watch.measured().startswith("measured: every 0.2 s asked; ")
     assert " probes/s per cell, largest gap 0." in watch.measured()
     assert "clock error at most 0.0" in watch.measured()
@@ -190,7 +190,9 @@ def test_an_interrupted_watch_stops_cmd_and_its_loops_and_hands_on_what_it_saw(s
                   directory=str(directory))
     assert time.monotonic() - started < 8  # neither CMD nor the settle period waited for
     watch = caught.value.watch
-    assert watch.ran.interrupted and "CMD was interrupted after 0." in watch.words()
+    assert watch.ran.interrupted and not watch.settled
+    assert watch.words().startswith("watch: CMD was interrupted after ")
+    assert "; interrupted before the 30 s settle period ended; 1 cells" in watch.words()
     assert watch.cells["test_pod_ip[same-node-tcp]"].sent >= 5
     assert (directory / "lease").read_text().strip() == "0"
     assert subprocess.run(["pgrep", "-f", f"{directory}/[c]0.log"], check=False,
