@@ -328,6 +328,12 @@ class Controller:
         into the usual cleanup)."""
         state, options = self.state, self.state.options
         cells = plan_watch(state.inventory, build_placements(state.nodes))
+        if not cells:  # CMD is the change the watch measures: not run blind
+            state.watch = WatchResult(options.during, options.settle, options.max_outage,
+                                      notes=[("no cell can be watched (their workloads are "
+                                             "not usable: see above), so CMD was not run")])
+            self._write_watch(state.watch)
+            return
         execs = PodExec(state.configuration)
         interrupted = False
         try:
@@ -435,13 +441,13 @@ class Controller:
     def pytest_sessionfinish(self, session: pytest.Session):
         """Around every other sessionfinish: once xdist has stopped its workers and the
         results JSON, the HTML and JUnit are written, delete the run (or keep it).
-        A watch whose CMD failed (not found, exit non-zero) fails the run, whatever its
-        cells say: the change the gate measured did not happen as asked."""
+        A watch whose CMD failed (not found, exit non-zero) or was not run fails the run,
+        whatever its cells say: the change the gate measured did not happen as asked."""
         try:
             return (yield)
         finally:
             watch = self.state.watch
-            if watch is not None and watch.ran is not None and not watch.ran.ok \
+            if watch is not None and (watch.ran is None or not watch.ran.ok) \
                     and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.cleanup()

@@ -44,7 +44,7 @@ class WatchResult:
     command: str
     settle: float
     max_outage: float
-    ran: during.Ran | None = None  # None: interrupted before CMD started
+    ran: during.Ran | None = None  # None: not run (nothing to watch, or interrupted first)
     cells: dict[str, CellWatch] = field(default_factory=dict)  # by test id
     planned: dict[str, WatchCell] = field(default_factory=dict)  # by test id
     notes: list[str] = field(default_factory=list)  # what went wrong with the loops
@@ -65,7 +65,7 @@ class WatchResult:
 
     def words(self) -> str:
         """One line: CMD's fate, the settle period, the cells and their outages."""
-        cmd = self.ran.words() if self.ran else "CMD did not start (interrupted)"
+        cmd = self.ran.words() if self.ran else "CMD was not run"
         broken = sum(1 for test in self.planned if self.failures(test))
         settle = (f"settled {self.settle:g} s" if self.settled
                    else f"interrupted before the {self.settle:g} s settle period ended")
@@ -137,7 +137,8 @@ class _Pods:
                      for c in self.cells if c.client.pod == pod}
             try:
                 self.offsets[pod] = self.read_clock(pod)
-                said = self.bash(pod, watchloop.start_script(loops, self.lease_until(pod), self.directory))
+                script = watchloop.start_script(loops, self.lease_until(pod), self.directory)
+                said = self.bash(pod, script)
                 if said.strip() != f"started {len(loops)}":
                     raise ProbeError(f"the loops said {said.strip()[:200]!r}")
                 self.started.add(pod)

@@ -183,9 +183,35 @@ def test_a_watch_is_written_beside_the_report_and_a_failed_cmd_fails_the_run(tmp
     assert state.notes[1] == "measured: no cell sent more than one probe"
     assert state.notes[-1] == (f"watch timeline: {tmp_path / 'run.watch.html'}, every window: "
                                f"{tmp_path / 'run.watch.json'}")
+    assert finished(controller) == pytest.ExitCode.TESTS_FAILED
+
+
+def test_with_no_cell_to_watch_cmd_is_not_run_and_the_run_fails(tmp_path):
+    from packetwalk.inventory import CORE
+    from tests.unit.test_watch import A, B, _inventory
+
+    inventory = _inventory([A, B])
+    inventory.errors[CORE] = "pods never became Ready"
+    touched = tmp_path / "touched"
+    state = SimpleNamespace(options=Options(during=f"touch {touched}",
+                                            results_json=str(tmp_path / "run.json")),
+                            run=Run("abc123"), nodes=[A, B], inventory=inventory, notes=[],
+                            heartbeat=None, watch=None, cleaned=True,
+                            target=SimpleNamespace(describe=lambda: "the lab"))
+    config = SimpleNamespace(stash={})
+    controller = Controller(state, config, Collector(config, state, before=None))
+    controller._watch()
+    assert not touched.exists() and state.watch.ran is None
+    assert state.notes[0].startswith("watch: CMD was not run; ")
+    assert "no cell can be watched" in (tmp_path / "run.watch.html").read_text()
+    assert finished(controller) == pytest.ExitCode.TESTS_FAILED
+
+
+def finished(controller) -> int:
+    """The exit status once the controller's sessionfinish wrapper ran around a passing run."""
     session = SimpleNamespace(exitstatus=pytest.ExitCode.OK)
     wrapper = controller.pytest_sessionfinish(session)
     next(wrapper)
     with pytest.raises(StopIteration):
         wrapper.send(None)
-    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+    return session.exitstatus
