@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 
 from packetwalk.attempts import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
-
-# Seconds a NetworkPolicy change may take to be enforced (--policy-timeout). kube-router
-# on the lab enforces within about 1 s (the report's "enforced after" line).
-DEFAULT_POLICY_TIMEOUT = 20.0
+from packetwalk.during import parse_duration
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     Exposure,
@@ -28,8 +25,15 @@ from packetwalk.tiers import (
     parse_key_value,
     parse_toleration,
 )
+
 from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_target
 
+# Seconds a NetworkPolicy change may take to be enforced (--policy-timeout). kube-router
+# on the lab enforces within about 1 s (the report's "enforced after" line).
+DEFAULT_POLICY_TIMEOUT = 20.0
+
+DEFAULT_SETTLE = 30.0  # seconds a watch goes on after CMD ends
+DEFAULT_MAX_OUTAGE = 5.0  # seconds of outage a watched cell may show
 CAPTURE_DIR = "reports/captures"  # --capture-packets pcaps, under the directory pytest runs in
 ASK = "packetwalk"  # the ini key, and the variable a conftest.py sets to True, that ask for it
 
@@ -107,6 +111,18 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--vantage", choices=("auto", "local"), default="auto",
                     help="where north-south probes start: auto = the lab's outside host "
                          "when testing the lab, else here; local = always here")
+    watch = parser.getgroup("packetwalk-watch", "packetwalk: watch while the cluster changes")
+    watch.addoption("--during", metavar="CMD",
+                    help="deploy, then probe every watched cell (PodIP, ClusterIP, NodePort) "
+                         "5 times a second from inside its client pod while CMD runs (in "
+                         "bash) and for --settle after; each cell fails on an outage longer "
+                         "than --max-outage or when broken at the end")
+    watch.addoption("--settle", metavar="DURATION",
+                    help=f"with --during: keep probing this long after CMD ends (default "
+                         f"{DEFAULT_SETTLE:g}s)")
+    watch.addoption("--max-outage", metavar="DURATION",
+                    help=f"with --during: the longest outage a cell may show (default "
+                         f"{DEFAULT_MAX_OUTAGE:g}s)")
     report = parser.getgroup("packetwalk-report", "packetwalk: report")
     report.addoption("--results-json", metavar="FILE",
                      help="write id, outcome, class and latency of every test as JSON "
@@ -144,6 +160,9 @@ class Options:
     load_balancer: bool = False
     ingress: bool = False
     service_annotations: tuple[tuple[str, str], ...] = ()
+    during: str | None = None  # --during CMD: a watch (watch.py) instead of one probe per cell
+    settle: float = DEFAULT_SETTLE
+    max_outage: float = DEFAULT_MAX_OUTAGE
 
     @property
     def pod_image(self) -> str:
@@ -216,6 +235,12 @@ def _parse(get, html: str | None) -> Options:
     policy_timeout = get("policy_timeout")
     if policy_timeout <= 0:
         raise ValueError(f"--policy-timeout {policy_timeout:g}: must be more than 0 seconds")
+    during, settle, max_outage = get("during"), get("settle"), get("max_outage")
+    if during is not None and not during.strip():
+        raise ValueError(f"--during {during!r}: expected a command")
+    for option, given in (("--settle", settle), ("--max-outage", max_outage)):
+        if given is not None and during is None:
+            raise ValueError(f"{option} {given}: only with --during CMD")
     target = get("external_target")
     explicit = get("results_json")
     registry = get("image_registry")
@@ -238,4 +263,8 @@ def _parse(get, html: str | None) -> Options:
         host_network=not get("no_host_network"), load_balancer=get("load_balancer"),
         ingress=get("ingress"),
         service_annotations=tuple(parse_key_value("--service-annotation", v, label=False)
-                                  for v in get("service_annotation")))
+                                  for v in get("service_annotation")),
+        during=during,
+        settle=parse_duration("--settle", settle) if settle is not None else DEFAULT_SETTLE,
+        max_outage=(parse_duration("--max-outage", max_outage) if max_outage is not None
+                    else DEFAULT_MAX_OUTAGE))

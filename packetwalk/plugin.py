@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +36,19 @@ from packetwalk.hops import params as hop_params
 from packetwalk.inventory import DEBUG, HOST, POLICY_LANES, Inventory, WorkloadError
 from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
+from packetwalk.podexec import PodExec
 from packetwalk.probes import ProbeError
 from packetwalk.report import plugin as report_plugin
-from packetwalk.report import terminal
+from packetwalk.report import terminal, timeline
 from packetwalk.runlock import remove_lock
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
 from packetwalk.selection import needs_host
 from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopBlocked, HopFailure
+from packetwalk.watch import WatchResult, run_watch
+from packetwalk.watchcells import NOT_WATCHED, WATCHED
+from packetwalk.watchcells import plan as plan_watch
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
 RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker)
@@ -75,13 +80,15 @@ class State:
     # The DNS Service's ready pods (or why unknown), for the inventory (controller only).
     dns_servers: tuple = ()
     dns_servers_unknown: str = ""
+    watch: WatchResult | None = None  # --during: the watch, run before the workers start
 
     def for_worker(self) -> str:
         return json.dumps({
             "target": [self.target.kubeconfig, self.target.context, self.target.source],
             "run": self.run.id, "nodes": [vars(n) for n in self.nodes], "dns_ip": self.dns_ip,
             "options": self.options.to_json(),
-            "inventory": self.inventory.to_json() if self.inventory else None})
+            "inventory": self.inventory.to_json() if self.inventory else None,
+            "watch": self.watch.to_json() if self.watch else None})
 
     @staticmethod
     def from_controller(text: str) -> State:
@@ -91,7 +98,8 @@ class State:
                      dns_ip=data["dns_ip"], configuration=load_configuration(target),
                      controller=False, options=Options.from_json(data["options"]),
                      inventory=Inventory.from_json(data["inventory"]) if data["inventory"]
-                     else None)
+                     else None,
+                     watch=WatchResult.from_json(data["watch"]) if data.get("watch") else None)
 
 
 STATE = pytest.StashKey[State]()
@@ -157,8 +165,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Extra -k words: the hop's name and `host-network` for pod<->node hops."""
-    if state_of(config) is None:
+    """Extra -k words: the hop's name and `host-network` for pod<->node hops. With
+    --during, the hops the watch does not probe skip, saying so."""
+    state = state_of(config)
+    if state is None:
         return
     for item in items:
         hop = hop_of(item)
@@ -167,6 +177,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.extra_keyword_matches.add(hop.name)
         if hop.layer == HOST_NETWORK:
             item.extra_keyword_matches.add("host-network")
+        if state.options.during is not None and hop.name not in WATCHED:
+            item.add_marker(pytest.mark.skip(reason=NOT_WATCHED))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -307,6 +319,56 @@ class Controller:
             reason = apiretry.describe(exc)
             raise pytest.UsageError(
                 f"packetwalk: deploying run {state.run.id} failed: {reason}") from None
+        if options.during is not None:
+            self._watch()
+
+    def _watch(self) -> None:
+        """--during: the watch (watch.py), before xdist starts its workers, so they get
+        its result; its files written also when it is interrupted (Ctrl-C then unwinds
+        into the usual cleanup)."""
+        state, options = self.state, self.state.options
+        cells = plan_watch(state.inventory, build_placements(state.nodes))
+        if not cells:  # CMD is the change the watch measures: not run blind
+            state.watch = WatchResult(options.during, options.settle, options.max_outage,
+                                      notes=[("no cell can be watched (their workloads are "
+                                             "not usable: see above), so CMD was not run")])
+            self._write_watch(state.watch)
+            return
+        execs = PodExec(state.configuration)
+        interrupted = False
+        try:
+            state.watch = run_watch(cells, execs, options.during, options.settle,
+                                    options.max_outage)
+        except KeyboardInterrupt as exc:
+            state.watch, interrupted = getattr(exc, "watch", None), True
+            raise
+        finally:
+            execs.close()
+            if state.watch is not None:
+                written = len(state.notes)
+                self._write_watch(state.watch)
+                if interrupted:  # no terminal summary follows an interrupted sessionstart
+                    sys.stderr.write("".join(f"packetwalk: {note}\n"
+                                             for note in state.notes[written:]))
+
+    def _write_watch(self, watch: WatchResult) -> None:
+        state = self.state
+        base = state.options.html or state.options.results_json
+        stem = (Path(base).with_suffix("") if base
+                else Path("reports") / f"watch-{state.run.id}")
+        data = {"run": state.run.id, **watch.to_json(),
+                "failures": {test: watch.failures(test) for test in watch.planned}}
+        try:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            json_path = stem.with_name(stem.name + ".watch.json")
+            html_path = stem.with_name(stem.name + ".watch.html")
+            json_path.write_text(json.dumps(data, indent=1) + "\n")
+            html_path.write_text(timeline.page(watch, state.run.id))
+        except OSError as exc:
+            state.notes.append(f"{watch.words()}; its files could not be written: {exc}")
+            return
+        state.notes += [watch.words(), watch.measured(), *watch.notes,
+                        f"watch timeline: {html_path}, every window: {json_path}"]
 
     def _arm_cleanup(self) -> None:
         """Cleanup must survive Ctrl-C, SIGTERM (CI cancelling a job) and errors.
@@ -376,12 +438,18 @@ class Controller:
             write(note)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_sessionfinish(self):
+    def pytest_sessionfinish(self, session: pytest.Session):
         """Around every other sessionfinish: once xdist has stopped its workers and the
-        results JSON, the HTML and JUnit are written, delete the run (or keep it)."""
+        results JSON, the HTML and JUnit are written, delete the run (or keep it).
+        A watch whose CMD failed (not found, exit non-zero) or was not run fails the run,
+        whatever its cells say: the change the gate measured did not happen as asked."""
         try:
             return (yield)
         finally:
+            watch = self.state.watch
+            if watch is not None and (watch.ran is None or not watch.ran.ok) \
+                    and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.cleanup()
 
     def pytest_unconfigure(self) -> None:

@@ -178,13 +178,14 @@ _CURL_PICK = ("out=$(for l in $out; do case $l in "
               "[*\\<\\>{}]*) ;; *) ((rc)) || echo \"$l\";; esac; done)")
 
 
-def _timed(once: str, pick: str = "") -> str:
+def _timed(once: str, pick: str = "", lead: str = "") -> str:
     """One try as a line: its exit code, its microseconds (bash's EPOCHREALTIME; 0
     where bash is older than 5.0), then the answer or the error, joined into one line.
-    `pick`: bash that keeps only the useful lines of $out, run after the clock stops."""
+    `pick`: bash that keeps only the useful lines of $out, run after the clock stops.
+    `lead`: bash words printed first on the line, in the same write (a watch's send time)."""
     return ("t=${EPOCHREALTIME:-0}; out=$(" + once + "); rc=$?; e=${EPOCHREALTIME:-0}; "
             + (f"IFS=$'\\n'; {pick}; unset IFS; " if pick else "")
-            + f'echo "$rc" "$(( ${{e/[.,]/}} - ${{t/[.,]/}} ))" ${{out:0:{ANSWER_LIMIT}}}')
+            + f'echo {lead}"$rc" "$(( ${{e/[.,]/}} - ${{t/[.,]/}} ))" ${{out:0:{ANSWER_LIMIT}}}')
 
 
 def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
@@ -196,20 +197,27 @@ def ask_script(protocol: str, host: str, port: int, request: str, tries: int,
     try; the lines come in the order the tries end. The values are quoted into it,
     so the evidence shows a command anyone can paste into `kubectl exec -- bash -c`.
     `set -f`: the unquoted $out only joins lines, never globs."""
-    if protocol == "udp":
-        once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
-                f"timeout {wait:g} dd bs={UDP_READ} count=1 status=none <&3; }} 2>&1")
-        step = _timed(once)
-    else:
-        url_host = f"[{host}]" if ":" in host else host
-        connect = min(connect_timeout, wait)
-        once = (f"curl -sS -v --connect-timeout {connect:g} --max-time {wait:g} "
-                f"{_quote(f'http://{url_host}:{port}/{request}')} 2>&1")
-        step = _timed(once, _CURL_PICK)
+    step = try_step(protocol, host, port, request, wait, connect_timeout)
     if tries == 1:
         return f"set -f; {step}"
     return (f"set -f; for ((i = 0; i < {tries}; i++)); do {{ {step}; }} & "
             f"(( i % {WAVE} < {WAVE - 1} )) || wait; done; wait")
+
+
+def try_step(protocol: str, host: str, port: int, request: str, wait: float,
+             connect_timeout: float = CONNECT_TIMEOUT, lead: str = "") -> str:
+    """The bash of one try (a socket of its own) that prints its line: exit code,
+    microseconds, answer or error (parse_tries reads it), after `lead` (see _timed).
+    Needs `set -f` before it."""
+    if protocol == "udp":
+        once = (f"{{ exec 3<>/dev/udp/{_quote(host)}/{port} && printf %s {_quote(request)} >&3 && "
+                f"timeout {wait:g} dd bs={UDP_READ} count=1 status=none <&3; }} 2>&1")
+        return _timed(once, lead=lead)
+    url_host = f"[{host}]" if ":" in host else host
+    connect = min(connect_timeout, wait)
+    once = (f"curl -sS -v --connect-timeout {connect:g} --max-time {wait:g} "
+            f"{_quote(f'http://{url_host}:{port}/{request}')} 2>&1")
+    return _timed(once, _CURL_PICK, lead)
 
 
 def _quote(value: str) -> str:

@@ -1,5 +1,5 @@
-"""What a test leaves on its report: one record per probe, the diagnosis of a failure, and
-what blocked a blocked test. Pure.
+"""What a test leaves on its report: one record per probe, the diagnosis of a failure,
+what blocked a blocked test, and a watched cell's outages (--during). Pure.
 
 Records travel in the report's user_properties, which cross xdist and reach
 junitxml (it writes each value with str()), so a record is attached as its
@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from packetwalk.attempts import FLAKY, CellResult, judge
+from packetwalk.outage import CellWatch
 
 OBSERVATION = "packetwalk"  # user_properties key of a ProbeRecord
 DIAGNOSIS = "diagnosis"  # user_properties key of a DiagnosisRecord
 BLOCKED = "blocked"  # user_properties key of a BlockedRecord
+WATCH = "watch"  # user_properties key of a WatchRecord
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,28 @@ class BlockedRecord:
         return BlockedRecord(**data)
 
 
-Record = ProbeRecord | DiagnosisRecord | BlockedRecord
+@dataclass(frozen=True)
+class WatchRecord:
+    """A watched cell (--during): what it saw while CMD ran (every outage window) and the
+    bound it was judged against."""
+
+    cell: CellWatch
+    max_outage: float
+    failures: tuple[str, ...] = ()  # why it failed, one line each; () : it passed
+
+    def to_json(self) -> dict:
+        return {"cell": self.cell.to_json(), "max_outage": self.max_outage,
+                "failures": list(self.failures)}
+
+    @staticmethod
+    def from_json(data: dict) -> WatchRecord:
+        return WatchRecord(CellWatch.from_json(data["cell"]), data["max_outage"],
+                           tuple(data["failures"]))
+
+
+Record = ProbeRecord | DiagnosisRecord | BlockedRecord | WatchRecord
 _KEYS: dict[type, str] = {ProbeRecord: OBSERVATION, DiagnosisRecord: DIAGNOSIS,
-                          BlockedRecord: BLOCKED}
+                          BlockedRecord: BLOCKED, WatchRecord: WATCH}
 _TYPES = {key: kind for kind, key in _KEYS.items()}
 
 
@@ -179,7 +200,7 @@ def only_flaky(records: list[ProbeRecord]) -> bool:
 
 
 def of_kind(properties: list[tuple[str, object]], kind: type) -> list:
-    """The records of one kind (ProbeRecord, DiagnosisRecord, BlockedRecord) in read()
-    properties."""
+    """The records of one kind (ProbeRecord, DiagnosisRecord, BlockedRecord, WatchRecord)
+    in read() properties."""
     return [value for _, value in properties if isinstance(value, kind)]
 

@@ -19,14 +19,17 @@ from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.hops import Hop, next_step
 from packetwalk.inventory import DnsServer, Inventory, Pod, Service
+from packetwalk.outage import INTERVAL, watch_of
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
     CORRUPTED,
     DNS,
     OK,
+    PROBE_ERROR,
     WRONG_BACKEND,
     WRONG_SOURCE,
     Observation,
+    ProbeError,
     Prober,
     Target,
     host_of,
@@ -34,11 +37,14 @@ from packetwalk.probes import (
     parse_resolv_conf,
     payload_of,
 )
-from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord
+from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord, Record, WatchRecord
+from packetwalk.watch import WatchResult
+from packetwalk.watchcells import REQUEST
 
 IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
 UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
+WINDOW_LINES = 10  # a watched cell's failure lists this many outage windows
 
 
 class HopFailure(AssertionError):
@@ -61,9 +67,11 @@ class HopBlocked(HopFailure):
 class Walk:
     def __init__(self, inventory: Inventory, prober: Prober, hop: Hop,
                  placement: Placement, variant: str | None, protocol: str | None,
-                 record: Callable[[ProbeRecord], None], dns_cache: dict,
-                 diagnoser: Diagnoser | None = None, attempts: int = 1):
+                 record: Callable[[Record], None], dns_cache: dict,
+                 diagnoser: Diagnoser | None = None, attempts: int = 1,
+                 watch: WatchResult | None = None):
         self.inventory, self.prober, self.hop = inventory, prober, hop
+        self.watch = watch  # --during: the cells' outages, judged instead of a probe now
         self.attempts = attempts  # per probe cell (--attempts); see attempts.py
         self.placement, self.variant, self.protocol = placement, variant, protocol
         self._record = record
@@ -134,7 +142,10 @@ class Walk:
         `source_ip`: the source (or any of the sources) the server must see.
         `attempts`: this many instead of the run's (1: a request whose effect the next
         ones rely on, such as the one that pins session affinity).
+        With --during, the cell is judged on what its loop saw while CMD ran (_watched).
         """
+        if self.watch is not None:
+            return self._watched(src, to, question)
         def probe() -> Observation:
             return self.prober.request(src.source(), to, question, host=by_name)
 
@@ -153,6 +164,45 @@ class Walk:
                                f"expected {' or '.join(sources)}")
         seen = self.cell_of(tries)
         self.record(seen)
+        return seen
+
+    def _watched(self, src: Pod, to: Target, question: str) -> Observation:
+        """--during: the cell's outages while CMD ran (watch.py), judged against
+        --max-outage; no probe now, the change is over. The watch planned its cells
+        (watchcells.py) apart from the tests: a test asking another target than its cell
+        was probed at is an error, not a verdict."""
+        test = self.hop.test_id(self._cell().placement, self.variant, self.protocol)
+        planned = self.watch.planned.get(test)
+        if planned is None or (planned.client.pod, planned.target.ip, planned.target.port,
+                               planned.target.protocol, REQUEST) != (
+                                   src.name, to.ip, to.port, to.protocol, question):
+            probed = (f"{planned.client.pod} -> {planned.target.label()}" if planned
+                      else "no such cell")
+            raise ProbeError(f"{test} asks {src.name} -> {to.label()} for {question!r}; "
+                             f"the watch probed {probed}")
+        cell = self.watch.cells.get(test) or watch_of([], 0.0)
+        failures = tuple(self.watch.failures(test))
+        self._record(WatchRecord(cell, self.watch.max_outage, failures))
+        longest = cell.longest
+        cls = (longest.classes[0] if longest else cell.end_class or PROBE_ERROR) \
+            if failures else OK
+        seen = Observation(probe=f"{src.source().label()} -> {to.label()}", cls=cls,
+                           seconds=0.0, command=f"every {INTERVAL:g} s while CMD ran",
+                           output="", src_pod=src.name, src_node=src.node, src_ip=src.ip,
+                           dst=to.label(), via=to.via, detail=cell.summary())
+        record = replace(self._cell().observed(seen, not failures, self.hop.accepted),
+                         seconds=None)  # no one probe's time: the watch's own record has them
+        self._record(record)
+        if failures:
+            raise HopFailure("\n".join([
+                self._title(),
+                f"  probe:    {seen.probe} on {src.node} ({to.via}), {seen.command}",
+                f"  watched:  {cell.summary()}",
+                *(f"  outage:   {w.words()}" for w in cell.windows[:WINDOW_LINES]),
+                *([(f"  outage:   ... {len(cell.windows) - WINDOW_LINES} more in the results "
+                   "JSON")] if len(cell.windows) > WINDOW_LINES else []),
+                *(f"  failed:   {line}" for line in failures),
+                f"  verdict:  {verdict.for_failure(replace(record, via=to.via))}"]))
         return seen
 
     def cell_of(self, tries: list[Observation]) -> Observation:

@@ -2,13 +2,14 @@
 
 pytest's junitxml writes every user_properties entry as a <property>; these
 give each test case its hop, placement, protocol/variant and layer, and once it
-ran, its attempts, failed_attempts and, when it failed only as flaky, flaky=true.
+ran, its attempts, failed_attempts and, when it failed only as flaky, flaky=true; a
+watched cell (--during) its longest outage (seconds), lost and sent probes.
 """
 
 from __future__ import annotations
 
 from packetwalk.hops import Hop
-from packetwalk.records import ProbeRecord, attempt_totals, only_flaky
+from packetwalk.records import ProbeRecord, WatchRecord, attempt_totals, only_flaky
 
 AXES = ("placement", "variant", "protocol")
 
@@ -29,3 +30,12 @@ def attempt_properties(records: list[ProbeRecord]) -> list[tuple[str, str]]:
         return []
     found = [("attempts", str(made)), ("failed_attempts", str(failed))]
     return found + ([("flaky", "true")] if only_flaky(records) else [])
+
+
+def watch_properties(watches: list[WatchRecord]) -> list[tuple[str, str]]:
+    """[(name, value)] of a watched cell: longest_outage (seconds), lost, sent; [] else."""
+    if not watches:
+        return []
+    cell = watches[0].cell
+    return [("longest_outage", f"{cell.longest_seconds:.3f}"), ("lost", str(cell.lost)),
+            ("sent", str(cell.sent))]

@@ -26,6 +26,7 @@ from packetwalk.report import (
     junit,
     podevents,
     results,
+    timeline,
 )
 from packetwalk.report.matrix import build
 from packetwalk.vantage import lab_present
@@ -55,11 +56,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """An error (the probe could not run) carries the run's recent pod events; a test
-    that ran, its attempts (the teardown report, which junitxml reads, copies them)."""
+    that ran, its attempts or its watch (the teardown report, which junitxml reads,
+    copies them)."""
     report = yield
     if call.when == "call":
-        probes = records.of_kind(records.read(item.user_properties), records.ProbeRecord)
-        item.user_properties += junit.attempt_properties(probes)
+        typed = records.read(item.user_properties)
+        item.user_properties += junit.attempt_properties(records.of_kind(typed,
+                                                                         records.ProbeRecord))
+        item.user_properties += junit.watch_properties(records.of_kind(typed,
+                                                                       records.WatchRecord))
     if call.excinfo is not None and call.excinfo.errisinstance((ProbeError, WorkloadError)):
         from packetwalk.plugin import state_of  # the engine plugin imports this module
 
@@ -132,6 +137,10 @@ class Collector:
         prefix += [html.STYLE, html.verdict(results.sentence(self.results)),
                    *html.notes(enforcement.lines(self.results), "pw-enforcement"),
                    html.matrix_table(build(self.results))]
+        watch = self.state.watch
+        if watch is not None:
+            prefix += [*html.notes([watch.words(), watch.measured(), *watch.notes], "pw-watch"),
+                       timeline.render(timeline.rows_of(watch), watch.cmd_end, watch.command)]
         if self.diff is not None:
             prefix.append(html.baseline_block(self.diff, self.options.baseline))
         if self.facts:

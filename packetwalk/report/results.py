@@ -7,7 +7,8 @@ OK when passed, BLOCKED for a blocked test, ERROR/SKIPPED/FAILED else.
 Its latency: the seconds its probes took, summed. Its attempts (--attempts, see
 packetwalk/attempts.py): how many its probe cells made and how many failed, whether
 it failed only as flaky (every wrong cell had attempts that passed too), and p50/p99
-over every attempt's seconds.
+over every attempt's seconds. A watched cell (--during) has its watch: sent, lost, the
+longest outage, the state at the end and every outage window.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from typing import Any
 from packetwalk import records as rec
 from packetwalk import verdict
 from packetwalk.attempts import percentile
-from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord
+from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord, WatchRecord
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 FLAKY = "flaky"  # a failed test whose every wrong cell is flaky: the matrix's own colour
 BLOCKED = "BLOCKED"  # the class of an error that is a blocked test
 # The JUnit properties a test carries about itself (report/junit.py): not extras.
 CELL_PROPERTIES = ("hop", "placement", "layer", "variant", "protocol", "attempts",
-                   "failed_attempts", "flaky")
+                   "failed_attempts", "flaky", "longest_outage", "lost", "sent")
 SCHEMA = 1  # bump when the JSON's meaning changes; baseline refuses other versions
 
 
@@ -44,6 +45,7 @@ class TestResult:
     records: list[ProbeRecord] = field(default_factory=list)  # one per probe
     extras: list[tuple[str, object]] = field(default_factory=list)  # diagnosis, pod events
     blocked: BlockedRecord | None = None  # an error because a hop below it fails
+    watch: WatchRecord | None = None  # a watched cell (--during): every outage window
 
     @property
     def diagnoses(self) -> list[DiagnosisRecord]:
@@ -74,6 +76,8 @@ class TestResult:
                  "failed_attempts": failed, "p50": p50, "p99": p99}
         if self.blocked is not None:
             found["blocked_by"] = self.blocked.layer
+        if self.watch is not None:
+            found["watch"] = self.watch.to_json()
         return found
 
 
@@ -134,14 +138,15 @@ def from_reports(test_id: str, phases: list[tuple[str, str]],
     seen: set[str] = set()
     extras = []
     for key, value in typed:
-        if key not in (rec.OBSERVATION, rec.BLOCKED, *CELL_PROPERTIES) \
+        if key not in (rec.OBSERVATION, rec.BLOCKED, rec.WATCH, *CELL_PROPERTIES) \
                 and repr((key, value)) not in seen:
             seen.add(repr((key, value)))
             extras.append((key, value))
     return TestResult(test_id, outcome, class_of(outcome, records, blocked is not None),
                       latency_of(records), hop=named.get("hop"),
                       placement=named.get("placement"), layer=named.get("layer"),
-                      reason=reason, records=records, extras=extras, blocked=blocked)
+                      reason=reason, records=records, extras=extras, blocked=blocked,
+                      watch=next(iter(rec.of_kind(typed, WatchRecord)), None))
 
 
 def sentence(results: list[TestResult]) -> str:

@@ -70,12 +70,13 @@ def render(boxes: list[tuple[str, str]], focus: int, failed: bool, bad: str = RE
                      f'<text x="{x + BOX_W / 2}" y="{PAD + 18}" text-anchor="middle" '
                      f'font-size="12" font-weight="bold" fill="{colour}">{escape(title)}</text>'
                      f'<text x="{x + BOX_W / 2}" y="{PAD + 35}" text-anchor="middle" '
-                     f'font-size="10" fill="#333">{escape(_fit(detail))}</text>')
+                     f'font-size="10" fill="#333">{escape(fit(detail))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _fit(text: str, limit: int = 22) -> str:
+def fit(text: str, limit: int = 22) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

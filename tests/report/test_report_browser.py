@@ -70,3 +70,24 @@ def test_report_is_self_contained(report):
     text = report.read_text()
     assert '<link rel="stylesheet"' not in text and "assets/" not in text
     assert report.with_suffix(".json").is_file()
+
+
+def test_a_watch_draws_its_timeline(tmp_path):
+    """--during: the report and the watch's own page show the timeline, a row per
+    watched cell, CMD's start and end marked. CMD changes nothing here: no outage."""
+    REPORTS.mkdir(exist_ok=True)
+    html = REPORTS / "browser-check-watch.html"
+    run = run_pytest("suites/east_west", "-n", "auto", "--during", "sleep 3", "--settle", "2s",
+                     f"--html={html}", timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "measured: every 0.2 s asked; " in run.stdout
+    page = REPORTS / "browser-check-watch.watch.html"
+    for shown in (html, page):
+        dom = chromium(shown.as_uri(), tmp_path / f"profile-{shown.stem}", "--dump-dom")
+        assert 'id="pw-timeline"' in dom and ">CMD start<" in dom and ">CMD end<" in dom
+        assert dom.count('class="pw-row"') == 16
+    shot = REPORTS / "browser-check-watch.png"
+    shot.unlink(missing_ok=True)
+    chromium(page.as_uri(), tmp_path / "profile", f"--screenshot={shot}",
+             "--window-size=1100,500")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
 """One fold of the run: the terminal's verdict and the HTML's are the same sentence."""
 
+import json
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -44,7 +45,7 @@ def feed(collector: Collector, test_id: str, phases, *attached, where=()) -> Non
 
 def test_terminal_and_html_print_one_verdict_errors_included():
     state = SimpleNamespace(options=Options(), run=Run("abc123"), nodes=[], notes=[],
-                            heartbeat=object(), pods_planned=7,
+                            heartbeat=object(), pods_planned=7, watch=None,
                             target=SimpleNamespace(describe=lambda: "the lab"))
     config = SimpleNamespace(stash={})
     collector = Collector(config, state, before=None)
@@ -70,6 +71,22 @@ def test_terminal_and_html_print_one_verdict_errors_included():
                              "see their pod events.")
     assert "diagnosis: 1 x ClusterIP fails, pod IPs answer" in terminal.lines
     assert "probes: 2, latency p50 1.550s p95 3.000s max 3.000s" in terminal.lines
+
+
+def test_a_watch_puts_its_timeline_and_its_words_in_the_html():
+    from packetwalk.during import Ran
+    from packetwalk.watch import WatchResult
+
+    watch = WatchResult("sleep 10", 5.0, 2.0, Ran("sleep 10", 100.0, 110.0, 1))
+    state = SimpleNamespace(options=Options(), run=Run("abc123"), nodes=[], notes=[],
+                            heartbeat=object(), pods_planned=7, watch=watch,
+                            target=SimpleNamespace(describe=lambda: "the lab"))
+    collector = Collector(SimpleNamespace(stash={}), state, before=None)
+    collector.pytest_sessionfinish(session=None)
+    prefix: list = []
+    collector.pytest_html_results_summary(prefix, [], [], session=None)
+    assert any("watch: CMD exited 1 after 10.0 s: sleep 10" in part for part in prefix)
+    assert '<p id="pw-timeline-empty">No cell was watched.</p>' in prefix
 
 
 def test_records_cross_as_plain_values_and_come_back_typed():
@@ -105,7 +122,7 @@ def test_a_blocked_test_is_red_in_every_output_under_the_layer_that_blocks_it(tm
     from packetwalk.report.matrix import build
 
     state = SimpleNamespace(options=Options(), run=Run("abc123"), nodes=[], notes=[],
-                            heartbeat=object(), pods_planned=7,
+                            heartbeat=object(), pods_planned=7, watch=None,
                             target=SimpleNamespace(describe=lambda: "the lab"))
     collector = Collector(SimpleNamespace(stash={}), state, before=None)
     pod_failed = replace(OK, placement="cross-node", server_node="w2", cls="TIMEOUT", ok=False)
@@ -146,3 +163,55 @@ def test_a_blocked_test_is_red_in_every_output_under_the_layer_that_blocks_it(tm
     diff = baseline.compare(before, {r.id: r.to_json() for r in collector.results})
     assert ("t::test_mtu[cross-node-udp]", "passed", "blocked by pod network (PodIP)") \
         in diff.new_failures
+
+
+def test_a_watch_is_written_beside_the_report_and_a_failed_cmd_fails_the_run(tmp_path):
+    from packetwalk.during import Ran
+    from packetwalk.watch import WatchResult
+
+    watch = WatchResult("no-such-cmd", 5.0, 2.0, Ran("no-such-cmd", 100.0, 100.1, 127))
+    state = SimpleNamespace(options=Options(html=str(tmp_path / "run.html")), run=Run("abc123"),
+                            nodes=[], notes=[], heartbeat=None, watch=watch, cleaned=True,
+                            target=SimpleNamespace(describe=lambda: "the lab"))
+    config = SimpleNamespace(stash={})
+    controller = Controller(state, config, Collector(config, state, before=None))
+    controller._write_watch(watch)
+    written = json.loads((tmp_path / "run.watch.json").read_text())
+    assert written["run"] == "abc123" and written["ran"]["rc"] == 127
+    assert "CMD not found (exit 127)" in (tmp_path / "run.watch.html").read_text()
+    assert state.notes[0].startswith("watch: CMD not found (exit 127)")
+    assert state.notes[1] == "measured: no cell sent more than one probe"
+    assert state.notes[-1] == (f"watch timeline: {tmp_path / 'run.watch.html'}, every window: "
+                               f"{tmp_path / 'run.watch.json'}")
+    assert finished(controller) == pytest.ExitCode.TESTS_FAILED
+
+
+def test_with_no_cell_to_watch_cmd_is_not_run_and_the_run_fails(tmp_path):
+    from packetwalk.inventory import CORE
+    from tests.unit.test_watch import A, B, _inventory
+
+    inventory = _inventory([A, B])
+    inventory.errors[CORE] = "pods never became Ready"
+    touched = tmp_path / "touched"
+    state = SimpleNamespace(options=Options(during=f"touch {touched}",
+                                            results_json=str(tmp_path / "run.json")),
+                            run=Run("abc123"), nodes=[A, B], inventory=inventory, notes=[],
+                            heartbeat=None, watch=None, cleaned=True,
+                            target=SimpleNamespace(describe=lambda: "the lab"))
+    config = SimpleNamespace(stash={})
+    controller = Controller(state, config, Collector(config, state, before=None))
+    controller._watch()
+    assert not touched.exists() and state.watch.ran is None
+    assert state.notes[0].startswith("watch: CMD was not run; ")
+    assert "no cell can be watched" in (tmp_path / "run.watch.html").read_text()
+    assert finished(controller) == pytest.ExitCode.TESTS_FAILED
+
+
+def finished(controller) -> int:
+    """The exit status once the controller's sessionfinish wrapper ran around a passing run."""
+    session = SimpleNamespace(exitstatus=pytest.ExitCode.OK)
+    wrapper = controller.pytest_sessionfinish(session)
+    next(wrapper)
+    with pytest.raises(StopIteration):
+        wrapper.send(None)
+    return session.exitstatus

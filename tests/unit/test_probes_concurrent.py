@@ -27,9 +27,14 @@ def prober():
 
 
 class _Hostname(http.server.BaseHTTPRequestHandler):
+    delay = 0.2  # so three tries one after another would take 0.6 s
+
+    def body(self) -> bytes:
+        return b"server-a\n"
+
     def do_GET(self):
-        time.sleep(0.2)  # so three tries one after another would take 0.6 s
-        body = b"server-a\n"
+        time.sleep(self.delay)
+        body = self.body()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -9,7 +9,8 @@ PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing"
         "packetwalk.diagnose.policyeval", "packetwalk.diagnose.policytext",
         "packetwalk.diagnose.touched", "packetwalk.diagnose.blocking",
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
-        "packetwalk.inventory")
+        "packetwalk.inventory", "packetwalk.outage", "packetwalk.watchloop", "packetwalk.during",
+        "packetwalk.watchcells", "packetwalk.watch", "packetwalk.report.timeline")
 
 
 def test_the_core_imports_no_kubernetes_client():

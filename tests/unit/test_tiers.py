@@ -205,6 +205,14 @@ def test_options_parse_and_travel():
     assert _parse(_getter(), None).exposure == Exposure()
 
 
+def test_watch_options_parse_with_their_defaults():
+    plain = _parse(_getter(), None)
+    assert (plain.during, plain.settle, plain.max_outage) == (None, 30.0, 5.0)
+    watched = _parse(_getter(during="packetwalk lab heal", settle="10s", max_outage="2s"), None)
+    assert (watched.during, watched.settle, watched.max_outage) == ("packetwalk lab heal", 10, 2)
+    assert Options.from_json(watched.to_json()) == watched
+
+
 @pytest.mark.parametrize("given, says", [
     ({"node_selector": ["nolabel"]}, "--node-selector 'nolabel': expected KEY=VALUE"),
     ({"node_selector": ["a=b c"]}, "--node-selector 'a=b c'"),
@@ -215,6 +223,10 @@ def test_options_parse_and_travel():
     ({"attempts": 0}, "--attempts 0: must be 1 to 20"),
     ({"attempts": 21}, "--attempts 21: must be 1 to 20"),
     ({"policy_timeout": 0.0}, "--policy-timeout 0: must be more than 0 seconds"),
+    ({"max_outage": "2s"}, "--max-outage 2s: only with --during CMD"),
+    ({"settle": "5s"}, "--settle 5s: only with --during CMD"),
+    ({"during": " "}, "--during ' ': expected a command"),
+    ({"during": "true", "settle": "soon"}, "--settle 'soon': expected a duration"),
 ])
 def test_bad_values_are_one_line(given, says):
     with pytest.raises(ValueError) as caught:
