@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from packetwalk.attempts import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
+from packetwalk.families import AUTO
+from packetwalk.families import CHOICES as IP_FAMILIES
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     Exposure,
@@ -59,6 +61,11 @@ def add_options(parser: pytest.Parser) -> None:
                     help="attempts per probe cell, at once where the probe allows: a cell "
                          "is broken when every attempt fails, flaky (k/N) when some do "
                          f"(default {DEFAULT_ATTEMPTS}, at most {MAX_ATTEMPTS})")
+    group.addoption("--ip-family", choices=IP_FAMILIES, default=AUTO,
+                    help="the IP families to walk: auto = every family the cluster has (on a "
+                         "dual-stack cluster each hop with a family runs in both, its id ending "
+                         "in -ipv4 or -ipv6); ipv4 or ipv6 = that one; dual = both, skipping "
+                         "when the cluster is not dual-stack (docs/ipv6.md)")
     group.addoption("--no-diagnose", action="store_true",
                     help="report failures as observed, without the narrowing probes (faster when "
                          "many hops fail, e.g. in the self-check)")
@@ -119,6 +126,7 @@ class Options:
     wait_cleanup: bool = False
     ready_timeout: float = 120
     attempts: int = DEFAULT_ATTEMPTS
+    ip_family: str = AUTO  # --ip-family: auto, ipv4, ipv6, dual (families.walk)
     no_diagnose: bool = False
     capture_packets: bool = False
     debug_image: str = DEFAULT_IMAGE
@@ -211,6 +219,7 @@ def _parse(get, html: str | None) -> Options:
         kubeconfig=get("kubeconfig"), context=get("context"), image=get("image"),
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
         wait_cleanup=get("wait_cleanup"), ready_timeout=timeout, attempts=attempts,
+        ip_family=get("ip_family"),
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
         external_target=parse_target(target) if target else None,

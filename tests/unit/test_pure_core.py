@@ -9,7 +9,7 @@ PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing"
         "packetwalk.diagnose.policyeval", "packetwalk.diagnose.policytext",
         "packetwalk.diagnose.touched", "packetwalk.diagnose.blocking",
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
-        "packetwalk.inventory")
+        "packetwalk.inventory", "packetwalk.families")
 
 
 def test_the_core_imports_no_kubernetes_client():
