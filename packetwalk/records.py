@@ -28,6 +28,7 @@ class ProbeRecord:
     placement: str | None = None
     variant: str | None = None
     protocol: str | None = None
+    family: str | None = None  # the IP family it walked (families.py); None: a hop without one
     client_node: str = ""
     server_node: str = ""
     cls: str = ""

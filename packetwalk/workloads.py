@@ -163,8 +163,13 @@ def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
          pull_secret: bytes | None = None, debug_image: str | None = None, *,
          exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
-         pool: NodePool = DEFAULT_POOL) -> list[tuple[str, dict]]:
+         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
+    `dual_stack` (the cluster's pods get both families) makes every Service
+    PreferDualStack, so each has a ClusterIP per family (and a headless one answers
+    A and AAAA) where the cluster's Service CIDRs allow; a cluster that allows one
+    family gives it one, and the other family's Service tests skip saying so.
+    Single-stack, Services stay as they were (the cluster's default policy).
     `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
     `host_network` False plans no hostNetwork pod; `exposure` says whether a
     LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
@@ -197,6 +202,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
         objects += _policy_lane(run, lane, server_node, client_node, image)
     objects += _privileged(run, placed, image, pull_secret, debug_image, host_network)
     for _, obj in objects:
+        if obj["kind"] == "Service" and dual_stack:
+            obj["spec"]["ipFamilyPolicy"] = "PreferDualStack"
         if obj["kind"] == "Pod":
             obj["spec"]["nodeSelector"] = pool.node_selector
             if pool.tolerations:
@@ -574,6 +581,7 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
             name=name, namespace=obj["metadata"]["namespace"],
             role=obj["metadata"]["labels"]["packetwalk.io/role"],
             node=pod["spec"]["nodeName"], ip=pod["status"]["podIP"],
+            ips=tuple(p["ip"] for p in pod["status"].get("podIPs") or [] if p.get("ip")),
             # Debug pods (--capture-packets) serve nothing: no port.
             http_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
                                {"containerPort": 0})["containerPort"]),
@@ -588,6 +596,7 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
         inventory.services[svc["metadata"]["name"]] = Service(
             name=svc["metadata"]["name"], namespace=svc["metadata"]["namespace"],
             cluster_ip=svc["spec"].get("clusterIP") or "",
+            cluster_ips=tuple(ip for ip in svc["spec"].get("clusterIPs") or [] if ip != "None"),
             ports={p["name"]: p["port"] for p in ports},
             node_ports={p["name"]: p["nodePort"] for p in ports if p.get("nodePort")},
             backends=backends)
