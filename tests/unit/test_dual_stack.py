@@ -273,3 +273,14 @@ def test_junit_carries_the_family_walked():
     assert junit.properties(HOPS["pod_ip"], {"placement": "cross-node", "protocol": "tcp",
                                              "family": IPV6})[-1] == ("family", IPV6)
     assert "family" not in dict(junit.properties(HOPS["network_policy"], {"variant": "x"}))
+
+
+def test_capture_skips_an_ipv6_probe_with_why_instead_of_missing_its_packets():
+    from packetwalk.diagnose.diagnoser import Diagnoser
+    inv = inventory()
+    client = inv.pods["client-pw-worker"]
+    diagnoser = Diagnoser(inv, Prober(lambda *a: None), None, lambda d: None, "t",
+                          capture=object())
+    six = nw.Attempt(client, Target("fd10:96::8", 81, "udp"), family=IPV6, retry=lambda: None)
+    result = diagnoser._capture(six, [], nw.dialed(six, inv))
+    assert result.skipped == "capture reads IPv4 only so far; this probe walked IPv6 (docs/ipv6.md)"
