@@ -167,13 +167,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Extra -k words: the hop's name and `host-network` for pod<->node hops."""
-    if state_of(config) is None:
+    """Extra -k words: the hop's name and `host-network` for pod<->node hops, and the
+    IP family walked. A family asked for that the cluster lacks skips every hop test,
+    also those with no axis to carry the skip (test_dns_resolv_conf)."""
+    state = state_of(config)
+    if state is None:
         return
     for item in items:
         hop = hop_of(item)
         if hop is None:
             continue
+        if state.walked.skip:
+            item.add_marker(pytest.mark.skip(reason=state.walked.skip))
         item.extra_keyword_matches.add(hop.name)
         # -k ipv6 selects the IPv6 walk on a single-stack IPv6 cluster too, whose ids
         # carry no family (families.py, the id rule).
@@ -297,7 +302,7 @@ class Controller:
                 host_network, why = needs_host(
                     list(config.args), config.invocation_params.dir, config.rootpath,
                     config.option.keyword, config.option.markexpr,
-                    diagnose=not options.no_diagnose)
+                    diagnose=not options.no_diagnose, walked=state.walked)
                 no_host = "" if host_network else f"{NOT_REQUESTED}{why}"
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
