@@ -80,6 +80,9 @@ class State:
     # The IP families the run walks (--ip-family over the cluster's), and whether ids
     # carry them: the same on every worker, so they collect the same ids.
     walked: Walked = field(default_factory=lambda: Walked((IPV4,), False))
+    # The families as the cluster showed them and what the run walks, in words (the
+    # terminal's note, the report's cluster facts); the controller's only.
+    families_note: str = ""
 
     def for_worker(self) -> str:
         return json.dumps({
@@ -137,8 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
                   dns_servers_unknown=facts.dns_servers_unknown,
                   walked=walk_families(options.ip_family, facts.families))
     state.notes.append(f"placement: {facts.pool}")
-    state.notes.append(f"IP families: {facts.families.describe()}; walked: "
-                       + (state.walked.skip or "+".join(state.walked.families)))
+    state.families_note = (f"{facts.families.describe()}; walked: "
+                           + (state.walked.skip or "+".join(state.walked.families)))
+    state.notes.append(f"IP families: {state.families_note}")
     config.stash[STATE] = state
     if options.html:
         config.option.self_contained_html = True  # one file a reviewer can open anywhere

@@ -30,6 +30,7 @@ from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Blocked, decide_baseline
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import CLUSTER_IP, NAME, POD_IP, Attempt
+from packetwalk.families import IPV4, RECORD_TYPES, family_of
 from packetwalk.hops import (
     APPLY,
     DELETE,
@@ -44,7 +45,6 @@ from packetwalk.hops import (
     Change,
     PolicyCase,
 )
-from packetwalk.families import IPV4, RECORD_TYPES, family_of
 from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
 from packetwalk.probes import Observation, Prober, Target
 from packetwalk.records import ProbeRecord

@@ -2,6 +2,7 @@
 note it prints, and a test whose end has no address in its family skipping with why."""
 
 import textwrap
+from html import escape
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -77,12 +78,17 @@ def test_a_dual_stack_cluster_gives_twins_whose_ids_end_in_the_family(pytester, 
 
 def test_an_end_without_an_address_in_the_family_skips_and_the_note_says_the_families(
         pytester, monkeypatch):
-    result = run(pytester, monkeypatch, "-rs", "-k", "cross-node-tcp or resolv")
+    result = run(pytester, monkeypatch, "-rs", "-k", "cross-node-tcp or resolv",
+                 "--html", "report.html")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * pod server-b has no IPv6 address (it has 10.244.2.7)"])
     note = ("IP families: dual-stack (pods ipv4+ipv6 from the nodes' podCIDRs; nodes ipv4+ipv6; "
             "DNS Service ipv4); walked: ipv4+ipv6")
     result.stdout.fnmatch_lines([note])
+    # The report's cluster facts carry it too (the API server is a fake: the rest of the
+    # facts are unavailable, the families were read at preflight).
+    html = (pytester.path / "report.html").read_text()
+    assert f"<th>IP families</th><td>{escape(note.removeprefix('IP families: '))}</td>" in html
 
 
 def test_asking_for_a_family_the_cluster_lacks_skips_every_hop_test(pytester, monkeypatch):
