@@ -343,7 +343,9 @@ class Walk:
         placement = self.placement.id if self.hop.placements else None
         return ProbeRecord(
             hop=self.hop.name, placement=placement, variant=self.variant,
-            protocol=self.protocol, family=self.family,
+            # The family only where the id shows it (a dual-stack run): a single-stack
+            # run's verdicts and failure words stay as they were before families.
+            protocol=self.protocol, family=self._suffix,
             client_node=self.placement.client.name if self.placement.client else "",
             server_node=self.placement.server.name if self.placement.server else "")
 

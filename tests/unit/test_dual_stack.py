@@ -284,3 +284,19 @@ def test_capture_skips_an_ipv6_probe_with_why_instead_of_missing_its_packets():
     six = nw.Attempt(client, Target("fd10:96::8", 81, "udp"), family=IPV6, retry=lambda: None)
     result = diagnoser._capture(six, [], nw.dialed(six, inv))
     assert result.skipped == "capture reads IPv4 only so far; this probe walked IPv6 (docs/ipv6.md)"
+
+
+def test_a_single_stack_walk_records_no_family_so_its_words_are_as_before():
+    records = []
+
+    def outputs(command):
+        return ExecResult(124, "124 3000000 \n", "", 3.0)
+
+    walk = Walk(inventory(), Prober(lambda src, c, t: outputs(c)), HOPS["cluster_ip"],
+                build_placements([A, B])["same-node"], None, "udp", records.append, {},
+                family=IPV4, family_in_id=False)
+    seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname")
+    assert records[0].family is None
+    story = walk.failure(seen)
+    assert story.startswith("cluster_ip [same-node-udp]: ")
+    assert "Service translation (ClusterIP) fails (udp) on pw-worker" in story
