@@ -31,6 +31,7 @@ from packetwalk.probes import (
     WRONG_SOURCE,
     Observation,
     Prober,
+    Source,
     Target,
     host_of,
     judge_backends,
@@ -106,6 +107,12 @@ class Walk:
     def service(self, name: str) -> Service:
         return self.inventory.service(name)
 
+    def _source(self, src: Pod) -> Source:
+        """`src` as a probe's source, labelled by its address in the test's family. A
+        walk without a family also starts from the vantage point (OutsideWalk), which
+        is no pod and has one address."""
+        return src.source(self.family) if self.family is not None else src.source()
+
     def backend_ips(self, service: Service) -> list[str]:
         return sorted(self.inventory.pod(name).ip_of(self.family) for name in service.backends)
 
@@ -150,7 +157,7 @@ class Walk:
         `attempts`: this many instead of the run's (1: a request whose effect the next
         ones rely on, such as the one that pins session affinity).
         """
-        source, record = src.source(self.family), self.record_type
+        source, record = self._source(src), self.record_type
 
         def probe() -> Observation:
             return self.prober.request(source, to, question, host=by_name, record=record)
@@ -197,7 +204,7 @@ class Walk:
         expected = set(service.backends)
         per_round = 8 * len(expected)
 
-        source = src.source(self.family)
+        source = self._source(src)
 
         def once() -> Observation:
             return self.prober.dial(source, to, "hostname")
@@ -232,7 +239,7 @@ class Walk:
         address in the test's family); the test's family decides the record (A, AAAA)."""
         to = (server.target(transport, self.family) if server
               else Target(name, 53, transport, "cluster DNS"))
-        source, record = src.source(self.family), self.record_type
+        source, record = self._source(src), self.record_type
 
         def probe() -> Observation:
             return self.prober.resolve(source, name, transport,
@@ -271,7 +278,8 @@ class Walk:
         if not failed:
             return answers[-1][1]
         seen, self._last = failed[0]
-        seen.detail = "; ".join(f"{d.name} ({o.dst}) on {d.node}: {o.cls}" for d, o, _ in answers)
+        seen.detail = "; ".join(f"{d.name} ({d.target(transport, self.family).ip}) on {d.node}: "
+                                f"{o.cls}" for d, o, _ in answers)
         return seen
 
     def echo_near_mtu(self, src: Pod, to: Target) -> Observation:
@@ -285,7 +293,7 @@ class Walk:
         answers ICMPv6 Packet Too Big, which is what the echo then shows. An IPv6 pod
         interface below 1280 bytes, IPv6's minimum, fails as a fact before any probe.
         """
-        source = src.source(self.family)
+        source = self._source(src)
         mtu = self.prober.mtu(source, to.ip)
         if self.family == IPV6 and mtu < IPV6_MIN_MTU:
             self.expect_fact(f"MTU of the interface toward {to.ip}", mtu,

@@ -300,3 +300,34 @@ def test_a_single_stack_walk_records_no_family_so_its_words_are_as_before():
     story = walk.failure(seen)
     assert story.startswith("cluster_ip [same-node-udp]: ")
     assert "Service translation (ClusterIP) fails (udp) on pw-worker" in story
+
+
+def test_each_dns_server_is_asked_at_its_address_in_the_family():
+    walk, commands = walk_in(IPV6, lambda c: ExecResult(
+        0, ";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 1\n", "", 0.01),
+        hop="dns_every_backend")
+    inv = walk.inventory
+    seen = walk.resolve_on_each(walk.client, "servers.pw-1.svc.cluster.local.", "udp",
+                                ["fd10:96::8"], inv.dns_servers)
+    assert commands[0][1] == "@fd10:244:0:2::3" and commands[0][-1] == "AAAA"
+    assert seen.cls == DNS and seen.detail == "coredns-a (fd10:244:0:2::3) on pw-worker2: DNS"
+
+
+def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
+    """North-south hops have no family: their walk starts from the vantage point too,
+    which is no pod (its source() takes no family)."""
+    from packetwalk.outsidewalk import OutsideWalk
+    from packetwalk.vantage import Vantage
+
+    vantage = Vantage("pw-outside", ("ip", "netns", "exec", "pw-outside"))
+    seen_from = []
+
+    def fake_exec(src, command, timeout):
+        seen_from.append(src.pod)
+        return ExecResult(0, "server-pw-worker", "", 0.01)  # curl's body
+
+    walk = OutsideWalk(inventory(), Prober(fake_exec), HOPS["node_port_external_cluster"],
+                       build_placements([A, B])["same-node"], [].append, vantage, None, None)
+    to = walk.node_port(walk.inventory.services["server-pw-worker"], A, "tcp")
+    seen = walk.ask(walk.vantage, to, "hostname", answer="server-pw-worker")
+    assert seen.cls == OK and seen_from == ["pw-outside"] and to.ip == "10.250.0.11"
