@@ -105,3 +105,25 @@ def test_asking_for_a_family_the_cluster_lacks_skips_every_hop_test(pytester, mo
     result.assert_outcomes(skipped=5)
     result.stdout.fnmatch_lines(["*--ip-family ipv6: the cluster has no IPv6: single-stack ipv4*"])
     result.stdout.no_fnmatch_line("*-ipv4]*")  # single-stack: ids as ever
+
+
+def test_a_test_on_the_walk_fixture_gets_the_family_through_it(pytester, monkeypatch):
+    """As the suites' tests are written: they ask for `walk` (and `protocol`), and the
+    family comes to them through the walk fixture's closure (collected only)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest(CONFTEST + '\npytest_plugins = ["fixtures.cluster", "fixtures.walk"]\n')
+    pytester.makepyfile(test_walked=textwrap.dedent("""
+        import pytest
+
+
+        @pytest.mark.hop("cluster_ip")
+        def test_cluster_ip(walk, protocol):
+            pass
+    """))
+    installed = any(ep.value == "packetwalk.plugin" for ep in entry_points(group="pytest11"))
+    result = pytester.runpytest_subprocess(*([] if installed else ["-p", "packetwalk.plugin"]),
+                                           "--packetwalk", "-p", "no:cacheprovider",
+                                           "--collect-only", "-q")
+    ids = [line.split("::", 1)[1] for line in result.outlines if "::" in line]
+    assert ids[:2] == ["test_cluster_ip[same-node-tcp-ipv4]", "test_cluster_ip[same-node-tcp-ipv6]"]
+    assert len(ids) == 8
