@@ -38,6 +38,7 @@ from kubernetes.client import (
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT, ClusterError
+from packetwalk.families import family_of
 from packetwalk.inventory import (
     CORE,
     DEBUG,
@@ -532,8 +533,7 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
     it never happens for some: their Service tests will then fail and say so; if no
     Service lists any of its ready backends, the run stops (Stalled)."""
     discovery = DiscoveryV1Api(api)
-    want = {name: {inventory.pods[b].ip for b in svc.backends if b in inventory.pods}
-            for name, svc in inventory.services.items()}
+    want = wanted_endpoints(inventory)
 
     slices: list = []
 
@@ -558,6 +558,20 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
                                  for n, ips in want.items()}, len(slices), timeout)
         if stall is not None:
             raise Stalled(str(stall)) from None
+
+
+def wanted_endpoints(inventory: Inventory) -> dict[str, set[str]]:
+    """{Service: the backend addresses its EndpointSlices must list} (pure). A dual-stack
+    Service has a slice per family, filled apart: its IPv6 tests must not race the IPv6
+    slice, so each family of its ClusterIPs counts; a headless one (no ClusterIP to tell
+    its families) waits for the primary addresses, as before families."""
+    want = {}
+    for name, svc in inventory.services.items():
+        families = {family_of(ip) for ip in svc.cluster_ips}
+        pods = [inventory.pods[b] for b in svc.backends if b in inventory.pods]
+        want[name] = ({ip for pod in pods for ip in pod.ips if family_of(ip) in families}
+                      if families else {pod.ip for pod in pods})
+    return want
 
 
 def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,

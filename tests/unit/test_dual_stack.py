@@ -331,3 +331,16 @@ def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
     to = walk.node_port(walk.inventory.services["server-pw-worker"], A, "tcp")
     seen = walk.ask(walk.vantage, to, "hostname", answer="server-pw-worker")
     assert seen.cls == OK and seen_from == ["pw-outside"] and to.ip == "10.250.0.11"
+
+
+def test_bring_up_waits_for_the_endpoint_slice_of_each_family_of_a_service():
+    from packetwalk.workloads import wanted_endpoints
+    inv = inventory()
+    inv.services["servers-headless"] = Service("servers-headless", "pw-1", "None", {"http": 8080},
+                                               {}, ("server-pw-worker",))
+    inv.services["v4-only"] = Service("v4-only", "pw-1", "10.96.12.9", {"http": 80}, {},
+                                      ("server-pw-worker",))
+    want = wanted_endpoints(inv)
+    # server-pw-worker2 has no IPv6: only its IPv4 is waited for.
+    assert want["servers"] == {"10.244.1.6", "fd10:244:0:1::6", "10.244.2.7"}
+    assert want["v4-only"] == {"10.244.1.6"} and want["servers-headless"] == {"10.244.1.6"}
