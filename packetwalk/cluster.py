@@ -8,7 +8,7 @@ usage error and a non-zero exit before any test runs).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import urllib3
@@ -26,6 +26,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from packetwalk import aboutlab
+from packetwalk.families import ClusterFamilies, detect
 from packetwalk.inventory import DnsServer
 from packetwalk.placement import Node, left_out, schedulable_nodes
 from packetwalk.selfbind import RUN_NAMESPACE_ROLE
@@ -239,6 +240,7 @@ class Facts:
     bind_as: str | None = None  # who the run binds in its namespaces (selfbind.py), if needed
     dns_servers: tuple[DnsServer, ...] = ()  # the ready pods behind the DNS Service
     dns_servers_unknown: str = ""  # why they could not be listed, if not
+    families: ClusterFamilies = field(default_factory=ClusterFamilies)  # the IP families it shows (families.detect)
 
 
 def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
@@ -259,8 +261,12 @@ def discover_facts(api: ApiClient, version: str, pool: NodePool = DEFAULT_POOL,
                            f"--toleration, or not {pool.describe()})")
     dns_ip = dns[0].spec.cluster_ip if dns else None
     servers, unknown = dns_servers(core, dns[0]) if dns else ((), "no DNS Service found")
+    usable = {n.name for n in nodes}
+    families = detect([n for n in plain if n["metadata"]["name"] in usable],
+                      api.sanitize_for_serialization(dns[0]) if dns else None,
+                      [ip for server in servers for ip in server.ips])
     return Facts(version=version, nodes=tuple(nodes), dns_ip=dns_ip,
-                 dns_servers=servers, dns_servers_unknown=unknown,
+                 dns_servers=servers, dns_servers_unknown=unknown, families=families,
                  pool=f"{len(nodes)} of {len(node_list.items)} nodes usable: {pool.describe()}"
                       + (f"; left out: {', '.join(out)}" if (out := left_out(plain, pool)) else ""),
                  bind_as=bind_as)
@@ -285,7 +291,9 @@ def dns_servers(core: CoreV1Api, service) -> tuple[tuple[DnsServer, ...], str]:
              and p.metadata.deletion_timestamp is None and any(
         c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
     return tuple(sorted((DnsServer(p.metadata.name, p.metadata.namespace, p.spec.node_name,
-                                   p.status.pod_ip) for p in ready),
+                                   p.status.pod_ip,
+                                   tuple(i.ip for i in p.status.pod_ips or [] if i.ip))
+                         for p in ready),
                         key=lambda d: (d.node, d.name))), ""
 
 

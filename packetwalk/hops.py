@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packetwalk.families import Walked, id_suffix
 from packetwalk.inventory import CORE, HOST, POLICY
 from packetwalk.inventory import INGRESS as INGRESS_GROUP
 from packetwalk.inventory import LOAD_BALANCER as LB_GROUP
@@ -100,6 +101,12 @@ class Hop:
     # sees one of them (or one below them) fail, this hop is blocked, not failed
     # (diagnose/blocking.py). preconditions() follows them down.
     stands_on: tuple[str, ...] = ()
+    # Whether the hop dials addresses of one IP family, so runs once per family on a
+    # dual-stack cluster (families.py, the id rule). False: a fact (resolv.conf), or a
+    # hop whose far end is one address the user gives or the cluster picks (the
+    # outside target, a load balancer, an Ingress), or NetworkPolicy, whose ipBlock
+    # manifests are written for one family (docs/ipv6.md, what is left).
+    by_family: bool = True
 
     @property
     def accepted(self) -> frozenset[str]:
@@ -114,8 +121,10 @@ class Hop:
                 return found[0]
         return None
 
-    def test_id(self, placement: str | None, variant: str | None, protocol: str | None) -> str:
-        parts = [p for p in (placement, variant, protocol) if p]
+    def test_id(self, placement: str | None, variant: str | None, protocol: str | None,
+                family: str | None = None) -> str:
+        """`family`: the id's family part, only on a dual-stack cluster (id_suffix)."""
+        parts = [p for p in (placement, variant, protocol, family) if p]
         return f"{self.test}[{'-'.join(parts)}]" if parts else self.test
 
 
@@ -485,7 +494,7 @@ _HOPS = (
         path=NODE_PORT_PATH, next=(Next("node_port_server_node"),),
         stands_on=("node_port_server_node",)),
     Hop("dns_resolv_conf", "test_dns_resolv_conf", "the pod's resolv.conf", DNS,
-        roles=("client",), placements=(), protocols=(), path=("client*",)),
+        roles=("client",), placements=(), protocols=(), path=("client*",), by_family=False),
     Hop("dns_service_name", "test_dns_service_name", "resolving the Service name", DNS,
         roles=("client",), placements=(), variants=DNS_NAME_FORMS, protocols=DNS_TRANSPORTS,
         path=DNS_PATH, next=(Next("dns_resolv_conf"),),
@@ -510,13 +519,13 @@ _HOPS = (
     Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
         roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,),
         path=("client", "policy*", "server"), next=(Next("pod_ip", "cross-node"),),
-        stands_on=("pod_ip", "cluster_ip", "dns_service_name")),
+        stands_on=("pod_ip", "cluster_ip", "dns_service_name"), by_family=False),
     # North-south. The outside speaks HTTP only, so these have no protocol axis.
     # Egress: same-node is the client pod on the first node, cross-node the one
     # on the second; each must leave with its own node's address.
     Hop("egress_nat", "test_egress_nat", "egress to the external target", EGRESS_NAT,
         protocols=(), path=("client", "client-node", "snat*", "outside"),
-        next=(Next("pod_to_node", "same-node"),)),
+        next=(Next("pod_to_node", "same-node"),), by_family=False),
     # From the vantage point: same-node enters on the server's node, cross-node
     # on the other one.
     Hop("node_port_external_cluster", "test_node_port_external_cluster",
@@ -524,27 +533,27 @@ _HOPS = (
         roles=("server", "other"), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server-node", "server"),
         next=(Next("node_port_server_node"),),
-        stands_on=("node_port_server_node",)),
+        stands_on=("node_port_server_node",), by_family=False),
     Hop("node_port_external_local", "test_node_port_external_local",
         "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
         roles=("server",), placements=("same-node",), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server"),
         next=(Next("node_port_external_cluster", "same-node"),),
-        stands_on=("node_port_external_cluster",)),
+        stands_on=("node_port_external_cluster",), by_family=False),
     Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
         "the NodePort from outside on a node without a backend (policy Local)",
         EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
         protocols=(), expect=BLOCKED, groups=(CORE, NODE_PORT_GROUP), path=("vantage", "nodeport*"),
-        next=(Next("node_port_external_local", "same-node"),)),
+        next=(Next("node_port_external_local", "same-node"),), by_family=False),
     Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
         roles=("server",), placements=(), protocols=(), groups=(CORE, LB_GROUP),
         path=("vantage", "lb*", "server-node", "server"),
         next=(Next("node_port_external_cluster", "same-node"),),
-        stands_on=("node_port_external_cluster",)),
+        stands_on=("node_port_external_cluster",), by_family=False),
     Hop("ingress", "test_ingress", "the Ingress", INGRESS, roles=("server",),
         placements=(), protocols=(), groups=(CORE, INGRESS_GROUP), path=("vantage", "ingress*", "server"),
         next=(Next("cluster_ip", "same-node"),),
-        stands_on=("cluster_ip",)),
+        stands_on=("cluster_ip",), by_family=False),
 )
 HOPS = {hop.name: hop for hop in _HOPS}
 HOP_BY_TEST = {hop.test: hop for hop in _HOPS}
@@ -594,35 +603,56 @@ def hop_of(test: object) -> Hop | None:
 class Param:
     """One test id of a hop: its axis values, the id, and why it skips (or None)."""
 
-    values: tuple[str, ...]
+    values: tuple[str | None, ...]
     id: str
     skip: str | None
 
 
-def params(hop: Hop, placements: dict[str, Placement] | None) -> tuple[list[str], list[Param]]:
+def params(hop: Hop, placements: dict[str, Placement] | None,
+           walked: Walked | None = None) -> tuple[list[str], list[Param]]:
     """(argnames, params) for a hop's test, in a fixed order on every xdist worker.
 
     Unnamed axes are left out of the id; a placement lacking a node for one of
     the hop's roles is skipped with its reason, never run on fewer nodes.
     Hops without a placement axis run their roles from "same-node".
+    With `walked` (the run's families), a hop with a family gets the `family`
+    argument last: one value per family on a dual-stack cluster, each id ending in
+    it; on a single-stack cluster the one family, the id unchanged (families.py).
+    A family the run does not walk skips with why; nothing walkable as asked
+    (--ip-family ipv6 on an IPv4 cluster) skips every hop test, family or not.
     """
     axes = (("placement", hop.placements), ("variant", hop.variants), ("protocol", hop.protocols))
     names = [name for name, values in axes if values]
+    families: tuple[str | None, ...] = (None,)
+    if walked is not None and hop.by_family:
+        names.append("family")
+        families = walked.axis
     result = []
     for placement in hop.placements or (None,):
         for variant in hop.variants or (None,):
             for protocol in hop.protocols or (None,):
-                values = tuple(v for v in (placement, variant, protocol) if v is not None)
-                if placements is None:
-                    skip = "packetwalk is not connected to a cluster"
-                else:
-                    skip = placements[placement or "same-node"].missing(hop.roles)
-                result.append(Param(values, "-".join(values), skip))
+                for family in families:
+                    shown = tuple(v for v in (placement, variant, protocol,
+                                              id_suffix(family, walked) if walked else None)
+                                  if v is not None)
+                    values = tuple(v for v in (placement, variant, protocol) if v is not None)
+                    if "family" in names:
+                        values += (family,)
+                    if placements is None:
+                        skip = "packetwalk is not connected to a cluster"
+                    else:
+                        skip = placements[placement or "same-node"].missing(hop.roles)
+                    if walked is not None and skip is None:
+                        skip = walked.skip_for(family if hop.by_family else None)
+                    result.append(Param(values, "-".join(shown), skip))
     return names, result
 
 
-def next_step(hop: str, placement: str | None, protocol: str | None) -> str | None:
-    """'try the PodIP: test_pod_ip[cross-node-udp]', or None at the bottom of the walk."""
+def next_step(hop: str, placement: str | None, protocol: str | None,
+              family: str | None = None) -> str | None:
+    """'try the PodIP: test_pod_ip[cross-node-udp]', or None at the bottom of the walk.
+    `family`: the failing test's id part for its family (only on a dual-stack
+    cluster): the next step stays in it, when the next hop has a family."""
     entry = HOPS.get(hop)
     step = entry.step_down(placement) if entry is not None else None
     if step is None:
@@ -635,4 +665,5 @@ def next_step(hop: str, placement: str | None, protocol: str | None) -> str | No
     proto = protocol if protocol in target.protocols else (target.protocols or (None,))[0]
     variant = target.variants[-1] if target.variants else None
     label = f"{target.title} {where}" if where and where != placement else target.title
-    return f"try {label}: {target.test_id(where, variant, proto)}"
+    suffix = family if target.by_family else None
+    return f"try {label}: {target.test_id(where, variant, proto, suffix)}"

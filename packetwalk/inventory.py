@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from packetwalk.families import NAMES, of_family
 from packetwalk.placement import Node
 from packetwalk.probes import Source, Target
 
@@ -29,6 +30,21 @@ PORT_OFFSETS = {"tcp": 0, "udp": 1}
 
 class WorkloadError(Exception):
     """A workload is unusable (never Ready, lost): tests needing it ERROR."""
+
+
+class NoAddress(LookupError):
+    """A pod, Service or node has no address in the family a test walks (a dual-stack
+    cluster that gave it one family only): the test skips with this line, as a
+    test whose nodes are missing does; it says nothing about the network."""
+
+
+def _in(addresses: tuple[str, ...], family: str | None, what: str) -> str:
+    """The address of `family` among `addresses` (None: the first), else NoAddress."""
+    found = of_family(addresses, family)
+    if found is None:
+        raise NoAddress(f"{what} has no {NAMES.get(family or '', family)} address "
+                        f"(it has {', '.join(addresses) or 'none'})")
+    return found
 
 
 def pod_name(role: str, node: Node) -> str:
@@ -76,14 +92,26 @@ class Pod:
     ip: str
     http_port: int  # where it answers HTTP; UDP is on the next port
     container: str = ""  # the container probes exec into: the first one
+    # status.podIPs: one per family on a dual-stack cluster, `ip` first (the primary).
+    ips: tuple[str, ...] = ()
 
-    def source(self) -> Source:
-        return Source(self.name, self.namespace, self.node, self.ip, self.container)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ips", tuple(self.ips) or (self.ip,))
 
-    def target(self, protocol: str) -> Target:
-        """The pod's own answerer over `protocol`; a hostNetwork pod is its node."""
+    def ip_of(self, family: str | None) -> str:
+        """Its address in `family` (None: its primary), else NoAddress."""
+        return _in(self.ips, family, f"pod {self.name}")
+
+    def source(self, family: str | None = None) -> Source:
+        """The pod as a probe's source; `family` sets the address it is labelled by
+        (and a source-IP check compares against)."""
+        return Source(self.name, self.namespace, self.node, self.ip_of(family), self.container)
+
+    def target(self, protocol: str, family: str | None = None) -> Target:
+        """The pod's own answerer over `protocol`, at its address in `family`; a
+        hostNetwork pod is its node."""
         kind = "node" if self.role == "host" else "pod"
-        return Target(self.ip, self.http_port + PORT_OFFSETS[protocol], protocol,
+        return Target(self.ip_of(family), self.http_port + PORT_OFFSETS[protocol], protocol,
                       f"{kind} {self.name} on {self.node}")
 
     def serves(self, port: int) -> bool:
@@ -100,15 +128,27 @@ class Service:
     ports: dict[str, int]  # by port name: http, udp, alt
     node_ports: dict[str, int]
     backends: tuple[str, ...]  # pod names that must answer
+    # spec.clusterIPs: one per family of its ipFamilies (PreferDualStack on a
+    # dual-stack cluster), `cluster_ip` first. Empty for a headless Service.
+    cluster_ips: tuple[str, ...] = ()
 
-    def target(self, protocol: str) -> Target:
-        """Its ClusterIP over `protocol`."""
-        return Target(self.cluster_ip, self.ports[PORT_NAMES[protocol]], protocol,
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cluster_ips", tuple(self.cluster_ips)
+                           or ((self.cluster_ip,) if self.cluster_ip not in ("", "None") else ()))
+
+    def ip_of(self, family: str | None) -> str:
+        """Its ClusterIP in `family` (None: the primary), else NoAddress."""
+        return _in(self.cluster_ips, family, f"Service {self.name}")
+
+    def target(self, protocol: str, family: str | None = None) -> Target:
+        """Its ClusterIP in `family` over `protocol`."""
+        return Target(self.ip_of(family), self.ports[PORT_NAMES[protocol]], protocol,
                       f"Service {self.name}")
 
-    def node_port_target(self, node: Node, protocol: str) -> Target:
-        """Its NodePort for `protocol` on `node`."""
-        return Target(node.ip, self.node_ports[PORT_NAMES[protocol]], protocol,
+    def node_port_target(self, node: Node, protocol: str, family: str | None = None) -> Target:
+        """Its NodePort for `protocol` on `node`, at the node's address in `family`."""
+        return Target(_in(node.ips, family, f"node {node.name}"),
+                      self.node_ports[PORT_NAMES[protocol]], protocol,
                       f"NodePort of Service {self.name} on node {node.name}")
 
 
@@ -121,9 +161,14 @@ class DnsServer:
     namespace: str
     node: str
     ip: str
+    ips: tuple[str, ...] = ()  # status.podIPs, `ip` first
 
-    def target(self, protocol: str) -> Target:
-        return Target(self.ip, 53, protocol, f"DNS server {self.name} on {self.node}")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ips", tuple(self.ips) or (self.ip,))
+
+    def target(self, protocol: str, family: str | None = None) -> Target:
+        return Target(_in(self.ips, family, f"DNS server {self.name}"), 53, protocol,
+                      f"DNS server {self.name} on {self.node}")
 
 
 @dataclass
@@ -156,7 +201,8 @@ class Inventory:
             run_id=data["run_id"], namespace=data["namespace"],
             peer_namespace=data["peer_namespace"], nodes=[Node(**n) for n in data["nodes"]],
             dns_ip=data["dns_ip"], pods={k: Pod(**v) for k, v in data["pods"].items()},
-            services={k: Service(**{**v, "backends": tuple(v["backends"])})
+            services={k: Service(**{**v, "backends": tuple(v["backends"]),
+                                    "cluster_ips": tuple(v.get("cluster_ips", ()))})
                       for k, v in data["services"].items()},
             errors=data["errors"], groups=data["groups"], skips=data["skips"],
             host_namespace=data["host_namespace"],

@@ -15,6 +15,8 @@ import pytest
 
 from packetwalk.attempts import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
 from packetwalk.during import parse_duration
+from packetwalk.families import AUTO
+from packetwalk.families import CHOICES as IP_FAMILIES
 from packetwalk.tiers import (
     DEFAULT_IMAGE,
     Exposure,
@@ -25,7 +27,6 @@ from packetwalk.tiers import (
     parse_key_value,
     parse_toleration,
 )
-
 from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_target
 
 # Seconds a NetworkPolicy change may take to be enforced (--policy-timeout). kube-router
@@ -71,6 +72,11 @@ def add_options(parser: pytest.Parser) -> None:
                     help="how long a NetworkPolicy change may take to be enforced before its "
                          f"cells count as wrong (default {DEFAULT_POLICY_TIMEOUT:g}; raise it for "
                          "enforcers that sync slowly, the report gives the times measured)")
+    group.addoption("--ip-family", choices=IP_FAMILIES, default=AUTO,
+                    help="the IP families to walk: auto = every family the cluster has (on a "
+                         "dual-stack cluster each hop with a family runs in both, its id ending "
+                         "in -ipv4 or -ipv6); ipv4 or ipv6 = that one; dual = both, skipping "
+                         "when the cluster is not dual-stack (docs/ipv6.md)")
     group.addoption("--no-diagnose", action="store_true",
                     help="report failures as observed, without the narrowing probes (faster when "
                          "many hops fail, e.g. in the self-check)")
@@ -144,6 +150,7 @@ class Options:
     ready_timeout: float = 120
     attempts: int = DEFAULT_ATTEMPTS
     policy_timeout: float = DEFAULT_POLICY_TIMEOUT
+    ip_family: str = AUTO  # --ip-family: auto, ipv4, ipv6, dual (families.walk)
     no_diagnose: bool = False
     capture_packets: bool = False
     debug_image: str = DEFAULT_IMAGE
@@ -249,6 +256,7 @@ def _parse(get, html: str | None) -> Options:
         image_pull_secret=get("image_pull_secret"), nodes=names, keep=get("keep"),
         wait_cleanup=get("wait_cleanup"), ready_timeout=timeout, attempts=attempts,
         policy_timeout=policy_timeout,
+        ip_family=get("ip_family"),
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
         external_target=parse_target(target) if target else None,

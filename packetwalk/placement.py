@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from packetwalk.families import of_family
 from packetwalk.tiers import NodePool
 
 NEEDS_TWO_NODES = "needs 2 schedulable nodes"
@@ -26,6 +27,17 @@ class Node:
     name: str
     ip: str
     slug: str
+    # Every address of the kind `ip` is (its InternalIPs; a dual-stack node has one per
+    # family, kubelet --node-ip=v4,v6): a hop in one family dials the node in it.
+    ips: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # From JSON (xdist workers) the addresses come as a list; a Node stays hashable.
+        object.__setattr__(self, "ips", tuple(self.ips) or ((self.ip,) if self.ip else ()))
+
+    def ip_of(self, family: str | None) -> str | None:
+        """Its address in `family` (None: `ip`, the first), or None when it has none."""
+        return self.ip if family is None else of_family(self.ips, family)
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,17 @@ def internal_ip(node: dict) -> str | None:
     return None
 
 
+def node_ips(node: dict) -> tuple[str, ...]:
+    """Every address of the type internal_ip picked (a dual-stack node lists an
+    InternalIP per family), in the order the node lists them."""
+    addresses = (node.get("status") or {}).get("addresses") or []
+    for wanted in ("InternalIP", "ExternalIP"):
+        found = tuple(a["address"] for a in addresses if a.get("type") == wanted and a.get("address"))
+        if found:
+            return found
+    return ()
+
+
 def slugify(name: str, limit: int = 40) -> str:
     """A lowercase DNS label fragment: node names may hold dots or be long,
     and pod, Service and label names must not."""
@@ -117,7 +140,7 @@ def schedulable_nodes(node_dicts: list[dict], pool: NodePool | None = None) -> l
         if slug in taken:
             slug = f"{slug[:36]}-{len(nodes)}"
         taken.add(slug)
-        nodes.append(Node(name=raw["metadata"]["name"], ip=ip, slug=slug))
+        nodes.append(Node(name=raw["metadata"]["name"], ip=ip, slug=slug, ips=node_ips(raw)))
     return nodes
 
 

@@ -31,9 +31,11 @@ from kubernetes.client.rest import ApiException
 
 from packetwalk import apiretry, records
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
+from packetwalk.families import IPV4, Walked
+from packetwalk.families import walk as walk_families
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
-from packetwalk.inventory import DEBUG, HOST, POLICY_LANES, Inventory, WorkloadError
+from packetwalk.inventory import DEBUG, HOST, POLICY_LANES, Inventory, NoAddress, WorkloadError
 from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.podexec import PodExec
@@ -81,11 +83,18 @@ class State:
     dns_servers: tuple = ()
     dns_servers_unknown: str = ""
     watch: WatchResult | None = None  # --during: the watch, run before the workers start
+    # The IP families the run walks (--ip-family over the cluster's), and whether ids
+    # carry them: the same on every worker, so they collect the same ids.
+    walked: Walked = field(default_factory=lambda: Walked((IPV4,), False))
+    # The families as the cluster showed them and what the run walks, in words (the
+    # terminal's note, the report's cluster facts); the controller's only.
+    families_note: str = ""
 
     def for_worker(self) -> str:
         return json.dumps({
             "target": [self.target.kubeconfig, self.target.context, self.target.source],
             "run": self.run.id, "nodes": [vars(n) for n in self.nodes], "dns_ip": self.dns_ip,
+            "walked": [list(self.walked.families), self.walked.suffixed, self.walked.skip],
             "options": self.options.to_json(),
             "inventory": self.inventory.to_json() if self.inventory else None,
             "watch": self.watch.to_json() if self.watch else None})
@@ -97,6 +106,7 @@ class State:
         return State(target=target, run=Run(data["run"]), nodes=[Node(**n) for n in data["nodes"]],
                      dns_ip=data["dns_ip"], configuration=load_configuration(target),
                      controller=False, options=Options.from_json(data["options"]),
+                     walked=Walked(tuple(data["walked"][0]), *data["walked"][1:]),
                      inventory=Inventory.from_json(data["inventory"]) if data["inventory"]
                      else None,
                      watch=WatchResult.from_json(data["watch"]) if data.get("watch") else None)
@@ -135,8 +145,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"packetwalk: {exc}") from None
     state = State(target, run, nodes, facts.dns_ip, configuration, controller=True,
                   options=options, bind_as=facts.bind_as, dns_servers=facts.dns_servers,
-                  dns_servers_unknown=facts.dns_servers_unknown)
+                  dns_servers_unknown=facts.dns_servers_unknown,
+                  walked=walk_families(options.ip_family, facts.families))
     state.notes.append(f"placement: {facts.pool}")
+    state.families_note = (f"{facts.families.describe()}; walked: "
+                           + (state.walked.skip or "+".join(state.walked.families)))
+    state.notes.append(f"IP families: {state.families_note}")
     config.stash[STATE] = state
     if options.html:
         config.option.self_contained_html = True  # one file a reviewer can open anywhere
@@ -154,7 +168,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = state_of(metafunc.config)
     if state is None:
         return  # packetwalk was not asked for
-    names, params = hop_params(hop, build_placements(state.nodes))
+    names, params = hop_params(hop, build_placements(state.nodes), state.walked)
     # Only tests built on the walk fixtures: the plugin is installed globally and
     # another project's test_cluster_ip is none of our business.
     if names and set(names) <= set(metafunc.fixturenames):
@@ -165,8 +179,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Extra -k words: the hop's name and `host-network` for pod<->node hops. With
-    --during, the hops the watch does not probe skip, saying so."""
+    """Extra -k words: the hop's name and `host-network` for pod<->node hops, and the
+    IP family walked. A family asked for that the cluster lacks skips every hop test,
+    also those with no axis to carry the skip (test_dns_resolv_conf). With --during,
+    the hops the watch does not probe skip, saying so."""
     state = state_of(config)
     if state is None:
         return
@@ -174,7 +190,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         hop = hop_of(item)
         if hop is None:
             continue
+        if state.walked.skip:
+            item.add_marker(pytest.mark.skip(reason=state.walked.skip))
         item.extra_keyword_matches.add(hop.name)
+        # -k ipv6 selects the IPv6 walk on a single-stack IPv6 cluster too, whose ids
+        # carry no family (families.py, the id rule).
+        family = getattr(item, "callspec", None) and item.callspec.params.get("family")
+        if family:
+            item.extra_keyword_matches.add(family)
         if hop.layer == HOST_NETWORK:
             item.extra_keyword_matches.add("host-network")
         if state.options.during is not None and hop.name not in WATCHED:
@@ -190,6 +213,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     state.outage = apiretry.answering(state.configuration)
     if state.outage is not None:
         raise apiretry.ApiUnreachable(state.outage)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """An end with no address in the test's family (a dual-stack cluster that gave a
+    pod, Service or node one family only) skips the test with why: the cluster
+    offers no such path to walk, as with one node and a cross-node test."""
+    try:
+        return (yield)
+    except NoAddress as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -283,12 +317,12 @@ class Controller:
                 host_network, why = needs_host(
                     list(config.args), config.invocation_params.dir, config.rootpath,
                     config.option.keyword, config.option.markexpr,
-                    diagnose=not options.no_diagnose)
+                    diagnose=not options.no_diagnose, walked=state.walked)
                 no_host = "" if host_network else f"{NOT_REQUESTED}{why}"
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
                      exposure=options.exposure, host_network=host_network,
-                     pool=options.pool),
+                     pool=options.pool, dual_stack=state.walked.suffixed),
                 state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)

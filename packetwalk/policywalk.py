@@ -30,6 +30,7 @@ from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Blocked, decide_baseline
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import CLUSTER_IP, NAME, POD_IP, Attempt
+from packetwalk.families import IPV4, RECORD_TYPES, family_of
 from packetwalk.hops import (
     APPLY,
     DELETE,
@@ -240,25 +241,32 @@ class PolicyWalk:
         return self.pod("client-b" if target == "client-b" else "server")
 
     def attempt(self, cell: Cell) -> Attempt:
-        """The cell's probe as the diagnoser wants it: who, to what, how to retry."""
+        """The cell's probe as the diagnoser wants it: who, to what, how to retry. Cases
+        have no family axis (their ipBlocks are computed from primary addresses): a cell
+        walks the family of its source's primary address, its target and its lookup
+        included, so a cluster whose Services and pods list the families in another
+        order does not mix them."""
         src = self.pod(cell.source)
+        family = family_of(src.ip)
         protocol, number = POLICY_PORTS[cell.port]
         service = policy_service_name(self.lane)
         if cell.target == "dns":
             to, name = Target(service, 53, "udp", "cluster DNS"), service
         elif cell.target == "cluster-ip":
             svc = self.inventory.service(service)
-            to, name = Target(svc.cluster_ip, svc.ports[cell.port], protocol,
+            to, name = Target(svc.ip_of(family), svc.ports[cell.port], protocol,
                               f"Service {service}"), None
         else:
             pod = self.target_pod(cell.target)
-            to, name = Target(pod.ip, number, protocol, f"{pod.name} {cell.target}"), None
-        return Attempt(src, to, name, retry=lambda: self.probe(cell))
+            to, name = Target(pod.ip_of(family), number, protocol,
+                              f"{pod.name} {cell.target}"), None
+        return Attempt(src, to, name, retry=lambda: self.probe(cell), family=family)
 
     def probe(self, cell: Cell) -> Observation:
         attempt = self.attempt(cell)
         if attempt.name is not None:
-            return self.prober.resolve(attempt.src.source(), attempt.name, attempt.to.protocol)
+            return self.prober.resolve(attempt.src.source(), attempt.name, attempt.to.protocol,
+                                       record=RECORD_TYPES[attempt.family or IPV4])
         if attempt.to.protocol == "udp":
             return self.prober.dial(attempt.src.source(), attempt.to, "hostname")
         return self.prober.http(attempt.src.source(), attempt.to, "hostname",

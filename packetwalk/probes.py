@@ -15,7 +15,15 @@ Tools, all inside the agnhost image:
   them, and run at once (ask_script), so a cell's attempts that all time out cost
   one wait. (The pods run no dialer of their own: agnhost netexec's /dial would
   dial for anyone who reaches the pod.)
-- DNS: `dig` with +search so short names use the pod's search path.
+- DNS: `dig` with +search so short names use the pod's search path, asking for
+  the record of the test's family (A, or AAAA for IPv6).
+
+IPv6 literals: curl's URL takes them in brackets (`http://[fd10::5]:8080/`), with
+--globoff so a curl older than its IPv6 check in the URL globber does not read the
+brackets as a glob range;
+bash's /dev/udp/HOST/PORT takes them bare (`/dev/udp/fd10::5/8081`: bash splits
+at the last slash and hands HOST to getaddrinfo, which reads the literal; checked
+in tests/unit/test_probes.py against ::1 where the machine has IPv6 loopback).
 """
 
 from __future__ import annotations
@@ -215,7 +223,8 @@ def try_step(protocol: str, host: str, port: int, request: str, wait: float,
         return _timed(once, lead=lead)
     url_host = f"[{host}]" if ":" in host else host
     connect = min(connect_timeout, wait)
-    once = (f"curl -sS -v --connect-timeout {connect:g} --max-time {wait:g} "
+    globoff = "--globoff " if ":" in host else ""  # [ ] of an IPv6 literal are not a glob
+    once = (f"curl -sS -v {globoff}--connect-timeout {connect:g} --max-time {wait:g} "
             f"{_quote(f'http://{url_host}:{port}/{request}')} 2>&1")
     return _timed(once, _CURL_PICK, lead)
 
@@ -287,11 +296,13 @@ def classify_asks(rc: int, output: str, protocol: str,
 
 
 _DIG_STATUS = re.compile(r"status: ([A-Z]+)")
-_DIG_A = re.compile(r"^\S+\s+\d+\s+IN\s+A\s+(\S+)\s*$", re.MULTILINE)
+_DIG_RECORD = {kind: re.compile(rf"^\S+\s+\d+\s+IN\s+{kind}\s+(\S+)\s*$", re.MULTILINE)
+               for kind in ("A", "AAAA")}
 
 
-def classify_dig(rc: int, output: str) -> tuple[str, list[str], str]:
-    """dig +noall +comments +answer output -> (class, A records, detail)."""
+def classify_dig(rc: int, output: str, record: str = "A") -> tuple[str, list[str], str]:
+    """dig +noall +comments +answer output -> (class, `record` records, detail). Only
+    records of the asked type count: a CNAME or the other family's is no answer."""
     if rc in (126, 127):
         return PROBE_ERROR, [], "dig is missing from the image"
     if rc == 9 or (rc != 0 and "no servers could be reached" in output):
@@ -302,11 +313,11 @@ def classify_dig(rc: int, output: str) -> tuple[str, list[str], str]:
     status = _DIG_STATUS.search(output)
     if rc != 0 or status is None:
         return PROBE_ERROR, [], _first_line(output) or f"dig exit {rc}"
-    records = sorted(_DIG_A.findall(output))
+    records = sorted(_DIG_RECORD[record].findall(output))
     if status.group(1) != "NOERROR":
         return DNS, [], f"status {status.group(1)}"
     if not records:
-        return DNS, [], "NOERROR but no A record"
+        return DNS, [], f"NOERROR but no {record} record"
     return OK, records, ""
 
 
@@ -378,8 +389,8 @@ class Prober:
              connect_timeout: float = CONNECT_TIMEOUT) -> Observation:
         """One HTTP request over TCP straight from `src`. A caller expecting a drop may
         shorten `connect_timeout` (NetworkPolicy cells: a deny is decided fast)."""
-        command = ["curl", "-sS", "-v", "--connect-timeout", f"{connect_timeout:g}",
-                   "--max-time", str(REQUEST_TIMEOUT)]
+        command = ["curl", "-sS", "-v", *(["--globoff"] if ":" in dst.ip else []),
+                   "--connect-timeout", f"{connect_timeout:g}", "--max-time", str(REQUEST_TIMEOUT)]
         if data is not None:
             command += ["--data", data]
         host = f"[{dst.ip}]" if ":" in dst.ip else dst.ip  # an IPv6 literal needs brackets
@@ -434,21 +445,22 @@ class Prober:
                               detail=t.error) for t in tries]
 
     def request(self, src: Source, dst: Target, request: str,
-                host: str | None = None) -> Observation:
+                host: str | None = None, record: str = "A") -> Observation:
         """Ask a probe pod one thing ("hostname", "clientip") over dst.protocol."""
-        return self.ask(src, dst, request, 1, host)[0]
+        return self.ask(src, dst, request, 1, host, record)[0]
 
     def ask(self, src: Source, dst: Target, request: str, attempts: int,
-            host: str | None = None) -> list[Observation]:
+            host: str | None = None, record: str = "A") -> list[Observation]:
         """Ask a probe pod one thing `attempts` times (at once when more than one).
 
         By name, the name is resolved first (dig, short timeout): when DNS is
         down, curl and bash would spend their whole deadline in the
         resolver's retries and report TIMEOUT (or not answer at all), hiding
         that the broken layer is DNS. A name that does not resolve is the one
-        observation: the attempts would ask the same resolver."""
+        observation: the attempts would ask the same resolver. `record`: the
+        lookup's record type, A or AAAA (the family the ask walks)."""
         if host is not None:
-            looked_up = self.resolve(src, host, "udp")
+            looked_up = self.resolve(src, host, "udp", record=record)
             if looked_up.cls != OK or not looked_up.answers:
                 looked_up.cls = DNS
                 looked_up.detail = f"{host} did not resolve: {looked_up.detail or looked_up.cls}"
@@ -466,17 +478,17 @@ class Prober:
         return [self.dial(src, dst, request, host=host)]
 
     def resolve(self, src: Source, name: str, transport: str,
-                server: Target | None = None) -> Observation:
-        """Resolve `name` (A records) over UDP or TCP: with the pod's resolv.conf,
-        or asking `server` (one DNS server pod) directly."""
+                server: Target | None = None, record: str = "A") -> Observation:
+        """Resolve `name` (its `record` records: A, or AAAA for IPv6) over UDP or TCP:
+        with the pod's resolv.conf, or asking `server` (one DNS server pod) directly."""
         command = ["dig", "+search", "+tries=1", f"+time={DIG_TIMEOUT}",
                    "+tcp" if transport == "tcp" else "+notcp",
-                   "+noall", "+comments", "+answer", name, "A"]
+                   "+noall", "+comments", "+answer", name, record]
         if server is not None:
             command.insert(1, f"@{server.ip}")
         result = self.run(src, command, DIG_TIMEOUT + 5)
         text = result.stdout + result.stderr
-        cls, records, detail = classify_dig(result.rc, text)
+        cls, records, detail = classify_dig(result.rc, text, record)
         dst = server if server is not None else Target(name, 53, transport, "cluster DNS")
         return self._observe(src, dst, command, result, cls, answers=records,
                              response=" ".join(records), detail=detail)

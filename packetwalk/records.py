@@ -30,6 +30,9 @@ class ProbeRecord:
     placement: str | None = None
     variant: str | None = None
     protocol: str | None = None
+    # The IP family it walked, on a dual-stack run (where ids carry it, families.py);
+    # None on a single-stack run and for hops without a family.
+    family: str | None = None
     client_node: str = ""
     server_node: str = ""
     cls: str = ""

@@ -26,6 +26,7 @@ from pathlib import Path
 # pytest's own -k grammar (not public API: any trouble with it reads as "needed").
 from _pytest.mark.expression import Expression
 
+from packetwalk.families import Walked
 from packetwalk.hops import HOPS, HOST_NETWORK, Hop, params
 from packetwalk.inventory import HOST
 
@@ -69,24 +70,32 @@ def _names(test: HopTest, rootdir: Path, item: str) -> set[str]:
     return names
 
 
-def _items(test: HopTest) -> list[str]:
-    _, found = params(test.hop, None)
-    return [f"{test.function}[{p.id}]" if p.id else test.function for p in found] or [test.function]
+def _items(test: HopTest, walked: Walked | None = None) -> list[tuple[str, str | None]]:
+    """(id, family) of each item the hop's test collects: with the run's families, the
+    ids and the family keyword the plugin gives them (-k ipv6 must find the IPv6 twins)."""
+    names, found = params(test.hop, None, walked)
+    at = names.index("family") if "family" in names else None
+    return ([(f"{test.function}[{p.id}]" if p.id else test.function,
+              p.values[at] if at is not None else None) for p in found]
+            or [(test.function, None)])
 
 
-def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path) -> bool:
+def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path,
+                     walked: Walked | None = None) -> bool:
     if expression is None:
         return True
     def matcher(names: list[str]):
         return lambda sub, **_: any(sub.lower() in n for n in names)
 
-    return any(expression.evaluate(matcher([n.lower() for n in _names(test, rootdir, item)]))
-               for item in _items(test))
+    return any(expression.evaluate(matcher(
+        [n.lower() for n in _names(test, rootdir, item) | ({family} if family else set())]))
+        for item, family in _items(test, walked))
 
 
 def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
-               markexpr: str, diagnose: bool) -> tuple[bool, str]:
-    """(needed, why) for the hostNetwork pods of this selection."""
+               markexpr: str, diagnose: bool, walked: Walked | None = None) -> tuple[bool, str]:
+    """(needed, why) for the hostNetwork pods of this selection; `walked`: the run's
+    families, which shape the ids `-k` reads (families.py)."""
     if markexpr:
         return True, "-m is not read before collection"
     expression = None
@@ -108,7 +117,7 @@ def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: st
         selected += [t for t in tests if not function or t.function == function]
     if not selected:
         return True, "no hop test found in the selected paths"
-    selected = [t for t in selected if _keyword_selects(expression, t, rootdir)]
+    selected = [t for t in selected if _keyword_selects(expression, t, rootdir, walked)]
     for test in selected:
         if HOST in test.hop.groups:
             return True, f"{test.function} runs on the node's network"

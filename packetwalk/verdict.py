@@ -7,8 +7,9 @@ suspect; layers below it that passed are named as fine; failures above it may
 be consequences and are listed as such. Tests blocked by a lower layer
 (diagnose/blocking.py) bring no records: they are listed under the layer that
 blocks them, which is named once. Its scope is where the failures are
-confined: one protocol, one placement, or the nodes they went through when
-probes through other nodes passed ("only through pw-worker2").
+confined: one IP family ("for IPv6 only", when the layer was walked in both),
+one protocol, one placement, or the nodes they went through when probes
+through other nodes passed ("only through pw-worker2").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.hops import HOPS, Layer
 from packetwalk.probes import BLOCKED_CLASSES
 from packetwalk.records import ProbeRecord
@@ -80,10 +82,17 @@ def _and(names: list[str]) -> str:
 
 
 def _scope(failed: list[ProbeRecord], tested: list[ProbeRecord]) -> str:
-    """Where the failures are confined, within what the layer tested: ' for udp only',
-    ' only through b' (NodePorts), ' across nodes only (a -> b)', ' within node a only',
-    ' only to/from c', or ''."""
+    """Where the failures are confined, within what the layer tested: ' for IPv6 only',
+    ' for udp only', ' only through b' (NodePorts), ' across nodes only (a -> b)',
+    ' within node a only', ' only to/from c', or ''. Each narrower scope is read
+    among the probes of the broader ones it follows (like with like)."""
     parts = []
+    failed_families = {r.family for r in failed if r.family}
+    tested_families = {r.family for r in tested if r.family}
+    if failed_families and failed_families < tested_families:
+        parts.append(f" for {'/'.join(FAMILY_NAMES[f] for f in sorted(failed_families))} only")
+        # An IPv4 probe passing through a node clears it of nothing IPv6.
+        tested = [r for r in tested if not r.family or r.family in failed_families]
     failed_protocols = {r.protocol for r in failed if r.protocol}
     tested_protocols = {r.protocol for r in tested if r.protocol}
     if failed_protocols and failed_protocols < tested_protocols:
@@ -124,7 +133,8 @@ def for_failure(record: ProbeRecord) -> str:
         where = f" from {record.client_node} to {record.server_node}"
     elif record.server_node:
         where = f" on {record.server_node}"
-    protocol = f" ({record.protocol})" if record.protocol else ""
+    axes = [a for a in (record.protocol, FAMILY_NAMES.get(record.family or "")) if a]
+    protocol = f" ({', '.join(axes)})" if axes else ""
     return f"{layer.name} fails{protocol}{where}: {record.cls}; look at {layer.suspects}"
 
 

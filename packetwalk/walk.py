@@ -1,6 +1,8 @@
 """The walk a test takes: pick the ends of a placement, probe one hop, expect.
 
-A Walk is bound to one test (its hop, placement, variant and protocol). It
+A Walk is bound to one test (its hop, placement, variant, protocol and IP
+family). Every address it hands out is of the test's family (None: a hop with
+no family, which takes each end's primary address, as before families). It
 hands out the pods and addresses of the placement, runs probes, judges the
 answer (which backend, which source IP, intact payload), records every
 observation for the report and the verdict, and words the failure: hop,
@@ -17,8 +19,17 @@ from packetwalk import attempts, verdict
 from packetwalk.diagnose.blocking import Blocked, decide
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
+from packetwalk.families import (
+    IP_UDP_HEADERS,
+    IPV4,
+    IPV6,
+    IPV6_MIN_MTU,
+    NAMES,
+    RECORD_TYPES,
+    family_of,
+)
 from packetwalk.hops import Hop, next_step
-from packetwalk.inventory import DnsServer, Inventory, Pod, Service
+from packetwalk.inventory import DnsServer, Inventory, NoAddress, Pod, Service
 from packetwalk.outage import INTERVAL, watch_of
 from packetwalk.placement import Node, Placement
 from packetwalk.probes import (
@@ -31,6 +42,7 @@ from packetwalk.probes import (
     Observation,
     ProbeError,
     Prober,
+    Source,
     Target,
     host_of,
     judge_backends,
@@ -41,7 +53,6 @@ from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord, Reco
 from packetwalk.watch import WatchResult
 from packetwalk.watchcells import REQUEST
 
-IP_UDP_HEADERS = 28  # an IPv4 header (20) and a UDP header (8)
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
 UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
 WINDOW_LINES = 10  # a watched cell's failure lists this many outage windows
@@ -69,9 +80,12 @@ class Walk:
                  placement: Placement, variant: str | None, protocol: str | None,
                  record: Callable[[Record], None], dns_cache: dict,
                  diagnoser: Diagnoser | None = None, attempts: int = 1,
-                 watch: WatchResult | None = None):
+                 watch: WatchResult | None = None,
+                 family: str | None = None, family_in_id: bool = False):
         self.inventory, self.prober, self.hop = inventory, prober, hop
         self.watch = watch  # --during: the cells' outages, judged instead of a probe now
+        self.family = family  # the IP family every address is in (families.py)
+        self.family_in_id = family_in_id  # a dual-stack run: ids and "next" name it
         self.attempts = attempts  # per probe cell (--attempts); see attempts.py
         self.placement, self.variant, self.protocol = placement, variant, protocol
         self._record = record
@@ -109,18 +123,34 @@ class Walk:
     def service(self, name: str) -> Service:
         return self.inventory.service(name)
 
+    def _source(self, src: Pod) -> Source:
+        """`src` as a probe's source, labelled by its address in the test's family. A
+        walk without a family also starts from the vantage point (OutsideWalk), which
+        is no pod and has one address."""
+        return src.source(self.family) if self.family is not None else src.source()
+
     def backend_ips(self, service: Service) -> list[str]:
-        return sorted(self.inventory.pod(name).ip for name in service.backends)
+        return sorted(self.inventory.pod(name).ip_of(self.family) for name in service.backends)
+
+    def address(self, end: Pod | Service) -> str:
+        """A pod's IP or a Service's ClusterIP in the test's family (what a source-IP
+        check or a lookup expects)."""
+        return end.ip_of(self.family)
+
+    @property
+    def record_type(self) -> str:
+        """The DNS record a lookup asks for: AAAA for IPv6, else A."""
+        return RECORD_TYPES[self.family or IPV4]
 
     # -- destinations --------------------------------------------------------
     def pod_ip(self, pod: Pod, protocol: str) -> Target:
-        return pod.target(protocol)
+        return pod.target(protocol, self.family)
 
     def cluster_ip(self, service: Service, protocol: str) -> Target:
-        return service.target(protocol)
+        return service.target(protocol, self.family)
 
     def node_port(self, service: Service, node: Node, protocol: str) -> Target:
-        return service.node_port_target(node, protocol)
+        return service.node_port_target(node, protocol, self.family)
 
     def name_of(self, service: Service, form: str) -> str:
         """The Service's DNS name in one of its forms: short, namespace, fqdn."""
@@ -146,12 +176,14 @@ class Walk:
         """
         if self.watch is not None:
             return self._watched(src, to, question)
-        def probe() -> Observation:
-            return self.prober.request(src.source(), to, question, host=by_name)
+        source, record = self._source(src), self.record_type
 
-        self._last = Attempt(src, to, by_name, retry=probe)
-        tries = self.prober.ask(src.source(), to, question, attempts or self.attempts,
-                                host=by_name)
+        def probe() -> Observation:
+            return self.prober.request(source, to, question, host=by_name, record=record)
+
+        self._last = Attempt(src, to, by_name, retry=probe, family=self.family)
+        tries = self.prober.ask(source, to, question, attempts or self.attempts,
+                                host=by_name, record=record)
         allowed = (answer,) if isinstance(answer, str) else answer
         sources = (source_ip,) if isinstance(source_ip, str) else source_ip
         for seen in tries:  # each attempt judged on its own answer
@@ -173,6 +205,10 @@ class Walk:
         was probed at is an error, not a verdict."""
         test = self.hop.test_id(self._cell().placement, self.variant, self.protocol)
         planned = self.watch.planned.get(test)
+        watched = family_of(planned.target.ip) if planned else None
+        if self.family and watched and watched != self.family:  # a dual-stack run's twin
+            raise NoAddress(f"not watched: a watch probes each cell in its pods' primary family "
+                            f"({NAMES[watched]}), not {NAMES[self.family]}")
         if planned is None or (planned.client.pod, planned.target.ip, planned.target.port,
                                planned.target.protocol, REQUEST) != (
                                    src.name, to.ip, to.port, to.protocol, question):
@@ -230,13 +266,15 @@ class Walk:
         expected = set(service.backends)
         per_round = 8 * len(expected)
 
-        def once() -> Observation:
-            return self.prober.dial(src.source(), to, "hostname")
+        source = self._source(src)
 
-        self._last = Attempt(src, to, retry=once)
+        def once() -> Observation:
+            return self.prober.dial(source, to, "hostname")
+
+        self._last = Attempt(src, to, retry=once, family=self.family)
         tries: list[Observation] = []
         for _ in range(max(1, self.attempts)):
-            this_round = self.prober.attempts(src.source(), to, "hostname", per_round)
+            this_round = self.prober.attempts(source, to, "hostname", per_round)
             for seen in this_round:
                 if seen.cls == OK and seen.response not in expected:
                     seen.cls, seen.detail = judge_backends([seen.response], expected)
@@ -259,14 +297,17 @@ class Walk:
 
     def resolve(self, src: Pod, name: str, transport: str, records: list[str],
                 server: DnsServer | None = None) -> Observation:
-        """Resolve through the pod's resolver, or ask one DNS server pod directly."""
-        to = server.target(transport) if server else Target(name, 53, transport, "cluster DNS")
+        """Resolve through the pod's resolver, or ask one DNS server pod directly (at its
+        address in the test's family); the test's family decides the record (A, AAAA)."""
+        to = (server.target(transport, self.family) if server
+              else Target(name, 53, transport, "cluster DNS"))
+        source, record = self._source(src), self.record_type
 
         def probe() -> Observation:
-            return self.prober.resolve(src.source(), name, transport,
-                                       server=to if server else None)
+            return self.prober.resolve(source, name, transport,
+                                       server=to if server else None, record=record)
 
-        self._last = Attempt(src, to, name, retry=probe)
+        self._last = Attempt(src, to, name, retry=probe, family=self.family)
         tries = self.repeated(probe)
         for seen in tries:
             if seen.cls == OK and sorted(seen.answers) != sorted(records):
@@ -299,7 +340,8 @@ class Walk:
         if not failed:
             return answers[-1][1]
         seen, self._last = failed[0]
-        seen.detail = "; ".join(f"{d.name} ({d.ip}) on {d.node}: {o.cls}" for d, o, _ in answers)
+        seen.detail = "; ".join(f"{d.name} ({d.target(transport, self.family).ip}) on {d.node}: "
+                                f"{o.cls}" for d, o, _ in answers)
         return seen
 
     def echo_near_mtu(self, src: Pod, to: Target) -> Observation:
@@ -307,22 +349,33 @@ class Walk:
 
         TCP: POST 3 x MTU to /echo, so both directions carry full-size segments
         (Linux sets DF on TCP). UDP: one datagram of exactly MTU - 28 bytes
-        (IP + UDP headers); Linux sets DF on UDP too (PMTU discovery "want"), so a path
-        with a smaller MTU drops it instead of fragmenting.
+        (IP + UDP headers; 48 in IPv6, whose header is 40); Linux sets DF on UDP too (PMTU
+        discovery "want"), so a path with a smaller MTU drops it instead of fragmenting.
+        IPv6 routers never fragment: a smaller link on the path drops the packet and
+        answers ICMPv6 Packet Too Big, which is what the echo then shows. An IPv6 pod
+        interface below 1280 bytes, IPv6's minimum, fails as a fact before any probe.
         """
-        mtu = self.prober.mtu(src.source(), to.ip)
+        source = self._source(src)
+        mtu = self.prober.mtu(source, to.ip)
+        if self.family == IPV6 and mtu < IPV6_MIN_MTU:
+            self.expect_fact(f"MTU of the interface toward {to.ip}", mtu,
+                             f"at least {IPV6_MIN_MTU} (IPv6's minimum link MTU)", src,
+                             conclusion=f"the pod interface's MTU {mtu} is below IPv6's minimum "
+                                        f"{IPV6_MIN_MTU}: IPv6 cannot work on it; look at the "
+                                        "CNI's MTU (node MTU minus the overlay's overhead)")
         if to.protocol == "tcp":
             payload = payload_of(3 * mtu)
 
             def probe() -> Observation:
-                return self.prober.http(src.source(), to, "echo", data=f"msg={payload}")
+                return self.prober.http(source, to, "echo", data=f"msg={payload}")
         else:
-            size = min(mtu - IP_UDP_HEADERS, UDP_ECHO_MAX) - len(UDP_ECHO_PREFIX)
+            headers = IP_UDP_HEADERS[self.family or IPV4]
+            size = min(mtu - headers, UDP_ECHO_MAX) - len(UDP_ECHO_PREFIX)
             payload = payload_of(size)
 
             def probe() -> Observation:
-                return self.prober.dial(src.source(), to, UDP_ECHO_PREFIX + payload)
-        self._last = Attempt(src, to, None, large=True, retry=probe)
+                return self.prober.dial(source, to, UDP_ECHO_PREFIX + payload)
+        self._last = Attempt(src, to, None, large=True, retry=probe, family=self.family)
         tries = self.repeated(probe)
         for seen in tries:
             if seen.cls == OK and seen.response != payload:
@@ -360,7 +413,9 @@ class Walk:
         placement = self.placement.id if self.hop.placements else None
         return ProbeRecord(
             hop=self.hop.name, placement=placement, variant=self.variant,
-            protocol=self.protocol,
+            # The family only where the id shows it (a dual-stack run): a single-stack
+            # run's verdicts and failure words stay as they were before families.
+            protocol=self.protocol, family=self._suffix,
             client_node=self.placement.client.name if self.placement.client else "",
             server_node=self.placement.server.name if self.placement.server else "")
 
@@ -376,7 +431,7 @@ class Walk:
                 diagnosis = self.diagnoser.diagnose(self._last, seen)
             blocked = decide(self.hop, diagnosis.findings if diagnosis is not None else None)
             if blocked is not None:
-                raise HopBlocked(blocked)
+                raise HopBlocked(replace(blocked, family=self._suffix))
             raise HopFailure(self.failure(seen, diagnosis))
 
     def expect_fact(self, what: str, observed: object, expected: object, src: Pod,
@@ -392,15 +447,21 @@ class Walk:
         raise HopFailure(
             f"{self._title()}\n  fact:     {what} of {src.name} on {src.node} is {observed}\n"
             f"  expected: {expected}\n  verdict:  {verdict.for_failure(record)}\n"
-            f"  next:     {next_step(self.hop.name, None, None) or 'bottom of the walk'}")
+            f"  next:     {next_step(self.hop.name, None, None, self._suffix) or 'bottom of the walk'}")
+
+    @property
+    def _suffix(self) -> str | None:
+        """The id's family part: the family on a dual-stack run, else none."""
+        return self.family if self.family_in_id else None
 
     def _title(self) -> str:
-        params = "-".join(p for p in (self._cell().placement, self.variant, self.protocol) if p)
+        params = "-".join(p for p in (self._cell().placement, self.variant, self.protocol,
+                                      self._suffix) if p)
         return f"{self.hop.name}{f' [{params}]' if params else ''}: {self.hop.layer.name}"
 
     def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         cell = self._cell()
-        step = next_step(self.hop.name, cell.placement, self.protocol)
+        step = next_step(self.hop.name, cell.placement, self.protocol, self._suffix)
         sentence = verdict.for_failure(replace(cell, cls=seen.cls, via=seen.via))
         if diagnosis is not None:
             sentence += f". Narrowed down: {diagnosis.verdict}"

@@ -38,6 +38,7 @@ from kubernetes.client import (
 from kubernetes.client.rest import ApiException
 
 from packetwalk.cluster import API_TIMEOUT, ClusterError
+from packetwalk.families import family_of
 from packetwalk.inventory import (
     CORE,
     DEBUG,
@@ -163,8 +164,13 @@ def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
          pull_secret: bytes | None = None, debug_image: str | None = None, *,
          exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
-         pool: NodePool = DEFAULT_POOL) -> list[tuple[str, dict]]:
+         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
+    `dual_stack` (the cluster's pods get both families) makes every Service
+    PreferDualStack, so each has a ClusterIP per family (and a headless one answers
+    A and AAAA) where the cluster's Service CIDRs allow; a cluster that allows one
+    family gives it one, and the other family's Service tests skip saying so.
+    Single-stack, Services stay as they were (the cluster's default policy).
     `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
     `host_network` False plans no hostNetwork pod; `exposure` says whether a
     LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
@@ -197,6 +203,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
         objects += _policy_lane(run, lane, server_node, client_node, image)
     objects += _privileged(run, placed, image, pull_secret, debug_image, host_network)
     for _, obj in objects:
+        if obj["kind"] == "Service" and dual_stack:
+            obj["spec"]["ipFamilyPolicy"] = "PreferDualStack"
         if obj["kind"] == "Pod":
             obj["spec"]["nodeSelector"] = pool.node_selector
             if pool.tolerations:
@@ -525,8 +533,7 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
     it never happens for some: their Service tests will then fail and say so; if no
     Service lists any of its ready backends, the run stops (Stalled)."""
     discovery = DiscoveryV1Api(api)
-    want = {name: {inventory.pods[b].ip for b in svc.backends if b in inventory.pods}
-            for name, svc in inventory.services.items()}
+    want = wanted_endpoints(inventory)
 
     slices: list = []
 
@@ -553,6 +560,20 @@ def await_endpoints(api: ApiClient, inventory: Inventory, timeout: float) -> Non
             raise Stalled(str(stall)) from None
 
 
+def wanted_endpoints(inventory: Inventory) -> dict[str, set[str]]:
+    """{Service: the backend addresses its EndpointSlices must list} (pure). A dual-stack
+    Service has a slice per family, filled apart: its IPv6 tests must not race the IPv6
+    slice, so each family of its ClusterIPs counts; a headless one (no ClusterIP to tell
+    its families) waits for the primary addresses, as before families."""
+    want = {}
+    for name, svc in inventory.services.items():
+        families = {family_of(ip) for ip in svc.cluster_ips}
+        pods = [inventory.pods[b] for b in svc.backends if b in inventory.pods]
+        want[name] = ({ip for pod in pods for ip in pod.ips if family_of(ip) in families}
+                      if families else {pod.ip for pod in pods})
+    return want
+
+
 def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
                    objects: list[tuple[str, dict]], ready: dict[str, dict],
                    services: list[dict], errors: dict[str, str],
@@ -574,6 +595,7 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
             name=name, namespace=obj["metadata"]["namespace"],
             role=obj["metadata"]["labels"]["packetwalk.io/role"],
             node=pod["spec"]["nodeName"], ip=pod["status"]["podIP"],
+            ips=tuple(p["ip"] for p in pod["status"].get("podIPs") or [] if p.get("ip")),
             # Debug pods (--capture-packets) serve nothing: no port.
             http_port=int(next(iter(obj["spec"]["containers"][0].get("ports") or []),
                                {"containerPort": 0})["containerPort"]),
@@ -588,6 +610,7 @@ def take_inventory(run: Run, nodes: list[Node], dns_ip: str | None,
         inventory.services[svc["metadata"]["name"]] = Service(
             name=svc["metadata"]["name"], namespace=svc["metadata"]["namespace"],
             cluster_ip=svc["spec"].get("clusterIP") or "",
+            cluster_ips=tuple(ip for ip in svc["spec"].get("clusterIPs") or [] if ip != "None"),
             ports={p["name"]: p["port"] for p in ports},
             node_ports={p["name"]: p["nodePort"] for p in ports if p.get("nodePort")},
             backends=backends)

@@ -36,6 +36,7 @@ from packetwalk.diagnose.narrowing import (
     POD_IP,
     SMALL,
 )
+from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.hops import HOPS, Hop, Layer, preconditions
 from packetwalk.probes import BLOCKED_CLASSES
 
@@ -81,6 +82,9 @@ class Blocked:
     placement: str  # "" when the evidence does not tell
     protocol: str
     shown: str
+    # The blocked test's id part for its family (dual-stack runs only): the narrowing
+    # stayed in that family, so the blocking hop's test named is that family's twin.
+    family: str | None = None
 
     @property
     def layer(self) -> Layer:
@@ -94,11 +98,13 @@ class Blocked:
             hop.placements[0] if hop.placements else None)
         protocol = self.protocol if self.protocol in hop.protocols else (
             hop.protocols[0] if hop.protocols else None)
-        return hop.test_id(placement, hop.variants[0] if hop.variants else None, protocol)
+        return hop.test_id(placement, hop.variants[0] if hop.variants else None, protocol,
+                           self.family if hop.by_family else None)
 
     def line(self) -> str:
         """The error's one line: 'blocked: the <layer> across nodes fails (<id>): <shown>'."""
         where = {CROSS_NODE: " across nodes", SAME_NODE: " within a node"}.get(self.placement, "")
+        where += f" for {FAMILY_NAMES[self.family]}" if self.family else ""
         return f"blocked: the {self.layer.name}{where} fails ({self.test_id}): {self.shown}"
 
 

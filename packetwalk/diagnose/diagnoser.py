@@ -35,6 +35,7 @@ from packetwalk.diagnose.narrowing import (
 from packetwalk.diagnose.policies import conclude_cell, on_path
 from packetwalk.diagnose.policytext import PathPolicies
 from packetwalk.diagnose.touched import Touched, touched
+from packetwalk.families import IPV4, NAMES, RECORD_TYPES, family_of
 from packetwalk.inventory import Inventory, Pod
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
 from packetwalk.records import DiagnosisRecord
@@ -94,11 +95,12 @@ class Diagnoser:
         self.note, self.test = note, test
         self.capture, self.unavailable = capture, unavailable
 
-    def _run(self, step: Step) -> tuple[Step, Observation | None, str]:
+    def _run(self, step: Step, record: str = "A") -> tuple[Step, Observation | None, str]:
+        """`record`: what a DNS server is asked for, in the failed probe's family."""
         try:
             if step.kind == DNS_SERVER:
                 return step, self.prober.resolve(step.src.source(), step.name or "", step.to.protocol,
-                                                 server=step.to), ""
+                                                 server=step.to, record=record), ""
             return step, self.prober.request(step.src.source(), step.to, "hostname"), ""
         except ProbeError as exc:
             return step, None, str(exc).splitlines()[0]
@@ -107,7 +109,8 @@ class Diagnoser:
         steps = plan(attempt, self.inventory)
         # In parallel: each narrowing probe may take its full timeout.
         with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
-            ran = list(pool.map(self._run, steps))
+            record = RECORD_TYPES[attempt.family or IPV4]
+            ran = list(pool.map(lambda step: self._run(step, record), steps))
         target = dialed(attempt, self.inventory)
         kind = target.kind
         bisection = [f"{kind} {attempt.to.label()} from {attempt.src.name}: {seen.cls} (failed)"]
@@ -138,9 +141,9 @@ class Diagnoser:
     def _placement(self, src_node: str, ip: str) -> str:
         """SAME_NODE or CROSS_NODE for a probe from `src_node` to `ip` (a pod's, a
         node's, or a ClusterIP whose backends share one node); "" when unknown."""
-        nodes = {pod.node for pod in self.inventory.pods.values() if pod.ip == ip}
+        nodes = {pod.node for pod in self.inventory.pods.values() if ip in pod.ips}
         for service in self.inventory.services.values():
-            if service.cluster_ip == ip:
+            if ip in service.cluster_ips:
                 nodes = {self.inventory.pods[name].node for name in service.backends
                          if name in self.inventory.pods}
         if len(nodes) != 1:
@@ -151,7 +154,7 @@ class Diagnoser:
         """A lookup through the DNS Service: did every DNS server pod answer directly
         over its transport? None for anything else, or when none was asked."""
         if attempt.name is None or attempt.to.port != 53 or any(
-                attempt.to.ip == d.ip for d in self.inventory.dns_servers):
+                attempt.to.ip in d.ips for d in self.inventory.dns_servers):
             return None
         asked = [observed is not None and observed.cls == OK for step, observed, _ in ran
                  if step.kind == DNS_SERVER and step.change == ""]
@@ -161,13 +164,13 @@ class Diagnoser:
         """A failed lookup: what asking each DNS server pod directly showed."""
         answers = {(step.to.ip, step.change): observed is not None and observed.cls == OK
                    for step, observed, _ in ran if step.kind == DNS_SERVER}
-        asked = [Asked(d.name, d.ip, d.node, answers[(d.ip, "")], answers.get((d.ip, OTHER_PROTOCOL)))
-                 for d in self.inventory.dns_servers if (d.ip, "") in answers]
-        node_of = {pod.ip: pod.node for pod in self.inventory.pods.values()}
+        asked = [Asked(d.name, ip, d.node, answers[(ip, "")], answers.get((ip, OTHER_PROTOCOL)))
+                 for d in self.inventory.dns_servers for ip in d.ips if (ip, "") in answers]
+        node_of = {ip: pod.node for pod in self.inventory.pods.values() for ip in pod.ips}
         nodes = {node_of.get(step.to.ip, step.to.ip): observed is not None and observed.cls == OK
                  for step, observed, _ in ran if step.change == DNS_NODE}
         pods = [ok for kind, change, ok in results if kind in (POD_IP, CLUSTER_IP) and change == ""]
-        direct = any(attempt.to.ip == d.ip for d in self.inventory.dns_servers)
+        direct = any(attempt.to.ip in d.ips for d in self.inventory.dns_servers)
         return conclude_dns(asked, nodes, attempt.src.node, attempt.to.protocol, direct,
                             all(pods) if pods else None)
 
@@ -212,9 +215,16 @@ class Diagnoser:
     def _capture(self, attempt: Attempt, servers: list[Pod], target: Dialed) -> CaptureResult:
         if self.capture is None or attempt.retry is None:
             return CaptureResult(skipped=self.unavailable or "this probe cannot be retried")
+        walked = attempt.family or family_of(attempt.src.ip) or IPV4
+        if walked != IPV4 or family_of(attempt.src.ip) != IPV4:
+            # The capture filters on the client's primary address with `ip host`, parses
+            # IPv4 lines and reads iptables/nft's `ip` tables: an IPv6 probe would be
+            # missed and read as "the server never saw it". Not yet (docs/ipv6.md).
+            return CaptureResult(skipped=f"capture reads IPv4 only so far; this probe walked "
+                                         f"{NAMES[walked]} (docs/ipv6.md)")
         to, service_ip = attempt.to, None
         if attempt.name is not None and to.port == 53 and not any(
-                d.ip == to.ip for d in self.inventory.dns_servers):
+                to.ip in d.ips for d in self.inventory.dns_servers):
             # A name lookup goes to the cluster DNS Service, whose pods are not the run's.
             to, servers = Target(self.inventory.dns_ip or "", 53, to.protocol, to.via), []
             service_ip = self.inventory.dns_ip

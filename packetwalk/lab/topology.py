@@ -6,7 +6,7 @@ The simulated outside world uses a documentation range (RFC 5737).
 """
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 UNDERLAY = IPv4Network("10.250.0.0/24")  # the "datacenter" bridge between nodes
 POD_CIDR = IPv4Network("10.244.0.0/16")  # the controller-manager hands out a /24 per node
@@ -22,6 +22,25 @@ API_PORT = 6443
 KUBERNETES_SERVICE_IP = IPv4Address("10.96.0.1")
 DNS_SERVICE_IP = IPv4Address("10.96.0.10")
 CLUSTER_DOMAIN = "cluster.local"
+
+# IPv6, for `lab up --ip-family ipv6|dual` (issue 17; docs/ipv6.md): the plan, not yet
+# wired into the lab. This machine's uplink holds fd00::/64 and its IPv6 default route
+# leads out, so every lab range sits in a ULA /48 of its own, blackholed whole in the
+# host (with 2001:db8::/32) before the lab's more specific routes go in. The ranges vary
+# only the fourth group: fd10:0:244::/56, say, would be another /48, outside the blackhole.
+ULA = IPv6Network("fd10::/48")
+DOCUMENTATION6 = IPv6Network("2001:db8::/32")  # RFC 3849: the IPv6 "internet"
+UNDERLAY6 = IPv6Network("fd10:0:0:2500::/64")
+POD_CIDR6 = IPv6Network("fd10:0:0:4400::/56")  # a /64 per node: 256 nodes
+NODE_POD_PREFIX6 = 64  # --node-cidr-mask-size-ipv6
+SERVICE_CIDR6 = IPv6Network("fd10:0:0:9600::/112")  # the old allocator's limit is /108
+OUTSIDE6 = IPv6Network("2001:db8:100::/64")
+HOST_IP6 = UNDERLAY6[0x1]
+ROUTER_IP6 = UNDERLAY6[0xfe]
+API_SERVER_IP6 = UNDERLAY6[0x10]
+OUTSIDE_HOST_IP6 = OUTSIDE6[0x10]
+KUBERNETES_SERVICE_IP6 = SERVICE_CIDR6[0x1]
+DNS_SERVICE_IP6 = SERVICE_CIDR6[0xa]
 
 BRIDGE = "pw-br0"
 OUTSIDE_NS = "pw-outside"
@@ -39,6 +58,11 @@ class Node:
         return API_SERVER_IP + self.index
 
     @property
+    def ip6(self) -> IPv6Address:
+        """::10 for the control plane, ::11, ::12 ... for the workers: as the IPv4 ones read."""
+        return API_SERVER_IP6 + self.index
+
+    @property
     def host_veth(self) -> str:
         return f"pwv{self.index}"  # interface names are limited to 15 characters
 
@@ -53,3 +77,9 @@ def nodes(workers: int) -> list[Node]:
 def lab_ranges() -> list[IPv4Network]:
     """Every range the lab owns; the safety test checks each with `ip route get`."""
     return [UNDERLAY, POD_CIDR, SERVICE_CIDR, OUTSIDE]
+
+
+def lab_ranges6() -> list[IPv6Network]:
+    """Every IPv6 range the lab will own (not yet routed or blackholed: kept out of
+    lab_ranges, which the lab's safety test checks today)."""
+    return [UNDERLAY6, POD_CIDR6, SERVICE_CIDR6, OUTSIDE6]

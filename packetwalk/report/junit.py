@@ -1,7 +1,7 @@
 """Where a test stands, as JUnit XML properties CI systems show. Pure.
 
 pytest's junitxml writes every user_properties entry as a <property>; these
-give each test case its hop, placement, protocol/variant and layer, and once it
+give each test case its hop, placement, protocol/variant, IP family and layer, and once it
 ran, its attempts, failed_attempts and, when it failed only as flaky, flaky=true; a
 watched cell (--during) its longest outage (seconds), lost and sent probes.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from packetwalk.hops import Hop
 from packetwalk.records import ProbeRecord, WatchRecord, attempt_totals, only_flaky
 
-AXES = ("placement", "variant", "protocol")
+AXES = ("placement", "variant", "protocol", "family")  # family: the IP family walked
 
 
 def properties(hop: Hop | None, params: dict[str, object]) -> list[tuple[str, str]]:

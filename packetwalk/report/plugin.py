@@ -90,16 +90,19 @@ def _pod_events(state, error: BaseException) -> str:
 
 
 def _facts(state) -> dict[str, str]:
-    """Cluster facts for the HTML; one row saying why when the API server is gone."""
+    """Cluster facts for the HTML; one row saying why when the API server is gone. The
+    IP families were read at preflight (families.py): shown either way."""
+    families = {"IP families": state.families_note} if state.families_note else {}
     gone = apiretry.answering(state.configuration)
     if gone is not None:
-        return {"cluster facts": f"unavailable: {apiretry.OUTAGE} ({gone})"}
+        return {"cluster facts": f"unavailable: {apiretry.OUTAGE} ({gone})", **families}
     try:
-        return facts.gather(apiretry.client(state.configuration), state.dns_ip,
-                            lab_present([n.ip for n in state.nodes]),
-                            facts.RunPods(state.configuration, state.inventory))
+        return {**facts.gather(apiretry.client(state.configuration), state.dns_ip,
+                               lab_present([n.ip for n in state.nodes]),
+                               facts.RunPods(state.configuration, state.inventory)),
+                **families}
     except Exception as exc:  # noqa: BLE001 - the report is written whatever the facts do
-        return {"cluster facts": f"unavailable: {apiretry.describe(exc)}"}
+        return {"cluster facts": f"unavailable: {apiretry.describe(exc)}", **families}
 
 
 class Collector:

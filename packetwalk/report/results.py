@@ -27,7 +27,7 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 FLAKY = "flaky"  # a failed test whose every wrong cell is flaky: the matrix's own colour
 BLOCKED = "BLOCKED"  # the class of an error that is a blocked test
 # The JUnit properties a test carries about itself (report/junit.py): not extras.
-CELL_PROPERTIES = ("hop", "placement", "layer", "variant", "protocol", "attempts",
+CELL_PROPERTIES = ("hop", "placement", "layer", "variant", "protocol", "family", "attempts",
                    "failed_attempts", "flaky", "longest_outage", "lost", "sent")
 SCHEMA = 1  # bump when the JSON's meaning changes; baseline refuses other versions
 

@@ -21,7 +21,7 @@ def test_dns_service_name(walk, variant, protocol):
     """short, name.namespace and the FQDN all resolve to the Service's ClusterIP."""
     servers = walk.service("servers")
     seen = walk.resolve(walk.client, walk.name_of(servers, variant), protocol,
-                        records=[servers.cluster_ip])
+                        records=[walk.address(servers)])
     walk.expect(seen)
 
 
@@ -39,13 +39,14 @@ def test_dns_every_backend(walk, protocol):
                                     "(its pods, their Deployment, their readiness)")
     service = walk.service("servers")
     seen = walk.resolve_on_each(walk.client, walk.name_of(service, "fqdn"), protocol,
-                                records=[service.cluster_ip], servers=servers)
+                                records=[walk.address(service)], servers=servers)
     walk.expect(seen)
 
 
 @pytest.mark.hop("dns_headless")
 def test_dns_headless(walk, protocol):
-    """A headless Service resolves to its pods' IPs."""
+    """A headless Service resolves to its pods' IPs: in the test's family (A or AAAA),
+    so on a dual-stack cluster the twins show it answers both."""
     headless = walk.service("servers-headless")
     seen = walk.resolve(walk.client, walk.name_of(headless, "short"), protocol,
                         records=walk.backend_ips(headless))

@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.hop("source_ip_pod_ip")
 def test_source_ip_via_pod_ip(walk, protocol):
     client = walk.client
-    seen = walk.ask(client, walk.pod_ip(walk.server, protocol), "clientip", source_ip=client.ip)
+    seen = walk.ask(client, walk.pod_ip(walk.server, protocol), "clientip", source_ip=walk.address(client))
     walk.expect(seen)
 
 
@@ -18,5 +18,5 @@ def test_source_ip_via_pod_ip(walk, protocol):
 def test_source_ip_via_cluster_ip(walk, protocol):
     client = walk.client
     seen = walk.ask(client, walk.cluster_ip(walk.server_service, protocol), "clientip",
-                    source_ip=client.ip)
+                    source_ip=walk.address(client))
     walk.expect(seen)

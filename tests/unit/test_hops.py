@@ -134,3 +134,18 @@ def test_every_suite_test_of_a_hop_is_marked_with_it():
                                      if isinstance(d, ast.Call) and ast.unparse(d.func)
                                      == "pytest.mark.hop"]
     assert {test: [hop.name] for test, hop in HOP_BY_TEST.items()} == marked
+
+
+def test_every_hop_with_a_family_is_a_suite_test_on_the_walk_fixture():
+    """The family comes to a test through the walk fixture; a hop test without it would
+    not be parametrized at all (the plugin parametrizes only tests taking every axis)."""
+    import ast
+    from pathlib import Path
+
+    args = {}
+    for path in (Path(__file__).parents[2] / "suites").rglob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                args[node.name] = {a.arg for a in node.args.args}
+    with_family = [hop.test for hop in HOPS.values() if hop.by_family]
+    assert with_family and all("walk" in args[test] for test in with_family)

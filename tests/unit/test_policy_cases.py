@@ -311,3 +311,32 @@ def test_a_phase_holds_only_when_every_attempt_agrees_so_a_settling_enforcer_get
         policywalk.wait_for = real
     assert len(rounds) == 2  # the round with a refusal did not hold; the next did
     assert records[-1].ok and records[-1].attempt_classes == ("OK", "OK", "OK")
+
+
+def test_a_cell_walks_the_family_of_its_sources_primary_address():
+    """On an IPv6-first cluster a cell dials IPv6 and looks names up as AAAA; a Service
+    listing IPv4 first does not pull it into IPv4."""
+    from packetwalk.inventory import Inventory, Pod, Service
+    from packetwalk.policywalk import PolicyWalk
+    from packetwalk.probes import ExecResult, Prober
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            "pw-worker", v6, 8080, ips=(v6, v4))
+            for role, v6, v4 in (("client-a", "fd10::5", "10.244.1.5"),
+                                 ("server", "fd10::9", "10.244.2.9"))}
+    service = Service("policy-server", RUN.namespace, "10.96.0.9", {"http": 8080}, {},
+                      ("policy-server",), cluster_ips=("10.96.0.9", "fd10:96::9"))
+    commands = []
+
+    def fake_exec(src, command, timeout):
+        commands.append(command)
+        return ExecResult(0, ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n"
+                             "policy-server.x.svc.cluster.local. 5 IN AAAA fd10:96::9\n", "", 0.01)
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods,
+                          {"policy-server": service})
+    walk = PolicyWalk(None, inventory, Prober(fake_exec), [].append)
+    assert walk.attempt(Cell("client-a", "cluster-ip", "http", "open")).to.ip == "fd10:96::9"
+    assert walk.attempt(Cell("client-a", "pod-ip", "http", "open")).to.ip == "fd10::9"
+    seen = walk.probe(Cell("client-a", "dns", "http", "open"))
+    assert commands[-1][-1] == "AAAA" and seen.cls == "OK" and seen.answers == ["fd10:96::9"]

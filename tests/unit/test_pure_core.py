@@ -10,7 +10,8 @@ PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing"
         "packetwalk.diagnose.touched", "packetwalk.diagnose.blocking",
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
         "packetwalk.inventory", "packetwalk.outage", "packetwalk.watchloop", "packetwalk.during",
-        "packetwalk.watchcells", "packetwalk.watch", "packetwalk.report.timeline")
+        "packetwalk.watchcells", "packetwalk.watch", "packetwalk.report.timeline",
+        "packetwalk.families")
 
 
 def test_the_core_imports_no_kubernetes_client():

@@ -53,3 +53,18 @@ def test_the_diagnosis_asks_from_the_node_for_any_probe_from_a_pod():
 ])
 def test_anything_not_read_here_means_needed(args, k, m):
     assert needed(*args, k=k, m=m)
+
+
+def test_the_family_in_ids_and_keywords_is_read_as_the_plugin_collects_them():
+    from packetwalk.families import IPV4, IPV6, ClusterFamilies, walk
+    dual = walk("auto", ClusterFamilies((IPV4, IPV6)))
+    v6only = walk("auto", ClusterFamilies((IPV6,)))
+
+    def host(k: str, walked) -> bool:
+        return needs_host(["suites/east_west"], ROOT, ROOT, k, "", False, walked)[0]
+
+    assert host("pod_to_node and ipv6", dual)  # the -ipv6 twins of a dual-stack run
+    assert host("cross-node-tcp-ipv6", dual)
+    assert not host("cross-node-tcp-ipv6", v6only)  # single-stack ids carry no family...
+    assert host("pod_to_node and ipv6", v6only)  # ...but the keyword is there
+    assert not host("pod_to_node and ipv6", walk("auto", ClusterFamilies((IPV4,))))
