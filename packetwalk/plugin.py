@@ -322,7 +322,8 @@ class Controller:
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
                      exposure=options.exposure, host_network=host_network,
-                     pool=options.pool, dual_stack=state.walked.suffixed),
+                     pool=options.pool, dual_stack=state.walked.suffixed,
+                     watch=options.during is not None),
                 state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)

@@ -133,6 +133,13 @@ def render(manifest: str, **values: object) -> list[dict]:
 ANSWER = (MANIFESTS / "answer.sh").read_text()
 
 
+# The CPU limit of a client pod's probe container during a watch. Its 16 loops fork a
+# curl or a bash /dev/udp try every 0.2 s each; under the usual 500m the lab's client
+# was throttled in 447 of 527 CFS periods (58 s in all), which delayed tries past
+# their 0.5 s wait: single lost probes on cells nothing had broken. Requests stay small.
+WATCH_CPU = "2"
+
+
 def with_answer(pod: dict) -> dict:
     """Fill the pod's PW_ANSWER variables with answer.sh (kept out of the YAML
     template: the script's quotes and dollars are not the template's)."""
@@ -164,7 +171,8 @@ def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
          pull_secret: bytes | None = None, debug_image: str | None = None, *,
          exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
-         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False) -> list[tuple[str, dict]]:
+         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False,
+         watch: bool = False) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
     `dual_stack` (the cluster's pods get both families) makes every Service
     PreferDualStack, so each has a ClusterIP per family (and a headless one answers
@@ -174,7 +182,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
     `host_network` False plans no hostNetwork pod; `exposure` says whether a
     LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
-    puts a node selector and tolerations on every pod."""
+    puts a node selector and tolerations on every pod. `watch` (--during) lets the
+    client pods' probe container use WATCH_CPU: it runs the watch's loops."""
     objects: list[tuple[str, dict]] = []
     for name, role in ((run.namespace, "main"), (run.peer_namespace, "peer")):
         objects.append((CORE, _namespace(run, name, role, RESTRICTED)))
@@ -211,6 +220,10 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
                 obj["spec"]["tolerations"] = [t.as_dict() for t in pool.tolerations]
             if pull_secret is not None:
                 obj["spec"]["imagePullSecrets"] = [{"name": PULL_SECRET}]
+            if watch and obj["metadata"]["labels"]["packetwalk.io/role"] == "client":
+                probe = obj["spec"]["containers"][0]  # its resources are the YAML anchor's dict,
+                probe["resources"] = {**probe["resources"],  # shared with the udp container
+                                      "limits": {**probe["resources"]["limits"], "cpu": WATCH_CPU}}
     return objects
 
 

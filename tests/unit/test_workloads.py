@@ -15,6 +15,7 @@ from packetwalk.inventory import (
 from packetwalk.placement import Node
 from packetwalk.runs import Run
 from packetwalk.workloads import (
+    WATCH_CPU,
     ImageUnavailable,
     _pull_failure,
     check_image_pulled,
@@ -111,3 +112,15 @@ def test_an_image_no_suite_pod_could_pull_is_bad_input_once():
     # One node's pods pulling is the cluster's fault, not bad input: their tests error.
     check_image_pulled(objects, {name: "ErrImagePull: x" for name in suite[1:]}, "agnhost:x")
     check_image_pulled(objects, {}, "agnhost:x")
+
+
+def test_a_watch_lets_only_the_clients_probe_container_use_more_cpu():
+    def limits(watch):
+        return {(o["metadata"]["name"], c["name"]): c["resources"]["limits"]["cpu"]
+                for _, o in plan(RUN, NODES, watch=watch) if o["kind"] == "Pod"
+                for c in o["spec"]["containers"]}
+
+    usual, watched = limits(False), limits(True)
+    changed = {key for key in usual if usual[key] != watched[key]}
+    assert changed == {("client-pw-worker", "http"), ("client-pw-worker2", "http")}
+    assert {watched[key] for key in changed} == {WATCH_CPU} and set(usual.values()) == {"500m"}

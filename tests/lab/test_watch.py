@@ -1,0 +1,53 @@
+"""Issue 16's proof on the lab: a watch (--during) while a fault is injected and
+healed 10 s later shows the outage on exactly the cells the fault breaks, as long
+as it lasted, and no outage on the others.
+
+The truth is the lab's own: `packetwalk lab fault` and `heal` journal the instant
+each change took effect (faults.journal()). The cells that should redden are the
+self-check's typed sets for the same fault, kept in tests/unit (TYPED).
+"""
+
+import json
+
+import pytest
+
+from packetwalk.lab import faults
+from tests.suiterun import run_suites
+from tests.unit.test_selfcheck_expected import TYPED
+
+pytestmark = pytest.mark.lab
+
+FAULT, NODE, HELD = "kube-proxy-broken", "pw-worker", 10
+CMD = f"packetwalk lab fault {FAULT} --node {NODE}; sleep {HELD}; packetwalk lab heal"
+TOLERANCE = 1.0  # seconds: the issue's ±1 s against the journal's instants
+
+
+def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
+    since = len(faults.journal())
+    results = tmp_path / "watch.json"
+    run = run_suites(tmp_path, "suites/east_west",
+                     extra=("--during", CMD, "--max-outage", "2s", f"--results-json={results}"),
+                     timeout=600)
+    events = {e["event"]: e["at"] for e in faults.journal()[since:] if e["fault"] == FAULT}
+    assert set(events) == {"injected", "healed"}, (events, run.output[-3000:])
+    watch = json.loads(results.with_suffix(".watch.json").read_text())
+    start = watch["ran"]["start"]  # CMD's start, the windows' zero
+    began, ended = events["injected"] - start, events["healed"] - start
+
+    typed = TYPED[FAULT]
+    red = typed.failing.union(*typed.blocked.values())
+    expected = red & set(watch["cells"])
+    assert len(watch["cells"]) == 16 and len(expected) == 8, sorted(watch["cells"])
+    assert run.failed == expected, (sorted(run.failed ^ expected), run.output[-3000:])
+
+    truth = f"injected at +{began:.2f} s, healed at +{ended:.2f} s"
+    for test, cell in watch["cells"].items():
+        windows = cell["windows"]
+        if test not in expected:
+            assert not windows, f"{test}: outages where none was injected ({truth}): {windows}"
+            continue
+        longest = max(windows, key=lambda w: w["duration"])
+        assert abs(longest["start"] - began) <= TOLERANCE, (test, truth, longest)
+        assert abs(longest["end"] - ended) <= TOLERANCE, (test, truth, longest)
+        assert abs(longest["duration"] - (ended - began)) <= TOLERANCE, (test, truth, longest)
+        assert not cell["broken_at_end"], (test, cell)
