@@ -49,7 +49,13 @@ from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopBlocked, HopFailure
 from packetwalk.watch import WatchResult, run_watch
-from packetwalk.watchcells import NOT_WATCHED, WATCHED
+from packetwalk.watchcells import (
+    BY_NAME,
+    BY_NAME_PROTOCOLS,
+    NOT_WATCHED,
+    NOT_WATCHED_UDP_BY_NAME,
+    WATCHED,
+)
 from packetwalk.watchcells import plan as plan_watch
 from packetwalk.workloads import ImageUnavailable, bring_up, plan
 
@@ -202,6 +208,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.extra_keyword_matches.add("host-network")
         if state.options.during is not None and hop.name not in WATCHED:
             item.add_marker(pytest.mark.skip(reason=NOT_WATCHED))
+        elif state.options.during is not None and hop.name == BY_NAME and \
+                getattr(item, "callspec", None) and \
+                item.callspec.params.get("protocol") not in BY_NAME_PROTOCOLS:
+            item.add_marker(pytest.mark.skip(reason=NOT_WATCHED_UDP_BY_NAME))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

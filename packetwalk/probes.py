@@ -161,6 +161,8 @@ def classify_curl(rc: int, stderr: str) -> str:
     if rc == 7:
         # "connect to 10.0.0.1 port 80 failed: Connection refused" (needs -v)
         return classify_socket_error(" ".join(_connect_lines(stderr))) if stderr else OTHER
+    if rc == 28 and "resolving timed out" in stderr.lower():
+        return DNS  # the name never resolved within --max-time: the lookup timed out
     return _CURL_CLASSES.get(rc, OTHER)
 
 

@@ -175,7 +175,7 @@ class Walk:
         With --during, the cell is judged on what its loop saw while CMD ran (_watched).
         """
         if self.watch is not None:
-            return self._watched(src, to, question)
+            return self._watched(src, to, question, by_name)
         source, record = self._source(src), self.record_type
 
         def probe() -> Observation:
@@ -198,7 +198,7 @@ class Walk:
         self.record(seen)
         return seen
 
-    def _watched(self, src: Pod, to: Target, question: str) -> Observation:
+    def _watched(self, src: Pod, to: Target, question: str, by_name: str | None) -> Observation:
         """--during: the cell's outages while CMD ran (watch.py), judged against
         --max-outage; no probe now, the change is over. The watch planned its cells
         (watchcells.py) apart from the tests: a test asking another target than its cell
@@ -210,8 +210,8 @@ class Walk:
             raise NoAddress(f"not watched: a watch probes each cell in its pods' primary family "
                             f"({NAMES[watched]}), not {NAMES[self.family]}")
         if planned is None or (planned.client.pod, planned.target.ip, planned.target.port,
-                               planned.target.protocol, REQUEST) != (
-                                   src.name, to.ip, to.port, to.protocol, question):
+                               planned.target.protocol, REQUEST, planned.by_name) != (
+                                   src.name, to.ip, to.port, to.protocol, question, by_name or ""):
             probed = (f"{planned.client.pod} -> {planned.target.label()}" if planned
                       else "no such cell")
             raise ProbeError(f"{test} asks {src.name} -> {to.label()} for {question!r}; "

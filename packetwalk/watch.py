@@ -133,7 +133,7 @@ class _Pods:
     def start(self) -> None:
         for pod in self.sources:
             loops = {c.name: watchloop.loop_script(c.name, c.target, REQUEST, INTERVAL,
-                                                   self.directory)
+                                                   self.directory, c.by_name)
                      for c in self.cells if c.client.pod == pod}
             try:
                 self.offsets[pod] = self.read_clock(pod)

@@ -38,7 +38,7 @@ _NOW_US = "${EPOCHREALTIME/[.,]/}"  # the pod's wall clock in µs (bash >= 5.0)
 
 
 def loop_script(name: str, target: Target, request: str, interval: float,
-                directory: str = DIRECTORY) -> str:
+                directory: str = DIRECTORY, host: str = "") -> str:
     """One cell's loop: the suites' own try (probes.try_step) at `target` every `interval`
     seconds on a fixed schedule, so a slow fork does not drift the rate; a loop that falls
     behind starts again from now rather than sending a burst. Each try is one background
@@ -46,11 +46,11 @@ def loop_script(name: str, target: Target, request: str, interval: float,
     flight append to one file), with as few processes as a try allows (the job, the
     command substitution, curl; for UDP `timeout` and `dd`): a pod holds every loop of
     its cells, tries in flight add up while they time out. `name` names its file (a plain
-    word). It ends when the lease ends, once its last probes have written their lines."""
+    word); `host` a name to dial instead of the target's address. It ends when the lease ends, once its last probes have written their lines."""
     tick = round(interval * 1e6)
     # The send time is the try's own start, taken in the job after its fork: a fork
     # delayed by a busy node moves the time with the send.
-    step = try_step(target.protocol, target.ip, target.port, request, WAIT,
+    step = try_step(target.protocol, host or target.ip, target.port, request, WAIT,
                     lead='"${t/[.,]/}" ')
     return (f"set -f; d={directory}; f=$d/{name}.log; next={_NOW_US}; "
             f'while read -r until <"$d/lease" && (( ${{EPOCHREALTIME%[.,]*}} < until )); do '

@@ -37,7 +37,7 @@ def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
     typed = TYPED[FAULT]
     red = typed.failing.union(*typed.blocked.values())
     expected = red & set(watch["cells"])
-    assert len(watch["cells"]) == 16 and len(expected) == 8, sorted(watch["cells"])
+    assert len(watch["cells"]) == 17 and len(expected) == 9, sorted(watch["cells"])
     assert run.failed == expected, (sorted(run.failed ^ expected), run.output[-3000:])
 
     truth = f"injected at +{began:.2f} s, healed at +{ended:.2f} s"

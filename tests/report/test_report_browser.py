@@ -85,7 +85,7 @@ def test_a_watch_draws_its_timeline(tmp_path):
     for shown in (html, page):
         dom = chromium(shown.as_uri(), tmp_path / f"profile-{shown.stem}", "--dump-dom")
         assert 'id="pw-timeline"' in dom and ">CMD start<" in dom and ">CMD end<" in dom
-        assert dom.count('class="pw-row"') == 16
+        assert dom.count('class="pw-row"') == 17
     shot = REPORTS / "browser-check-watch.png"
     shot.unlink(missing_ok=True)
     chromium(page.as_uri(), tmp_path / "profile", f"--screenshot={shot}",

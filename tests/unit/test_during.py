@@ -60,4 +60,5 @@ def test_pause_ticks_while_it_waits():
     ticks = []
     started = time.monotonic()
     pause(0.35, lambda: ticks.append(1), every=0.1)
-    assert time.monotonic() - started == pytest.approx(0.35, abs=0.1) and len(ticks) == 3
+    # loose: a unit test on a busy machine (the lab up beside it) must not flake
+    assert time.monotonic() - started == pytest.approx(0.35, abs=0.25) and 2 <= len(ticks) <= 4

@@ -129,9 +129,10 @@ def _inventory(nodes) -> Inventory:
 
 
 def test_the_plan_holds_each_watched_hop_per_placement_and_protocol():
-    assert WATCHED == ("pod_ip", "cluster_ip", "node_port_server_node", "node_port_other_node")
+    assert WATCHED == ("pod_ip", "cluster_ip", "node_port_server_node", "node_port_other_node",
+                       "dns_connect_by_name")
     cells = plan(_inventory([A, B]), build_placements([A, B]))
-    assert len(cells) == 16 and [c.name for c in cells] == [f"c{i}" for i in range(16)]
+    assert len(cells) == 17 and [c.name for c in cells] == [f"c{i}" for i in range(17)]
     by_test = {c.test: c for c in cells}
     cross = by_test["test_cluster_ip[cross-node-udp]"]
     assert (cross.client.pod, cross.target.ip, cross.target.port, cross.answer) == (
@@ -141,18 +142,22 @@ def test_the_plan_holds_each_watched_hop_per_placement_and_protocol():
         B.ip, 30081, "server-pw-worker")  # the server on A, its NodePort on B
     assert by_test["test_pod_ip[same-node-tcp]"].target.ip == "10.244.1.6"
     assert WatchCell.from_json(cross.to_json()) == cross
+    by_name = by_test["test_dns_connect_by_name[tcp]"]  # as the test: the client's node's server
+    assert (by_name.host, by_name.target.ip, by_name.target.port, by_name.answer) == (
+        "server-pw-worker", "10.96.1.1", 8080, "server-pw-worker")
+    assert WatchCell.from_json(by_name.to_json()) == by_name and cross.host == "10.96.2.1"
 
 
 def test_the_plan_leaves_out_what_cannot_run():
     refused = _inventory([A, B])
     refused.skips[NODE_PORT] = "the cluster refused Service pw-1/server-pw-worker-nodeport"
     assert {c.test.split("[")[0] for c in plan(refused, build_placements([A, B]))} == {
-        "test_pod_ip", "test_cluster_ip"}
+        "test_pod_ip", "test_cluster_ip", "test_dns_connect_by_name"}
     alone = plan(_inventory([A]), build_placements([A]))
     assert sorted(c.test for c in alone) == sorted(
-        f"{test}[same-node-{p}]" for test in ("test_pod_ip", "test_cluster_ip",
-                                              "test_node_port_on_server_node")
-        for p in ("tcp", "udp"))
+        [f"{test}[same-node-{p}]" for test in ("test_pod_ip", "test_cluster_ip",
+                                               "test_node_port_on_server_node")
+         for p in ("tcp", "udp")] + ["test_dns_connect_by_name[tcp]"])
 
 
 def test_the_cells_kube_proxy_broken_on_the_client_node_should_redden():
@@ -170,7 +175,8 @@ def test_the_cells_kube_proxy_broken_on_the_client_node_should_redden():
         "test_node_port_on_server_node[same-node-tcp]",
         "test_node_port_on_server_node[same-node-udp]",
         "test_node_port_on_other_node[cross-node-tcp]",
-        "test_node_port_on_other_node[cross-node-udp]"}
+        "test_node_port_on_other_node[cross-node-udp]",
+        "test_dns_connect_by_name[tcp]"}  # through the same ClusterIP on pw-worker
     assert len(watched - red) == 8  # PodIP, and the NodePorts DNATed on pw-worker2
 
 

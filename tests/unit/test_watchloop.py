@@ -121,14 +121,17 @@ def test_a_gone_listener_is_one_outage_of_its_length_on_each_protocol(tmp_path):
         samples = [Sample(sent, t.cls == OK and t.answer == "server-a", t.cls)
                    for sent, t in found[name]]
         watch = watch_of(samples, gone[name])
-        assert watch.rate == pytest.approx(1 / INTERVAL, rel=0.1), (name, watch.summary())
-        assert watch.max_gap < 3 * INTERVAL, (name, watch.summary())  # a busy machine's forks
+        # loose: the machine may be busy (the lab up beside it); the lab's own rates are
+        # measured by the watch itself and printed with every run
+        assert watch.rate == pytest.approx(1 / INTERVAL, rel=0.3), (name, watch.summary())
+        assert watch.max_gap < 5 * INTERVAL, (name, watch.summary())
         (window,) = watch.windows
-        # each edge is late by less than one interval after the truth
-        slack = gone[name] - stopping[name] + 0.02
-        assert -slack <= window.start < INTERVAL + 0.02, (name, window)
+        # each edge is late after the truth by less than the gap between two sends
+        # (one interval on an idle machine; the largest gap bounds it on a busy one)
+        slack, step = gone[name] - stopping[name] + 0.02, max(INTERVAL, watch.max_gap)
+        assert -slack <= window.start < step + 0.02, (name, window)
         assert window.duration == pytest.approx(back[name] - gone[name],
-                                                abs=INTERVAL + slack), (name, window)
+                                                abs=step + slack), (name, window)
         # (a connection the stopping server cut is a RESET before the refusals)
         assert REFUSED in window.classes and not watch.broken_at_end
     http_server.stop()
