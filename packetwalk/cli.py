@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("--node", help="the node, for per-node faults (default: the first worker)")
     fault.add_argument("--list", action="store_true", help="list the faults and exit")
     verbs.add_parser("heal", help="undo every active fault")
+    restart = verbs.add_parser("restart", help="restart a node agent as its DaemonSet would "
+                                               "(same binary and flags; journalled for a watch)")
+    restart.add_argument("component", help="kube-proxy, kube-router or flanneld")
+    restart.add_argument("--node", help="the node (default: the first worker)")
     upgrade = verbs.add_parser("upgrade", help="replace the running CNI's agent with another "
                                                "version, node by node (a DaemonSet rollout)")
     upgrade.add_argument("--cni", required=True, metavar="NAME@VERSION",
@@ -99,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             from .lab import faults
             healed = faults.heal()
             print("healed: " + (", ".join(healed) if healed else "nothing was broken"))
+        elif args.verb == "restart":
+            from .lab import restart
+            print(restart.restart(args.component, args.node))
         elif args.verb == "upgrade":
             cluster.upgrade(args.cni, args.vxlan_port,
                             args.nodes.split(",") if args.nodes else None)

@@ -485,11 +485,11 @@ def _node(state: State, name: str | None) -> t.Node:
     raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in lab_nodes)}")
 
 
-def _journal(event: str, name: str, node: str) -> None:
+def journal_event(event: str, name: str, node: str) -> None:
     """When a fault took effect (its change made) or was healed (its layer working
     again, as its heal waits for): a watch's outages are measured against these."""
     with paths.FAULT_JOURNAL.open("a") as out:
-        out.write(json.dumps({"event": event, "fault": name, "node": node, "at": time.time()}) + "\n")
+        out.write(json.dumps({"event": event, "what": name, "node": node, "at": time.time()}) + "\n")
 
 
 def journal() -> list[dict]:
@@ -515,7 +515,7 @@ def inject(name: str, node: str | None = None) -> str:
     if node is not None and not fault.per_node:
         raise LabError(f"fault {name} is cluster-wide; it takes no --node")
     fault.inject(state, target)
-    _journal("injected", name, target.name if fault.per_node else "")
+    journal_event("injected", name, target.name if fault.per_node else "")
     symptom = _cni(state).fault_symptoms.get(name, fault.symptom)
     state = load()  # inject may have started or stopped processes
     state.faults[name] = {"node": target.name if fault.per_node else ""}
@@ -528,7 +528,7 @@ def heal() -> list[str]:
     healed = []
     for name, info in list(state.faults.items()):
         faults_for(_cni(state))[name].heal(state, _node(state, info.get("node") or None))
-        _journal("healed", name, info.get("node") or "")
+        journal_event("healed", name, info.get("node") or "")
         state = load()
         state.faults.pop(name, None)
         state.save()

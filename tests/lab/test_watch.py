@@ -28,7 +28,7 @@ def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
     run = run_suites(tmp_path, "suites/east_west",
                      extra=("--during", CMD, "--max-outage", "2s", f"--results-json={results}"),
                      timeout=600)
-    events = {e["event"]: e["at"] for e in faults.journal()[since:] if e["fault"] == FAULT}
+    events = {e["event"]: e["at"] for e in faults.journal()[since:] if e["what"] == FAULT}
     assert set(events) == {"injected", "healed"}, (events, run.output[-3000:])
     watch = json.loads(results.with_suffix(".watch.json").read_text())
     start = watch["ran"]["start"]  # CMD's start, the windows' zero
