@@ -43,20 +43,23 @@ SCENARIOS = {
 }
 
 
-def client_cpu_seconds(namespace: str) -> float:
-    """CPU seconds the run's client pods' probe containers used (cgroup v1 cpuacct)."""
+def client_cost(namespace: str) -> tuple[float, int]:
+    """CPU seconds the run's client pods' probe containers used, and the largest peak
+    memory of one of them (cgroup v1 cpuacct, memory)."""
     pods = json.loads(subprocess.run(
         ["kubectl", "--kubeconfig", str(paths.KUBECONFIG), "-n", namespace, "get", "pods",
          "-l", "packetwalk.io/role=client", "-o", "json"],
         capture_output=True, text=True, check=True).stdout)["items"]
-    total = 0.0
+    total, peak = 0.0, 0
     for pod in pods:
         container = next(c for c in pod["status"]["containerStatuses"] if c["name"] == "http")
         cid = container["containerID"].split("//", 1)[1]
-        found = list(Path("/sys/fs/cgroup/cpuacct").glob(f"**/pod{pod['metadata']['uid']}/{cid}"))
-        if found:
-            total += int((found[0] / "cpuacct.usage").read_text()) / 1e9
-    return total
+        where = f"**/pod{pod['metadata']['uid']}/{cid}"
+        for cpu in Path("/sys/fs/cgroup/cpuacct").glob(where):
+            total += int((cpu / "cpuacct.usage").read_text()) / 1e9
+        for memory in Path("/sys/fs/cgroup/memory").glob(where):
+            peak = max(peak, int((memory / "memory.max_usage_in_bytes").read_text()))
+    return total, peak
 
 
 def run(name: str, command: str, settle: str, out: Path) -> int:
@@ -91,10 +94,11 @@ def run(name: str, command: str, settle: str, out: Path) -> int:
         print(f"  {test}: {windows}")
     print(f"  no outage: {len(quiet)} of {len(watch['cells'])} cells")
     namespace = f"pw-{watch['run']}"
-    seconds = client_cpu_seconds(namespace)
+    seconds, peak = client_cost(namespace)
     span = watch["cmd_end"] + watch["settle"]
     print(f"  cost: client probe containers used {seconds:.1f} CPU-s over the run "
-          f"(the watch spans {span:.0f} s: {seconds / span:.2f} CPU), in the run's 2 client pods")
+          f"(the watch spans {span:.0f} s: {seconds / span:.2f} CPU), in the run's 2 client pods; "
+          f"memory peak {peak / 2**20:.0f} MiB in one (limit 128 MiB)")
     subprocess.run(["kubectl", "--kubeconfig", str(paths.KUBECONFIG), "delete", "ns", namespace,
                     f"{namespace}-peer", f"{namespace}-host", "--wait=false"],
                    capture_output=True, check=False)
