@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from packetwalk.lab import faults, paths, state, versions
+from packetwalk.lab import journal, paths, state, versions
 
 KUBECTL = f"kubectl --kubeconfig {paths.KUBECONFIG} -n kube-system"
 AGENT = {"bridge": "kube-router", "kube-router": "kube-router", "flannel": "flanneld"}
@@ -64,7 +64,7 @@ def client_cost(namespace: str) -> tuple[float, int]:
 
 def run(name: str, command: str, settle: str, out: Path) -> int:
     print(f"== {name}: {command}")
-    since = len(faults.journal())
+    since = len(journal.read())
     results = out / f"{name}.json"
     started = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "pytest", "suites/east_west", "-n", "auto", "-q",
@@ -81,7 +81,7 @@ def run(name: str, command: str, settle: str, out: Path) -> int:
         return 1
     watch = json.loads(watch_file.read_text())
     start = watch["ran"]["start"]
-    for event in faults.journal()[since:]:
+    for event in journal.read()[since:]:
         print(f"  lab: {event['what']} {event['event']} at +{event['at'] - start:.2f} s"
               + (f" on {event['node']}" if event["node"] else ""))
     quiet = []

@@ -15,6 +15,7 @@ from . import (
     components,
     images,
     info,
+    journal,
     netstatus,
     network,
     nodes,
@@ -160,8 +161,10 @@ def upgrade(spec: str, vxlan_port: int | None = None, only: list[str] | None = N
         raise LabError(f"--nodes: no node {', '.join(unknown)}; the lab's: "
                        f"{', '.join(n.name for n in lab_nodes)}")
     started = time.monotonic()
+    journal.record("upgrading", f"{name}@{version}")
     net.upgrade(state, [n for n in lab_nodes if not only or n.name in only], version, log,
                 vxlan_port, all_nodes=not only or set(only) >= {n.name for n in lab_nodes})
+    journal.record("upgraded", f"{name}@{version}")
     log(f"upgraded to {name} {version} in {time.monotonic() - started:.0f}s")
 
 

@@ -8,16 +8,14 @@ faults it supports. What the suite should report for each fault is the
 self-check's business (tests/selfcheck/expected.py).
 """
 
-import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cluster, components, network, paths
+from . import cluster, components, journal, network, paths
 from . import topology as t
 from .cni import Cni, CniFault, cni_named, names
 from .errors import LabError
@@ -485,20 +483,6 @@ def _node(state: State, name: str | None) -> t.Node:
     raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in lab_nodes)}")
 
 
-def journal_event(event: str, name: str, node: str) -> None:
-    """When a fault took effect (its change made) or was healed (its layer working
-    again, as its heal waits for): a watch's outages are measured against these."""
-    with paths.FAULT_JOURNAL.open("a") as out:
-        out.write(json.dumps({"event": event, "what": name, "node": node, "at": time.time()}) + "\n")
-
-
-def journal() -> list[dict]:
-    """Every fault event of the running lab, oldest first."""
-    if not paths.FAULT_JOURNAL.exists():
-        return []
-    return [json.loads(line) for line in paths.FAULT_JOURNAL.read_text().splitlines() if line]
-
-
 def inject(name: str, node: str | None = None) -> str:
     state = load()
     if not state.procs:
@@ -515,7 +499,7 @@ def inject(name: str, node: str | None = None) -> str:
     if node is not None and not fault.per_node:
         raise LabError(f"fault {name} is cluster-wide; it takes no --node")
     fault.inject(state, target)
-    journal_event("injected", name, target.name if fault.per_node else "")
+    journal.record("injected", name, target.name if fault.per_node else "")
     symptom = _cni(state).fault_symptoms.get(name, fault.symptom)
     state = load()  # inject may have started or stopped processes
     state.faults[name] = {"node": target.name if fault.per_node else ""}
@@ -528,7 +512,7 @@ def heal() -> list[str]:
     healed = []
     for name, info in list(state.faults.items()):
         faults_for(_cni(state))[name].heal(state, _node(state, info.get("node") or None))
-        journal_event("healed", name, info.get("node") or "")
+        journal.record("healed", name, info.get("node") or "")
         state = load()
         state.faults.pop(name, None)
         state.save()

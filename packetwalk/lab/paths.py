@@ -28,8 +28,7 @@ PKI_DIR = RUN_DIR / "pki"
 LOG_DIR = RUN_DIR / "logs"
 NODES_DIR = RUN_DIR / "nodes"
 NS_DIR = RUN_DIR / "ns"  # bind-mounted mount/uts namespace files (a private mount)
-# One JSON line per fault injected or healed, with the wall-clock instant it took
-# effect: the truth a watch's outage windows are measured against (faults.py).
+# The lab's journal of changes (journal.py): when each took effect.
 FAULT_JOURNAL = RUN_DIR / "faults.journal"
 KUBECONFIG = STATE_ROOT / "kubeconfig"
 

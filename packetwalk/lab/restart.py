@@ -2,7 +2,7 @@
 DaemonSet would on an upgrade or a kubelet eviction, the same binary and flags.
 
 What a watch (`--during`) measures against: the restart is journalled beside the
-faults (faults.journal(): "stopped", then "started" once the agent works again),
+faults (journal.read(): "stopped", then "started" once the agent works again),
 and unlike a fault it removes nothing. kube-proxy stopped leaves its rules in the
 kernel, a policy agent its chains, flanneld its VXLAN device: a graceful restart
 should cost no traffic, and a watch shows whether it did.
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import subprocess
 
-from . import cluster
+from . import cluster, journal
 from . import topology as t
 from .errors import LabError
-from .faults import _node, journal_event
+from .faults import _node
 from .processes import alive, in_netns, start, stop_component
 from .state import load
 
@@ -62,9 +62,9 @@ def restart(component: str, node: str | None = None) -> str:
                        f"{', '.join(running) or 'none of them'} there)")
     argv = procs[0].argv
     stop_component(state, component, target.name)
-    journal_event("stopped", component, target.name)
+    journal.record("stopped", component, target.name)
     start(load(), target.name, component, argv)
     cluster.wait_for(f"{component} on {target.name} to work again", _working(component, target),
                      READY_TIMEOUT, 0.2)
-    journal_event("started", component, target.name)
+    journal.record("started", component, target.name)
     return f"{component} restarted on {target.name}"

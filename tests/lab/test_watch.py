@@ -3,7 +3,7 @@ healed 10 s later shows the outage on exactly the cells the fault breaks, as lon
 as it lasted, and no outage on the others.
 
 The truth is the lab's own: `packetwalk lab fault` and `heal` journal the instant
-each change took effect (faults.journal()). The cells that should redden are the
+each change took effect (journal.read()). The cells that should redden are the
 self-check's typed sets for the same fault, kept in tests/unit (TYPED).
 """
 
@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from packetwalk.lab import faults
+from packetwalk.lab import journal
 from tests.suiterun import run_suites
 from tests.unit.test_selfcheck_expected import TYPED
 
@@ -23,12 +23,12 @@ TOLERANCE = 1.0  # seconds: the issue's ±1 s against the journal's instants
 
 
 def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
-    since = len(faults.journal())
+    since = len(journal.read())
     results = tmp_path / "watch.json"
     run = run_suites(tmp_path, "suites/east_west",
                      extra=("--during", CMD, "--max-outage", "2s", f"--results-json={results}"),
                      timeout=600)
-    events = {e["event"]: e["at"] for e in faults.journal()[since:] if e["what"] == FAULT}
+    events = {e["event"]: e["at"] for e in journal.read()[since:] if e["what"] == FAULT}
     assert set(events) == {"injected", "healed"}, (events, run.output[-3000:])
     watch = json.loads(results.with_suffix(".watch.json").read_text())
     start = watch["ran"]["start"]  # CMD's start, the windows' zero

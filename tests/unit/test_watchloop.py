@@ -125,7 +125,10 @@ def test_a_gone_listener_is_one_outage_of_its_length_on_each_protocol(tmp_path):
         # measured by the watch itself and printed with every run
         assert watch.rate == pytest.approx(1 / INTERVAL, rel=0.3), (name, watch.summary())
         assert watch.max_gap < 5 * INTERVAL, (name, watch.summary())
-        (window,) = watch.windows
+        # the listener's outage is the longest window; a busy machine may add a lost
+        # probe elsewhere (a try forked late past its wait), never a second outage
+        window = max(watch.windows, key=lambda w: w.duration)
+        assert all(w.lost == 1 for w in watch.windows if w is not window), watch.windows
         # each edge is late after the truth by less than the gap between two sends
         # (one interval on an idle machine; the largest gap bounds it on a busy one)
         slack, step = gone[name] - stopping[name] + 0.02, max(INTERVAL, watch.max_gap)
@@ -151,9 +154,10 @@ def test_an_expired_lease_ends_a_loop_by_itself(tmp_path):
     directory = str(tmp_path / "watch")
     target = Target("127.0.0.1", _free_port(socket.SOCK_DGRAM), "udp")
     started = time.monotonic()
-    bash(f"{lease_script(int(time.time()) + 1, directory)}; "
+    # +2: the lease is whole seconds; +1 could leave the loop a few ms before it ends
+    bash(f"{lease_script(int(time.time()) + 2, directory)}; "
          f"{loop_script('c0', target, 'hostname', INTERVAL, directory)}")
-    assert time.monotonic() - started < 2 + WAIT + 1
+    assert time.monotonic() - started < 3 + WAIT + 1
     lines = parse_collected(bash(collect_script(directory)), {"c0": "udp"})["c0"]
     assert lines and all(t.cls == REFUSED for _, t in lines)
 
