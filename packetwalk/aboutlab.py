@@ -43,6 +43,12 @@ class LabInfo:
     outside_host: str  # an HTTP server there answering /clientip
     outside_port: int
     nodes: tuple[LabNode, ...]
+    # The families the lab carries: ("ipv4",), or ("ipv4", "ipv6") for `lab up
+    # --ip-family dual`, whose outside host also has an IPv6 address (same port). An
+    # IPv4 lab's file leaves both out, as before they existed; a file without them
+    # is an IPv4 lab.
+    ip_families: tuple[str, ...] = ("ipv4",)
+    outside_host6: str = ""
 
     def node(self, name: str) -> LabNode | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -50,6 +56,10 @@ class LabInfo:
     def to_json(self) -> str:
         data = asdict(self)
         data["underlay"] = str(self.underlay)
+        if self.ip_families == ("ipv4",):
+            del data["ip_families"], data["outside_host6"]
+        else:
+            data["ip_families"] = list(self.ip_families)
         return json.dumps({"format": FORMAT, **data}, indent=1)
 
 
@@ -69,7 +79,9 @@ def parse(text: str) -> LabInfo:
             underlay=IPv4Network(data["underlay"]), outside_netns=str(data["outside_netns"]),
             outside_host=str(data["outside_host"]), outside_port=int(data["outside_port"]),
             nodes=tuple(LabNode(str(n["name"]), str(n["netns"]), str(n["cni_conf_dir"]))
-                        for n in data["nodes"]))
+                        for n in data["nodes"]),
+            ip_families=tuple(str(f) for f in data.get("ip_families", ["ipv4"])),
+            outside_host6=str(data.get("outside_host6", "")))
     except KeyError as exc:
         raise LabInfoError(f"missing {exc}") from None
     except (TypeError, ValueError) as exc:

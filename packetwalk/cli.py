@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     # Not argparse choices either: the lab's one line names them.
     up.add_argument("--proxy-mode", default="iptables", metavar="MODE",
                     help="kube-proxy's mode: iptables or nftables (default iptables)")
+    up.add_argument("--ip-family", default="ipv4", metavar="FAMILY",
+                    help="ipv4 (default: the lab as it always was) or dual (IPv4 and IPv6 "
+                         "everywhere, bridge CNI only so far; docs/ipv6.md)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "up":
             cluster.up(workers=args.workers, cni=args.cni, pod_security=args.pod_security,
-                       proxy_mode=args.proxy_mode)
+                       proxy_mode=args.proxy_mode, ip_family=args.ip_family)
         elif args.verb == "down":
             cluster.down()
         elif args.verb == "status":

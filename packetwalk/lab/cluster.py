@@ -77,18 +77,21 @@ def node_list(workers: int) -> list[t.Node]:
 
 def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
        pod_security: str = podsecurity.DEFAULT,
-       proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
-    """Bring the lab up. A lab already up with another CNI or proxy mode is refused
-    (switching a network in place would leave it half-switched); one with other
-    workers or Pod Security settings is taken down and brought up with these: the
-    API server's admission is fixed at its start."""
+       proxy_mode: str = components.DEFAULT_PROXY_MODE, ip_family: str = t.DEFAULT_IP_FAMILY) -> None:
+    """Bring the lab up. A lab already up with another CNI, proxy mode or IP family is
+    refused (switching a network in place would leave it half-switched); one with
+    other workers or Pod Security settings is taken down and brought up with these:
+    the API server's admission is fixed at its start."""
     net = cni_named(cni)  # bad input first: one line, nothing touched
     components.check_proxy_mode(proxy_mode)
+    components.check_ip_family(ip_family)
+    check_cni_family(net, ip_family)
     if pod_security not in podsecurity.LEVELS:
         raise LabError(f"--pod-security {pod_security}: one of {', '.join(podsecurity.LEVELS)}")
     preflight.check()
     preflight.proxy_mode(proxy_mode)
-    _refuse_switch(load(), net.name, proxy_mode)
+    preflight.ip_family(ip_family)
+    _refuse_switch(load(), net.name, proxy_mode, ip_family)
     started = time.monotonic()
     # Build first: a broken build must fail before anything running is touched.
     spent = build.build_all(log, net.builds)
@@ -97,9 +100,11 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     archives = images.build_all(paths.BIN_DIR, paths.IMAGES_DIR)
     state = load()
     if (state.procs and healthy(state) and state.workers == workers and state.cni == net.name
-            and state.pod_security == pod_security and state.proxy_mode == proxy_mode):
+            and state.pod_security == pod_security and state.proxy_mode == proxy_mode
+            and state.ip_family == ip_family):
         _refresh_outside_server(state, log)
-        info.publish(node_list(workers), net.name)  # a lab up before the file existed tells it now
+        # a lab up before the file existed tells it now
+        info.publish(node_list(workers), net.name, state.ip_family)
         log(f"the lab is already up; kubeconfig: {paths.KUBECONFIG}")
         return
     if state.procs or paths.RUN_DIR.exists() or network.exists("pw-control-plane"):
@@ -109,7 +114,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
         down(log=lambda _m: None)
 
     state = State(workers=workers, cni=net.name, pod_security=pod_security,
-                  proxy_mode=proxy_mode)
+                  proxy_mode=proxy_mode, ip_family=ip_family)
     state.mounted_hugetlb = cgroups.ensure_hugetlb()
     state.made_netns_mount = not nodes.is_mountpoint(network.NETNS)
     state.sysctls = {k: run(["sysctl", "-n", k], "sysctl") .strip() for k in KUBELET_SYSCTLS}
@@ -118,15 +123,15 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     _host_and_nodes(state, lab_nodes, archives, log)
     _control_plane(state, lab_nodes[0], log)
     _node_agents(state, lab_nodes, log)
-    cidrs = _pod_networks(net, lab_nodes)
+    cidrs = _pod_networks(net, lab_nodes, ip_family)
     # CNI agents start once their node has a pod CIDR: kube-router's policy
     # controller dies (with a nil-heartbeat panic) if it starts before.
     for n in lab_nodes:
         net.start(state, n)
-    _addons()
+    _addons(ip_family)
     _outside_server(state)
     _wait_healthy(lab_nodes)
-    info.publish(lab_nodes, net.name)
+    info.publish(lab_nodes, net.name, ip_family)
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
         f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")
     log(f"kubeconfig: {paths.KUBECONFIG}")
@@ -168,8 +173,18 @@ def upgrade(spec: str, vxlan_port: int | None = None, only: list[str] | None = N
     log(f"upgraded to {name} {version} in {time.monotonic() - started:.0f}s")
 
 
-def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAULT_PROXY_MODE) -> None:
-    """A lab on another CNI or proxy mode is never switched in place: a
+def check_cni_family(net: Cni, family: str) -> None:
+    """Dual-stack is built for some CNIs only (bridge so far): the others refuse it
+    in one line, before anything is touched."""
+    if family not in net.ip_families:
+        built = [n for n in cni_names() if family in cni_named(n).ip_families]
+        raise LabError(f"--ip-family {family}: built for the {', '.join(built)} CNI only so far, "
+                       f"not {net.name} (docs/ipv6.md)")
+
+
+def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAULT_PROXY_MODE,
+                   ip_family: str = t.DEFAULT_IP_FAMILY) -> None:
+    """A lab on another CNI, proxy mode or IP family is never switched in place: a
     half-switched network (some nodes on each) would pass for neither."""
     if state.procs and state.cni != wanted:
         raise LabError(f"the lab runs the {state.cni} CNI; to switch to {wanted}: "
@@ -178,22 +193,27 @@ def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAU
         raise LabError(f"the lab's kube-proxy runs in {state.proxy_mode} mode; to switch to {proxy_mode}: "
                        f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted} "
                        f"--proxy-mode {proxy_mode}`")
+    if state.procs and state.ip_family != ip_family:
+        raise LabError(f"the lab runs with --ip-family {state.ip_family}; to switch to {ip_family}: "
+                       f"`packetwalk lab down`, then `packetwalk lab up --cni {wanted} "
+                       f"--ip-family {ip_family}`")
 
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
     pki.ensure()
     paths.KUBECONFIG.write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
-    network.make_bridge()
-    network.host_routes()
-    network.make_outside()
+    family = state.ip_family
+    network.make_bridge(family)  # dual-stack: the host's IPv6 blackholes first
+    network.host_routes(family)
+    network.make_outside(family)
     for n in lab_nodes:
         d = paths.node_dir(n.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "containerd.toml").write_text(components.containerd_config(n))
         (d / "kubelet.yaml").write_text(components.kubelet_config(n))
-        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode))
+        (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode, family))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
-        network.make_node(n)
+        network.make_node(n, family)
         nodes.make(state, n.name)
         cgroups.ensure(cgroups.node_path(n.name))
         p = start(state, n.name, "containerd", components.containerd(n))
@@ -219,20 +239,20 @@ def _control_plane(state: State, cp: t.Node, log: Log) -> None:
         paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
         podsecurity.ADMISSION_CONFIG.write_text(podsecurity.admission_config(state.pod_security))
         admission = str(podsecurity.ADMISSION_CONFIG)
-    api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp, admission))
+    api = start(state, cp.name, "kube-apiserver", components.kube_apiserver(cp, admission, state.ip_family))
     api_ready = _quietly(lambda: kubectl("get", "--raw=/readyz", timeout=5).strip() == "ok")
     wait_for("kube-apiserver /readyz", lambda: check_running(api) or api_ready(), 90, 1)
     if admission:
         # Before anything else makes a namespace: no namespace may weaken the level.
         kubectl("apply", "-f", "-", stdin=podsecurity.guard(state.pod_security))
-    start(state, cp.name, "kube-controller-manager", components.kube_controller_manager())
+    start(state, cp.name, "kube-controller-manager", components.kube_controller_manager(state.ip_family))
     start(state, cp.name, "kube-scheduler", components.kube_scheduler())
     log("control plane up")
 
 
 def _node_agents(state: State, lab_nodes: list[t.Node], log: Log) -> None:
     for n in lab_nodes:
-        start(state, n.name, "kubelet", components.kubelet(n))
+        start(state, n.name, "kubelet", components.kubelet(n, state.ip_family))
         start(state, n.name, "kube-proxy", components.kube_proxy(n))
     names = {n.name for n in lab_nodes}
 
@@ -252,32 +272,58 @@ def pod_cidrs() -> dict[str, str]:
     return {i["metadata"]["name"]: i["spec"]["podCIDR"] for i in items if i["spec"].get("podCIDR")}
 
 
-def _pod_networks(net: Cni, lab_nodes: list[t.Node]) -> dict[str, str]:
+def ipv6_pod_cidrs(items: list[dict]) -> dict[str, str]:
+    """Each node's IPv6 pod CIDR from its spec.podCIDRs (a dual-stack lab's), from
+    `kubectl get nodes -o json`'s items."""
+    return {i["metadata"]["name"]: c for i in items for c in i["spec"].get("podCIDRs", []) if ":" in c}
+
+
+def pod_cidrs6() -> dict[str, str]:
+    return ipv6_pod_cidrs(json.loads(kubectl("get", "nodes", "-o", "json"))["items"])
+
+
+def _pod_networks(net: Cni, lab_nodes: list[t.Node], family: str = t.DEFAULT_IP_FAMILY) -> dict[str, str]:
     """The CNI config per node, from the CIDR the controller-manager gave it, and
-    what joins the nodes' pod networks."""
+    what joins the nodes' pod networks (dual-stack: its IPv6 CIDR too)."""
     cidrs = pod_cidrs()
+    if not t.dual(family):
+        for n in lab_nodes:
+            net.configure_node(n, cidrs[n.name])
+        net.after_cidrs(lab_nodes, cidrs)
+        return cidrs
+    cidrs6 = pod_cidrs6()
+    missing = [n.name for n in lab_nodes if n.name not in cidrs6]
+    if missing:
+        raise LabError(f"no IPv6 pod CIDR on {', '.join(missing)}: the controller-manager "
+                       "gave only IPv4 (its --cluster-cidr?)")
     for n in lab_nodes:
-        net.configure_node(n, cidrs[n.name])
-    net.after_cidrs(lab_nodes, cidrs)
-    return cidrs
+        net.configure_node(n, cidrs[n.name], cidrs6[n.name])
+    net.after_cidrs(lab_nodes, cidrs, cidrs6)
+    return {name: f"{c} {cidrs6[name]}" for name, c in cidrs.items()}
 
 
-def _addons() -> None:
-    kubectl("apply", "-f", str(paths.LAB_MANIFESTS / "coredns.yaml"))
+def _addons(family: str = t.DEFAULT_IP_FAMILY) -> None:
+    manifest = paths.LAB_MANIFESTS / "coredns.yaml"
+    if not t.dual(family):
+        kubectl("apply", "-f", str(manifest))
+        return
+    kubectl("apply", "-f", "-", stdin=components.coredns_manifest(manifest.read_text(), family))
 
 
 def _outside_server(state: State) -> None:
-    """The outside world's one host, unprivileged: every path answers the source it sees."""
+    """The outside world's one host, unprivileged: every path answers the source it sees
+    (dual-stack: a second server answers on [::]:80)."""
     network.sysctl(t.OUTSIDE_NS, *outside.UNPRIVILEGED_PORT_SYSCTL)
-    p = start(state, t.OUTSIDE_NS, outside.PROC_NAME, outside.server_argv(), netns_only=True)
-    check_running(p, grace=0.5)
+    for name, argv in outside.servers(state.ip_family):
+        p = start(state, t.OUTSIDE_NS, name, argv, netns_only=True)
+        check_running(p, grace=0.5)
 
 
 def _refresh_outside_server(state: State, log: Log) -> None:
     """A lab brought up by an older packetwalk may run another outside host (agnhost
     netexec as root, with /shell): replace whatever differs from today's."""
     running = [p for p in state.procs if p.node == t.OUTSIDE_NS]
-    if [(p.name, p.argv) for p in running] == [(outside.PROC_NAME, outside.server_argv())]:
+    if [(p.name, p.argv) for p in running] == outside.servers(state.ip_family):
         return
     for p in running:
         stop_component(state, p.name, p.node)
@@ -417,6 +463,8 @@ def status() -> str:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
               f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
+             *([(f"IP families: dual-stack (IPv4 primary; IPv6 pods in {t.POD_CIDR6}, "
+                 f"Services in {t.SERVICE_CIDR6})")] if t.dual(state.ip_family) else []),
              "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")

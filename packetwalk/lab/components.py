@@ -11,6 +11,7 @@ from . import topology as t
 from .errors import LabError
 
 BIN = paths.BIN_DIR
+POD_PREFIX = 24  # each node's IPv4 pod CIDR
 
 
 def pki(name: str) -> str:
@@ -38,14 +39,35 @@ def etcd(node: t.Node) -> list[str]:
     ]
 
 
-def kube_apiserver(node: t.Node, admission_config: str | None = None) -> list[str]:
-    """admission_config: an AdmissionConfiguration file (lab up --pod-security)."""
+def check_ip_family(family: str) -> str:
+    if family == "ipv6":
+        raise LabError("--ip-family ipv6: not built yet; dual or ipv4")
+    if family not in t.IP_FAMILIES:
+        raise LabError(f"--ip-family {family}: dual or ipv4")
+    return family
+
+
+def service_cidrs(family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """--service-cluster-ip-range: dual-stack names both ranges, IPv4 first (the
+    primary family: the kubernetes Service and DNS keep their IPv4 ClusterIPs)."""
+    return f"{t.SERVICE_CIDR},{t.SERVICE_CIDR6}" if t.dual(family) else str(t.SERVICE_CIDR)
+
+
+def pod_cidrs(family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """--cluster-cidr (controller-manager) and clusterCIDR (kube-proxy), IPv4 first."""
+    return f"{t.POD_CIDR},{t.POD_CIDR6}" if t.dual(family) else str(t.POD_CIDR)
+
+
+def kube_apiserver(node: t.Node, admission_config: str | None = None,
+                   family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
+    """admission_config: an AdmissionConfiguration file (lab up --pod-security).
+    The API server stays on the node's IPv4 address in a dual-stack lab."""
     extra = [f"--admission-control-config-file={admission_config}"] if admission_config else []
     return [
         str(BIN / "kube"), "kube-apiserver",
         f"--advertise-address={node.ip}", "--bind-address=0.0.0.0", f"--secure-port={t.API_PORT}",
         "--etcd-servers=http://127.0.0.1:2379",
-        f"--service-cluster-ip-range={t.SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidrs(family)}",
         "--allow-privileged=true", "--authorization-mode=Node,RBAC",
         f"--client-ca-file={pki('ca.crt')}",
         f"--tls-cert-file={pki('apiserver.crt')}", f"--tls-private-key-file={pki('apiserver.key')}",
@@ -58,12 +80,15 @@ def kube_apiserver(node: t.Node, admission_config: str | None = None) -> list[st
     ]
 
 
-def kube_controller_manager() -> list[str]:
+def kube_controller_manager(family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
+    # Dual-stack needs a mask per family: the single --node-cidr-mask-size is single-stack only.
+    masks = ([f"--node-cidr-mask-size-ipv4={POD_PREFIX}", f"--node-cidr-mask-size-ipv6={t.NODE_POD_PREFIX6}"]
+             if t.dual(family) else [f"--node-cidr-mask-size={POD_PREFIX}"])
     return [
         str(BIN / "kube"), "kube-controller-manager", f"--kubeconfig={admin_kubeconfig()}",
         f"--authentication-kubeconfig={admin_kubeconfig()}", f"--authorization-kubeconfig={admin_kubeconfig()}",
-        "--allocate-node-cidrs=true", f"--cluster-cidr={t.POD_CIDR}", "--node-cidr-mask-size=24",
-        f"--service-cluster-ip-range={t.SERVICE_CIDR}", f"--root-ca-file={pki('ca.crt')}",
+        "--allocate-node-cidrs=true", f"--cluster-cidr={pod_cidrs(family)}", *masks,
+        f"--service-cluster-ip-range={service_cidrs(family)}", f"--root-ca-file={pki('ca.crt')}",
         f"--service-account-private-key-file={pki('sa.key')}", "--use-service-account-credentials=true",
         "--leader-elect=false", "--bind-address=127.0.0.1", "--profiling=false", "--v=1",
     ]
@@ -140,11 +165,14 @@ healthzBindAddress: 127.0.0.1
 {taints}"""
 
 
-def kubelet(node: t.Node) -> list[str]:
+def kubelet(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
+    # A dual-stack node lists both InternalIPs only when --node-ip names both; its
+    # hostNetwork pods then get both podIPs (the suite's pod<->node twins need them).
+    node_ip = f"{node.ip},{node.ip6}" if t.dual(family) else str(node.ip)
     return [
         str(BIN / "kube"), "kubelet", f"--config={paths.node_dir(node.name) / 'kubelet.yaml'}",
         f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
-        f"--node-ip={node.ip}", "--v=1",
+        f"--node-ip={node_ip}", "--v=1",
     ]
 
 
@@ -158,14 +186,15 @@ def check_proxy_mode(mode: str) -> str:
     return mode
 
 
-def kube_proxy_config(node: t.Node, mode: str = DEFAULT_PROXY_MODE) -> str:
+def kube_proxy_config(node: t.Node, mode: str = DEFAULT_PROXY_MODE,
+                      family: str = t.DEFAULT_IP_FAMILY) -> str:
     # metricsBindAddress also serves /proxyMode: how the cluster's facts learn the mode.
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {admin_kubeconfig()}}}
 hostnameOverride: {node.name}
 mode: {check_proxy_mode(mode)}
-clusterCIDR: {t.POD_CIDR}
+clusterCIDR: {pod_cidrs(family)}
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: 127.0.0.1:10249
 # nf_conntrack_max and the timeouts are host-wide: leave them alone.
@@ -175,3 +204,22 @@ conntrack: {{maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}
 
 def kube_proxy(node: t.Node) -> list[str]:
     return [str(BIN / "kube"), "kube-proxy", f"--config={paths.node_dir(node.name) / 'kube-proxy.yaml'}", "--v=1"]
+
+
+# The kube-dns Service as manifests/lab/coredns.yaml writes it (IPv4, SingleStack).
+DNS_CLUSTER_IP_LINE = f"  clusterIP: {t.DNS_SERVICE_IP}\n"
+
+
+def coredns_manifest(text: str, family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """manifests/lab/coredns.yaml for the lab's family. Dual-stack: the kube-dns Service
+    RequireDualStack with a ClusterIP in each family (IPv4 first, so clusterDNS and
+    every pod's resolv.conf keep 10.96.0.10). CoreDNS itself listens on both already."""
+    if not t.dual(family):
+        return text
+    if text.count(DNS_CLUSTER_IP_LINE) != 1:
+        raise LabError(f"coredns.yaml: expected one line {DNS_CLUSTER_IP_LINE.strip()!r} to make dual-stack")
+    return text.replace(DNS_CLUSTER_IP_LINE, (
+        "  ipFamilyPolicy: RequireDualStack\n"
+        "  ipFamilies: [IPv4, IPv6]\n"
+        f"  clusterIP: {t.DNS_SERVICE_IP}\n"
+        f"  clusterIPs: [{t.DNS_SERVICE_IP}, {t.DNS_SERVICE_IP6}]\n"))

@@ -127,12 +127,13 @@ CONTROL_PLANE_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259
 
 
 def _control_plane_back(component: str) -> Callable[[State, t.Node], None]:
-    argv = {"kube-controller-manager": components.kube_controller_manager,
-            "kube-scheduler": components.kube_scheduler}[component]
+    # The controller-manager's flags depend on the lab's IP family (dual-stack: both ranges).
+    argv = {"kube-controller-manager": lambda s: components.kube_controller_manager(s.ip_family),
+            "kube-scheduler": lambda s: components.kube_scheduler()}[component]
 
     def heal(state: State, node: t.Node) -> None:
         cp = cluster.node_list(state.workers)[0].name
-        start(state, cp, component, argv())
+        start(state, cp, component, argv(state))
         # The lab runs them without leader election: serving /healthz is acting.
         url = f"https://127.0.0.1:{CONTROL_PLANE_PORTS[component]}/healthz"
         cluster.wait_for(f"the restarted {component} to answer {url}", lambda: run(
@@ -386,7 +387,7 @@ def _restart_enforcer(state: State, node: t.Node, path_first: Path | None) -> No
     stop_component(state, COMPONENT, node.name)
     log = paths.LOG_DIR / f"{node.name}-{COMPONENT}.log"
     seen = log.stat().st_size if log.exists() else 0
-    argv = kube_router(node)
+    argv = kube_router(node, state.ip_family)
     if path_first is not None:
         argv = ["env", f"PATH={path_first}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
                 *argv]

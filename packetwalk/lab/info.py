@@ -11,17 +11,20 @@ from . import paths
 from . import topology as t
 
 
-def describe(lab_nodes: list[t.Node], cni: str) -> LabInfo:
+def describe(lab_nodes: list[t.Node], cni: str, family: str = t.DEFAULT_IP_FAMILY) -> LabInfo:
+    dual = t.dual(family)
     return LabInfo(
         kubeconfig=str(paths.KUBECONFIG), cni=cni, underlay=t.UNDERLAY,
         outside_netns=t.OUTSIDE_NS, outside_host=str(t.OUTSIDE_HOST_IP),
         outside_port=t.OUTSIDE_HTTP_PORT,
         # A node's network namespace carries its name.
-        nodes=tuple(LabNode(n.name, n.name, str(paths.cni_conf_dir(n.name))) for n in lab_nodes))
+        nodes=tuple(LabNode(n.name, n.name, str(paths.cni_conf_dir(n.name))) for n in lab_nodes),
+        ip_families=("ipv4", "ipv6") if dual else ("ipv4",),
+        outside_host6=str(t.OUTSIDE_HOST_IP6) if dual else "")
 
 
-def publish(lab_nodes: list[t.Node], cni: str) -> None:
-    write(describe(lab_nodes, cni), paths.LAB_INFO)
+def publish(lab_nodes: list[t.Node], cni: str, family: str = t.DEFAULT_IP_FAMILY) -> None:
+    write(describe(lab_nodes, cni, family), paths.LAB_INFO)
 
 
 def withdraw() -> None:

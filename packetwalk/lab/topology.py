@@ -23,11 +23,11 @@ KUBERNETES_SERVICE_IP = IPv4Address("10.96.0.1")
 DNS_SERVICE_IP = IPv4Address("10.96.0.10")
 CLUSTER_DOMAIN = "cluster.local"
 
-# IPv6, for `lab up --ip-family ipv6|dual` (issue 17; docs/ipv6.md): the plan, not yet
-# wired into the lab. This machine's uplink holds fd00::/64 and its IPv6 default route
-# leads out, so every lab range sits in a ULA /48 of its own, blackholed whole in the
-# host (with 2001:db8::/32) before the lab's more specific routes go in. The ranges vary
-# only the fourth group: fd10:0:244::/56, say, would be another /48, outside the blackhole.
+# IPv6, for `lab up --ip-family dual` (issue 17; docs/ipv6.md). This machine's uplink
+# holds fd00::/64 and its IPv6 default route leads out, so every lab range sits in a
+# ULA /48 of its own, blackholed whole in the host (with 2001:db8::/32) before the
+# lab's more specific routes go in. The ranges vary only the fourth group:
+# fd10:0:244::/56, say, would be another /48, outside the blackhole.
 ULA = IPv6Network("fd10::/48")
 DOCUMENTATION6 = IPv6Network("2001:db8::/32")  # RFC 3849: the IPv6 "internet"
 UNDERLAY6 = IPv6Network("fd10:0:0:2500::/64")
@@ -41,6 +41,11 @@ API_SERVER_IP6 = UNDERLAY6[0x10]
 OUTSIDE_HOST_IP6 = OUTSIDE6[0x10]
 KUBERNETES_SERVICE_IP6 = SERVICE_CIDR6[0x1]
 DNS_SERVICE_IP6 = SERVICE_CIDR6[0xa]
+
+# `lab up --ip-family`: ipv4 is the lab as it always was; dual adds IPv6 beside it
+# (bridge CNI only so far). IPv6 alone is planned, not built (docs/ipv6.md).
+IP_FAMILIES = ("ipv4", "dual")
+DEFAULT_IP_FAMILY = "ipv4"
 
 BRIDGE = "pw-br0"
 OUTSIDE_NS = "pw-outside"
@@ -80,6 +85,11 @@ def lab_ranges() -> list[IPv4Network]:
 
 
 def lab_ranges6() -> list[IPv6Network]:
-    """Every IPv6 range the lab will own (not yet routed or blackholed: kept out of
-    lab_ranges, which the lab's safety test checks today)."""
+    """Every IPv6 range a dual-stack lab owns (kept out of lab_ranges: an IPv4 lab
+    routes none of them; the safety test checks these on a dual lab only)."""
     return [UNDERLAY6, POD_CIDR6, SERVICE_CIDR6, OUTSIDE6]
+
+
+def dual(family: str) -> bool:
+    """Whether a lab of this --ip-family carries IPv6 (beside IPv4)."""
+    return family == "dual"

@@ -36,8 +36,11 @@ def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab tests need root")
     workers = int(os.environ.get("PACKETWALK_LAB_WORKERS", "2"))
+    # A dual-stack lab is brought up (or found up) with PACKETWALK_LAB_IP_FAMILY=dual:
+    # `up` refuses to switch a running lab's family.
+    family = os.environ.get("PACKETWALK_LAB_IP_FAMILY", "ipv4")
     try:
-        cluster.up(workers=workers, log=lambda m: None)
+        cluster.up(workers=workers, log=lambda m: None, ip_family=family)
         # `up` returns at once on a lab it finds healthy. One fresh CI run found
         # the lab broken seconds later (DNS refused, policy not enforced); the
         # cause was not in its output. Look again after a pause: a lab broken
@@ -48,7 +51,7 @@ def lab():
         if found:
             warnings.warn("the lab broke right after it came up, brought up again: " + "; ".join(found),
                           stacklevel=1)
-            cluster.up(workers=workers, log=lambda m: None)
+            cluster.up(workers=workers, log=lambda m: None, ip_family=family)
     except LabError as e:
         pytest.fail(f"lab up failed: {e}", pytrace=False)
     found = cluster.problems(state.load())

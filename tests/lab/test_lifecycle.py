@@ -96,6 +96,17 @@ def _leftovers(procs: list[state.Proc]) -> list[str]:
             continue
         if net.version == 4 and any(net.overlaps(r) for r in topology.lab_ranges()):
             found.append(f"route {line}")
+    # A dual-stack lab's: its ranges and the host's blackholes around them.
+    for line in network.ip("-6", "route", "show", "table", "all", check=False).splitlines():
+        words = line.split()
+        dst = words[1] if words and words[0] in ("blackhole", "local", "anycast", "unreachable") else (
+            words[0] if words else "")
+        try:
+            net = ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.version == 6 and any(net.overlaps(r) for r in (topology.ULA, topology.DOCUMENTATION6)):
+            found.append(f"route {line}")
     found += [f"process {p.pid} ({p.node} {p.name})" for p in procs if processes.alive(p)]
     found += [f"process {pid} ({exe})" for pid, exe in _executables().items()
               if exe.startswith(str(paths.BIN_DIR)) or "containerd-shim" in exe]

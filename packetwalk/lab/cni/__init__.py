@@ -49,6 +49,10 @@ class Cni:
     own_faults: ClassVar[tuple[CniFault, ...]] = ()
     # The agent versions `lab upgrade --cni NAME@VERSION` offers (none: no upgrade).
     upgrades: tuple[str, ...] = ()
+    # The `lab up --ip-family` values it is built for. A CNI with "dual" here takes
+    # configure_node(node, pod_cidr, pod_cidr6) and after_cidrs(nodes, cidrs, cidrs6)
+    # in a dual-stack lab (the IPv6 pod CIDRs); an IPv4 lab calls them as before.
+    ip_families: tuple[str, ...] = ("ipv4",)
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""

@@ -17,24 +17,33 @@ COMPONENT = "kube-router"
 CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
 
 
-def kube_router(node: t.Node) -> list[str]:
-    # Firewall only: routing is the CNI's job and Services are kube-proxy's.
+def kube_router(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
+    # Firewall only: routing is the CNI's job and Services are kube-proxy's. Dual-stack:
+    # without --enable-ipv6 it would leave pods' IPv6 unpoliced; the Service range
+    # flag is given once per family (kube-router takes it up to twice).
+    v6 = t.dual(family)
+    services = [f"--service-cluster-ip-range={t.SERVICE_CIDR}"]
+    if v6:
+        services.append(f"--service-cluster-ip-range={t.SERVICE_CIDR6}")
     return [
         str(BIN / "kube-router"), f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
-        "--enable-ipv4=true", "--enable-ipv6=false", f"--service-cluster-ip-range={t.SERVICE_CIDR}",
+        "--enable-ipv4=true", f"--enable-ipv6={'true' if v6 else 'false'}", *services,
         "--health-port=20244", "--v=1",
     ]
 
 
 def start_enforcer(state: State, node: t.Node) -> None:
-    start(state, node.name, COMPONENT, kube_router(node))
+    start(state, node.name, COMPONENT, kube_router(node, state.ip_family))
 
 
 def stop_enforcer(state: State, node: t.Node) -> None:
     stop_component(state, COMPONENT, node.name)
-    # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would.
-    saved = run(in_netns(node.name) + ["iptables-save", "-t", "filter"], "iptables-save")
-    kept = [line for line in saved.splitlines() if not any(c in line for c in CHAINS)]
-    subprocess.run(in_netns(node.name) + ["iptables-restore", "-w"],
-                   input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)
+    # `kube-router --cleanup-config` panics in v2.1.0; remove its chains as an admin would
+    # (dual-stack: from ip6tables too, or IPv6 would stay policed with the enforcer down).
+    tools = ["iptables"] + (["ip6tables"] if t.dual(state.ip_family) else [])
+    for tool in tools:
+        saved = run(in_netns(node.name) + [f"{tool}-save", "-t", "filter"], f"{tool}-save")
+        kept = [line for line in saved.splitlines() if not any(c in line for c in CHAINS)]
+        subprocess.run(in_netns(node.name) + [f"{tool}-restore", "-w"],
+                       input="\n".join(kept) + "\n", text=True, check=True, capture_output=True)

@@ -1,6 +1,10 @@
 """The bridge CNI: Debian's bridge + host-local + portmap plugins, a static
 route per node between nodes (what kindnetd or flannel's host-gw would do),
 and kube-router in firewall-only mode as the NetworkPolicy enforcer.
+
+Dual-stack (lab up --ip-family dual): host-local gets a second range set (the
+node's IPv6 /64) and a ::/0 route, and each node routes the others' pod /64s
+via their underlay IPv6, as it does their IPv4 /24s.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ CONFLIST = "10-packetwalk.conflist"
 BRIDGE = "cni0"
 
 
-def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
+def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True, pod_cidr6: str | None = None) -> str:
+    """pod_cidr6: the node's IPv6 pod CIDR (dual-stack), a second range set for host-local."""
+    ranges = [[{"subnet": pod_cidr}]] + ([[{"subnet": pod_cidr6}]] if pod_cidr6 else [])
+    routes = [{"dst": "0.0.0.0/0"}] + ([{"dst": "::/0"}] if pod_cidr6 else [])
     return json.dumps({
         "cniVersion": "1.0.0",
         "name": "packetwalk",
@@ -28,23 +35,36 @@ def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True) -> str:
                 "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False,
                 # Lets a pod reach itself through its own Service (kubenet's hairpin-veth).
                 "hairpinMode": hairpin, "mtu": mtu,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]],
-                         "routes": [{"dst": "0.0.0.0/0"}]},
+                "ipam": {"type": "host-local", "ranges": ranges, "routes": routes},
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }, indent=1)
 
 
-def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
-    """Routes to each node's pod CIDR via its node IP, in every other node and the host."""
+def pod_routes(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -> list[tuple[str | None, list[str]]]:
+    """(namespace, `ip` arguments): a route to each node's pod CIDR via its node IP, in
+    every other node and then the host (namespace None). ipv6: cidrs are the IPv6 pod
+    CIDRs, routed via the nodes' underlay IPv6; the host's ones are more specific than
+    its fd10::/48 blackhole and lead into pw-br0."""
+    def via(n: t.Node) -> str:
+        return str(n.ip6 if ipv6 else n.ip)
+    fam = ["-6"] if ipv6 else []
+    found: list[tuple[str | None, list[str]]] = []
     for n in nodes:
         for other in nodes:
             if other.name != n.name and other.name in cidrs:
-                ip("route", "replace", cidrs[other.name], "via", str(other.ip), ns=n.name)
+                found.append((n.name, [*fam, "route", "replace", cidrs[other.name], "via", via(other)]))
     for n in nodes:
         if n.name in cidrs:
-            ip("route", "replace", cidrs[n.name], "via", str(n.ip))
+            found.append((None, [*fam, "route", "replace", cidrs[n.name], "via", via(n)]))
+    return found
+
+
+def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -> None:
+    """Routes to each node's pod CIDR via its node IP, in every other node and the host."""
+    for ns, args in pod_routes(nodes, cidrs, ipv6):
+        ip(*args, ns=ns)
 
 
 def hairpin_ports(node: t.Node, on: bool, bridge: str = BRIDGE) -> None:
@@ -55,26 +75,43 @@ def hairpin_ports(node: t.Node, on: bool, bridge: str = BRIDGE) -> None:
              "hairpin", "on" if on else "off"], f"hairpin on {node.name}/{port}")
 
 
-def _write_conflist(node: t.Node, pod_cidr: str, hairpin: bool = True) -> None:
+def _write_conflist(node: t.Node, pod_cidr: str, hairpin: bool = True, pod_cidr6: str | None = None) -> None:
     netd = paths.cni_conf_dir(node.name)
     netd.mkdir(parents=True, exist_ok=True)
-    (netd / CONFLIST).write_text(conflist(pod_cidr, hairpin=hairpin))
+    (netd / CONFLIST).write_text(conflist(pod_cidr, hairpin=hairpin, pod_cidr6=pod_cidr6))
+
+
+def pod_cidr6_of(text: str) -> str | None:
+    """The IPv6 range set of a conflist this module wrote (None: an IPv4 lab's)."""
+    ranges = json.loads(text)["plugins"][0]["ipam"]["ranges"]
+    return ranges[1][0]["subnet"] if len(ranges) > 1 else None
+
+
+def _written_pod_cidr6(node: t.Node) -> str | None:
+    """What the node's conflist holds for IPv6: a rewrite (hairpin-off) keeps it, as
+    faults only know the nodes' IPv4 CIDRs."""
+    f = paths.cni_conf_dir(node.name) / CONFLIST
+    return pod_cidr6_of(f.read_text()) if f.exists() else None
 
 
 class Bridge(Cni):
     name = "bridge"
     builds = ("kube-router",)
+    ip_families = ("ipv4", "dual")
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "egress-masquerade",
         "policy-enforcer-down", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off",
         "policy-ignores-except", "policy-ignores-named-ports"})
 
-    def configure_node(self, node: t.Node, pod_cidr: str) -> None:
-        _write_conflist(node, pod_cidr)
+    def configure_node(self, node: t.Node, pod_cidr: str, pod_cidr6: str | None = None) -> None:
+        _write_conflist(node, pod_cidr, pod_cidr6=pod_cidr6)
 
-    def after_cidrs(self, nodes: list[t.Node], cidrs: dict[str, str]) -> None:
+    def after_cidrs(self, nodes: list[t.Node], cidrs: dict[str, str],
+                    cidrs6: dict[str, str] | None = None) -> None:
         route_pod_cidrs(nodes, cidrs)
+        if cidrs6:
+            route_pod_cidrs(nodes, cidrs6, ipv6=True)
 
     def start(self, state: State, node: t.Node) -> None:
         start_enforcer(state, node)
@@ -94,7 +131,7 @@ class Bridge(Cni):
         """The CNI config without hairpinMode, as on a cluster set up that way: new pods
         get it too. Existing pods' bridge ports are switched the same way."""
         for n in nodes:
-            _write_conflist(n, cidrs[n.name], hairpin=on)
+            _write_conflist(n, cidrs[n.name], hairpin=on, pod_cidr6=_written_pod_cidr6(n))
             hairpin_ports(n, on)
 
     def versions(self) -> str:
