@@ -28,6 +28,7 @@ in tests/unit/test_probes.py against ::1 where the machine has IPv6 loopback).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable
@@ -349,8 +350,16 @@ def judge_backends(answers: list[str], expected: set[str]) -> tuple[str, str]:
 
 
 def host_of(address: str) -> str:
-    """'10.244.1.5:41234' -> '10.244.1.5' (a clientip answer)."""
-    return address.strip().rsplit(":", 1)[0].strip("[]")
+    """'10.244.1.5:41234' -> '10.244.1.5' (a clientip answer). An IPv6 address comes
+    back in its short form, an IPv4 client on a dual-stack listener (socat writes
+    '[0000:...:ffff:0af4:0105]') as its IPv4 address; anything else as it was."""
+    host = address.strip().rsplit(":", 1)[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
 
 
 def payload_of(size: int) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 from string import Template
@@ -214,6 +215,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     for _, obj in objects:
         if obj["kind"] == "Service" and dual_stack:
             obj["spec"]["ipFamilyPolicy"] = "PreferDualStack"
+        if obj["kind"] == "Pod" and dual_stack:
+            _listen_in_both_families(obj)
         if obj["kind"] == "Pod":
             obj["spec"]["nodeSelector"] = pool.node_selector
             if pool.tolerations:
@@ -225,6 +228,19 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
                 probe["resources"] = {**probe["resources"],  # shared with the udp container
                                       "limits": {**probe["resources"]["limits"], "cpu": WATCH_CPU}}
     return objects
+
+
+def _listen_in_both_families(pod: dict) -> None:
+    """A dual-stack run: socat listens on IPv6 and takes IPv4 clients on the same socket
+    (ipv6only=0; they show as ::ffff:a.b.c.d, which probes.host_of reads back as the
+    IPv4 address), and netexec's UDP side binds each of the pod's IPs (status.podIPs,
+    comma-separated). Single-stack pods stay as they were: IPv4 only, status.podIP."""
+    for container in pod["spec"]["containers"]:
+        container["command"] = [re.sub(r"TCP4-LISTEN:(\d+),", r"TCP6-LISTEN:\1,ipv6only=0,", part)
+                                for part in container["command"]]
+        for var in container.get("env") or []:
+            if var["name"] == "POD_IP":
+                var["valueFrom"] = {"fieldRef": {"fieldPath": "status.podIPs"}}
 
 
 def _policy_lane(run: Run, lane: str, server_node: Node, client_node: Node,

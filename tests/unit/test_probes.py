@@ -91,6 +91,9 @@ def test_small_parsers():
         ["10.96.0.10"], ["pw-1.svc.cluster.local", "svc.cluster.local"])
     assert host_of("10.244.1.5:41234") == "10.244.1.5"
     assert host_of("[fd00::5]:80") == "fd00::5"
+    # socat's forms on a dual-stack listener: full IPv6, and an IPv4 client mapped
+    assert host_of("[fd10:0000:0000:4401:0000:0000:0000:0003]:5") == "fd10:0:0:4401::3"
+    assert host_of("[0000:0000:0000:0000:0000:ffff:0af4:0105]:41234") == "10.244.1.5"
     payload = payload_of(1000)
     assert len(payload) == 1000 and payload == payload.lower() and payload[:36] != payload[1:37]
 

@@ -124,3 +124,20 @@ def test_a_watch_lets_only_the_clients_probe_container_use_more_cpu():
     changed = {key for key in usual if usual[key] != watched[key]}
     assert changed == {("client-pw-worker", "http"), ("client-pw-worker2", "http")}
     assert {watched[key] for key in changed} == {WATCH_CPU} and set(usual.values()) == {"500m"}
+
+
+def test_a_dual_stack_run_listens_in_both_families_and_a_single_stack_one_as_before():
+    def listening(dual):
+        return [(c["command"], [v for v in c.get("env") or [] if v["name"] == "POD_IP"])
+                for _, o in plan(RUN, NODES, dual_stack=dual) if o["kind"] == "Pod"
+                for c in o["spec"]["containers"]]
+
+    single, dual = listening(False), listening(True)
+    assert any("TCP4-LISTEN:8080,reuseaddr" in " ".join(cmd) for cmd, _ in single)
+    assert not any("TCP6" in " ".join(cmd) for cmd, _ in single)
+    assert not any("TCP4-LISTEN" in " ".join(cmd) for cmd, _ in dual)
+    assert any("TCP6-LISTEN:8080,ipv6only=0,reuseaddr" in " ".join(cmd) for cmd, _ in dual)
+    paths = {v["valueFrom"]["fieldRef"]["fieldPath"] for _, env in single for v in env}
+    assert paths == {"status.podIP"}
+    assert {v["valueFrom"]["fieldRef"]["fieldPath"] for _, env in dual for v in env} == {
+        "status.podIPs"}
