@@ -1,0 +1,63 @@
+"""`packetwalk lab up --ip-family dual` (issue 17): every node with a v4 /24 and a
+v6 /64, both InternalIPs, a dual-stack kube-dns, no lab IPv6 address routed out of
+the host, and every suite green in both families, each hop with a family run as
+-ipv4/-ipv6 twins. One up and one suite run; the default lab comes back after.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from ipaddress import ip_network
+
+import pytest
+
+from packetwalk.lab import cluster, topology
+from tests.lab.conftest import HEALTHY_SKIPS
+from tests.suiterun import ROOT, run_suites
+
+pytestmark = pytest.mark.switches_lab  # takes the lab down and brings another up: runs last
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
+def test_the_dual_stack_lab_is_green_in_both_families(tmp_path):
+    try:
+        cluster.down(log=lambda m: None)
+        up = cli("up", "--ip-family", "dual")
+        assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
+        nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
+        for node in nodes:
+            cidrs = [ip_network(c) for c in node["spec"]["podCIDRs"]]
+            assert [(c.version, c.prefixlen) for c in cidrs] == [(4, 24), (6, 64)], node["spec"]
+            assert cidrs[1].subnet_of(topology.POD_CIDR6), cidrs
+            internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+            assert sorted(ip_network(a).version for a in internal) == [4, 6], internal
+        dns = json.loads(cluster.kubectl("-n", "kube-system", "get", "svc", "kube-dns", "-o", "json"))
+        assert dns["spec"]["ipFamilyPolicy"] == "RequireDualStack", dns["spec"]
+        assert [ip_network(a).version for a in dns["spec"]["clusterIPs"]] == [4, 6], dns["spec"]
+
+        # The safety checks, IPv6 included (they skip the IPv6 part on an IPv4 lab).
+        safety = subprocess.run([sys.executable, "-m", "pytest", "tests/lab/test_safety.py", "-q",
+                                 "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                                env={**os.environ, "PACKETWALK_LAB_IP_FAMILY": "dual"},
+                                timeout=600, check=False)
+        assert safety.returncode == 0 and "skipped" not in safety.stdout.splitlines()[-1], \
+            safety.stdout[-3000:]
+
+        suites = run_suites(tmp_path, "suites")
+        assert suites.passed and not suites.failed and not suites.errors, suites.output[-3000:]
+        assert set(suites.skipped) <= HEALTHY_SKIPS, suites.skipped
+        twins = {tid for tid in suites.passed if tid.endswith(("-ipv4]", "-ipv6]"))}
+        assert {t.replace("-ipv6]", "-ipv4]") for t in twins} == \
+            {t for t in twins if t.endswith("-ipv4]")}, "an -ipv6 twin without its -ipv4 one"
+        assert len([t for t in twins if t.endswith("-ipv6]")]) >= 50, sorted(twins)
+        assert "dual-stack (pods ipv4+ipv6" in suites.output, suites.output[-2000:]
+    finally:
+        cluster.down(log=lambda m: None)
+        cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
