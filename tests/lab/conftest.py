@@ -4,6 +4,7 @@ import json
 import os
 import string
 import subprocess
+import sys
 import time
 import warnings
 
@@ -12,6 +13,7 @@ import pytest
 from packetwalk.lab import cluster, paths, state
 from packetwalk.lab.errors import LabError
 from packetwalk.runs import MANAGED_BY
+from tests.suiterun import ROOT
 
 NS = "pw-labtest"
 
@@ -135,3 +137,11 @@ def eventually(check, timeout=20.0, every=1.0):
         if ok or time.monotonic() > deadline:
             return ok, detail
         time.sleep(every)
+
+
+def lab_cli(*args: str) -> subprocess.CompletedProcess:
+    """`packetwalk lab ARGS` from this checkout, as a user runs it (the tests that
+    switch the lab to another network)."""
+    return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=1800, check=False)

@@ -6,8 +6,6 @@ every suite green on it. One up and one suite run; the default lab comes back af
 import json
 import os
 import string
-import subprocess
-import sys
 from ipaddress import IPv4Network, ip_address
 
 import pytest
@@ -16,7 +14,8 @@ from packetwalk.lab import cluster, network, state, topology, versions
 from packetwalk.lab.cni import flannel
 from packetwalk.lab.processes import enter, in_netns, run
 from tests.lab.conftest import HEALTHY_SKIPS
-from tests.suiterun import ROOT, run_suites
+from tests.lab.conftest import lab_cli as cli
+from tests.suiterun import run_suites
 
 NS = "pw-flanneltest"
 POD = """
@@ -32,12 +31,6 @@ spec:
 
 # Takes the lab down and brings another network up: runs last.
 pytestmark = pytest.mark.switches_lab
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=1800, check=False)
 
 
 def node_mtu(node: str) -> int:

@@ -8,8 +8,6 @@ comes back after.
 
 import json
 import os
-import subprocess
-import sys
 from ipaddress import IPv4Network
 
 import pytest
@@ -18,7 +16,8 @@ from packetwalk.lab import cluster, faults, network, paths, state, topology, ver
 from packetwalk.lab.cni import kube_router
 from packetwalk.lab.processes import in_netns, run
 from tests.lab.conftest import HEALTHY_SKIPS
-from tests.suiterun import ROOT, run_suites
+from tests.lab.conftest import lab_cli as cli
+from tests.suiterun import run_suites
 
 # CI runs the default network in full and flannel as its second network; kube-router
 # with nftables is the matrix's (bench/matrix.py), or on demand with this variable.
@@ -26,12 +25,6 @@ pytestmark = [pytest.mark.switches_lab, pytest.mark.skipif(
     os.environ.get("PACKETWALK_FULL_MATRIX") != "1",
     reason="kube-router + nftables runs in the full matrix (bench/matrix.py, or "
            "PACKETWALK_FULL_MATRIX=1 for this test); CI covers bridge and flannel")]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=1800, check=False)
 
 
 def pod_routes(node: str) -> dict[str, str]:

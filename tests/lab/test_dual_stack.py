@@ -14,15 +14,10 @@ import pytest
 
 from packetwalk.lab import cluster, topology
 from tests.lab.conftest import HEALTHY_SKIPS
+from tests.lab.conftest import lab_cli as cli
 from tests.suiterun import ROOT, run_suites
 
 pytestmark = pytest.mark.switches_lab  # takes the lab down and brings another up: runs last
-
-
-def cli(*args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "packetwalk.cli", "lab", *args], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
