@@ -13,12 +13,12 @@ def record(event: str, what: str, node: str = "") -> None:
     """`event` ("injected", "healed", "stopped", "started", ...) of `what` (a fault, a
     component, a CNI version), on `node` ("" cluster-wide), now."""
     paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
-    with paths.FAULT_JOURNAL.open("a") as out:
+    with paths.JOURNAL.open("a") as out:
         out.write(json.dumps({"event": event, "what": what, "node": node, "at": time.time()}) + "\n")
 
 
 def read() -> list[dict]:
     """Every event of the running lab, oldest first."""
-    if not paths.FAULT_JOURNAL.exists():
+    if not paths.JOURNAL.exists():
         return []
-    return [json.loads(line) for line in paths.FAULT_JOURNAL.read_text().splitlines() if line]
+    return [json.loads(line) for line in paths.JOURNAL.read_text().splitlines() if line]

@@ -29,7 +29,7 @@ LOG_DIR = RUN_DIR / "logs"
 NODES_DIR = RUN_DIR / "nodes"
 NS_DIR = RUN_DIR / "ns"  # bind-mounted mount/uts namespace files (a private mount)
 # The lab's journal of changes (journal.py): when each took effect.
-FAULT_JOURNAL = RUN_DIR / "faults.journal"
+JOURNAL = RUN_DIR / "journal"
 KUBECONFIG = STATE_ROOT / "kubeconfig"
 
 GO_SOURCES = Path(__file__).parent / "go"
