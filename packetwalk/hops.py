@@ -104,8 +104,8 @@ class Hop:
     # Whether the hop dials addresses of one IP family, so runs once per family on a
     # dual-stack cluster (families.py, the id rule). False: a fact (resolv.conf), or a
     # hop whose far end is one address the user gives or the cluster picks (the
-    # outside target, a load balancer, an Ingress), or NetworkPolicy, whose ipBlock
-    # manifests are written for one family (docs/ipv6.md, what is left).
+    # outside target, a load balancer, an Ingress). NetworkPolicy has one: an
+    # enforcer may police one family only (kube-router v2.1.0 on a dual-stack lab).
     by_family: bool = True
 
     @property
@@ -519,7 +519,7 @@ _HOPS = (
     Hop("network_policy", "test_network_policy", "NetworkPolicy", POLICY_LAYER,
         roles=(), placements=(), variants=tuple(POLICY_CASES), protocols=(), groups=(POLICY,),
         path=("client", "policy*", "server"), next=(Next("pod_ip", "cross-node"),),
-        stands_on=("pod_ip", "cluster_ip", "dns_service_name"), by_family=False),
+        stands_on=("pod_ip", "cluster_ip", "dns_service_name")),
     # North-south. The outside speaks HTTP only, so these have no protocol axis.
     # Egress: same-node is the client pod on the first node, cross-node the one
     # on the second; each must leave with its own node's address.

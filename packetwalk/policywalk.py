@@ -31,6 +31,7 @@ from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Blocked, decide_
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import CLUSTER_IP, NAME, POD_IP, Attempt
 from packetwalk.families import IPV4, RECORD_TYPES, family_of
+from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.hops import (
     APPLY,
     DELETE,
@@ -60,6 +61,11 @@ CONVERGE_TIMEOUT = DEFAULT_POLICY_TIMEOUT  # seconds a policy change may take (-
 # CONVERGE_TIMEOUT. Waiting 20 s per case for a network that was already seen
 # broken made a run under cross-node faults take minutes (25 cases, 20 s each).
 BLOCKED_BASELINE_TIMEOUT = 4
+# Once two cases of a family have seen their policies block nothing they should (no
+# enforcement in that family at all: kube-router v2.1.0 polices no IPv6 on the
+# dual-stack lab), the family's later cases are polled this long, not 20 s each.
+UNENFORCED_TIMEOUT = 4
+UNENFORCED_CASES = 2
 POLL_INTERVAL = 0.25
 # A blocked TCP cell is decided by the first definite answer (kube-router rejects:
 # REFUSED at once) or, where the enforcer drops, by this short connect timeout.
@@ -77,7 +83,9 @@ class PolicyWalk:
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
                  diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1,
                  baseline_timeout: float | None = None,
-                 on_blocked: Callable[[], None] | None = None):
+                 on_blocked: Callable[[], None] | None = None, family: str | None = None,
+                 family_in_id: bool = False,
+                 on_unenforced: Callable[[str], None] | None = None, unenforced: bool = False):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.attempts = attempts  # per cell, once its phase has held (--attempts)
         self.run = Run(inventory.run_id)
@@ -87,8 +95,19 @@ class PolicyWalk:
         # what to call when this case's baseline is: the fixture remembers it per lane.
         self.baseline_timeout = timeout if baseline_timeout is None else baseline_timeout
         self.on_blocked = on_blocked
+        # Called with the case's name when its policies blocked none of the cells they
+        # should; `unenforced`: earlier cases of this family did (UNENFORCED_TIMEOUT).
+        self.on_unenforced = on_unenforced
+        self.unenforced = unenforced
+        if unenforced:
+            self.timeout = min(self.timeout, UNENFORCED_TIMEOUT)
         self.diagnoser = diagnoser  # None: the wrong cells as observed, no narrowing
         self.lane = lane
+        # The IP family the case walks (a dual-stack run's axis), or None: the primary.
+        self.family = family
+        # Records carry the family only where ids do (a dual-stack run): the run's
+        # verdict then says "for IPv6 only" when the IPv4 twins passed.
+        self.record_family = family if family_in_id else None
         self._policies: list[str] = []  # the case's policies, as applied (for messages)
 
     # ------------------------------------------------------------ the case
@@ -212,19 +231,27 @@ class PolicyWalk:
         return policy_objects(self.run, policy, self.lane, **self._values(policy))[0]
 
     def _values(self, policy: str) -> dict[str, str]:
-        """The addresses a manifest asks for (ipBlock CIDRs), from the lane's pods."""
+        """The addresses a manifest asks for (ipBlock CIDRs), from the lane's pods, in
+        the case's family."""
         text = (MANIFESTS / f"policy-{policy}.yaml").read_text()
         wanted = set(Template(text).get_identifiers())
         found: dict[str, Callable[[], str]] = {
-            "CLIENT_B": lambda: self.pod("client-b").ip,
-            "CLIENTS_CIDR": lambda: covering([self.pod(r).ip for r in
+            "CLIENT_B_HOST": lambda: host_cidr(self.ip(self.pod("client-b"))),
+            "CLIENTS_CIDR": lambda: covering([self.ip(self.pod(r)) for r in
                                               ("client-a", "client-b", "client-peer")]),
-            "SERVER": lambda: self.pod("server").ip,
-            "TARGETS_CIDR": lambda: covering([self.pod("server").ip, self.other().ip]),
+            "SERVER_HOST": lambda: host_cidr(self.ip(self.pod("server"))),
+            "TARGETS_CIDR": lambda: covering([self.ip(self.pod("server")), self.ip(self.other())]),
         }
         return {key: make() for key, make in found.items() if key in wanted}
 
     # ------------------------------------------------------------ probes
+
+    def _in_family(self) -> str:
+        return f"in {FAMILY_NAMES[self.family]} " if self.record_family else ""
+
+    def ip(self, pod: Pod) -> str:
+        """The pod's address in the case's family (its primary without one)."""
+        return pod.ip_of(self.family)
 
     def pod(self, role: str) -> Pod:
         """A pod of this case's lane: server, client-a, client-b, client-peer."""
@@ -242,12 +269,12 @@ class PolicyWalk:
 
     def attempt(self, cell: Cell) -> Attempt:
         """The cell's probe as the diagnoser wants it: who, to what, how to retry. Cases
-        have no family axis (their ipBlocks are computed from primary addresses): a cell
-        walks the family of its source's primary address, its target and its lookup
-        included, so a cluster whose Services and pods list the families in another
-        order does not mix them."""
+        walk the case's family on a dual-stack cluster (each case runs once per family,
+        its ipBlocks computed in it). Without one, a cell walks the family of its
+        source's primary address, its target and its lookup included, so a cluster
+        whose Services and pods list the families in another order does not mix them."""
         src = self.pod(cell.source)
-        family = family_of(src.ip)
+        family = self.family or family_of(src.ip)
         protocol, number = POLICY_PORTS[cell.port]
         service = policy_service_name(self.lane)
         if cell.target == "dns":
@@ -265,11 +292,11 @@ class PolicyWalk:
     def probe(self, cell: Cell) -> Observation:
         attempt = self.attempt(cell)
         if attempt.name is not None:
-            return self.prober.resolve(attempt.src.source(), attempt.name, attempt.to.protocol,
+            return self.prober.resolve(attempt.src.source(self.family), attempt.name, attempt.to.protocol,
                                        record=RECORD_TYPES[attempt.family or IPV4])
         if attempt.to.protocol == "udp":
-            return self.prober.dial(attempt.src.source(), attempt.to, "hostname")
-        return self.prober.http(attempt.src.source(), attempt.to, "hostname",
+            return self.prober.dial(attempt.src.source(self.family), attempt.to, "hostname")
+        return self.prober.http(attempt.src.source(self.family), attempt.to, "hostname",
                                 connect_timeout=DENY_TIMEOUT)
 
     def more(self, cell: Cell, times: int) -> list[Observation]:
@@ -278,7 +305,7 @@ class PolicyWalk:
         attempt = self.attempt(cell)
         if attempt.name is not None:
             return concurrently(lambda: self.probe(cell), times)
-        return self.prober.attempts(attempt.src.source(), attempt.to, "hostname", times,
+        return self.prober.attempts(attempt.src.source(self.family), attempt.to, "hostname", times,
                                     connect_timeout=DENY_TIMEOUT)
 
     def attempted(self, cells: tuple[Cell, ...],
@@ -337,7 +364,7 @@ class PolicyWalk:
         for cell in cells:
             seen = last[cell]
             where = ProbeRecord(hop=HOP.name, protocol=POLICY_PORTS[cell.port][0], variant=case,
-                                phase=phase, client_node=seen.src_node)
+                                phase=phase, client_node=seen.src_node, family=self.record_family)
             record = where.observed(seen, _matches(cell, seen), EXPECTED_CLASSES[cell.expect])
             words[cell] = record.attempt_words()
             self._record(enforced_record(record, enforced))
@@ -346,6 +373,9 @@ class PolicyWalk:
             if self.on_blocked is not None:
                 self.on_blocked()
             raise HopBlocked(self._blocked(wrong, last))
+        blocked = {cell for cell in cells if cell.expect == "blocked"}
+        if wrong and blocked and set(wrong) == blocked and self.on_unenforced is not None:
+            self.on_unenforced(case)
         if wrong:
             message = self._failure(case, phase, cells, wrong, last, words)
             if self.diagnoser is not None:
@@ -372,19 +402,22 @@ class PolicyWalk:
         it runs while they are applied. (Without policies a wrong cell is a path
         problem: `_blocked` narrows it down.)"""
         return diagnoser.diagnose_policy(self.attempt(cell), seen, cell.expect,
-                                         self.target_pod(cell.target))
+                                         self.target_pod(cell.target), self.record_family)
 
     def _failure(self, case: str, phase: str, cells: tuple[Cell, ...], wrong: list[Cell],
                  last: dict[Cell, Observation], words: dict[Cell, str]) -> str:
+        why = (f"; not {CONVERGE_TIMEOUT:g}s: {UNENFORCED_CASES} earlier cases "
+               f"{self._in_family()}blocked nothing they should" if self.unenforced else "")
         head = (f"network_policy [{case}] {phase}: {len(wrong)} of {len(cells)} cells wrong "
-                f"after {self.timeout:g}s of polling (lane {self.lane})")
+                f"after {self.timeout:g}s of polling (lane {self.lane}{why})")
         policies = f"{', '.join(self._policies) or 'none'} (namespace {self.run.namespace})"
         lines = [head, *truth_table(cells, wrong, last, words), f"  policies: {policies}"]
         first = last[wrong[0]]
         pod = self.inventory.pods.get(first.src_pod)
         namespace = pod.namespace if pod else self.run.namespace
         lines += evidence(first, namespace, limit=800)
-        record = ProbeRecord(hop=HOP.name, cls=first.cls, client_node=first.src_node)
+        record = ProbeRecord(hop=HOP.name, cls=first.cls, client_node=first.src_node,
+                             family=self.record_family)
         lines.append(f"  verdict:  {verdict.for_failure(record)}")
         return "\n".join(lines)
 
@@ -426,6 +459,12 @@ def enforced_record(record: ProbeRecord, seconds: float | None) -> ProbeRecord:
     words = f"policy enforced after {seconds:.1f} s"
     detail = f"{words}; {record.detail}" if record.detail else words
     return replace(record, enforced_after=seconds, detail=detail)
+
+
+def host_cidr(ip: str) -> str:
+    """One address as an ipBlock CIDR: /32, or /128 for IPv6."""
+    address = ipaddress.ip_address(ip)
+    return f"{address}/{address.max_prefixlen}"
 
 
 def covering(ips: list[str]) -> str:

@@ -186,8 +186,17 @@ def _network(records: list[ProbeRecord], blocked: list[BlockedTest]) -> str:
     in_layer = [r for r in records if _layer(r) == suspect]
     failed_in_layer = [r for r in failed if _layer(r) == suspect]
     classes = sorted({r.cls for r in failed_in_layer})
-    sentence = (f"{suspect.name} is broken{_scope(failed_in_layer, in_layer)} "
-                f"({', '.join(classes)}): look at {suspect.suspects}")
+    # Every failure of the layer flaky (some of its attempts passed, --attempts): it
+    # works at times, which sends the reader to other causes (load, one bad replica,
+    # loss) than a layer that is down; the attempts counted say how often.
+    state, counted = "broken", ""
+    if all(r.flaky for r in failed_in_layer):
+        cells = [r.cell() for r in failed_in_layer]
+        state = "flaky"
+        counted = (f"; {sum(c.failed for c in cells)} of {sum(c.attempts for c in cells)} "
+                   f"attempts failed")
+    sentence = (f"{suspect.name} is {state}{_scope(failed_in_layer, in_layer)} "
+                f"({', '.join(classes)}{counted}): look at {suspect.suspects}")
     fine = sorted((layer for layer in layers
                    if layer.rank < suspect.rank
                    and all(r.ok for r in records if _layer(r) == layer)),

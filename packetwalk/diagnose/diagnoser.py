@@ -175,8 +175,9 @@ class Diagnoser:
                             all(pods) if pods else None)
 
     def diagnose_policy(self, attempt: Attempt, seen: Observation, expected: str,
-                        server: Pod) -> Diagnosis:
-        """A policy cell that came out wrong, while its policies are still applied."""
+                        server: Pod, family: str | None = None) -> Diagnosis:
+        """A policy cell that came out wrong, while its policies are still applied.
+        `family`: the cell's, when the run walks two (the conclusion names it)."""
         target = dialed(attempt, self.inventory)
         path = touched(attempt, self.inventory)
         if not path.servers and path.dns is None:
@@ -185,7 +186,7 @@ class Diagnoser:
             path = Touched(((server, attempt.to.port, attempt.to.protocol),), None)
         found = self._policies(attempt, path)
         diagnosis = Diagnosis(
-            verdict=conclude_cell(expected, seen.cls, found, server.node),
+            verdict=conclude_cell(expected, seen.cls, found, server.node, family),
             bisection=[(f"{target.kind} {attempt.to.label()} from {attempt.src.name}: "
                         f"{seen.cls}, expected {expected}")],
             policies=list(found.lines))

@@ -26,6 +26,7 @@ from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.policyeval import Endpoint, Flow, judge
 from packetwalk.diagnose.policytext import PathPolicies, also_present, on_the_path
 from packetwalk.diagnose.touched import DNS_PORT, Touched
+from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.inventory import Pod
 
 DNS_NAMESPACE = "kube-system"
@@ -190,12 +191,19 @@ def on_path(api: ApiClient, src: Pod, path: Touched, dns_ip: str | None) -> Path
     return replace(found, lines=found.lines + tuple(extra))
 
 
-def conclude_cell(expected: str, observed: str, found: PathPolicies, server_node: str) -> str:
+def conclude_cell(expected: str, observed: str, found: PathPolicies, server_node: str,
+                  family: str | None = None) -> str:
     """One sentence for a policy cell that came out wrong. `expected`: "open" or
-    "blocked"; `observed`: the probe's class; `found`: what on_path read and judged."""
+    "blocked"; `observed`: the probe's class; `found`: what on_path read and judged;
+    `family`: the cell's IP family on a dual-stack run (an enforcer may police one)."""
     denying = ", ".join(found.denying)
     if expected != "open" and observed == "OK":
         if found.denying:
+            if family:
+                name = FAMILY_NAMES[family]
+                return (f"{denying} should block it, yet the traffic passed in {name}: "
+                        f"NetworkPolicy is not enforced for {name} (does the policy enforcer "
+                        f"on {server_node} run, and police {name}?)")
             return (f"{denying} should block it, yet the traffic passed: NetworkPolicy is not "
                     f"enforced (is the policy enforcer running on {server_node}?)")
         if found.selected:

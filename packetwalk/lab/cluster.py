@@ -131,6 +131,10 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     _addons(ip_family)
     _outside_server(state)
     _wait_healthy(lab_nodes)
+    # An agent that refused its flags and exited (kube-router does, after a second)
+    # leaves every node Ready: a lab is up only when every process it started runs.
+    if found := problems(state):
+        raise LabError("the lab came up broken: " + "; ".join(found))
     info.publish(lab_nodes, net.name, ip_family)
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
         f"({', '.join(f'{n} {c}' for n, c in cidrs.items())})")

@@ -319,6 +319,10 @@ def test_a_wrong_policy_cell_is_read_from_the_policies_on_its_path():
     assert conclude_cell("blocked", "OK", denying, "w2") == (
         "pw-1/deny-ingress-1 should block it, yet the traffic passed: NetworkPolicy is not "
         "enforced (is the policy enforcer running on w2?)")
+    # The IPv6 twin on a dual-stack run whose IPv4 twin passed: the family is named.
+    assert conclude_cell("blocked", "OK", denying, "w2", "ipv6") == (
+        "pw-1/deny-ingress-1 should block it, yet the traffic passed in IPv6: NetworkPolicy "
+        "is not enforced for IPv6 (does the policy enforcer on w2 run, and police IPv6?)")
     assert conclude_cell("blocked", "OK", admitting, "w2").startswith(
         "policies select these pods but their rules admit this traffic")
     assert conclude_cell("blocked", "OK", none, "w2").startswith("no NetworkPolicy selects")

@@ -136,10 +136,12 @@ def test_kube_proxy_gets_both_cluster_cidrs(mode):
     assert yaml.safe_load(dual)["clusterCIDR"] == "10.244.0.0/16,fd10:0:0:4400::/56"
 
 
-def test_kube_router_polices_ipv6_too():
-    assert _changed(_policy.kube_router(WORKER), _policy.kube_router(WORKER, "dual")) == (
-        ["--enable-ipv6=false"],
-        ["--enable-ipv6=true", "--service-cluster-ip-range=fd10:0:0:9600::/112"])
+def test_kube_router_polices_ipv4_only_for_its_ipv6_bug():
+    # kube-router v2.1.0's IPv6 sync always fails and aborts the IPv4 one at random
+    # (_policy.kube_router); with IPv6 off it refuses the IPv6 Service range, so the
+    # flags are those of an IPv4 lab.
+    assert _policy.kube_router(WORKER, "dual") == _policy.kube_router(WORKER)
+    assert "--enable-ipv6=false" in _policy.kube_router(WORKER, "dual")
     assert "--enable-ipv4=true" in _policy.kube_router(WORKER, "dual")
 
 

@@ -35,8 +35,8 @@ from packetwalk.workloads import MANIFESTS, plan, policy_objects
 RUN = Run("0123ab")
 NODES = [Node("pw-worker", "10.250.0.11", "pw-worker"),
          Node("pw-worker2", "10.250.0.12", "pw-worker2")]
-ADDRESSES = {"CLIENT_B": "10.244.1.7", "CLIENTS_CIDR": "10.244.1.0/28",
-             "SERVER": "10.244.2.9", "TARGETS_CIDR": "10.244.2.0/28"}
+ADDRESSES = {"CLIENT_B_HOST": "10.244.1.7/32", "CLIENTS_CIDR": "10.244.1.0/28",
+             "SERVER_HOST": "10.244.2.9/32", "TARGETS_CIDR": "10.244.2.0/28"}
 
 
 def policies_of(case):
@@ -340,3 +340,76 @@ def test_a_cell_walks_the_family_of_its_sources_primary_address():
     assert walk.attempt(Cell("client-a", "pod-ip", "http", "open")).to.ip == "fd10::9"
     seen = walk.probe(Cell("client-a", "dns", "http", "open"))
     assert commands[-1][-1] == "AAAA" and seen.cls == "OK" and seen.answers == ["fd10:96::9"]
+
+
+def _unenforcing_walk(refuse=(), **kwargs):
+    """A lane whose enforcer polices nothing (every probe answers) but the pods in `refuse`."""
+    from packetwalk.inventory import Inventory, Pod
+    from packetwalk.policywalk import PolicyWalk
+    from packetwalk.probes import ExecResult, Prober
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            node, ip, 8080, ips=(ip, ip6))
+            for role, node, ip, ip6 in (("client-a", "pw-worker", "10.244.1.5", "fd10::1:5"),
+                                        ("client-b", "pw-worker", "10.244.1.7", "fd10::1:7"),
+                                        ("client-peer", "pw-worker", "10.244.1.6", "fd10::1:6"),
+                                        ("server", "pw-worker2", "10.244.2.9", "fd10::2:9"))}
+
+    def fake_exec(src, command, timeout):
+        if src.pod in refuse:
+            return ExecResult(7, "", "curl: (7) Failed to connect: Connection refused", 0.01)
+        return ExecResult(0, "policy-server", "", 0.01)
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    return PolicyWalk(None, inventory, Prober(fake_exec), [].append, timeout=20, **kwargs)
+
+
+def _converged(walk, cells):
+    from packetwalk import policywalk
+    from packetwalk.walk import HopFailure
+
+    waited, real = [], policywalk.wait_for
+
+    def timed(what, probe, timeout, interval):  # only the timeout asked for is looked at
+        waited.append(timeout)
+        return real(what, probe, timeout=0.01, interval=0.001)
+
+    policywalk.wait_for = timed
+    try:
+        with pytest.raises(HopFailure) as failure:
+            walk._converge("default-deny-ingress", "with deny-ingress", cells, 0.0)
+    finally:
+        policywalk.wait_for = real
+    return waited, str(failure.value)
+
+
+def test_a_family_whose_policies_block_nothing_is_polled_briefly_after_two_cases():
+    from packetwalk.policywalk import UNENFORCED_TIMEOUT
+
+    blocked = (Cell("client-a", "pod-ip", "http", "blocked"),)
+    seen = []
+    waited, message = _converged(_unenforcing_walk(family="ipv6", family_in_id=True,
+                                                   on_unenforced=seen.append), blocked)
+    assert waited == [20] and seen == ["default-deny-ingress"]
+    assert "fd10::1:5" in message and "fd10::2:9" in message  # walked in its family
+    # A case that blocks part of what it should is enforcement that exists: not counted.
+    seen.clear()
+    _converged(_unenforcing_walk(refuse=("policy-client-b",), on_unenforced=seen.append),
+               blocked + (Cell("client-b", "pod-ip", "http", "blocked"),))
+    assert seen == []
+    # Later cases of that family: the short poll, and the failure says why.
+    waited, message = _converged(_unenforcing_walk(family="ipv6", family_in_id=True,
+                                                   unenforced=True), blocked)
+    assert waited == [UNENFORCED_TIMEOUT]
+    assert ("after 4s of polling (lane 1; not 20s: 2 earlier cases in IPv6 blocked nothing "
+            "they should)") in message
+
+
+def test_ip_blocks_are_written_in_the_cases_family():
+    from packetwalk.policywalk import host_cidr
+
+    assert host_cidr("10.244.1.7") == "10.244.1.7/32" and host_cidr("fd10::1:7") == "fd10::1:7/128"
+    walk = _unenforcing_walk(family="ipv6")
+    assert walk._values("allow-ipblock-except-client-b") == {
+        "CLIENTS_CIDR": "fd10::1:4/126", "CLIENT_B_HOST": "fd10::1:7/128"}
+    assert _unenforcing_walk()._values("allow-ipblock-client-b-http") == {"CLIENT_B_HOST": "10.244.1.7/32"}

@@ -50,7 +50,7 @@ def manifest(name):
     """A policy of the suite as the API would hand it back, in lane 1 of run 1."""
     text = Template((MANIFESTS / f"policy-{name}.yaml").read_text()).safe_substitute(
         LANE="1", NAMESPACE=NS, PEER_NAMESPACE=PEER, RUN="1",
-        CLIENTS_CIDR="10.244.1.0/24", CLIENT_B="10.244.1.11")
+        CLIENTS_CIDR="10.244.1.0/24", CLIENT_B_HOST="10.244.1.11/32")
     return yaml.safe_load(text)
 
 

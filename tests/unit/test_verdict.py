@@ -223,3 +223,20 @@ def test_only_blocked_tests_still_name_the_layer_below():
     assert summarize([], blocked=blocked).startswith(
         "Service translation (ClusterIP) is broken (seen by the narrowing of the tests it "
         "blocks; its own tests did not fail here). Blocked by it")
+
+
+def test_a_layer_whose_failures_are_all_flaky_reads_flaky_with_its_attempts():
+    # pod_ip udp read 9 of 20 and 10 of 20 attempts failed under udp-lossy (issue 13).
+    def attempted(placement, failed):
+        classes = ("TIMEOUT",) * failed + ("OK",) * (20 - failed)
+        return replace(rec("pod_ip", placement, "udp", False), attempt_classes=classes,
+                       attempt_seconds=(1.0,) * 20, expected=("OK",))
+
+    records = [r for r in matrix(set()) if not (r.hop == "pod_ip" and r.protocol == "udp")]
+    records += [attempted("same-node", 9), attempted("cross-node", 10)]
+    sentence = summarize(records)
+    assert sentence.startswith("pod network (PodIP) is flaky for udp only, on every placement "
+                               "(TIMEOUT; 19 of 40 attempts failed): look at"), sentence
+    # One of them down in every attempt: the layer is broken, as before.
+    records[-1] = attempted("cross-node", 20)
+    assert summarize(records).startswith("pod network (PodIP) is broken for udp only")
