@@ -133,7 +133,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     _wait_healthy(lab_nodes)
     # An agent that refused its flags and exited (kube-router does, after a second)
     # leaves every node Ready: a lab is up only when every process it started runs.
-    if found := problems(state):
+    if found := dead(state):
         raise LabError("the lab came up broken: " + "; ".join(found))
     info.publish(lab_nodes, net.name, ip_family)
     log(f"lab up in {time.monotonic() - started:.0f}s: {len(lab_nodes)} nodes "
@@ -372,13 +372,7 @@ def problems(state: State) -> list[str]:
     a dead component with the last line of its log, nodes not Ready, CoreDNS
     replicas not Ready, a node whose DNS lookup through the kube-dns Service fails. A test or CI run that
     finds the lab broken prints these, so the cause is in its output."""
-    found = []
-    for p in state.procs:
-        if not alive(p):
-            log = paths.LOG_DIR / f"{p.node}-{p.name}.log"
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            found.append(f"{p.name} on {p.node} is not running (pid {p.pid}); last log line: "
-                         f"{tail[0][:300] if tail else '(none)'}")
+    found = dead(state)
     try:
         if not _nodes_ready():
             found.append("not every node is Ready")
@@ -388,6 +382,18 @@ def problems(state: State) -> list[str]:
                   for n in node_list(state.workers) if not dns_answers(n.name)]
     except (LabError, subprocess.SubprocessError, OSError, ValueError) as e:
         found.append(f"the API server does not answer: {e}")
+    return found
+
+
+def dead(state: State) -> list[str]:
+    """Each process the lab started that is not running, with its log's last line."""
+    found = []
+    for p in state.procs:
+        if not alive(p):
+            log = paths.LOG_DIR / f"{p.node}-{p.name}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            found.append(f"{p.name} on {p.node} is not running (pid {p.pid}); last log line: "
+                         f"{tail[0][:300] if tail else '(none)'}")
     return found
 
 
