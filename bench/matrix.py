@@ -9,8 +9,11 @@ Per network: `packetwalk lab down`, then `packetwalk lab up --cni C --proxy-mode
 the suites N times on the healthy lab (every failed or errored id is a false failure: the
 target is 0); the network's facts as `packetwalk lab status` reads them from the cluster
 (pod MTU, kube-proxy's mode); then each fault of tests/selfcheck/expected.py that the CNI
-supports: inject, run the suites with --no-diagnose, heal. A fault is localized when exactly
-its expected ids fail (ids expected to go either way aside) and nothing errors.
+supports: inject, run the suites as the self-check does (diagnosed, --policy-timeout 8), heal.
+A fault is localized when exactly its expected ids fail and exactly its blocked ids are
+errors "blocked: ..." (ids expected to go either way aside), and nothing else errors. The
+blocked split comes from the narrowing, so the faults run diagnosed: with --no-diagnose
+every blocked id fails instead, and the kube-router/nftables row read 6 of 10 localized.
 
 At the end the default lab is brought up again (`lab down; lab up`). Progress goes to
 stderr, the table and its notes to stdout. Exit 0 when every network came up with no false
@@ -182,7 +185,8 @@ def fault_runs(net: Network) -> None:
         expected = EXPECTED[name]
         try:
             faults.inject(name, expected.node)
-            run, wall = suites("--no-diagnose")
+            # As tests/selfcheck/test_fault_localization.py runs them.
+            run, wall = suites("--policy-timeout", "8")
         except (LabError, subprocess.SubprocessError, OSError) as e:
             net.faults[name] = f"inject failed: {e}"
         finally:
