@@ -267,6 +267,34 @@ def _pass_udp(state: State, node: t.Node) -> None:
         _delete(n.name, UDP_DROP)
 
 
+# ---------------------------------------------------------------- udp-lossy
+
+# A lossy path for the run's own UDP (its servers' port 8081): half the datagrams
+# to pods are dropped at random, as a congested link or an overloaded policer would.
+# mangle FORWARD, after kube-proxy's DNAT (a Service's datagram counts as its
+# backend's) and before kube-router's filter chains; on the node hosting the pod
+# only (its pod CIDR), so a cross-node datagram faces the loss once. DNS (53) and
+# TCP are untouched: the lossy layer is the only one.
+LOSS = "0.5"
+
+
+def _lossy_rule(cidr: str) -> Rule:
+    return ("mangle", "FORWARD", "-p", "udp", "-d", cidr, "--dport", "8081", "-m", "statistic",
+            "--mode", "random", "--probability", LOSS, "-j", "DROP")
+
+
+def _lossy_udp(state: State, node: t.Node) -> None:
+    cidrs = cluster.pod_cidrs()
+    for n in cluster.node_list(state.workers):
+        _insert(n.name, _lossy_rule(cidrs[n.name]))
+
+
+def _whole_udp(state: State, node: t.Node) -> None:
+    cidrs = cluster.pod_cidrs()
+    for n in cluster.node_list(state.workers):
+        _delete(n.name, _lossy_rule(cidrs[n.name]))
+
+
 # ---------------------------------------------------------------- mtu-mismatch
 
 # raw OUTPUT: the node's own ICMP errors are RELATED traffic, and kube-router's
@@ -435,6 +463,8 @@ FAULTS = {f.name: f for f in (
     Fault("nodeport-udp-blocked", "UDP NodePorts dropped on one node, TCP ones pass (a firewall "
           "open for TCP only)", True, _block_udp_nodeports, _unblock_udp_nodeports),
     Fault("udp-dropped", "pod UDP is dropped while TCP passes", False, _drop_udp, _pass_udp),
+    Fault("udp-lossy", f"half of the run's UDP datagrams between pods are lost at random "
+          f"(probability {LOSS}); DNS and TCP pass", False, _lossy_udp, _whole_udp),
     Fault("mtu-mismatch", f"node links are {SMALL_MTU} while pods believe 1500, and ICMP frag-needed is dropped",
           False,
           _mtu_small, _mtu_back),

@@ -101,7 +101,7 @@ class Bridge(Cni):
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "egress-masquerade",
-        "policy-enforcer-down", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "mtu-mismatch", "hairpin-off",
+        "policy-enforcer-down", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "udp-lossy", "mtu-mismatch", "hairpin-off",
         "policy-ignores-except", "policy-ignores-named-ports"})
 
     def configure_node(self, node: t.Node, pod_cidr: str, pod_cidr6: str | None = None) -> None:

@@ -252,7 +252,7 @@ class Flannel(Cni):
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
-        "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "hairpin-off", "policy-ignores-except",
+        "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "udp-lossy", "hairpin-off", "policy-ignores-except",
         "policy-ignores-named-ports", "flanneld-down"})
     own_faults = (CniFault(
         "flanneld-down", f"flanneld stopped on one node and its {VXLAN_DEVICE} gone (a reboot the agent "

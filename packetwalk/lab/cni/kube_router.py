@@ -136,7 +136,7 @@ class KubeRouter(Cni):
     # share one subnet), the bridge CNI's shape.
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
-        "kube-proxy-broken", "cross-node-route", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped",
+        "kube-proxy-broken", "cross-node-route", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "udp-lossy",
         "mtu-mismatch", "hairpin-off", "bgp-down"})
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": "packets into one node's pod CIDR are dropped as they arrive: the other nodes "
