@@ -9,9 +9,12 @@ traffic keeps the pod source IP (a ClusterIP only rewrites the destination).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from packetwalk.families import IPV6, family_of
 
 NEVER_SENT = "client never sent the packet"
 NEVER_SEEN = "server never saw the packet"
@@ -28,6 +31,10 @@ CLIENT, SERVER, UPLINK = "client", "server", "uplink"
 
 _PACKET = re.compile(r"^(?P<ts>\d+\.\d+) IP (?P<src>[\d.]+)\.(?P<sport>\d+) > "
                      r"(?P<dst>[\d.]+)\.(?P<dport>\d+): (?P<rest>.*)$")
+# tcpdump 4.99 -nn prints an IPv6 TCP/UDP packet as `IP6 fd10::5.43210 > fd10::6.8080: ...`:
+# the last dot of each end separates the port (the address may hold dots, ::ffff:a.b.c.d).
+_PACKET6 = re.compile(r"^(?P<ts>\d+\.\d+) IP6 (?P<src>[0-9a-fA-F:.]+)\.(?P<sport>\d+) > "
+                      r"(?P<dst>[0-9a-fA-F:.]+)\.(?P<dport>\d+): (?P<rest>.*)$")
 _LINK = re.compile(r"^(?P<index>\d+): (?P<name>[^:@\s]+)[@:]")
 _DEV = re.compile(r"\bdev (\S+)")
 
@@ -55,14 +62,29 @@ class Point:
         return f"{self.node} {self.iface} ({self.role})"
 
 
+def address(text: str) -> str:
+    """An address in one spelling (IPv6 compressed, as tcpdump and Kubernetes print it),
+    so the capture's addresses compare with the inventory's; anything else unchanged."""
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text
+
+
 def parse_packets(text: str) -> list[Packet]:
-    """TCP/UDP packets out of `tcpdump -nn -tt` text; ICMP and ARP carry no ports."""
+    """TCP/UDP packets out of `tcpdump -nn -tt` text, IPv4 (`IP`) and IPv6 (`IP6`);
+    ICMP, ICMP6 and ARP carry no ports."""
     packets = []
     for line in text.splitlines():
         found = _PACKET.match(line.strip())
         if found:
             packets.append(Packet(float(found["ts"]), found["src"], int(found["sport"]),
                                   found["dst"], int(found["dport"]), line.strip()))
+            continue
+        found = _PACKET6.match(line.strip())
+        if found and family_of(found["src"]) == family_of(found["dst"]) == IPV6:
+            packets.append(Packet(float(found["ts"]), address(found["src"]), int(found["sport"]),
+                                  address(found["dst"]), int(found["dport"]), line.strip()))
     return packets
 
 
@@ -96,6 +118,9 @@ def classify(captures: dict[Point, list[Packet]], client_ip: str, target: tuple[
     backend's address while the client veth sees the ClusterIP; matching on the
     client's source ports follows the flow through the translation.
     """
+    # Addresses in the spelling parse_packets gives them (an IPv6 one compressed).
+    client_ip, target = address(client_ip), (address(target[0]), target[1])
+    server_ips = {address(ip) for ip in server_ips}
     clients = [p for p in captures if p.role == CLIENT]
     servers = [p for p in captures if p.role == SERVER]
     sent = {pkt.sport for point in clients for pkt in captures[point]
@@ -152,6 +177,8 @@ def decoded(captures: dict[Point, list[Packet]], client_ip: str, ports: frozense
     """The packets of the client's flows (its source `ports`) at every point, in time
     order, relative to the first; other traffic (kubelet probes, other tests) stays
     in the pcap files only."""
+    client_ip = address(client_ip)
+
     def of_flow(pkt: Packet) -> bool:
         return ((pkt.src, pkt.sport) in {(client_ip, p) for p in ports}
                 or (pkt.dst, pkt.dport) in {(client_ip, p) for p in ports})
@@ -167,14 +194,17 @@ def decoded(captures: dict[Point, list[Packet]], client_ip: str, ports: frozense
 
 
 def conntrack_summary(text: str, cluster_ip: str) -> str:
-    """Whether `conntrack -L -d <ClusterIP>` shows the Service translated (DNAT)."""
-    entries = [line for line in text.splitlines() if f"dst={cluster_ip}" in line]
+    """Whether `conntrack -L [-f ipv6] -d <ClusterIP>` shows the Service translated (DNAT)."""
+    ip = address(cluster_ip)
+    # The whole address: 10.96.1.2 is not 10.96.1.20, fd10::a not fd10::ab.
+    entries = [line for line in text.splitlines()
+               if any(address(found) == ip for found in re.findall(r"\bdst=(\S+)", line))]
     if not entries:
         return f"no conntrack entry for {cluster_ip}"
     # The reply tuple's src is the backend when DNAT happened, the ClusterIP itself when not.
     backends = sorted({m.group(1) for line in entries
                        for m in [re.search(r"dst=\S+ sport=\d+ dport=\d+ .*?src=(\S+)", line)]
-                       if m and m.group(1) != cluster_ip})
+                       if m and address(m.group(1)) != ip})
     if backends:
         return f"{len(entries)} entries for {cluster_ip}, translated to {', '.join(backends)}"
     return f"{len(entries)} entries for {cluster_ip}, none translated (no DNAT happened)"
@@ -182,10 +212,12 @@ def conntrack_summary(text: str, cluster_ip: str) -> str:
 
 def service_rules_summary(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:
     """What kube-proxy programmed for ip:port/protocol on a node, from `iptables-save`
-    (all tables: the no-endpoints REJECT sits in filter) and `nft list table ip kube-proxy`."""
+    (all tables: the no-endpoints REJECT sits in filter) and `nft list table ip kube-proxy`;
+    for an IPv6 ClusterIP from `ip6tables-save` (`-d ADDR/128`) and the `ip6` table."""
     where = f"{ip}:{port}/{protocol}"
     lines = iptables.splitlines()
-    jump = re.compile(rf"^-A KUBE-SERVICES -d {re.escape(ip)}/32 -p {protocol}\b.*--dport {port}\b"
+    host = f"{ip}/{128 if family_of(ip) == IPV6 else 32}"
+    jump = re.compile(rf"^-A KUBE-SERVICES -d {re.escape(host)} -p {protocol}\b.*--dport {port}\b"
                       r".* -j (KUBE-SVC-\w+)")
     chains = [m.group(1) for line in lines for m in [jump.match(line)] if m]
     if chains:
@@ -196,7 +228,7 @@ def service_rules_summary(iptables: str, nft: str, ip: str, port: int, protocol:
                           for m in [re.match(rf"^-A {sep} .*--to-destination (\S+)", line)] if m})
         return (f"iptables: {where} -> {chain}, {len(seps)} endpoint(s)"
                 + (f": {', '.join(targets)}" if targets else ""))
-    if any(f"-d {ip}/32" in line and "has no endpoints" in line for line in lines):
+    if any(f"-d {host}" in line and "has no endpoints" in line for line in lines):
         return f"iptables: {where} is rejected: the Service has no endpoints"
     if nft.strip():
         return (f"nftables: kube-proxy's table {'mentions' if ip in nft else 'does not mention'} "
