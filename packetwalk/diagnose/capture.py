@@ -7,6 +7,11 @@ hostNetwork end has no veth of its own; its interface is the one its node
 routes the peer through. tcpdump runs in the background of one exec per node
 and is stopped by a second one, which prints the decoded packets and the
 pcap in base64 (the exec stream carries text). Decisions are in packets.py.
+
+The capture is in the family of the address the probe dialed (an IPv6 twin's:
+IPv6): the client's and the servers' addresses in it, `host ADDR` as the filter,
+and the Service evidence from that family's tables (ip6tables-save, the `ip6`
+kube-proxy table, conntrack -f ipv6).
 """
 
 from __future__ import annotations
@@ -34,12 +39,17 @@ from packetwalk.diagnose.packets import (
     service_rules_summary,
     veth_of,
 )
-from packetwalk.inventory import Inventory, Pod, WorkloadError
+from packetwalk.families import IPV4, IPV6, family_of, of_family
+from packetwalk.inventory import Inventory, NoAddress, Pod, WorkloadError
+from packetwalk.placement import Node
 from packetwalk.probes import Observation, ProbeError, Prober, Target
 
 LISTEN_WAIT = 5  # seconds tcpdump may take to open its interfaces
 MAX_PACKETS = 2000  # per interface: a busy client must not fill the exec stream
 _SECTION = re.compile(r"^@@ (\w+) (\S+)$")
+# Where each family's Service evidence is read: the iptables dump, the kube-proxy nft
+# table's family, conntrack's family option.
+_RULES = {IPV4: ("iptables-save", "ip", ""), IPV6: ("ip6tables-save", "ip6", "-f ipv6 ")}
 
 
 @dataclass
@@ -82,19 +92,24 @@ def _nft_blocks(nft: str) -> dict[str, str]:
 
 
 def _dnat_targets(body: str) -> list[str]:
-    """Endpoints in a kube-proxy nft chain: `dnat to IP:PORT`, or the numgen map's `N : IP . PORT`."""
-    targets = re.findall(r"\bdnat to (\S+)", body)
-    # nft 1.0.6 prints kube-proxy's `dnat ip addr . port to` as `dnat ip to`.
-    for mapped in re.findall(r"\bdnat ip (?:addr \. port )?to numgen random mod \d+ map \{([^}]*)\}", body):
-        targets += [f"{a}:{p}" for a, p in re.findall(r"\d+ : (\S+) \. (\d+)", mapped)]
+    """Endpoints in a kube-proxy nft chain: `dnat to IP:PORT` (`[IPv6]:PORT`), or the numgen
+    map's `N : IP . PORT`."""
+    targets = re.findall(r"\bdnat (?:ip6? )?to (?!numgen )(\S+)", body)
+    # nft 1.0.6 prints kube-proxy's `dnat ip addr . port to` as `dnat ip to` (ip6 alike).
+    for mapped in re.findall(r"\bdnat ip6? (?:addr \. port )?to numgen random mod \d+ map \{([^}]*)\}",
+                             body):
+        targets += [f"[{a}]:{p}" if family_of(a) == IPV6 else f"{a}:{p}"
+                    for a, p in re.findall(r"\d+ : (\S+) \. (\d+)", mapped)]
     return targets
 
 
 def nft_service_summary(nft: str, ip: str, port: int, protocol: str) -> str:
     """What kube-proxy's nftables mode programmed for ip:port/protocol, from `nft list
-    table ip kube-proxy`: the service-ips element, its chain, the endpoints it DNATs to."""
+    table ip kube-proxy` (`ip6` for an IPv6 ClusterIP): the service-ips element, its
+    chain, the endpoints it DNATs to."""
     where = f"{ip}:{port}/{protocol}"
-    element = re.compile(rf"(?<![\d.]){re.escape(ip)} \. {protocol} \. {port}(?: comment \"[^\"]*\")? : "
+    # The whole address: not the tail of a longer one (fd10::a inside bfd10::a, 1.2.3.4 in 11.2.3.4).
+    element = re.compile(rf"(?<![\w.:]){re.escape(ip)} \. {protocol} \. {port}(?: comment \"[^\"]*\")? : "
                          r"(goto (\S+?)|drop|reject)[,\s}]")
     blocks = _nft_blocks(nft)
     found = element.search(blocks.get("service-ips", "") + " ")
@@ -112,10 +127,40 @@ def nft_service_summary(nft: str, ip: str, port: int, protocol: str) -> str:
 
 def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:
     """The node's own Service rules, in whichever mode its kube-proxy runs: its nft
-    table when the node has one (nftables mode), else iptables-save."""
-    if re.search(r"^table ip kube-proxy \{", nft, re.MULTILINE):
+    table when the node has one (nftables mode), else iptables-save (ip6tables-save and
+    the `ip6` table for an IPv6 ClusterIP)."""
+    if re.search(r"^table ip6? kube-proxy \{", nft, re.MULTILINE):
         return nft_service_summary(nft, ip, port, protocol)
     return service_rules_summary(iptables, "", ip, port, protocol)
+
+
+def capture_filter(address: str) -> str:
+    """tcpdump's filter for the client's flows: `host` takes an address of either family."""
+    return f"host {address}"
+
+
+def addresses(client: Pod, servers: list[Pod], family: str | None) -> tuple[str, list[tuple[Pod, str]]]:
+    """The client's address in `family` (None: its primary; NoAddress when it has none)
+    and each server's that has one: a server without one was not dialed in it."""
+    return client.ip_of(family), [(server, ip) for server in servers
+                                  for ip in [of_family(server.ips, family)] if ip]
+
+
+def uplink_toward(nodes: list[Node], node: str, ends: set[str], family: str | None) -> str:
+    """The address whose route from `node` is its uplink: the other end's node first,
+    else any other node; at its address in `family`, else its primary (the route then
+    still names the device the node reaches the others through). '' alone in the run."""
+    others = sorted((n.name not in ends, n.ip_of(family) or n.ip) for n in nodes if n.name != node)
+    return others[0][1] if others else ""
+
+
+def service_script(service_ip: str) -> str:
+    """The shell that prints kube-proxy's rules and the conntrack entries for the
+    ClusterIP, from the tables of its family, between '@@' markers (sections())."""
+    dump, table, option = _RULES[IPV6 if family_of(service_ip) == IPV6 else IPV4]
+    return (f"echo '@@ rules iptables'; {dump} 2>/dev/null; "
+            f"echo '@@ rules nft'; nft list table {table} kube-proxy 2>/dev/null; "
+            f"echo '@@ conntrack -'; conntrack -L {option}-d {shlex.quote(service_ip)} 2>/dev/null; true")
 
 
 class Capture:
@@ -138,20 +183,19 @@ class Capture:
         iflink = self.prober.read(end.source(), ["cat", "/sys/class/net/eth0/iflink"], "iflink")
         return veth_of(node_links, int(iflink.strip()))
 
-    def _points(self, client: Pod, servers: list[Pod],
-                toward: str | None = None) -> dict[str, dict[Point, str]]:
-        """Per node: each capture point and the interface it listens on. `toward`: an
+    def _points(self, client: tuple[Pod, str], servers: list[tuple[Pod, str]],
+                toward: str | None = None, family: str | None = None) -> dict[str, dict[Point, str]]:
+        """Per node: each capture point and the interface it listens on. `client`,
+        `servers`: each end with its address in the capture's `family`. `toward`: an
         outside host, whose route picks the uplink instead of the other nodes'."""
-        ends = [(client, CLIENT, servers[0].ip if servers else "")]
-        ends += [(server, SERVER, client.ip) for server in servers]
+        ends = [(client[0], CLIENT, servers[0][1] if servers else "")]
+        ends += [(server, SERVER, client[1]) for server, _ in servers]
         nodes = {pod.node for pod, _, _ in ends}
         points: dict[str, dict[Point, str]] = {node: {} for node in nodes}
         for node in sorted(nodes):
             debug = self._debug_pod(node)
             # The uplink: where this node routes the other end's node (or any other node).
-            others = sorted((n.name not in nodes, n.ip) for n in self.inventory.nodes
-                            if n.name != node)
-            far = toward or (others[0][1] if others else "")
+            far = toward or uplink_toward(self.inventory.nodes, node, nodes, family)
             peers = " ".join(shlex.quote(peer) for _, _, peer in ends if peer)
             text = self._sh(debug, "ip -o link; for p in " + peers + "; do echo \"@@ route $p\";"
                             " ip -o route get \"$p\"; done; echo '@@ route uplink'; "
@@ -172,14 +216,19 @@ class Capture:
 
     def around(self, test: str, client: Pod, servers: list[Pod], target: Target,
                retry: Callable[[], Observation], service_ip: str | None,
-               external: bool = False) -> CaptureResult:
-        """Capture while `retry` runs; decide the case; write the pcaps."""
+               external: bool = False, family: str | None = None) -> CaptureResult:
+        """Capture while `retry` runs; decide the case; write the pcaps. `family`: the
+        one the probe dialed in (None: the primary addresses)."""
         try:
-            points = self._points(client, servers, target.ip if external else None)
+            client_ip, ends = addresses(client, servers, family)
+        except NoAddress as exc:
+            return CaptureResult(skipped=f"nothing to filter on: {exc}")
+        try:
+            points = self._points((client, client_ip), ends, target.ip if external else None, family)
         except WorkloadError as exc:
             return CaptureResult(skipped=f"no debug pod ({exc})")
         token = secrets.token_hex(3)
-        filt = shlex.quote(f"ip host {client.ip}")
+        filt = shlex.quote(capture_filter(client_ip))
         started: list[str] = []
         try:
             for node, wanted in points.items():
@@ -208,10 +257,10 @@ class Capture:
                 captures[point] = parse_packets(found.get(("decode", iface), ""))
             for iface in sorted(set(wanted.values())):
                 pcaps += self._write(test, node, iface, found.get(("pcap", iface), ""))
-        finding = classify(captures, client.ip, (target.ip, target.port),
-                           {s.ip for s in servers}, external)
+        finding = classify(captures, client_ip, (target.ip, target.port),
+                           {ip for _, ip in ends}, external)
         return CaptureResult(case=finding.case, path=finding.path, retried=retried.cls,
-                             packets=decoded(captures, client.ip, finding.ports), pcaps=pcaps,
+                             packets=decoded(captures, client_ip, finding.ports), pcaps=pcaps,
                              service=service)
 
     def _stop(self, node: str, token: str, ifaces: list[str]) -> str:
@@ -223,12 +272,9 @@ class Capture:
         return self._sh(self._debug_pod(node), script, "stopping tcpdump", timeout=30)
 
     def _service_state(self, node: str, service_ip: str, target: Target) -> list[str]:
-        """kube-proxy's rules for the Service and the conntrack entries, on the client's node."""
-        ip = shlex.quote(service_ip)
-        text = self._sh(self._debug_pod(node),
-                        "echo '@@ rules iptables'; iptables-save 2>/dev/null; "
-                        "echo '@@ rules nft'; nft list table ip kube-proxy 2>/dev/null; "
-                        f"echo '@@ conntrack -'; conntrack -L -d {ip} 2>/dev/null; true",
+        """kube-proxy's rules for the Service and the conntrack entries, on the client's node,
+        in the ClusterIP's family."""
+        text = self._sh(self._debug_pod(node), service_script(service_ip),
                         "reading the Service's rules and conntrack")
         found = sections(text)
         rules = service_rules(found.get(("rules", "iptables"), ""), found.get(("rules", "nft"), ""),

@@ -35,7 +35,7 @@ from packetwalk.diagnose.narrowing import (
 from packetwalk.diagnose.policies import conclude_cell, on_path
 from packetwalk.diagnose.policytext import PathPolicies
 from packetwalk.diagnose.touched import Touched, touched
-from packetwalk.families import IPV4, NAMES, RECORD_TYPES, family_of
+from packetwalk.families import IPV4, RECORD_TYPES, family_of, of_family
 from packetwalk.inventory import Inventory, Pod
 from packetwalk.probes import OK, Observation, ProbeError, Prober, Target
 from packetwalk.records import DiagnosisRecord
@@ -216,13 +216,6 @@ class Diagnoser:
     def _capture(self, attempt: Attempt, servers: list[Pod], target: Dialed) -> CaptureResult:
         if self.capture is None or attempt.retry is None:
             return CaptureResult(skipped=self.unavailable or "this probe cannot be retried")
-        walked = attempt.family or family_of(attempt.src.ip) or IPV4
-        if walked != IPV4 or family_of(attempt.src.ip) != IPV4:
-            # The capture filters on the client's primary address with `ip host`, parses
-            # IPv4 lines and reads iptables/nft's `ip` tables: an IPv6 probe would be
-            # missed and read as "the server never saw it". Not yet (docs/ipv6.md).
-            return CaptureResult(skipped=f"capture reads IPv4 only so far; this probe walked "
-                                         f"{NAMES[walked]} (docs/ipv6.md)")
         to, service_ip = attempt.to, None
         if attempt.name is not None and to.port == 53 and not any(
                 to.ip in d.ips for d in self.inventory.dns_servers):
@@ -232,9 +225,14 @@ class Diagnoser:
         elif attempt.name is not None and to.port == 53:
             servers = []  # one DNS server pod asked directly: not the run's, no capture there
         elif target.service is not None and target.kind in (CLUSTER_IP, NAME):
-            service_ip = target.service.cluster_ip
+            service_ip = of_family(target.service.cluster_ips, attempt.family) or None
+        # The capture is in the family of the address dialed: the test's, except a lookup
+        # through the pod's resolver, which asks the DNS Service's address in resolv.conf
+        # (its primary) whatever record the test wants (an IPv6 twin asks AAAA over IPv4).
+        family = family_of(to.ip) or attempt.family
         try:
             return self.capture.around(self.test, attempt.src, servers, to, attempt.retry,
-                                       service_ip, external=target.kind == EXTERNAL)
+                                       service_ip, external=target.kind == EXTERNAL,
+                                       family=family)
         except ProbeError as exc:
             return CaptureResult(skipped=f"capture failed: {str(exc).splitlines()[0]}")

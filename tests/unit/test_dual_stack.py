@@ -275,15 +275,37 @@ def test_junit_carries_the_family_walked():
     assert "family" not in dict(junit.properties(HOPS["network_policy"], {"variant": "x"}))
 
 
-def test_capture_skips_an_ipv6_probe_with_why_instead_of_missing_its_packets():
+class _Around:
+    """A Capture that records what around() is asked (the diagnoser's choice of family)."""
+
+    def __init__(self):
+        self.asked = []
+
+    def around(self, test, client, servers, target, retry, service_ip, external=False,
+               family=None):
+        self.asked.append((target.ip, service_ip, family))
+        return "captured"
+
+
+def test_capture_follows_an_ipv6_probe_in_its_family():
     from packetwalk.diagnose.diagnoser import Diagnoser
-    inv = inventory()
+    inv, capture = inventory(), _Around()
     client = inv.pods["client-pw-worker"]
     diagnoser = Diagnoser(inv, Prober(lambda *a: None), None, lambda d: None, "t",
-                          capture=object())
+                          capture=capture)
     six = nw.Attempt(client, Target("fd10:96::8", 81, "udp"), family=IPV6, retry=lambda: None)
-    result = diagnoser._capture(six, [], nw.dialed(six, inv))
-    assert result.skipped == "capture reads IPv4 only so far; this probe walked IPv6 (docs/ipv6.md)"
+    assert diagnoser._capture(six, [], nw.dialed(six, inv)) == "captured"
+    # The Service evidence is read for the ClusterIP the probe dialed, not the primary.
+    assert capture.asked == [("fd10:96::8", "fd10:96::8", IPV6)]
+    # A lookup through the pod's resolver asks the DNS Service's primary (IPv4) address,
+    # whatever record the IPv6 twin wants: its capture is in IPv4.
+    lookup = nw.Attempt(client, Target("servers.pw-1", 53, "udp", "cluster DNS"), "servers.pw-1",
+                        family=IPV6, retry=lambda: None)
+    diagnoser._capture(lookup, [], nw.dialed(lookup, inv))
+    assert capture.asked[-1] == ("10.96.0.10", "10.96.0.10", IPV4)
+    four = nw.Attempt(client, Target("10.96.12.8", 81, "udp"), family=IPV4, retry=lambda: None)
+    diagnoser._capture(four, [], nw.dialed(four, inv))
+    assert capture.asked[-1] == ("10.96.12.8", "10.96.12.8", IPV4)
 
 
 def test_a_single_stack_walk_records_no_family_so_its_words_are_as_before():
