@@ -135,8 +135,9 @@ def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str) ->
 
 
 def capture_filter(address: str) -> str:
-    """tcpdump's filter for the client's flows: `host` takes an address of either family."""
-    return f"host {address}"
+    """tcpdump's filter for the client's flows, in the address's family: `ip host` as
+    IPv4 captures always had (no ARP in the packet budget), `ip6 host` for IPv6."""
+    return f"{'ip6' if ':' in address else 'ip'} host {address}"
 
 
 def addresses(client: Pod, servers: list[Pod], family: str | None) -> tuple[str, list[tuple[Pod, str]]]:

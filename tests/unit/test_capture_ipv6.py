@@ -205,7 +205,7 @@ def test_the_capture_takes_each_ends_address_in_the_family():
         raise AssertionError("a client without an IPv6 address has nothing to filter on")
     except NoAddress as exc:
         assert "has no IPv6 address" in str(exc)
-    assert capture_filter(C) == f"host {C}" and capture_filter("10.244.1.5") == "host 10.244.1.5"
+    assert capture_filter(C) == f"ip6 host {C}" and capture_filter("10.244.1.5") == "ip host 10.244.1.5"
 
 
 def test_the_uplink_is_the_route_toward_a_node_address_in_the_family():
@@ -252,7 +252,7 @@ def test_around_captures_an_ipv6_cluster_ip_probe_in_ipv6(tmp_path):
     assert result.case == pk.ANSWER_LOST and result.retried == "TIMEOUT"
     assert f"{C}.43210 > {VIP}.53" in result.packets[0]
     starts = [s for _, s in scripts if s.startswith("tcpdump -i")]
-    assert len(starts) == 2 and all(f"'host {C}'" in s for s in starts)
+    assert len(starts) == 2 and all(f"'ip6 host {C}'" in s for s in starts)
     listings = [s for _, s in scripts if s.startswith("ip -o link")]
     assert all(f"for p in {S} {C}; do" in s for s in listings)  # the routes toward each end
     assert "ip -o route get fd10:250::12" in listings[0]
