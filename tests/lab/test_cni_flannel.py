@@ -1,6 +1,8 @@
 """`packetwalk lab up --cni flannel`: flanneld's VXLAN network on every node, no
 routes written between nodes, pods at the node MTU less VXLAN's 50 bytes, and
-every suite green on it. One up and one suite run; the default lab comes back after.
+every suite green on it, and a few of the self-check's faults localized on it exactly
+as tests/selfcheck asserts on the bridge (bench/matrix.py runs them all: CI's time
+allows the cheap ones). One up; the default lab comes back after.
 """
 
 import json
@@ -10,14 +12,18 @@ from ipaddress import IPv4Network, ip_address
 
 import pytest
 
-from packetwalk.lab import cluster, network, state, topology, versions
+from packetwalk.lab import cluster, faults, network, state, topology, versions
 from packetwalk.lab.cni import flannel
 from packetwalk.lab.processes import enter, in_netns, run
 from tests.lab.conftest import HEALTHY_SKIPS
 from tests.lab.conftest import lab_cli as cli
+from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
 from tests.suiterun import run_suites
 
 NS = "pw-flanneltest"
+# The cheapest faults on this network (about 45 s a run each on kube-router/nftables):
+# CoreDNS gone, and one node's UDP NodePorts dropped. flanneld-down takes 352 s.
+SMOKE_FAULTS = ("dns-down", "nodeport-udp-blocked")
 POD = """
 apiVersion: v1
 kind: Pod
@@ -100,6 +106,19 @@ def test_flannel_lab_is_a_green_network(tmp_path):
         suites = run_suites(tmp_path, "suites")
         assert suites.passed and not suites.failed and not suites.errors, suites.output[-3000:]
         assert set(suites.skipped) <= HEALTHY_SKIPS, suites.skipped
+
+        for name in SMOKE_FAULTS:
+            expected = EXPECTED[name]
+            assert name in flannel.CNI.faults_supported, name
+            faults.inject(name, expected.node)
+            try:
+                broken = run_suites(tmp_path / name, *SUITES, extra=("--policy-timeout", "8"),
+                                    timeout=900)
+            finally:
+                faults.heal()
+            wrong = mismatches(expected, broken.failed, broken.error_texts)
+            assert not wrong, f"{name} on flannel: {wrong}\n{broken.verdict}"
+            assert expected.verdict in broken.verdict, f"{name} on flannel: {broken.verdict!r}"
     finally:
         cluster.down(log=lambda m: None)
         cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
