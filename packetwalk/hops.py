@@ -37,11 +37,16 @@ POD_NETWORK = Layer(0, "pod network (PodIP)", "CNI bridge/veth, routes between n
 HOST_NETWORK = Layer(1, "pod <-> node path", "node routes to the pod CIDR, host firewall")
 PATH_MTU = Layer(2, "path MTU", "MTU of pod interfaces vs node links, ICMP frag-needed")
 SOURCE_IP = Layer(3, "source IP preservation", "masquerade rules, kube-proxy --cluster-cidr")
-SERVICE = Layer(4, "Service translation (ClusterIP)", "kube-proxy rules, EndpointSlices")
+SERVICE = Layer(4, "Service translation (ClusterIP)",
+                "kube-proxy's rules (or the CNI's, where it replaces kube-proxy), EndpointSlices")
 HAIRPIN = Layer(5, "hairpin", "bridge hairpin mode, kube-proxy hairpin masquerade")
 NODE_PORT = Layer(6, "NodePort", "kube-proxy NodePort rules, route_localnet, conntrack")
 DNS = Layer(7, "cluster DNS", "CoreDNS pods, kube-dns Service, kubelet clusterDNS")
-POLICY_LAYER = Layer(8, "NetworkPolicy enforcement", "the policy controller (kube-router)")
+# Where to look is the cluster's own enforcer: the run's "CNI: ..." line names the one
+# it found (kube-router on the lab, but Calico, Cilium... elsewhere), so the suspects
+# stay generic rather than name one product on every cluster.
+POLICY_LAYER = Layer(8, "NetworkPolicy enforcement",
+                     "the NetworkPolicy enforcer (the CNI's policy agent, named in the CNI line)")
 # North-south: traffic leaving or entering the cluster, above everything east-west.
 EGRESS_NAT = Layer(9, "egress NAT", "the nodes' masquerade of the pod CIDR, their default route")
 EXTERNAL_NODE_PORT = Layer(10, "NodePort from outside", "kube-proxy NodePort rules, "
