@@ -20,6 +20,28 @@ pytestmark = pytest.mark.lab
 FAULT, NODE, HELD = "kube-proxy-broken", "pw-worker", 10
 CMD = f"packetwalk lab fault {FAULT} --node {NODE}; sleep {HELD}; packetwalk lab heal"
 TOLERANCE = 1.0  # seconds: the issue's ±1 s against the journal's instants
+# A UDP try can get through mid-outage: kube-proxy's cleanup removes its rules, not the
+# conntrack entries they made, and a try that happens to reuse the source port of an
+# earlier one rides that entry's DNAT, as an established flow does on a real node.
+# CI saw it once: test_cluster_ip[same-node-udp] lost 54 of 55 tries, split into 3.4 s
+# and 7.4 s by one answer. Windows apart by at most this much are one outage.
+RIDE_THROUGH = 0.5  # seconds: one try slot (0.2 s) and its jitter
+RIDERS = 2  # at most this many tries through per outage
+
+
+def outage(windows: list[dict]) -> tuple[dict, int]:
+    """The longest run of windows apart by at most RIDE_THROUGH, as one window (start,
+    end, duration, lost), and how many gaps it bridged."""
+    runs: list[list[dict]] = []
+    for w in sorted(windows, key=lambda w: w["start"]):
+        if runs and w["start"] - runs[-1][-1]["end"] <= RIDE_THROUGH:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    best = max(runs, key=lambda r: r[-1]["end"] - r[0]["start"])
+    merged = {"start": best[0]["start"], "end": best[-1]["end"],
+              "duration": best[-1]["end"] - best[0]["start"], "lost": sum(w["lost"] for w in best)}
+    return merged, len(best) - 1
 
 
 def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
@@ -51,7 +73,8 @@ def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
             assert all(w["lost"] == 1 for w in windows), \
                 f"{test}: outages where none was injected ({truth}): {windows}"
             continue
-        longest = max(windows, key=lambda w: w["duration"])
+        longest, bridged = outage(windows)
+        assert bridged <= RIDERS, (test, truth, windows)
         assert abs(longest["start"] - began) <= TOLERANCE, (test, truth, longest)
         assert abs(longest["end"] - ended) <= TOLERANCE, (test, truth, longest)
         assert abs(longest["duration"] - (ended - began)) <= TOLERANCE, (test, truth, longest)
