@@ -18,6 +18,7 @@ import time
 from packetwalk.lab import faults
 from tests.suiterun import run_suites
 
+FAULT = "udp-lossy"
 ATTEMPTS = 20
 # Binomial(20, 0.5): P(k < 3 or k > 17) is about 4 in 10,000 per cell.
 LIKELY = range(3, 18)
@@ -25,7 +26,7 @@ LOWEST = ("test_pod_ip[same-node-udp]", "test_pod_ip[cross-node-udp]")
 
 
 def test_a_lossy_pod_network_reads_flaky_with_its_count(lab, tmp_path):
-    faults.inject("udp-lossy")
+    faults.inject(FAULT)
     try:
         started = time.monotonic()
         run = run_suites(tmp_path, "suites/east_west", extra=(
