@@ -47,6 +47,12 @@ def family_of(address: str) -> str | None:
     return IPV4 if version == 4 else IPV6
 
 
+def host_cidr(address: str) -> str:
+    """One address as a host CIDR: /32, or /128 for IPv6 (ipBlocks, iptables' `-d`)."""
+    parsed = ipaddress.ip_address(address)
+    return f"{parsed}/{parsed.max_prefixlen}"
+
+
 def of_family(addresses: list[str] | tuple[str, ...], family: str | None) -> str | None:
     """The first of `addresses` in `family`; with no family, the first of all."""
     if family is None:

@@ -30,7 +30,7 @@ from packetwalk.cluster import API_TIMEOUT
 from packetwalk.diagnose.blocking import CROSS_NODE, SAME_NODE, Blocked, decide_baseline
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import CLUSTER_IP, NAME, POD_IP, Attempt
-from packetwalk.families import IPV4, RECORD_TYPES, family_of
+from packetwalk.families import IPV4, RECORD_TYPES, family_of, host_cidr
 from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.hops import (
     APPLY,
@@ -459,12 +459,6 @@ def enforced_record(record: ProbeRecord, seconds: float | None) -> ProbeRecord:
     words = f"policy enforced after {seconds:.1f} s"
     detail = f"{words}; {record.detail}" if record.detail else words
     return replace(record, enforced_after=seconds, detail=detail)
-
-
-def host_cidr(ip: str) -> str:
-    """One address as an ipBlock CIDR: /32, or /128 for IPv6."""
-    address = ipaddress.ip_address(ip)
-    return f"{address}/{address.max_prefixlen}"
 
 
 def covering(ips: list[str]) -> str:

@@ -9,7 +9,7 @@ and is stopped by a second one, which prints the decoded packets and the
 pcap in base64 (the exec stream carries text). Decisions are in packets.py.
 
 The capture is in the family of the address the probe dialed (an IPv6 twin's:
-IPv6): the client's and the servers' addresses in it, `host ADDR` as the filter,
+IPv6): the client's and the servers' addresses in it, `ip host` or `ip6 host` as the filter,
 and the Service evidence from that family's tables (ip6tables-save, the `ip6`
 kube-proxy table, conntrack -f ipv6).
 """
@@ -137,7 +137,7 @@ def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str) ->
 def capture_filter(address: str) -> str:
     """tcpdump's filter for the client's flows, in the address's family: `ip host` as
     IPv4 captures always had (no ARP in the packet budget), `ip6 host` for IPv6."""
-    return f"{'ip6' if ':' in address else 'ip'} host {address}"
+    return f"{'ip6' if family_of(address) == IPV6 else 'ip'} host {address}"
 
 
 def addresses(client: Pod, servers: list[Pod], family: str | None) -> tuple[str, list[tuple[Pod, str]]]:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from packetwalk.families import IPV6, family_of
+from packetwalk.families import IPV6, family_of, host_cidr
 
 NEVER_SENT = "client never sent the packet"
 NEVER_SEEN = "server never saw the packet"
@@ -216,7 +216,7 @@ def service_rules_summary(iptables: str, nft: str, ip: str, port: int, protocol:
     for an IPv6 ClusterIP from `ip6tables-save` (`-d ADDR/128`) and the `ip6` table."""
     where = f"{ip}:{port}/{protocol}"
     lines = iptables.splitlines()
-    host = f"{ip}/{128 if family_of(ip) == IPV6 else 32}"
+    host = host_cidr(ip)
     jump = re.compile(rf"^-A KUBE-SERVICES -d {re.escape(host)} -p {protocol}\b.*--dport {port}\b"
                       r".* -j (KUBE-SVC-\w+)")
     chains = [m.group(1) for line in lines for m in [jump.match(line)] if m]

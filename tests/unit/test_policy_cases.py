@@ -406,7 +406,7 @@ def test_a_family_whose_policies_block_nothing_is_polled_briefly_after_two_cases
 
 
 def test_ip_blocks_are_written_in_the_cases_family():
-    from packetwalk.policywalk import host_cidr
+    from packetwalk.families import host_cidr
 
     assert host_cidr("10.244.1.7") == "10.244.1.7/32" and host_cidr("fd10::1:7") == "fd10::1:7/128"
     walk = _unenforcing_walk(family="ipv6")
