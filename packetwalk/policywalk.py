@@ -15,10 +15,11 @@ the policy pods are ever selected, so the other tests are not disturbed either.
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from string import Template
 
 from kubernetes.client import ApiClient, CoreV1Api, NetworkingV1Api
@@ -49,22 +50,22 @@ from packetwalk.hops import (
 from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
 from packetwalk.options import DEFAULT_POLICY_TIMEOUT
 from packetwalk.probes import Observation, Prober, Target
-from packetwalk.records import ProbeRecord
+from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
 from packetwalk.walk import HopBlocked, HopFailure, concurrently, evidence, shown
 from packetwalk.workloads import MANIFESTS, create, policy_objects
 
 CONVERGE_TIMEOUT = DEFAULT_POLICY_TIMEOUT  # seconds a policy change may take (--policy-timeout)
-# Once a lane's baseline (no policy at all) has failed in a run, what the lane's
-# cells stand on is broken: the lane's later baselines are polled this long, not
-# CONVERGE_TIMEOUT. Waiting 20 s per case for a network that was already seen
-# broken made a run under cross-node faults take minutes (25 cases, 20 s each).
-BLOCKED_BASELINE_TIMEOUT = 4
 # Once two cases of a family have seen their policies block nothing they should (no
 # enforcement in that family at all: kube-router v2.1.0 polices no IPv6 on the
 # dual-stack lab), the family's later cases are polled this long, not 20 s each.
 UNENFORCED_TIMEOUT = 4
+# Once a lane's baseline (no policy at all) has failed in a run, what the lane's cells
+# stand on is broken: a later baseline of the lane whose blocked cell no longer fails
+# the same way is polled this long, not the whole --policy-timeout. (One that still
+# fails it is blocked at once: LaneBlock.)
+BLOCKED_BASELINE_TIMEOUT = 4
 UNENFORCED_CASES = 2
 POLL_INTERVAL = 0.25
 # A blocked TCP cell is decided by the first definite answer (kube-router rejects:
@@ -78,12 +79,49 @@ MERGE_PATCH = "application/merge-patch+json"
 REMOVED = "after removing the policies"
 
 
+@dataclass(frozen=True)
+class LaneBlock:
+    """A lane's baseline seen blocked: the case, the cell narrowed, in which family,
+    and what blocked it. The fixture hands it between the run's workers as one JSON
+    line in the lane's marker file (to_json, from_json)."""
+
+    case: str
+    cell: tuple[str, str, str]  # Cell.path: source, target, port
+    family: str | None
+    blocked: Blocked
+    cls: str  # how the cell failed (a later case is blocked at once only by the same)
+    # The narrowing's conclusion and bisection (none without the diagnosis): each
+    # later case's report carries them, saying where they were seen.
+    verdict: str = ""
+    bisection: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        b = self.blocked
+        return json.dumps({"case": self.case, "cell": list(self.cell), "family": self.family,
+                           "hop": b.hop.name, "placement": b.placement, "protocol": b.protocol,
+                           "shown": b.shown, "blocked_family": b.family, "cls": self.cls,
+                           "verdict": self.verdict, "bisection": list(self.bisection)})
+
+    @staticmethod
+    def from_json(text: str) -> LaneBlock | None:
+        """None for anything but a whole record (the file is replaced whole, never
+        appended, so this is a marker from another version, or none)."""
+        try:
+            d = json.loads(text)
+            return LaneBlock(d["case"], tuple(d["cell"]), d["family"],
+                             Blocked(HOPS[d["hop"]], d["placement"], d["protocol"], d["shown"],
+                                     d["blocked_family"]), d["cls"], d["verdict"],
+                             tuple(d["bisection"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
 class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
                  diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1,
-                 baseline_timeout: float | None = None,
-                 on_blocked: Callable[[], None] | None = None, family: str | None = None,
+                 lane_block: LaneBlock | None = None,
+                 on_blocked: Callable[[LaneBlock], None] | None = None, family: str | None = None,
                  family_in_id: bool = False,
                  on_unenforced: Callable[[str], None] | None = None, unenforced: bool = False):
         self.api, self.inventory, self.prober = api, inventory, prober
@@ -91,9 +129,11 @@ class PolicyWalk:
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
-        # How long a baseline is polled (shorter once the lane's was blocked), and
-        # what to call when this case's baseline is: the fixture remembers it per lane.
-        self.baseline_timeout = timeout if baseline_timeout is None else baseline_timeout
+        # The lane's baseline was blocked in an earlier case of the run (the fixture
+        # keeps it per lane, for every worker): this case's baseline is one round of
+        # probes, not a poll, and the same failing cell is not narrowed again (LaneBlock).
+        # `on_blocked` is told when this case's baseline is blocked.
+        self.lane_block = lane_block
         self.on_blocked = on_blocked
         # Called with the case's name when its policies blocked none of the cells they
         # should; `unenforced`: earlier cases of this family did (UNENFORCED_TIMEOUT).
@@ -351,14 +391,29 @@ class PolicyWalk:
                 return True
             return False
 
-        try:
-            wait_for(f"policy case {case} {phase}", holds,
-                     timeout=self.baseline_timeout if phase == BASELINE else self.timeout,
-                     interval=POLL_INTERVAL)
-        except WaitTimeout:
-            pass
+        # A lane already seen blocked: the cell it was blocked on is probed alone first.
+        # Failing as it did, the case is blocked at once. Polling it for seconds, then
+        # more attempts, then narrowing the same cell again, cost each later case ~9 s
+        # (25 cases under a cross-node fault: minutes). Anything else (the cell answers,
+        # or fails otherwise: the lane's previous case's policies may still be in force
+        # for a moment after their removal) is polled, briefly.
+        blocked_lane = phase == BASELINE and self.lane_block is not None
+        known = self._known_cell(cells) if blocked_lane else None
+        still = False
+        if known is not None:
+            last[known] = self.probe(known)
+            still = last[known].cls == self.lane_block.cls
+            if still:
+                cells = (known,)  # the case's other cells add nothing to "blocked"
+        if not still:
+            try:
+                wait_for(f"policy case {case} {phase}", holds,
+                         timeout=min(BLOCKED_BASELINE_TIMEOUT, self.timeout) if blocked_lane
+                         else self.timeout, interval=POLL_INTERVAL)
+            except WaitTimeout:
+                pass
         enforced = round(held[0] - since, 2) if held and since is not None else None
-        if not judged[0]:
+        if not judged[0] and not still:
             last = self.attempted(cells, last)
         words: dict[Cell, str] = {}
         for cell in cells:
@@ -370,9 +425,7 @@ class PolicyWalk:
             self._record(enforced_record(record, enforced))
         wrong = [cell for cell in cells if not _matches(cell, last[cell])]
         if wrong and phase == BASELINE:
-            if self.on_blocked is not None:
-                self.on_blocked()
-            raise HopBlocked(self._blocked(wrong, last))
+            raise HopBlocked(self._blocked(case, wrong, last))
         blocked = {cell for cell in cells if cell.expect == "blocked"}
         if wrong and blocked and set(wrong) == blocked and self.on_unenforced is not None:
             self.on_unenforced(case)
@@ -383,19 +436,42 @@ class PolicyWalk:
                 message += "\n" + "\n".join(diagnosis.lines())
             raise HopFailure(message)
 
-    def _blocked(self, wrong: list[Cell], last: dict[Cell, Observation]) -> Blocked:
+    def _known_cell(self, cells: tuple[Cell, ...]) -> Cell | None:
+        """The cell among `cells` that the lane's earlier blocked case narrowed, in this
+        case's family, or None."""
+        known = self.lane_block
+        if known is None or known.family != self.family:
+            return None
+        return next((cell for cell in cells if cell.path == known.cell), None)
+
+    def _blocked(self, case: str, wrong: list[Cell], last: dict[Cell, Observation]) -> Blocked:
         """Cells failing with no policy at all: what they stand on fails, not policy.
         The cell of the lowest kind (pod IP, then ClusterIP, then name) is narrowed
-        down and names what blocks the case."""
+        down and names what blocks the case, unless an earlier case of the lane
+        narrowed that very cell in this family: its finding stands, with this case's
+        own failed probe beside it."""
         cell = min(wrong, key=lambda c: CELL_KINDS.index(cell_kind(c)))
+        known = self.lane_block
+        if self._known_cell((cell,)) is not None and last[cell].cls == known.cls:
+            again = (f"narrowed in case {known.case}, this case's own probe of that cell: "
+                     f"{last[cell].cls}")
+            if self.diagnoser is not None and known.verdict:
+                self.diagnoser.note(DiagnosisRecord(known.verdict, (*known.bisection, again)))
+            return replace(known.blocked, shown=f"{known.blocked.shown}; {again}")
         attempt = self.attempt(cell)
-        findings = None
+        diagnosis = None
         if self.diagnoser is not None:
-            findings = self.diagnoser.diagnose(attempt, last[cell]).findings
+            diagnosis = self.diagnoser.diagnose(attempt, last[cell])
         src, to = self.pod(cell.source), self.target_pod(cell.target)
         placement = SAME_NODE if src.node == to.node else CROSS_NODE
-        return decide_baseline(HOP, findings, cell_kind(cell), placement, attempt.to.protocol,
-                               f"{cell.source} -> {cell.target}:{cell.port}")
+        blocked = decide_baseline(HOP, diagnosis.findings if diagnosis else None, cell_kind(cell),
+                                  placement, attempt.to.protocol,
+                                  f"{cell.source} -> {cell.target}:{cell.port}")
+        if self.on_blocked is not None:
+            self.on_blocked(LaneBlock(case, cell.path, self.family, blocked, last[cell].cls,
+                                      diagnosis.verdict if diagnosis else "",
+                                      tuple(diagnosis.bisection) if diagnosis else ()))
+        return blocked
 
     def _diagnose(self, diagnoser: Diagnoser, cell: Cell, seen: Observation) -> Diagnosis:
         """A cell wrong while policies stand: which policies select the pods decides;

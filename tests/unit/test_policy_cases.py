@@ -27,7 +27,7 @@ from packetwalk.hops import (
 from packetwalk.inventory import LANE_LABEL, POLICY, POLICY_LANES, policy_pod_name
 from packetwalk.placement import Node
 from packetwalk.policywalk import covering, enforced_record, label_edit, truth_table
-from packetwalk.probes import Observation
+from packetwalk.probes import ExecResult, Observation
 from packetwalk.records import ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.workloads import MANIFESTS, plan, policy_objects
@@ -242,27 +242,42 @@ def test_cells_make_their_other_attempts_at_once_unless_a_refusal_settled_them()
                                     "[flaky:"]
 
 
-def test_a_lane_seen_blocked_polls_its_next_baseline_briefly_and_says_so():
+TIMED_OUT = (ExecResult(28, "", "curl: (28) Connection timed out after 2001 ms", 2.0),
+             ExecResult(0, "124 2000000\n" * 2, "", 2.0))  # the 2 more attempts at once
+
+
+def _lane_walk(answers=TIMED_OUT, **kwargs):
+    """A lane's walk whose curl probes get answers[0] and whose attempts script gets
+    answers[1] (by default the path under the lane is down: every ask times out).
+    Returns the walk and the execs it made."""
     from packetwalk.inventory import Inventory, Pod
-    from packetwalk.policywalk import BASELINE, BLOCKED_BASELINE_TIMEOUT, PolicyWalk
-    from packetwalk.probes import ExecResult, Prober
-    from packetwalk.walk import HopBlocked
+    from packetwalk.policywalk import PolicyWalk
+    from packetwalk.probes import Prober
 
     pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
                                             node, ip, 8080)
             for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
                                    ("server", "pw-worker2", "10.244.2.9"))}
+    execs = []
 
-    def fake_exec(src, command, timeout):  # the path under the lane is down: every ask times out
-        if command[0] == "curl":
-            return ExecResult(28, "", "curl: (28) Connection timed out after 2001 ms", 2.0)
-        return ExecResult(0, "124 2000000\n", "", 2.0)
+    def fake_exec(src, command, timeout):
+        execs.append(command[0])
+        return answers[0] if command[0] == "curl" else answers[1]
 
     inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    return PolicyWalk(None, inventory, Prober(fake_exec), [].append, timeout=20, attempts=3,
+                      **kwargs), execs
+
+
+def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrowing():
+    from packetwalk import policywalk
+    from packetwalk.policywalk import BASELINE, LaneBlock
+    from packetwalk.walk import HopBlocked
+
+    cell = Cell("client-a", "pod-ip", "http", "open")
+    # The lane's first blocked case: polled (the full timeout), then marked.
     marked, waited = [], []
-    walk = PolicyWalk(None, inventory, Prober(fake_exec), [].append, timeout=20,
-                      baseline_timeout=BLOCKED_BASELINE_TIMEOUT, on_blocked=lambda: marked.append(1))
-    from packetwalk import policywalk  # the poll, shortened: only its timeout is looked at
+    first, _ = _lane_walk(on_blocked=marked.append)
     real = policywalk.wait_for
 
     def timed(what, probe, timeout, interval):
@@ -271,11 +286,54 @@ def test_a_lane_seen_blocked_polls_its_next_baseline_briefly_and_says_so():
 
     policywalk.wait_for = timed
     try:
-        with pytest.raises(HopBlocked):
-            walk._converge("c", BASELINE, (Cell("client-a", "pod-ip", "http", "open"),))
+        with pytest.raises(HopBlocked) as seen:
+            first._converge("first", BASELINE, (cell,))
     finally:
         policywalk.wait_for = real
-    assert waited == [BLOCKED_BASELINE_TIMEOUT] and marked == [1]
+    assert waited == [20] and len(marked) == 1
+    block = LaneBlock.from_json(marked[0].to_json())  # as the next worker reads it
+    assert block == marked[0] and block.case == "first" and block.cell == cell.path
+    # A later case of the lane: no poll, one probe (no more attempts), no narrowing,
+    # the first case's finding with this case's own probe beside it.
+    later, execs = _lane_walk(lane_block=block, on_blocked=marked.append)
+    policywalk.wait_for = lambda *a, **k: pytest.fail("a blocked lane's baseline was polled")
+    try:
+        with pytest.raises(HopBlocked) as again:
+            later._converge("later", BASELINE, (cell,))
+    finally:
+        policywalk.wait_for = real
+    assert len(execs) == 1 and len(marked) == 1
+    assert again.value.blocked.hop == seen.value.blocked.hop
+    assert str(again.value).startswith(str(seen.value))
+    assert str(again.value).endswith("narrowed in case first, this case's own probe of that cell: TIMEOUT")
+    # With the diagnosis on, the later case's report carries the first case's
+    # narrowing, saying where it was seen.
+    from dataclasses import replace
+
+    class Notes(list):
+        note = list.append
+
+    notes = Notes()
+    narrowed = replace(block, verdict="pod network fails across nodes", bisection=("pod IP: TIMEOUT",))
+    with_notes, _ = _lane_walk(lane_block=LaneBlock.from_json(narrowed.to_json()), diagnoser=notes)
+    with pytest.raises(HopBlocked):
+        with_notes._converge("later", BASELINE, (cell,))
+    assert [(n.verdict, n.bisection) for n in notes] == [
+        ("pod network fails across nodes",
+         ("pod IP: TIMEOUT", "narrowed in case first, this case's own probe of that cell: TIMEOUT"))]
+    # The cell failing otherwise than it did (REFUSED, not TIMEOUT: the lane's previous
+    # case's policy still in force for a moment) is polled, briefly, and narrowed anew.
+    waited.clear()
+    other, _ = _lane_walk(lane_block=replace(block, cls="REFUSED"))
+    policywalk.wait_for = timed
+    try:
+        with pytest.raises(HopBlocked):
+            other._converge("other", BASELINE, (cell,))
+    finally:
+        policywalk.wait_for = real
+    assert waited == [policywalk.BLOCKED_BASELINE_TIMEOUT]
+    # A marker cut short, or of another version, is no marker.
+    assert LaneBlock.from_json('{"case": "fir') is None and LaneBlock.from_json("") is None
 
 
 def test_a_phase_holds_only_when_every_attempt_agrees_so_a_settling_enforcer_gets_more_time():
@@ -413,3 +471,21 @@ def test_ip_blocks_are_written_in_the_cases_family():
     assert walk._values("allow-ipblock-except-client-b") == {
         "CLIENTS_CIDR": "fd10::1:4/126", "CLIENT_B_HOST": "fd10::1:7/128"}
     assert _unenforcing_walk()._values("allow-ipblock-client-b-http") == {"CLIENT_B_HOST": "10.244.1.7/32"}
+
+
+def test_a_blocked_lane_whose_cell_answers_again_is_judged_as_usual():
+    """The lane's blocked cell answers now (a fault healed mid-run): the case's whole
+    baseline is probed and judged with its attempts, not declared blocked."""
+    from packetwalk.diagnose.blocking import Blocked
+    from packetwalk.hops import HOPS
+    from packetwalk.policywalk import BASELINE, LaneBlock
+
+    cell = Cell("client-a", "pod-ip", "http", "open")
+    block = LaneBlock("first", cell.path, None, Blocked(HOPS["pod_ip"], "cross-node", "tcp", "x"),
+                      "TIMEOUT")
+    walk, execs = _lane_walk((ExecResult(0, "policy-server", "", 0.01),
+                              ExecResult(0, "0 3000 policy-server\n0 2000 policy-server\n", "", 0.01)),
+                             lane_block=block)
+    walk._converge("later", BASELINE, (cell,))  # no HopBlocked
+    # The blocked cell alone, then the round, then its 2 more attempts in one exec.
+    assert execs == ["curl", "curl", "bash"], execs
