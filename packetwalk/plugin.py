@@ -31,7 +31,7 @@ from kubernetes.client.rest import ApiException
 
 from packetwalk import apiretry, records
 from packetwalk.cluster import ClusterError, Target, choose_target, connect, load_configuration
-from packetwalk.families import IPV4, Walked
+from packetwalk.families import IPV4, IPV6, Walked
 from packetwalk.families import walk as walk_families
 from packetwalk.hops import HOST_NETWORK, hop_of
 from packetwalk.hops import params as hop_params
@@ -338,7 +338,7 @@ class Controller:
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
                      exposure=options.exposure, host_network=host_network,
                      pool=options.pool, dual_stack=state.walked.suffixed,
-                     watch=options.during is not None),
+                     ipv6=IPV6 in state.walked.families, watch=options.during is not None),
                 state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)

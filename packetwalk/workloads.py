@@ -172,7 +172,7 @@ def _namespace(run: Run, name: str, role: str, tier: str) -> dict:
 def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
          pull_secret: bytes | None = None, debug_image: str | None = None, *,
          exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
-         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False,
+         pool: NodePool = DEFAULT_POOL, dual_stack: bool = False, ipv6: bool = False,
          watch: bool = False) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
     `dual_stack` (the cluster's pods get both families) makes every Service
@@ -180,6 +180,9 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     A and AAAA) where the cluster's Service CIDRs allow; a cluster that allows one
     family gives it one, and the other family's Service tests skip saying so.
     Single-stack, Services stay as they were (the cluster's default policy).
+    `ipv6` (the cluster's pods get IPv6, dual-stack or IPv6-only) makes the pods'
+    servers listen on IPv6 too (_listen_in_both_families); IPv4-only pods keep
+    listening on IPv4 alone, as they always did.
     `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
     `host_network` False plans no hostNetwork pod; `exposure` says whether a
     LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
@@ -215,7 +218,7 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     for _, obj in objects:
         if obj["kind"] == "Service" and dual_stack:
             obj["spec"]["ipFamilyPolicy"] = "PreferDualStack"
-        if obj["kind"] == "Pod" and dual_stack:
+        if obj["kind"] == "Pod" and (dual_stack or ipv6):
             _listen_in_both_families(obj)
         if obj["kind"] == "Pod":
             obj["spec"]["nodeSelector"] = pool.node_selector
@@ -231,10 +234,11 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
 
 
 def _listen_in_both_families(pod: dict) -> None:
-    """A dual-stack run: socat listens on IPv6 and takes IPv4 clients on the same socket
+    """Pods with IPv6: socat listens on IPv6 and takes IPv4 clients on the same socket
     (ipv6only=0; they show as ::ffff:a.b.c.d, which probes.host_of reads back as the
     IPv4 address), and netexec's UDP side binds each of the pod's IPs (status.podIPs,
-    comma-separated). Single-stack pods stay as they were: IPv4 only, status.podIP."""
+    comma-separated). On an IPv6-only cluster the TCP4 listener of old refused every
+    probe (readiness included). IPv4-only pods stay as they were: status.podIP."""
     for container in pod["spec"]["containers"]:
         container["command"] = [re.sub(r"TCP4-LISTEN:(\d+),", r"TCP6-LISTEN:\1,ipv6only=0,", part)
                                 for part in container["command"]]
