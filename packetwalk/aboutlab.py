@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 # The lab's state root; PACKETWALK_LAB_ROOT moves it (a cold-build benchmark
@@ -38,13 +38,14 @@ class LabNode:
 class LabInfo:
     kubeconfig: str
     cni: str
-    underlay: IPv4Network  # every node's InternalIP is in it
+    underlay: IPv4Network | IPv6Network  # every node's InternalIP is in it (IPv6-only lab: IPv6)
     outside_netns: str  # the outside world's namespace: the vantage point
     outside_host: str  # an HTTP server there answering /clientip
     outside_port: int
     nodes: tuple[LabNode, ...]
-    # The families the lab carries: ("ipv4",), or ("ipv4", "ipv6") for `lab up
-    # --ip-family dual`, whose outside host also has an IPv6 address (same port). An
+    # The families the lab carries: ("ipv4",), ("ipv4", "ipv6") for `lab up
+    # --ip-family dual`, whose outside host also has an IPv6 address (same port), or
+    # ("ipv6",) for `--ip-family ipv6`, whose outside_host is that IPv6 address too. An
     # IPv4 lab's file leaves both out, as before they existed; a file without them
     # is an IPv4 lab.
     ip_families: tuple[str, ...] = ("ipv4",)
@@ -76,7 +77,7 @@ def parse(text: str) -> LabInfo:
     try:
         return LabInfo(
             kubeconfig=str(data["kubeconfig"]), cni=str(data["cni"]),
-            underlay=IPv4Network(data["underlay"]), outside_netns=str(data["outside_netns"]),
+            underlay=ip_network(data["underlay"]), outside_netns=str(data["outside_netns"]),
             outside_host=str(data["outside_host"]), outside_port=int(data["outside_port"]),
             nodes=tuple(LabNode(str(n["name"]), str(n["netns"]), str(n["cni_conf_dir"]))
                         for n in data["nodes"]),

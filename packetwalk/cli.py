@@ -24,8 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--proxy-mode", default="iptables", metavar="MODE",
                     help="kube-proxy's mode: iptables or nftables (default iptables)")
     up.add_argument("--ip-family", default="ipv4", metavar="FAMILY",
-                    help="ipv4 (default: the lab as it always was) or dual (IPv4 and IPv6 "
-                         "everywhere, bridge CNI only so far; docs/ipv6.md)")
+                    help="ipv4 (default: the lab as it always was), dual (IPv4 and IPv6 "
+                         "everywhere) or ipv6 (a single-stack IPv6 cluster); dual and ipv6 on "
+                         "the bridge CNI only so far (docs/ipv6.md)")
     verbs.add_parser("down", help="stop everything and leave the host as it was")
     verbs.add_parser("status", help="nodes, components and versions")
     verbs.add_parser("kubeconfig", help="print the admin kubeconfig's path")

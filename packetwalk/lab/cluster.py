@@ -130,7 +130,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
         net.start(state, n)
     _addons(ip_family)
     _outside_server(state)
-    _wait_healthy(lab_nodes)
+    _wait_healthy(lab_nodes, ip_family)
     # An agent that refused its flags and exited (kube-router does, after a second)
     # leaves every node Ready: a lab is up only when every process it started runs.
     if found := dead(state):
@@ -178,8 +178,8 @@ def upgrade(spec: str, vxlan_port: int | None = None, only: list[str] | None = N
 
 
 def check_cni_family(net: Cni, family: str) -> None:
-    """Dual-stack is built for some CNIs only (bridge so far): the others refuse it
-    in one line, before anything is touched."""
+    """Dual-stack and IPv6-only are built for some CNIs only (bridge so far): the
+    others refuse them in one line, before anything is touched."""
     if family not in net.ip_families:
         built = [n for n in cni_names() if family in cni_named(n).ip_families]
         raise LabError(f"--ip-family {family}: built for the {', '.join(built)} CNI only so far, "
@@ -204,17 +204,17 @@ def _refuse_switch(state: State, wanted: str, proxy_mode: str = components.DEFAU
 
 
 def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, Path], log: Log) -> None:
-    pki.ensure()
-    paths.KUBECONFIG.write_text(pki.kubeconfig(f"https://{t.API_SERVER_IP}:{t.API_PORT}"))
     family = state.ip_family
-    network.make_bridge(family)  # dual-stack: the host's IPv6 blackholes first
+    pki.ensure(family)
+    paths.KUBECONFIG.write_text(pki.kubeconfig(components.api_server_url(family)))
+    network.make_bridge(family)  # dual-stack, IPv6-only: the host's IPv6 blackholes first
     network.host_routes(family)
     network.make_outside(family)
     for n in lab_nodes:
         d = paths.node_dir(n.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "containerd.toml").write_text(components.containerd_config(n))
-        (d / "kubelet.yaml").write_text(components.kubelet_config(n))
+        (d / "kubelet.yaml").write_text(components.kubelet_config(n, family))
         (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode, family))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
         network.make_node(n, family)
@@ -286,10 +286,21 @@ def pod_cidrs6() -> dict[str, str]:
     return ipv6_pod_cidrs(json.loads(kubectl("get", "nodes", "-o", "json"))["items"])
 
 
+def check_pod_cidrs(cidrs: dict[str, str], family: str) -> None:
+    """An IPv6-only lab's nodes must each have an IPv6 pod CIDR (spec.podCIDR), or the
+    CNI would be given IPv4 ranges: one line naming the nodes."""
+    wrong = sorted(name for name, c in cidrs.items() if t.ipv6_only(family) and ":" not in c)
+    if wrong:
+        raise LabError(f"no IPv6 pod CIDR on {', '.join(wrong)}: the controller-manager gave "
+                       "IPv4 in an IPv6-only lab (its --cluster-cidr?)")
+
+
 def _pod_networks(net: Cni, lab_nodes: list[t.Node], family: str = t.DEFAULT_IP_FAMILY) -> dict[str, str]:
     """The CNI config per node, from the CIDR the controller-manager gave it, and
-    what joins the nodes' pod networks (dual-stack: its IPv6 CIDR too)."""
+    what joins the nodes' pod networks (dual-stack: its IPv6 CIDR too; IPv6-only:
+    the node's one pod CIDR is IPv6, and the CNI is given it as it is)."""
     cidrs = pod_cidrs()
+    check_pod_cidrs(cidrs, family)
     if not t.dual(family):
         for n in lab_nodes:
             net.configure_node(n, cidrs[n.name])
@@ -308,7 +319,7 @@ def _pod_networks(net: Cni, lab_nodes: list[t.Node], family: str = t.DEFAULT_IP_
 
 def _addons(family: str = t.DEFAULT_IP_FAMILY) -> None:
     manifest = paths.LAB_MANIFESTS / "coredns.yaml"
-    if not t.dual(family):
+    if not t.has_ipv6(family):
         kubectl("apply", "-f", str(manifest))
         return
     kubectl("apply", "-f", "-", stdin=components.coredns_manifest(manifest.read_text(), family))
@@ -316,7 +327,7 @@ def _addons(family: str = t.DEFAULT_IP_FAMILY) -> None:
 
 def _outside_server(state: State) -> None:
     """The outside world's one host, unprivileged: every path answers the source it sees
-    (dual-stack: a second server answers on [::]:80)."""
+    (dual-stack, IPv6-only: a second server answers on [::]:80)."""
     network.sysctl(t.OUTSIDE_NS, *outside.UNPRIVILEGED_PORT_SYSCTL)
     for name, argv in outside.servers(state.ip_family):
         p = start(state, t.OUTSIDE_NS, name, argv, netns_only=True)
@@ -342,11 +353,21 @@ def _nodes_ready() -> bool:
         for i in items)
 
 
-def dns_answers(node: str) -> bool:
+def dns_question(family: str = t.DEFAULT_IP_FAMILY) -> tuple[list[str], str]:
+    """(dig's argv, the answer it must give): the kubernetes Service's address, asked of
+    the kube-dns Service. IPv6-only: AAAA, of the IPv6 DNS Service. A dual lab asks
+    in IPv4 only (docs/ipv6.md: its IPv6 Service path is not part of its health)."""
+    six = t.ipv6_only(family)
+    server, want = (t.DNS_SERVICE_IP6, t.KUBERNETES_SERVICE_IP6) if six else (
+        t.DNS_SERVICE_IP, t.KUBERNETES_SERVICE_IP)
+    return (["dig", "+short", "+time=2", "+tries=1", *(["AAAA"] if six else []), f"@{server}",
+             f"kubernetes.default.svc.{t.CLUSTER_DOMAIN}"], str(want))
+
+
+def dns_answers(node: str, family: str = t.DEFAULT_IP_FAMILY) -> bool:
     """CoreDNS answers through the kube-dns Service, as seen from a node."""
-    out = run(in_netns(node) + ["dig", "+short", "+time=2", "+tries=1",
-               f"@{t.DNS_SERVICE_IP}", f"kubernetes.default.svc.{t.CLUSTER_DOMAIN}"], "dig", check=False)
-    return out.strip() == str(t.KUBERNETES_SERVICE_IP)
+    argv, want = dns_question(family)
+    return run(in_netns(node) + argv, "dig", check=False).strip() == want
 
 
 def dns_replicas_unready() -> str:
@@ -360,10 +381,10 @@ def dns_replicas_unready() -> str:
     return "" if ready >= want else f"CoreDNS has {ready} of {want} replicas Ready"
 
 
-def _wait_healthy(lab_nodes: list[t.Node]) -> None:
+def _wait_healthy(lab_nodes: list[t.Node], family: str = t.DEFAULT_IP_FAMILY) -> None:
     wait_for("every node to be Ready", _quietly(_nodes_ready), 120, 2)
     wait_for("CoreDNS to answer through the kube-dns Service",
-             _quietly(lambda: all(dns_answers(n.name) for n in lab_nodes)), 120, 2)
+             _quietly(lambda: all(dns_answers(n.name, family) for n in lab_nodes)), 120, 2)
     wait_for("every CoreDNS replica to be Ready", _quietly(lambda: not dns_replicas_unready()), 120, 2)
 
 
@@ -379,7 +400,7 @@ def problems(state: State) -> list[str]:
         if unready := dns_replicas_unready():
             found.append(unready)
         found += [f"DNS through the kube-dns Service fails from {n.name}"
-                  for n in node_list(state.workers) if not dns_answers(n.name)]
+                  for n in node_list(state.workers) if not dns_answers(n.name, state.ip_family)]
     except (LabError, subprocess.SubprocessError, OSError, ValueError) as e:
         found.append(f"the API server does not answer: {e}")
     return found
@@ -467,14 +488,25 @@ def cni_line(name: str) -> str:
     return f"CNI: {name}" + (f" ({extra})" if extra else "")
 
 
+def families_line(family: str) -> list[str]:
+    """`lab status`'s line on the IP families (none on an IPv4 lab, as before)."""
+    if t.dual(family):
+        return [(f"IP families: dual-stack (IPv4 primary; IPv6 pods in {t.POD_CIDR6}, "
+                 f"Services in {t.SERVICE_CIDR6})")]
+    if t.ipv6_only(family):
+        return [(f"IP families: IPv6 only (pods in {t.POD_CIDR6}, Services in {t.SERVICE_CIDR6}, "
+                 f"API server {components.api_server_url(family)}; the underlay keeps its IPv4, "
+                 "which no pod, Service or InternalIP uses)")]
+    return []
+
+
 def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
               f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
-             *([(f"IP families: dual-stack (IPv4 primary; IPv6 pods in {t.POD_CIDR6}, "
-                 f"Services in {t.SERVICE_CIDR6})")] if t.dual(state.ip_family) else []),
+             *families_line(state.ip_family),
              "", "components:"]
     for p in state.procs:
         lines.append(f"  {p.node:18} {p.name:24} pid {p.pid:<8} {'running' if alive(p) else 'DEAD'}")

@@ -40,32 +40,55 @@ def etcd(node: t.Node) -> list[str]:
 
 
 def check_ip_family(family: str) -> str:
-    if family == "ipv6":
-        raise LabError("--ip-family ipv6: not built yet; dual or ipv4")
     if family not in t.IP_FAMILIES:
-        raise LabError(f"--ip-family {family}: dual or ipv4")
+        raise LabError(f"--ip-family {family}: ipv4, dual or ipv6")
     return family
+
+
+def per_family(family: str, ipv4: object, ipv6: object) -> str:
+    """What a flag names in a lab of this family: the IPv4 value, the IPv6 one, or
+    both (dual-stack: IPv4 first, the primary family)."""
+    return ",".join(str(v) for v, on in ((ipv4, t.has_ipv4(family)), (ipv6, t.has_ipv6(family))) if on)
 
 
 def service_cidrs(family: str = t.DEFAULT_IP_FAMILY) -> str:
     """--service-cluster-ip-range: dual-stack names both ranges, IPv4 first (the
-    primary family: the kubernetes Service and DNS keep their IPv4 ClusterIPs)."""
-    return f"{t.SERVICE_CIDR},{t.SERVICE_CIDR6}" if t.dual(family) else str(t.SERVICE_CIDR)
+    primary family: the kubernetes Service and DNS keep their IPv4 ClusterIPs);
+    IPv6-only, the IPv6 range alone."""
+    return per_family(family, t.SERVICE_CIDR, t.SERVICE_CIDR6)
 
 
 def pod_cidrs(family: str = t.DEFAULT_IP_FAMILY) -> str:
     """--cluster-cidr (controller-manager) and clusterCIDR (kube-proxy), IPv4 first."""
-    return f"{t.POD_CIDR},{t.POD_CIDR6}" if t.dual(family) else str(t.POD_CIDR)
+    return per_family(family, t.POD_CIDR, t.POD_CIDR6)
+
+
+def api_server_ip(family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """The address the API server advertises and the kubeconfig names. IPv6-only: its
+    IPv6 one, as a real IPv6-only cluster's, and not a choice: kube-apiserver refuses
+    an advertise address outside the primary Service family ("service IP family ...
+    must match public address family", cmd/kube-apiserver/app/options/validation.go)."""
+    return str(t.API_SERVER_IP6 if t.ipv6_only(family) else t.API_SERVER_IP)
+
+
+def api_server_url(family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """The kubeconfig's server: an IPv6 literal in brackets."""
+    host = api_server_ip(family)
+    return f"https://{f'[{host}]' if ':' in host else host}:{t.API_PORT}"
 
 
 def kube_apiserver(node: t.Node, admission_config: str | None = None,
                    family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
     """admission_config: an AdmissionConfiguration file (lab up --pod-security).
-    The API server stays on the node's IPv4 address in a dual-stack lab."""
+    The API server stays on the node's IPv4 address in a dual-stack lab. IPv6-only,
+    it advertises the node's IPv6 (api_server_ip) and binds "::", which on Linux
+    takes IPv4 too: the kubeconfig, the kubernetes Service's endpoint and every
+    component dial the IPv6 address."""
     extra = [f"--admission-control-config-file={admission_config}"] if admission_config else []
+    advertise, bind = (node.ip6, "::") if t.ipv6_only(family) else (node.ip, "0.0.0.0")
     return [
         str(BIN / "kube"), "kube-apiserver",
-        f"--advertise-address={node.ip}", "--bind-address=0.0.0.0", f"--secure-port={t.API_PORT}",
+        f"--advertise-address={advertise}", f"--bind-address={bind}", f"--secure-port={t.API_PORT}",
         "--etcd-servers=http://127.0.0.1:2379",
         f"--service-cluster-ip-range={service_cidrs(family)}",
         "--allow-privileged=true", "--authorization-mode=Node,RBAC",
@@ -81,9 +104,11 @@ def kube_apiserver(node: t.Node, admission_config: str | None = None,
 
 
 def kube_controller_manager(family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
-    # Dual-stack needs a mask per family: the single --node-cidr-mask-size is single-stack only.
-    masks = ([f"--node-cidr-mask-size-ipv4={POD_PREFIX}", f"--node-cidr-mask-size-ipv6={t.NODE_POD_PREFIX6}"]
-             if t.dual(family) else [f"--node-cidr-mask-size={POD_PREFIX}"])
+    # Dual-stack needs a mask per family: the single --node-cidr-mask-size is single-stack
+    # only. Single-stack IPv6 takes --node-cidr-mask-size-ipv6 alone (the -ipv4 one is
+    # refused there: setNodeCIDRMaskSizes, cmd/kube-controller-manager/app/core.go).
+    v4, v6 = f"--node-cidr-mask-size-ipv4={POD_PREFIX}", f"--node-cidr-mask-size-ipv6={t.NODE_POD_PREFIX6}"
+    masks = [v4, v6] if t.dual(family) else [v6] if t.ipv6_only(family) else [f"--node-cidr-mask-size={POD_PREFIX}"]
     return [
         str(BIN / "kube"), "kube-controller-manager", f"--kubeconfig={admin_kubeconfig()}",
         f"--authentication-kubeconfig={admin_kubeconfig()}", f"--authorization-kubeconfig={admin_kubeconfig()}",
@@ -135,7 +160,11 @@ def containerd_socket(node: t.Node) -> str:
     return str(paths.node_dir(node.name) / "root/run/containerd/containerd.sock")
 
 
-def kubelet_config(node: t.Node) -> str:
+def kubelet_config(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> str:
+    """IPv6-only: the kubelet serves on the node's IPv6 (the API server dials its
+    InternalIP) and pods get the IPv6 DNS Service as their nameserver."""
+    six = t.ipv6_only(family)
+    address, dns = (node.ip6, t.DNS_SERVICE_IP6) if six else (node.ip, t.DNS_SERVICE_IP)
     taints = (
         "registerWithTaints:\n- key: node-role.kubernetes.io/control-plane\n  effect: NoSchedule\n"
         if node.control_plane else ""
@@ -147,13 +176,13 @@ authentication:
   webhook: {{enabled: true}}
   x509: {{clientCAFile: {pki('ca.crt')}}}
 authorization: {{mode: Webhook}}
-address: {node.ip}
+address: {address}
 cgroupDriver: cgroupfs
 cgroupRoot: /packetwalk/{node.name}
 failCgroupV1: false
 failSwapOn: false
 clusterDomain: {t.CLUSTER_DOMAIN}
-clusterDNS: [{t.DNS_SERVICE_IP}]
+clusterDNS: [{dns}]
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 resolvConf: {paths.node_dir(node.name) / 'resolv.conf'}
 serializeImagePulls: false
@@ -168,11 +197,11 @@ healthzBindAddress: 127.0.0.1
 def kubelet(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> list[str]:
     # A dual-stack node lists both InternalIPs only when --node-ip names both; its
     # hostNetwork pods then get both podIPs (the suite's pod<->node twins need them).
-    node_ip = f"{node.ip},{node.ip6}" if t.dual(family) else str(node.ip)
+    # IPv6-only: the IPv6 alone, so the node's one InternalIP is IPv6.
     return [
         str(BIN / "kube"), "kubelet", f"--config={paths.node_dir(node.name) / 'kubelet.yaml'}",
         f"--kubeconfig={admin_kubeconfig()}", f"--hostname-override={node.name}",
-        f"--node-ip={node_ip}", "--v=1",
+        f"--node-ip={per_family(family, node.ip, node.ip6)}", "--v=1",
     ]
 
 
@@ -189,11 +218,17 @@ def check_proxy_mode(mode: str) -> str:
 def kube_proxy_config(node: t.Node, mode: str = DEFAULT_PROXY_MODE,
                       family: str = t.DEFAULT_IP_FAMILY) -> str:
     # metricsBindAddress also serves /proxyMode: how the cluster's facts learn the mode.
+    # IPv6-only: bindAddress names the node's IPv6, which makes IPv6 kube-proxy's primary
+    # family without waiting for the Node object (detectNodeIPs, cmd/kube-proxy/app/
+    # server.go; it binds nothing to it). healthz and metrics stay on IPv4 wildcards
+    # and loopback: the lab's own probes (restart.py, netstatus.py) ask 127.0.0.1, and
+    # kube-proxy, able to run both families here, does not refuse them.
+    bind = f"bindAddress: {node.ip6}\n" if t.ipv6_only(family) else ""
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {admin_kubeconfig()}}}
 hostnameOverride: {node.name}
-mode: {check_proxy_mode(mode)}
+{bind}mode: {check_proxy_mode(mode)}
 clusterCIDR: {pod_cidrs(family)}
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: 127.0.0.1:10249
@@ -213,13 +248,18 @@ DNS_CLUSTER_IP_LINE = f"  clusterIP: {t.DNS_SERVICE_IP}\n"
 def coredns_manifest(text: str, family: str = t.DEFAULT_IP_FAMILY) -> str:
     """manifests/lab/coredns.yaml for the lab's family. Dual-stack: the kube-dns Service
     RequireDualStack with a ClusterIP in each family (IPv4 first, so clusterDNS and
-    every pod's resolv.conf keep 10.96.0.10). CoreDNS itself listens on both already."""
-    if not t.dual(family):
+    every pod's resolv.conf keep 10.96.0.10). IPv6-only: SingleStack [IPv6] at
+    fd10:0:0:9600::a, the kubelets' clusterDNS. CoreDNS itself listens on every
+    address of its pod already (`.:53`), IPv6 included."""
+    if not t.has_ipv6(family):
         return text
     if text.count(DNS_CLUSTER_IP_LINE) != 1:
-        raise LabError(f"coredns.yaml: expected one line {DNS_CLUSTER_IP_LINE.strip()!r} to make dual-stack")
+        raise LabError(f"coredns.yaml: expected one line {DNS_CLUSTER_IP_LINE.strip()!r} "
+                       f"to make it {family}")
+    ips = per_family(family, t.DNS_SERVICE_IP, t.DNS_SERVICE_IP6).split(",")
+    families = per_family(family, "IPv4", "IPv6").replace(",", ", ")
     return text.replace(DNS_CLUSTER_IP_LINE, (
-        "  ipFamilyPolicy: RequireDualStack\n"
-        "  ipFamilies: [IPv4, IPv6]\n"
-        f"  clusterIP: {t.DNS_SERVICE_IP}\n"
-        f"  clusterIPs: [{t.DNS_SERVICE_IP}, {t.DNS_SERVICE_IP6}]\n"))
+        f"  ipFamilyPolicy: {'RequireDualStack' if len(ips) > 1 else 'SingleStack'}\n"
+        f"  ipFamilies: [{families}]\n"
+        f"  clusterIP: {ips[0]}\n"
+        f"  clusterIPs: [{', '.join(ips)}]\n"))

@@ -59,7 +59,7 @@ def _dns_down(state: State, node: t.Node) -> None:
 def _dns_up(state: State, node: t.Node) -> None:
     cluster.kubectl("-n", "kube-system", "scale", "deployment/coredns", "--replicas=2")
     cluster.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=90s", timeout=100)
-    cluster.wait_for("CoreDNS to answer", lambda: cluster.dns_answers(node.name), 60)
+    cluster.wait_for("CoreDNS to answer", lambda: cluster.dns_answers(node.name, state.ip_family), 60)
 
 
 # ---------------------------------------------------------------- dns-policy
@@ -514,6 +514,20 @@ def _node(state: State, name: str | None) -> t.Node:
     raise LabError(f"no lab node named {name!r}; nodes: {', '.join(n.name for n in lab_nodes)}")
 
 
+# The faults an IPv6-only lab takes: those that break the same thing in any family.
+# The others are written for IPv4 (iptables rules on 10.244.0.0/16, ICMP
+# fragmentation-needed, kube-proxy's IPv4 chains, kube-router's iptables-restore) and
+# would break nothing there; they are refused rather than pass for injected.
+IPV6_ONLY_FAULTS = frozenset({"dns-down", "controller-manager-down", "scheduler-down",
+                              "cross-node-route", "hairpin-off", "policy-enforcer-down"})
+
+
+def check_family(name: str, family: str) -> None:
+    if t.ipv6_only(family) and name not in IPV6_ONLY_FAULTS:
+        raise LabError(f"fault {name}: not built for an IPv6-only lab yet; it takes "
+                       f"{', '.join(sorted(IPV6_ONLY_FAULTS))} (docs/ipv6.md)")
+
+
 def inject(name: str, node: str | None = None) -> str:
     state = load()
     if not state.procs:
@@ -525,6 +539,7 @@ def inject(name: str, node: str | None = None) -> str:
         raise LabError(f"fault {', '.join(state.faults)} is already active; `packetwalk lab heal` first")
     if name not in _cni(state).faults_supported:
         raise LabError(f"fault {name} does not apply to the {state.cni} CNI")
+    check_family(name, state.ip_family)
     fault = faults_for(_cni(state))[name]
     target = _node(state, node)
     if node is not None and not fault.per_node:

@@ -11,6 +11,11 @@ lab's more specific IPv6 routes exist, never forwards IPv6 (its forwarding
 sysctls are left as they are), and nothing in the lab accepts router
 advertisements. Each node's IPv6 default route leads to pw-outside, which has
 none.
+
+An IPv6-only lab (--ip-family ipv6) is built on exactly these wires: the same IPv4
+underlay and the same IPv6 beside it. Kubernetes then uses only the IPv6 (pods,
+Services and the nodes' InternalIPs); the IPv4 left on the underlay carries nothing
+of the cluster's.
 """
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -35,7 +40,7 @@ def sysctl(ns: str, key: str, value: str) -> None:
     run(in_netns(ns) + ["sysctl", "-qw", f"{key}={value}"], f"sysctl {key} in {ns}")
 
 
-# The host's IPv6 blackholes (dual-stack): every lab IPv6 range, and the outside world's.
+# The host's IPv6 blackholes (dual-stack, IPv6-only): every lab IPv6 range, and the outside world's.
 HOST_BLACKHOLES6 = (t.ULA, t.DOCUMENTATION6)
 
 
@@ -43,7 +48,7 @@ def make_bridge(family: str = t.DEFAULT_IP_FAMILY) -> None:
     if not Path(f"/sys/class/net/{t.BRIDGE}").exists():
         ip("link", "add", t.BRIDGE, "type", "bridge")
     ip("addr", "replace", f"{t.HOST_IP}/{t.UNDERLAY.prefixlen}", "dev", t.BRIDGE)
-    if t.dual(family):
+    if t.has_ipv6(family):
         # Blackholes before the first lab IPv6 address: from here on, a lab IPv6
         # destination that no more specific route takes dies in the host, never
         # reaching its IPv6 default route (the uplink).
@@ -78,13 +83,13 @@ def _plug6(ns: str, addr: str) -> None:
 
 def make_outside(family: str = t.DEFAULT_IP_FAMILY) -> None:
     """The simulated internet: one router namespace that owns 198.51.100.0/24
-    (and 2001:db8:100::/64 in a dual-stack lab)."""
+    (and 2001:db8:100::/64 in a dual-stack or IPv6-only lab)."""
     ns = t.OUTSIDE_NS
     _plug(ns, "pwv-out", f"{t.ROUTER_IP}/{t.UNDERLAY.prefixlen}")
     # No dummy interfaces in this kernel; a /32 on lo serves the same purpose.
     ip("addr", "replace", f"{t.OUTSIDE_HOST_IP}/32", "dev", "lo", ns=ns)
     sysctl(ns, "net.ipv4.ip_forward", "0")
-    if t.dual(family):
+    if t.has_ipv6(family):
         _plug6(ns, f"{t.ROUTER_IP6}/{t.UNDERLAY6.prefixlen}")
         ip("-6", "addr", "replace", f"{t.OUTSIDE_HOST_IP6}/128", "dev", "lo", "nodad", ns=ns)
         # As in IPv4: the outside answers, it forwards nothing, and has no default route.
@@ -98,7 +103,7 @@ def make_node(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> None:
     # Same-node Service traffic on the CNI bridge must pass through iptables.
     sysctl(node.name, "net.bridge.bridge-nf-call-iptables", "1")
     masquerade_to_outside(node.name)
-    if t.dual(family):
+    if t.has_ipv6(family):
         _plug6(node.name, f"{node.ip6}/{t.UNDERLAY6.prefixlen}")
         sysctl(node.name, "net.ipv6.conf.all.forwarding", "1")
         ip("-6", "route", "replace", "default", "via", str(t.ROUTER_IP6), ns=node.name)
@@ -128,7 +133,7 @@ def host_routes(family: str = t.DEFAULT_IP_FAMILY) -> None:
     for net in (t.POD_CIDR, t.SERVICE_CIDR):
         ip("route", "replace", "blackhole", str(net))
     ip("route", "replace", str(t.OUTSIDE), "via", str(t.ROUTER_IP))
-    if t.dual(family):
+    if t.has_ipv6(family):
         ip("-6", "route", "replace", str(t.OUTSIDE6), "via", str(t.ROUTER_IP6))
 
 
@@ -189,8 +194,8 @@ def teardown() -> None:
 
 
 def lab_routes6(shown: str) -> list[list[str]]:
-    """`ip` arguments deleting a dual-stack lab's IPv6 routes from the host, from what
-    `ip -6 route show` lists (read, not assumed: a lab whose state file was lost
+    """`ip` arguments deleting a dual-stack or IPv6-only lab's IPv6 routes from the
+    host, from what `ip -6 route show` lists (read, not assumed: a lab whose state file was lost
     comes down too; an IPv4 lab's host lists none). Only the lab's own: its
     blackholes, the outside /64 and pod /64s. The blackholes go last: no lab
     route is ever left without the blackhole behind it."""

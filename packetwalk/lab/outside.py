@@ -7,7 +7,7 @@ in the pw-outside network namespace and serves nothing else: no /shell, no
 every path as the override, but the rebuilt request has no RemoteAddr, so
 /clientip would answer an empty body.
 
-A dual-stack lab runs a second one on [::]:80, IPv6 only (the IPv4 server's
+A dual-stack or IPv6-only lab runs a second one on [::]:80, IPv6 only (the IPv4 server's
 answers stay "ip:port", not "::ffff:ip:port"), answering "[ip]:port" as agnhost's
 /clientip does for IPv6.
 """
@@ -16,7 +16,7 @@ from . import topology as t
 
 NOBODY = 65534
 PROC_NAME = "outside-http"  # its name in the lab state, and its log's
-PROC_NAME6 = "outside-http6"  # the IPv6 one (dual-stack)
+PROC_NAME6 = "outside-http6"  # the IPv6 one (dual-stack, IPv6-only)
 
 # Python's standard library only, passed as argv: the server reads no file of
 # ours (our tree need not be readable by nobody).
@@ -69,6 +69,6 @@ def server_argv(python: str = "python3", server: str = SERVER) -> list[str]:
 def servers(family: str = t.DEFAULT_IP_FAMILY) -> list[tuple[str, list[str]]]:
     """(process name, argv) of every server the outside host runs in a lab of this family."""
     found = [(PROC_NAME, server_argv())]
-    if t.dual(family):
+    if t.has_ipv6(family):
         found.append((PROC_NAME6, server_argv(server=SERVER6)))
     return found

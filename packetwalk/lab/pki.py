@@ -35,7 +35,23 @@ def _signed(name: str, subject: str, ext: str) -> None:
     )
 
 
-def ensure() -> None:
+def apiserver_sans(family: str = topology.DEFAULT_IP_FAMILY) -> list[str]:
+    """The API server certificate's names. IPv6-only adds its IPv6 address (what the
+    kubeconfig and every component dial) and the kubernetes Service's IPv6 ClusterIP
+    (what pods dial); the IPv4 names stay, as it also listens on IPv4."""
+    sans = [
+        "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+        f"DNS:kubernetes.default.svc.{topology.CLUSTER_DOMAIN}", "DNS:localhost",
+        f"IP:{topology.API_SERVER_IP}", f"IP:{topology.KUBERNETES_SERVICE_IP}", "IP:127.0.0.1",
+    ]
+    if topology.ipv6_only(family):
+        sans += [f"IP:{topology.API_SERVER_IP6}", f"IP:{topology.KUBERNETES_SERVICE_IP6}"]
+    return sans
+
+
+def ensure(family: str = topology.DEFAULT_IP_FAMILY) -> None:
+    """Made once per lab: the run directory that holds them goes with `down`, and
+    `up` of another family comes after a `down`."""
     d = paths.PKI_DIR
     if (d / "admin.crt").exists():
         return
@@ -46,14 +62,9 @@ def ensure() -> None:
         "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", str(d / "ca.crt"),
     )
-    sans = [
-        "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-        f"DNS:kubernetes.default.svc.{topology.CLUSTER_DOMAIN}", "DNS:localhost",
-        f"IP:{topology.API_SERVER_IP}", f"IP:{topology.KUBERNETES_SERVICE_IP}", "IP:127.0.0.1",
-    ]
     _signed(
         "apiserver", "/CN=kube-apiserver",
-        f"subjectAltName={','.join(sans)}\nextendedKeyUsage=serverAuth\n",
+        f"subjectAltName={','.join(apiserver_sans(family))}\nextendedKeyUsage=serverAuth\n",
     )
     _signed("admin", "/O=system:masters/CN=packetwalk-admin", "extendedKeyUsage=clientAuth\n")
     _key(d / "sa.key")

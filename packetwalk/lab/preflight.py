@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from . import cgroups
+from . import topology as t
 from .errors import LabError
 
 TOOLS = {
@@ -69,18 +70,20 @@ def port_free(netns: str, port: int) -> None:
 
 
 def ip_family(family: str, proc: Path = Path("/proc")) -> None:
-    """Dual-stack: IPv6 in the kernel, ip6tables (the nodes' masquerade, kube-proxy's
-    IPv6 proxier, kube-router's IPv6 policies) and br_netfilter's IPv6 hook."""
-    if family != "dual":
+    """Dual-stack and IPv6-only (the same wires): IPv6 in the kernel, ip6tables (the
+    nodes' masquerade, kube-proxy's IPv6 proxier, kube-router's IPv6 policies) and
+    br_netfilter's IPv6 hook."""
+    if not t.has_ipv6(family):
         return
+    asked = f"--ip-family {family}"
     if not (proc / "sys/net/ipv6").exists():
-        raise LabError("--ip-family dual: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing)")
+        raise LabError(f"{asked}: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing)")
     if (proc / "sys/net/ipv6/conf/default/disable_ipv6").read_text().strip() != "0":
-        raise LabError("--ip-family dual: IPv6 is disabled on new interfaces here "
+        raise LabError(f"{asked}: IPv6 is disabled on new interfaces here "
                        "(net.ipv6.conf.default.disable_ipv6 is not 0); pw-br0 could get no IPv6 address")
     missing = [tool for tool in ("ip6tables", "ip6tables-save", "ip6tables-restore") if shutil.which(tool) is None]
     if missing:
-        raise LabError(f"--ip-family dual: missing tools: {', '.join(missing)} (iptables)")
+        raise LabError(f"{asked}: missing tools: {', '.join(missing)} (iptables)")
     if not (proc / "sys/net/bridge/bridge-nf-call-ip6tables").exists():
-        raise LabError("--ip-family dual: missing kernel feature: br_netfilter's IPv6 hook "
+        raise LabError(f"{asked}: missing kernel feature: br_netfilter's IPv6 hook "
                        "(bridge-nf-call-ip6tables)")

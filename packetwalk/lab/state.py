@@ -25,7 +25,7 @@ class State:
     workers: int = 0
     cni: str = DEFAULT_CNI  # the pod network's module in cni/ (a state file without it: bridge)
     proxy_mode: str = "iptables"  # kube-proxy's --proxy-mode (a state file without it: iptables)
-    ip_family: str = "ipv4"  # lab up --ip-family: ipv4 or dual (a state file without it: ipv4)
+    ip_family: str = "ipv4"  # lab up --ip-family: ipv4, dual or ipv6 (a state file without it: ipv4)
     procs: list[Proc] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)  # host mountpoints we made
     mounted_hugetlb: bool = False

@@ -23,7 +23,7 @@ KUBERNETES_SERVICE_IP = IPv4Address("10.96.0.1")
 DNS_SERVICE_IP = IPv4Address("10.96.0.10")
 CLUSTER_DOMAIN = "cluster.local"
 
-# IPv6, for `lab up --ip-family dual` (issue 17; docs/ipv6.md). This machine's uplink
+# IPv6, for `lab up --ip-family dual|ipv6` (issue 17; docs/ipv6.md). This machine's uplink
 # holds fd00::/64 and its IPv6 default route leads out, so every lab range sits in a
 # ULA /48 of its own, blackholed whole in the host (with 2001:db8::/32) before the
 # lab's more specific routes go in. The ranges vary only the fourth group:
@@ -42,9 +42,10 @@ OUTSIDE_HOST_IP6 = OUTSIDE6[0x10]
 KUBERNETES_SERVICE_IP6 = SERVICE_CIDR6[0x1]
 DNS_SERVICE_IP6 = SERVICE_CIDR6[0xa]
 
-# `lab up --ip-family`: ipv4 is the lab as it always was; dual adds IPv6 beside it
-# (bridge CNI only so far). IPv6 alone is planned, not built (docs/ipv6.md).
-IP_FAMILIES = ("ipv4", "dual")
+# `lab up --ip-family`: ipv4 is the lab as it always was; dual adds IPv6 beside it;
+# ipv6 is a single-stack IPv6 cluster on the dual lab's wires (bridge CNI only so far;
+# ipv6 built and unit-tested, not yet run on the lab: docs/ipv6.md).
+IP_FAMILIES = ("ipv4", "dual", "ipv6")
 DEFAULT_IP_FAMILY = "ipv4"
 
 BRIDGE = "pw-br0"
@@ -85,11 +86,28 @@ def lab_ranges() -> list[IPv4Network]:
 
 
 def lab_ranges6() -> list[IPv6Network]:
-    """Every IPv6 range a dual-stack lab owns (kept out of lab_ranges: an IPv4 lab
-    routes none of them; the safety test checks these on a dual lab only)."""
+    """Every IPv6 range a dual-stack or IPv6-only lab owns (kept out of lab_ranges: an
+    IPv4 lab routes none of them; the safety test checks these on such a lab only)."""
     return [UNDERLAY6, POD_CIDR6, SERVICE_CIDR6, OUTSIDE6]
 
 
 def dual(family: str) -> bool:
-    """Whether a lab of this --ip-family carries IPv6 (beside IPv4)."""
+    """Whether a lab of this --ip-family is dual-stack (IPv4 and IPv6 in Kubernetes)."""
     return family == "dual"
+
+
+def ipv6_only(family: str) -> bool:
+    """Whether a lab of this --ip-family is a single-stack IPv6 cluster."""
+    return family == "ipv6"
+
+
+def has_ipv4(family: str) -> bool:
+    """Whether pods, Services and nodes' InternalIPs have IPv4 in a lab of this family."""
+    return not ipv6_only(family)
+
+
+def has_ipv6(family: str) -> bool:
+    """Whether the lab's wires carry IPv6: the host's blackholes, the underlay /64, the
+    nodes' and the outside's IPv6 (dual and ipv6 alike; an IPv6-only lab keeps the
+    IPv4 underlay beside it, unused by Kubernetes)."""
+    return dual(family) or ipv6_only(family)

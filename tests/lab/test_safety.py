@@ -40,10 +40,11 @@ def uplink6() -> str:
 
 
 def needs_dual() -> None:
+    """A lab whose wires carry IPv6: dual-stack, or IPv6-only (the same wires)."""
     family = state.load().ip_family
-    if not topology.dual(family):
+    if not topology.has_ipv6(family):
         pytest.skip(f"the lab runs --ip-family {family}: it routes no IPv6, so there is none "
-                    "to check (PACKETWALK_LAB_IP_FAMILY=dual, on a lab up with --ip-family dual)")
+                    "to check (PACKETWALK_LAB_IP_FAMILY=dual or ipv6, on a lab up with that family)")
 
 
 # The lab's IPv6 ranges, and the two /48 and /32 the host blackholes whole around them.

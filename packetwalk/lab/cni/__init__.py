@@ -51,7 +51,8 @@ class Cni:
     upgrades: tuple[str, ...] = ()
     # The `lab up --ip-family` values it is built for. A CNI with "dual" here takes
     # configure_node(node, pod_cidr, pod_cidr6) and after_cidrs(nodes, cidrs, cidrs6)
-    # in a dual-stack lab (the IPv6 pod CIDRs); an IPv4 lab calls them as before.
+    # in a dual-stack lab (the IPv6 pod CIDRs); an IPv4 lab calls them as before. With
+    # "ipv6", an IPv6-only lab calls them as an IPv4 lab does, with IPv6 pod CIDRs.
     ip_families: tuple[str, ...] = ("ipv4",)
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:

@@ -5,11 +5,16 @@ and kube-router in firewall-only mode as the NetworkPolicy enforcer.
 Dual-stack (lab up --ip-family dual): host-local gets a second range set (the
 node's IPv6 /64) and a ::/0 route, and each node routes the others' pod /64s
 via their underlay IPv6, as it does their IPv4 /24s.
+
+IPv6-only (lab up --ip-family ipv6): the node's one pod CIDR is its IPv6 /64. It is
+host-local's only range set, with a ::/0 route, and the nodes route each other's
+/64s via their underlay IPv6: the IPv6 half of the dual-stack lab, alone.
 """
 
 from __future__ import annotations
 
 import json
+from ipaddress import ip_network
 
 from .. import paths, versions
 from .. import topology as t
@@ -23,10 +28,17 @@ CONFLIST = "10-packetwalk.conflist"
 BRIDGE = "cni0"
 
 
+def _ipv6(cidr: str) -> bool:
+    return ip_network(cidr).version == 6
+
+
 def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True, pod_cidr6: str | None = None) -> str:
-    """pod_cidr6: the node's IPv6 pod CIDR (dual-stack), a second range set for host-local."""
-    ranges = [[{"subnet": pod_cidr}]] + ([[{"subnet": pod_cidr6}]] if pod_cidr6 else [])
-    routes = [{"dst": "0.0.0.0/0"}] + ([{"dst": "::/0"}] if pod_cidr6 else [])
+    """pod_cidr: the node's pod CIDR (an IPv6-only lab's is its IPv6 /64); pod_cidr6:
+    a dual-stack node's IPv6 pod CIDR, a second range set for host-local. Each range
+    set brings its family's default route."""
+    cidrs = [pod_cidr] + ([pod_cidr6] if pod_cidr6 else [])
+    ranges = [[{"subnet": c}] for c in cidrs]
+    routes = [{"dst": "::/0" if _ipv6(c) else "0.0.0.0/0"} for c in cidrs]
     return json.dumps({
         "cniVersion": "1.0.0",
         "name": "packetwalk",
@@ -61,9 +73,10 @@ def pod_routes(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -
     return found
 
 
-def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -> None:
-    """Routes to each node's pod CIDR via its node IP, in every other node and the host."""
-    for ns, args in pod_routes(nodes, cidrs, ipv6):
+def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
+    """Routes to each node's pod CIDR via its node IP, in every other node and the host,
+    in the CIDRs' family (an IPv6-only lab's are IPv6)."""
+    for ns, args in pod_routes(nodes, cidrs, ipv6=any(_ipv6(c) for c in cidrs.values())):
         ip(*args, ns=ns)
 
 
@@ -82,7 +95,8 @@ def _write_conflist(node: t.Node, pod_cidr: str, hairpin: bool = True, pod_cidr6
 
 
 def pod_cidr6_of(text: str) -> str | None:
-    """The IPv6 range set of a conflist this module wrote (None: an IPv4 lab's)."""
+    """The second (IPv6) range set of a conflist this module wrote (None: a
+    single-family lab's, IPv4 or IPv6-only, whose one range set is its pod_cidr)."""
     ranges = json.loads(text)["plugins"][0]["ipam"]["ranges"]
     return ranges[1][0]["subnet"] if len(ranges) > 1 else None
 
@@ -97,7 +111,7 @@ def _written_pod_cidr6(node: t.Node) -> str | None:
 class Bridge(Cni):
     name = "bridge"
     builds = ("kube-router",)
-    ip_families = ("ipv4", "dual")
+    ip_families = ("ipv4", "dual", "ipv6")
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "egress-masquerade",
@@ -111,7 +125,7 @@ class Bridge(Cni):
                     cidrs6: dict[str, str] | None = None) -> None:
         route_pod_cidrs(nodes, cidrs)
         if cidrs6:
-            route_pod_cidrs(nodes, cidrs6, ipv6=True)
+            route_pod_cidrs(nodes, cidrs6)
 
     def start(self, state: State, node: t.Node) -> None:
         start_enforcer(state, node)
@@ -120,9 +134,10 @@ class Bridge(Cni):
         stop_enforcer(state, node)
 
     def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+        fam = ["-6"] if _ipv6(cidrs[node.name]) else []
         for other in nodes:
             if other.name != node.name:
-                ip("route", "del", cidrs[node.name], ns=other.name, check=False)
+                ip(*fam, "route", "del", cidrs[node.name], ns=other.name, check=False)
 
     def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
         route_pod_cidrs(nodes, cidrs)
