@@ -115,3 +115,34 @@ def remove(rel: str) -> None:
             except OSError:
                 time.sleep(0.2)  # a just-killed task may still be exiting
                 os.rmdir(dirpath)
+
+
+# cgroup2, in this host's hybrid layout. The lab's processes join the v1 hierarchies
+# only; a directory here exists for a CNI agent that needs a cgroup2 root of its own
+# (cilium: bound as its --cgroup-root, so nothing it attaches reaches beyond it).
+UNIFIED = ROOT / "unified"
+
+
+def unified_node_dir(node: str, root: Path = UNIFIED) -> Path:
+    return root / TOP / node
+
+
+def ensure_unified(node: str, root: Path = UNIFIED) -> Path:
+    if not root.is_dir():
+        raise LabError(f"no cgroup2 at {root}: this CNI needs the hybrid layout's unified hierarchy")
+    d = unified_node_dir(node, root)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def remove_unified(root: Path = UNIFIED) -> None:
+    """The lab's cgroup2 directories, deepest first; none holds a process (no lab
+    process joins cgroup2), so rmdir takes each. No-op when there are none."""
+    base = root / TOP
+    if not base.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass  # a directory someone else put a process in: left, as `down` leaves nothing else

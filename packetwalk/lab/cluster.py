@@ -122,7 +122,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     lab_nodes = node_list(workers)
     _host_and_nodes(state, lab_nodes, archives, log)
     _control_plane(state, lab_nodes[0], log)
-    _node_agents(state, lab_nodes, log)
+    _node_agents(state, lab_nodes, log, kube_proxy=not net.replaces_kube_proxy)
     cidrs = _pod_networks(net, lab_nodes, ip_family)
     # CNI agents start once their node has a pod CIDR: kube-router's policy
     # controller dies (with a nil-heartbeat panic) if it starts before.
@@ -213,7 +213,8 @@ def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, P
     for n in lab_nodes:
         d = paths.node_dir(n.name)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "containerd.toml").write_text(components.containerd_config(n))
+        cni_bin_dirs = components.CNI_BIN_DIRS + cni_named(state.cni).cni_bin_dirs
+        (d / "containerd.toml").write_text(components.containerd_config(n, cni_bin_dirs))
         (d / "kubelet.yaml").write_text(components.kubelet_config(n))
         (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode, family))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
@@ -254,10 +255,12 @@ def _control_plane(state: State, cp: t.Node, log: Log) -> None:
     log("control plane up")
 
 
-def _node_agents(state: State, lab_nodes: list[t.Node], log: Log) -> None:
+def _node_agents(state: State, lab_nodes: list[t.Node], log: Log, kube_proxy: bool = True) -> None:
+    """The kubelets and, unless the CNI replaces it (kube_proxy False), kube-proxy."""
     for n in lab_nodes:
         start(state, n.name, "kubelet", components.kubelet(n, state.ip_family))
-        start(state, n.name, "kube-proxy", components.kube_proxy(n))
+        if kube_proxy:
+            start(state, n.name, "kube-proxy", components.kube_proxy(n))
     names = {n.name for n in lab_nodes}
 
     def registered() -> bool:
@@ -414,6 +417,7 @@ def down(log: Log = print) -> None:
     nodes.remove_all()
     network.teardown()
     cgroups.remove("/" + cgroups.TOP)
+    cgroups.remove_unified()  # cilium's cgroup2 roots; nothing there for the other CNIs
     if state.mounted_hugetlb:
         run(["umount", str(cgroups.ROOT / "hugetlb")], "unmount hugetlb", check=False)
         try:
@@ -467,12 +471,18 @@ def cni_line(name: str) -> str:
     return f"CNI: {name}" + (f" ({extra})" if extra else "")
 
 
+def proxy_line(state: State) -> str:
+    if cni_named(state.cni).replaces_kube_proxy:
+        return f"kube-proxy: none (Services are translated by the CNI, {state.cni})"
+    return f"kube-proxy: {state.proxy_mode} mode"
+
+
 def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
+              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), proxy_line(state),
              *([(f"IP families: dual-stack (IPv4 primary; IPv6 pods in {t.POD_CIDR6}, "
                  f"Services in {t.SERVICE_CIDR6})")] if t.dual(state.ip_family) else []),
              "", "components:"]

@@ -20,6 +20,9 @@ PRIVATE_PATHS = (
     "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/run/netns", "/run/nri",
     "/var/lib/kube-router", "/etc/kubernetes",
     "/run/flannel", "/etc/kube-flannel",  # flanneld's subnet.env and net-conf.json
+    # cilium-agent's state and API socket (/var/run/cilium/cilium.sock; /var/run is /run
+    # here): the agent and cilium-cni, which containerd runs in the node, meet there.
+    "/run/cilium",
 )
 
 

@@ -53,6 +53,12 @@ class Cni:
     # configure_node(node, pod_cidr, pod_cidr6) and after_cidrs(nodes, cidrs, cidrs6)
     # in a dual-stack lab (the IPv6 pod CIDRs); an IPv4 lab calls them as before.
     ip_families: tuple[str, ...] = ("ipv4",)
+    # True: the CNI's agent translates Services itself (cilium's kube-proxy
+    # replacement) and the lab starts no kube-proxy.
+    replaces_kube_proxy = False
+    # Where containerd also looks for CNI plugins, beyond Debian's (a CNI whose
+    # plugin the lab builds: cilium-cni in the lab's bin directory).
+    cni_bin_dirs: tuple[str, ...] = ()
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""
