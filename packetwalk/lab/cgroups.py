@@ -17,6 +17,14 @@ from .errors import LabError
 
 ROOT = Path("/sys/fs/cgroup")
 TOP = "packetwalk"
+# cgroup2, in this host's hybrid layout: no controllers, but where BPF programs attach
+# to cgroups. runc (hybrid mode) puts each container there at its v1 path
+# (/packetwalk/<node>/kubepods/...), and start() puts the lab's daemons there at
+# /packetwalk/<node>/lab as in v1 (join_unified): a node's host processes and pods
+# sit below /packetwalk/<node>, as a real node's sit below its cgroup2 root. cilium
+# binds that directory as its --cgroup-root: its socket LB reaches that node's
+# processes and pods, no other node's, nothing else on the machine.
+UNIFIED = ROOT / "unified"
 # The kubelet refuses to start on v1 without these (hugetlb is compiled in but
 # not mounted here; kubernetes#58296).
 REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "hugetlb")
@@ -73,6 +81,15 @@ def join(rel: str, pid: int) -> None:
         (h / rel.strip("/") / "cgroup.procs").write_text(str(pid))
 
 
+def join_unified(rel: str, pid: int, root: Path = UNIFIED) -> None:
+    """pid into rel in cgroup2 as well, made if missing; nothing on a host without it."""
+    if not root.is_dir():
+        return
+    d = root / rel.strip("/")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cgroup.procs").write_text(str(pid))
+
+
 def node_path(node: str) -> str:
     return f"/{TOP}/{node}"
 
@@ -117,12 +134,6 @@ def remove(rel: str) -> None:
                 os.rmdir(dirpath)
 
 
-# cgroup2, in this host's hybrid layout. The lab's processes join the v1 hierarchies
-# only; a directory here exists for a CNI agent that needs a cgroup2 root of its own
-# (cilium: bound as its --cgroup-root, so nothing it attaches reaches beyond it).
-UNIFIED = ROOT / "unified"
-
-
 def unified_node_dir(node: str, root: Path = UNIFIED) -> Path:
     return root / TOP / node
 
@@ -136,8 +147,9 @@ def ensure_unified(node: str, root: Path = UNIFIED) -> Path:
 
 
 def remove_unified(root: Path = UNIFIED) -> None:
-    """The lab's cgroup2 directories, deepest first; none holds a process (no lab
-    process joins cgroup2), so rmdir takes each. No-op when there are none."""
+    """The lab's cgroup2 directories (runc's for the pods, start()'s for the daemons),
+    deepest first, once `down` has killed every process in them (the same processes
+    as in v1), so rmdir takes each. No-op when there are none: `down` may run twice."""
     base = root / TOP
     if not base.is_dir():
         return

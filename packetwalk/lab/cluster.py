@@ -30,7 +30,16 @@ from . import topology as t
 from .cni import DEFAULT_CNI, Cni, cni_named
 from .cni import names as cni_names
 from .errors import LabError
-from .processes import alive, check_running, enter, in_netns, run, start, stop, stop_component
+from .processes import (
+    alive,
+    as_node_process,
+    check_running,
+    enter,
+    run,
+    start,
+    stop,
+    stop_component,
+)
 from .state import State, load
 
 Log = Callable[[str], None]
@@ -346,8 +355,11 @@ def _nodes_ready() -> bool:
 
 
 def dns_answers(node: str) -> bool:
-    """CoreDNS answers through the kube-dns Service, as seen from a node."""
-    out = run(in_netns(node) + ["dig", "+short", "+time=2", "+tries=1",
+    """CoreDNS answers through the kube-dns Service, as seen from a node: dig runs
+    as one of the node's host processes (as_node_process), so on a CNI that
+    translates Services in socket hooks (cilium) it is translated as a real node's
+    own traffic is."""
+    out = run(as_node_process(node) + ["dig", "+short", "+time=2", "+tries=1",
                f"@{t.DNS_SERVICE_IP}", f"kubernetes.default.svc.{t.CLUSTER_DOMAIN}"], "dig", check=False)
     return out.strip() == str(t.KUBERNETES_SERVICE_IP)
 

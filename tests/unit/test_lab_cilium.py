@@ -67,7 +67,6 @@ def test_the_agent_flags():
         "devices": "eth0",
         "direct-routing-device": "eth0",
         "kube-proxy-replacement": "true",
-        "bpf-lb-sock": "false",
         "enable-host-legacy-routing": "true",
         "enable-ipv4-masquerade": "false",
         "enable-ipv6": "false",
@@ -91,9 +90,12 @@ def test_each_node_gets_its_own_cgroup_root_and_name():
     assert len(roots) == len(names_) == 3
 
 
-def test_socket_lb_is_a_switch():
-    assert _flag(cilium.agent(WORKER, socket_lb=True), "bpf-lb-sock") == "true"
-    assert cilium.SOCKET_LB is False
+def test_socket_lb_is_left_to_kube_proxy_replacement_as_on_a_real_install():
+    # v1.20's --kube-proxy-replacement=true turns socket LB on for pods and the host
+    # alike; no flag here pretends otherwise or narrows it to the host namespace.
+    argv = cilium.agent(WORKER)
+    assert _flag(argv, "kube-proxy-replacement") == "true"
+    assert not [a for a in argv if a.startswith(("--bpf-lb-sock", "--bpf-lb-sock-hostns-only"))]
 
 
 def test_the_operator_registers_crds_in_crd_mode():

@@ -3,10 +3,11 @@ control plane as its Deployment does, cilium-cni called by containerd. Cilium do
 the pod network, NetworkPolicy and the Services (kube-proxy replacement): the lab
 starts no kube-proxy and no kube-router beside it.
 
-NOT RUN ON THE LAB YET. Written from the spike in /var/tmp/cilium-spike (agent
-v1.20.2 standalone, etcd kvstore, in a netns on this machine: veth datapath, tcx,
-pod-to-pod and pod-to-node worked) and from Cilium's source; docs/networks.md
-lists what to check first.
+NOT RUN ON THE LAB in this form. Written from the spike in /var/tmp/cilium-spike
+(agent v1.20.2 standalone, etcd kvstore, in a netns on this machine: veth
+datapath, tcx, pod-to-pod and pod-to-node worked) and from Cilium's source. Run once on the lab before the
+node's processes joined its cgroup2 directory (docs/networks.md: pods fine, the
+nodes' DNS wait failed).
 
 The choices, each for a reason:
 - Identities in CRDs (--identity-allocation-mode=crd), the normal Kubernetes mode.
@@ -24,13 +25,18 @@ The choices, each for a reason:
   so the lab's PW-MASQ does the egress NAT as on the other CNIs, and the
   egress-masquerade and cross-node-route faults (iptables) act on it. BPF host
   routing would bypass both.
-- Socket LB off (SOCKET_LB): it attaches to the agent's cgroup2 root, which here is
-  a per-node directory under the hybrid layout's /sys/fs/cgroup/unified that no lab
-  process is in (the lab's processes join the v1 hierarchies only), so it would do
-  nothing for pods, and attached at the real root it would reach every process on
-  the machine, another lab's too. Pod traffic to Services is translated per packet
-  at the pod's interface instead. Host-namespace traffic to a ClusterIP (the lab's
-  own `dig @10.96.0.10` from each node) is what this may leave untranslated.
+- Socket LB on, as on every real kube-proxy-replacement install: in v1.20
+  --kube-proxy-replacement=true turns it on whatever --bpf-lb-sock says
+  (pkg/kpr/kpr.go NewKPRConfig; the Helm chart's socketLB.enabled=false writes
+  bpf-lb-sock "false" and is overridden the same way), and not host-namespace-only
+  (bpf-lb-sock-hostns-only false), so Services are translated at connect()/sendmsg()
+  for pods and the node's own processes alike, per packet at the pod's interface
+  only where socket LB cannot. It attaches at the agent's --cgroup-root: here the
+  node's cgroup2 directory (cgroups.UNIFIED), below which runc puts the node's pods
+  and the lab its daemons and its node-side probes (processes.as_node_process, the
+  `dig @10.96.0.10` lab up waits on), so it reaches exactly one node, as the real
+  root reaches one real node. Attached at the host's cgroup2 root it would reach
+  every process on the machine, the other nodes' and other labs' too.
 
 Namespaces (as the spike's agent-ns.sh, changed where the lab needs it):
 - The agent runs in the node's network and mount namespaces, then in a private
@@ -78,8 +84,6 @@ STATE_DIR = "/run/cilium"  # in nodes.PRIVATE_PATHS: shared with the node's cont
 SOCKET = "/var/run/cilium/cilium.sock"  # cilium-cni's default (pkg/client)
 BPF_ROOT = "/sys/fs/bpf"
 CLANG_PATH = "/usr/lib/llvm-19/bin"  # Debian's clang-19 and llc-19, first on the agent's PATH
-# Socket LB: see the module's docstring. True to try it; the cgroup root stays the node's.
-SOCKET_LB = False
 AGENT_WAIT = 180.0  # the first start compiles the datapath (clang) on a 2-CPU machine
 OPERATOR_CRDS = ("ciliumidentities.cilium.io", "ciliumendpoints.cilium.io", "ciliumnodes.cilium.io")
 CRD_WAIT = 120.0
@@ -107,7 +111,7 @@ NS_SCRIPT = (
 )
 
 
-def agent_flags(node: t.Node, socket_lb: bool = SOCKET_LB) -> list[str]:
+def agent_flags(node: t.Node) -> list[str]:
     return [
         f"--k8s-kubeconfig-path={admin_kubeconfig()}",  # the API server's own address, not a Service
         f"--k8s-namespace={NAMESPACE}",
@@ -117,7 +121,8 @@ def agent_flags(node: t.Node, socket_lb: bool = SOCKET_LB) -> list[str]:
         "--routing-mode=native", "--auto-direct-node-routes=true",
         f"--ipv4-native-routing-cidr={t.POD_CIDR}",
         f"--devices={UPLINK}", f"--direct-routing-device={UPLINK}",
-        "--kube-proxy-replacement=true", f"--bpf-lb-sock={str(socket_lb).lower()}",
+        # Socket LB comes with it (the module's docstring), as on a real install.
+        "--kube-proxy-replacement=true",
         "--enable-host-legacy-routing=true", "--enable-ipv4-masquerade=false",
         "--enable-policy=default",
         # What the lab has no use for, off as in the spike: Envoy (no L7 policy),
@@ -129,14 +134,14 @@ def agent_flags(node: t.Node, socket_lb: bool = SOCKET_LB) -> list[str]:
     ]
 
 
-def agent(node: t.Node, socket_lb: bool = SOCKET_LB) -> list[str]:
+def agent(node: t.Node) -> list[str]:
     """The agent's argv, run on the node (processes.start enters its namespaces)."""
     return [
         "unshare", "--mount", "--propagation", "private", "sh", "-ec", NS_SCRIPT, "cilium-agent-ns",
         str(cgroups.unified_node_dir(node.name)), cgroup_root(node),
         # `env` carries the DaemonSet's variables: the node name and clang on PATH.
         "env", f"K8S_NODE_NAME={node.name}", f"PATH={CLANG_PATH}:/usr/sbin:/usr/bin:/sbin:/bin",
-        str(BIN / AGENT), *agent_flags(node, socket_lb),
+        str(BIN / AGENT), *agent_flags(node),
     ]
 
 
