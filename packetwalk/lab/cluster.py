@@ -438,9 +438,7 @@ def down(log: Log = print) -> None:
             pass
     for key, value in state.sysctls.items():
         run(["sysctl", "-qw", f"{key}={value}"], "restore sysctl", check=False)
-    if state.made_netns_mount and nodes.is_mountpoint(network.NETNS) and not any(network.NETNS.iterdir()):
-        run(["umount", str(network.NETNS)], "unmount /run/netns", check=False)
-        network.NETNS.rmdir()
+    network.release_netns_dir(state.made_netns_mount)
     nodes.remove_created_dirs(state)
     _remove_run_dir()
     paths.KUBECONFIG.unlink(missing_ok=True)
