@@ -121,17 +121,26 @@ def kill_all(rel: str, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def remove(rel: str) -> None:
-    for h in hierarchies():
-        base = h / rel.strip("/")
-        if not base.is_dir():
-            continue
-        for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+def _rmdir_tree(base: Path, strict: bool = True) -> None:
+    """base and the directories below it, deepest first. A just-killed task may still
+    be exiting: each gets a second try, after which `strict` raises, else leaves it."""
+    if not base.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            time.sleep(0.2)
             try:
                 os.rmdir(dirpath)
             except OSError:
-                time.sleep(0.2)  # a just-killed task may still be exiting
-                os.rmdir(dirpath)
+                if strict:
+                    raise
+
+
+def remove(rel: str) -> None:
+    for h in hierarchies():
+        _rmdir_tree(h / rel.strip("/"))
 
 
 def unified_node_dir(node: str, root: Path = UNIFIED) -> Path:
@@ -150,11 +159,5 @@ def remove_unified(root: Path = UNIFIED) -> None:
     """The lab's cgroup2 directories (runc's for the pods, start()'s for the daemons),
     deepest first, once `down` has killed every process in them (the same processes
     as in v1), so rmdir takes each. No-op when there are none: `down` may run twice."""
-    base = root / TOP
-    if not base.is_dir():
-        return
-    for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass  # a directory someone else put a process in: left, as `down` leaves nothing else
+    # A directory someone else put a process in is left, as `down` leaves the rest.
+    _rmdir_tree(root / TOP, strict=False)
