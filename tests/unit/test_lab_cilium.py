@@ -302,3 +302,9 @@ def test_waits_fail_in_one_line_naming_the_log(monkeypatch):
     with pytest.raises(LabError, match=r"cilium-agent on pw-worker: no answer within 0s \(log: .*"
                                        r"pw-worker-cilium-agent.log\)"):
         cilium._await(state, WORKER, "cilium-agent", lambda: False, "no answer", 0)
+
+
+def test_cilium_is_ipv4_only_and_a_dual_lab_refuses_it():
+    assert cilium.CNI.ip_families == ("ipv4",)
+    with pytest.raises(LabError, match="--ip-family dual"):
+        cluster.check_cni_family(cilium.CNI, "dual")

@@ -214,6 +214,9 @@ class Cilium(Cni):
     name = "cilium"
     builds = ("cilium",)
     replaces_kube_proxy = True
+    # IPv4 only (--enable-ipv6=false, IPAM from the Nodes' IPv4 podCIDR): `lab up
+    # --ip-family dual` refuses cilium in one line (cluster.check_cni_family).
+    ip_families = ("ipv4",)
     cni_bin_dirs = (str(paths.BIN_DIR),)  # cilium-cni, built beside the agent
     # Which lab faults apply, none of them run on cilium yet:
     #  applied as on any CNI (the control plane, CoreDNS): dns-down,
