@@ -41,6 +41,7 @@ from packetwalk.diagnose.packets import (
 )
 from packetwalk.families import IPV4, IPV6, family_of, of_family
 from packetwalk.inventory import Inventory, NoAddress, Pod, WorkloadError
+from packetwalk.netfacts import PROXY_MODE_PORT, proxy_mode_from_endpoint
 from packetwalk.placement import Node
 from packetwalk.probes import Observation, ProbeError, Prober, Target
 
@@ -125,12 +126,30 @@ def nft_service_summary(nft: str, ip: str, port: int, protocol: str) -> str:
     return f"nftables: no service-ips element for {where}: kube-proxy has not programmed it"
 
 
-def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str) -> str:
+# CNI agents that translate Services themselves, by the chains they leave in
+# iptables-save (cilium installs its CILIUM_* chains with kube-proxy replacement too).
+SERVICE_TRANSLATING_CNIS = {"cilium": re.compile(r"^:CILIUM_\w+ ", re.MULTILINE)}
+
+
+def service_translating_cni(iptables: str) -> str | None:
+    """The CNI agent on the node that can stand in for kube-proxy, from iptables-save."""
+    return next((name for name, chains in SERVICE_TRANSLATING_CNIS.items() if chains.search(iptables)), None)
+
+
+def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str,
+                  proxy_mode: str | None = None) -> str:
     """The node's own Service rules, in whichever mode its kube-proxy runs: its nft
     table when the node has one (nftables mode), else iptables-save (ip6tables-save and
-    the `ip6` table for an IPv6 ClusterIP)."""
+    the `ip6` table for an IPv6 ClusterIP). `proxy_mode`: what
+    127.0.0.1:10249/proxyMode answered on the node (None: not asked). No kube-proxy
+    answering, none of its rules, and a CNI agent that translates Services: the line
+    says so, rather than that kube-proxy's rules are missing."""
     if re.search(r"^table ip6? kube-proxy \{", nft, re.MULTILINE):
         return nft_service_summary(nft, ip, port, protocol)
+    if (proxy_mode is not None and proxy_mode_from_endpoint(proxy_mode) is None
+            and "KUBE-SERVICES" not in iptables
+            and (cni := service_translating_cni(iptables))):
+        return f"no kube-proxy rules on this cluster: Services are translated by the CNI ({cni})"
     return service_rules_summary(iptables, "", ip, port, protocol)
 
 
@@ -157,11 +176,15 @@ def uplink_toward(nodes: list[Node], node: str, ends: set[str], family: str | No
 
 def service_script(service_ip: str) -> str:
     """The shell that prints kube-proxy's rules and the conntrack entries for the
-    ClusterIP, from the tables of its family, between '@@' markers (sections())."""
+    ClusterIP, from the tables of its family, and kube-proxy's /proxyMode answer,
+    between '@@' markers (sections())."""
     dump, table, option = _RULES[IPV6 if family_of(service_ip) == IPV6 else IPV4]
     return (f"echo '@@ rules iptables'; {dump} 2>/dev/null; "
             f"echo '@@ rules nft'; nft list table {table} kube-proxy 2>/dev/null; "
-            f"echo '@@ conntrack -'; conntrack -L {option}-d {shlex.quote(service_ip)} 2>/dev/null; true")
+            f"echo '@@ conntrack -'; conntrack -L {option}-d {shlex.quote(service_ip)} 2>/dev/null; "
+            # No answer here and no KUBE-SERVICES: no kube-proxy on the node (service_rules).
+            f"echo '@@ proxymode -'; curl -s -m 2 http://127.0.0.1:{PROXY_MODE_PORT}/proxyMode "
+            "2>/dev/null; echo; true")
 
 
 class Capture:
@@ -273,13 +296,14 @@ class Capture:
         return self._sh(self._debug_pod(node), script, "stopping tcpdump", timeout=30)
 
     def _service_state(self, node: str, service_ip: str, target: Target) -> list[str]:
-        """kube-proxy's rules for the Service and the conntrack entries, on the client's node,
-        in the ClusterIP's family."""
+        """kube-proxy's rules for the Service (or that the CNI translates it), the
+        conntrack entries and kube-proxy's /proxyMode answer, on the client's node, in
+        the ClusterIP's family."""
         text = self._sh(self._debug_pod(node), service_script(service_ip),
                         "reading the Service's rules and conntrack")
         found = sections(text)
         rules = service_rules(found.get(("rules", "iptables"), ""), found.get(("rules", "nft"), ""),
-                              service_ip, target.port, target.protocol)
+                              service_ip, target.port, target.protocol, found.get(("proxymode", "-"), ""))
         conntrack = found.get(("conntrack", "-"), "")
         entries = [line.strip() for line in conntrack.splitlines() if line.strip()]
         return [f"{node}: {rules}", f"{node}: {conntrack_summary(conntrack, service_ip)}",

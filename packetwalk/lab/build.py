@@ -174,6 +174,69 @@ def build_flannel(c: Component) -> None:
        c.name, cgo=True)
 
 
+CILIUM = "github.com/cilium/cilium"
+# v1.20.2 requires two module versions the proxy refuses (403 "not available"; the
+# spike's build1.log): gobgp/v4 at a pseudo-version, replaced by v4.7.0, the nearest
+# tag it serves (the spike built and ran the agent with it); and
+# sigs.k8s.io/mcs-api/controllers v0.5.2, of which Cilium uses one constant
+# (pkg/clustermesh/mcsapi): a stub module of ours with that constant stands in.
+CILIUM_MCS_STUB = "cilium-mcs-controllers"  # under BUILD_DIR
+CILIUM_MCS_STUB_GO = """// Package controllers stands in for sigs.k8s.io/mcs-api/controllers v0.5.2,
+// which the Go module proxy does not serve. Cilium v1.20.2 uses only this constant.
+package controllers
+
+const DerivedServiceAnnotation = "multicluster.kubernetes.io/derived-service"
+"""
+CILIUM_MCS_STUB_MOD = "module sigs.k8s.io/mcs-api/controllers\n\ngo 1.24\n"
+CILIUM_GOBGP = "v4.7.0"
+# (output, package, build tags): the operator's generic flavour is built with the
+# IPAM providers it would be released with (upstream's operator Makefile).
+CILIUM_BINARIES = (
+    ("cilium-agent", "daemon", "osusergo"),
+    ("cilium-cni", "plugins/cilium-cni", "osusergo"),
+    ("cilium-operator-generic", "operator", "osusergo,ipam_provider_operator"),
+)
+# The agent compiles its datapath at run time (clang) from the C sources in
+# <lib-dir>/bpf; they ship in the module, copied here beside the binaries.
+CILIUM_LIB = "cilium-lib"
+
+
+def cilium_ldflags(version: str) -> str:
+    return f"{STATIC} -X {CILIUM}/pkg/version.ciliumVersion={version.removeprefix('v')}"
+
+
+def cilium_replaces(stub: Path) -> str:
+    return (f"replace github.com/osrg/gobgp/v4 => github.com/osrg/gobgp/v4 {CILIUM_GOBGP}\n"
+            f"replace sigs.k8s.io/mcs-api/controllers => {stub}\n")
+
+
+def _write_mcs_stub() -> Path:
+    stub = paths.BUILD_DIR / CILIUM_MCS_STUB
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "go.mod").write_text(CILIUM_MCS_STUB_MOD)
+    (stub / "controllers.go").write_text(CILIUM_MCS_STUB_GO)
+    return stub
+
+
+def build_cilium(c: Component) -> None:
+    """The agent, its CNI plugin and the operator, from a wrapper module that
+    requires Cilium and names each as a tool (`go install` would call the agent
+    `daemon`); then the datapath's C sources from the module cache."""
+    stub = _write_mcs_stub()
+    tools = "".join(f"tool {CILIUM}/{pkg}\n" for _, pkg, _ in CILIUM_BINARIES)
+    work = wrapper_module(c.name, {CILIUM: c.version}, tools + cilium_replaces(stub))
+    for out, pkg, tags in CILIUM_BINARIES:
+        go(["build", "-trimpath", "-tags", tags, "-ldflags", cilium_ldflags(c.version),
+            "-o", str(paths.BIN_DIR / out), f"{CILIUM}/{pkg}"], work, out)
+    src = paths.GOMODCACHE / f"{CILIUM}@{c.version}" / "bpf"
+    if not src.is_dir():
+        raise LabError(f"no datapath sources at {src}: has the module's layout changed?")
+    lib = paths.BIN_DIR / CILIUM_LIB
+    shutil.rmtree(lib, ignore_errors=True)
+    # Plain file copies: the module cache's files are read-only, these need not be.
+    shutil.copytree(src, lib / "bpf", copy_function=shutil.copyfile)
+
+
 def go_install(pkgs: list[str], ldflags: str = STATIC, tags: str = "", cgo: bool = False
                ) -> Callable[[Component], None]:
     def build(c: Component) -> None:
@@ -220,10 +283,13 @@ COMPONENTS = (
         flags=KUBE_ROUTER_LDFLAGS,
     ),
     Component("flannel", versions.FLANNEL, ("flanneld",), build_flannel),
+    Component("cilium", versions.CILIUM, (*(o for o, _, _ in CILIUM_BINARIES), CILIUM_LIB), build_cilium,
+              flags=" ".join([cilium_ldflags(versions.CILIUM), CILIUM_GOBGP, CILIUM_MCS_STUB_GO,
+                              *(t for _, _, t in CILIUM_BINARIES)])),
     Component("kube", versions.KUBERNETES, ("kube", "agnhost", "kubectl"), build_kube),
 )
 # Built only for a CNI that names them in its `builds` (cni/).
-FOR_CNI = frozenset({"kube-router", "flannel"})
+FOR_CNI = frozenset({"kube-router", "flannel", "cilium"})
 
 
 def flannel_at(version: str) -> Component:

@@ -17,6 +17,14 @@ from .errors import LabError
 
 ROOT = Path("/sys/fs/cgroup")
 TOP = "packetwalk"
+# cgroup2, in this host's hybrid layout: no controllers, but where BPF programs attach
+# to cgroups. runc (hybrid mode) puts each container there at its v1 path
+# (/packetwalk/<node>/kubepods/...), and start() puts the lab's daemons there at
+# /packetwalk/<node>/lab as in v1 (join_unified): a node's host processes and pods
+# sit below /packetwalk/<node>, as a real node's sit below its cgroup2 root. cilium
+# binds that directory as its --cgroup-root: its socket LB reaches that node's
+# processes and pods, no other node's, nothing else on the machine.
+UNIFIED = ROOT / "unified"
 # The kubelet refuses to start on v1 without these (hugetlb is compiled in but
 # not mounted here; kubernetes#58296).
 REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "hugetlb")
@@ -73,6 +81,15 @@ def join(rel: str, pid: int) -> None:
         (h / rel.strip("/") / "cgroup.procs").write_text(str(pid))
 
 
+def join_unified(rel: str, pid: int, root: Path = UNIFIED) -> None:
+    """pid into rel in cgroup2 as well, made if missing; nothing on a host without it."""
+    if not root.is_dir():
+        return
+    d = root / rel.strip("/")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cgroup.procs").write_text(str(pid))
+
+
 def node_path(node: str) -> str:
     return f"/{TOP}/{node}"
 
@@ -104,14 +121,43 @@ def kill_all(rel: str, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def remove(rel: str) -> None:
-    for h in hierarchies():
-        base = h / rel.strip("/")
-        if not base.is_dir():
-            continue
-        for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+def _rmdir_tree(base: Path, strict: bool = True) -> None:
+    """base and the directories below it, deepest first. A just-killed task may still
+    be exiting: each gets a second try, after which `strict` raises, else leaves it."""
+    if not base.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            time.sleep(0.2)
             try:
                 os.rmdir(dirpath)
             except OSError:
-                time.sleep(0.2)  # a just-killed task may still be exiting
-                os.rmdir(dirpath)
+                if strict:
+                    raise
+
+
+def remove(rel: str) -> None:
+    for h in hierarchies():
+        _rmdir_tree(h / rel.strip("/"))
+
+
+def unified_node_dir(node: str, root: Path = UNIFIED) -> Path:
+    return root / TOP / node
+
+
+def ensure_unified(node: str, root: Path = UNIFIED) -> Path:
+    if not root.is_dir():
+        raise LabError(f"no cgroup2 at {root}: this CNI needs the hybrid layout's unified hierarchy")
+    d = unified_node_dir(node, root)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def remove_unified(root: Path = UNIFIED) -> None:
+    """The lab's cgroup2 directories (runc's for the pods, start()'s for the daemons),
+    deepest first, once `down` has killed every process in them (the same processes
+    as in v1), so rmdir takes each. No-op when there are none: `down` may run twice."""
+    # A directory someone else put a process in is left, as `down` leaves the rest.
+    _rmdir_tree(root / TOP, strict=False)

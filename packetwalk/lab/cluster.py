@@ -30,7 +30,16 @@ from . import topology as t
 from .cni import DEFAULT_CNI, Cni, cni_named
 from .cni import names as cni_names
 from .errors import LabError
-from .processes import alive, check_running, enter, in_netns, run, start, stop, stop_component
+from .processes import (
+    alive,
+    as_node_process,
+    check_running,
+    enter,
+    run,
+    start,
+    stop,
+    stop_component,
+)
 from .state import State, load
 
 Log = Callable[[str], None]
@@ -122,7 +131,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     lab_nodes = node_list(workers)
     _host_and_nodes(state, lab_nodes, archives, log)
     _control_plane(state, lab_nodes[0], log)
-    _node_agents(state, lab_nodes, log)
+    _node_agents(state, lab_nodes, log, kube_proxy=not net.replaces_kube_proxy)
     cidrs = _pod_networks(net, lab_nodes, ip_family)
     # CNI agents start once their node has a pod CIDR: kube-router's policy
     # controller dies (with a nil-heartbeat panic) if it starts before.
@@ -213,7 +222,8 @@ def _host_and_nodes(state: State, lab_nodes: list[t.Node], archives: dict[str, P
     for n in lab_nodes:
         d = paths.node_dir(n.name)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "containerd.toml").write_text(components.containerd_config(n))
+        cni_bin_dirs = components.CNI_BIN_DIRS + cni_named(state.cni).cni_bin_dirs
+        (d / "containerd.toml").write_text(components.containerd_config(n, cni_bin_dirs))
         (d / "kubelet.yaml").write_text(components.kubelet_config(n, family))
         (d / "kube-proxy.yaml").write_text(components.kube_proxy_config(n, state.proxy_mode, family))
         (d / "resolv.conf").write_text("# packetwalk lab: no resolver outside the cluster\n")
@@ -254,10 +264,12 @@ def _control_plane(state: State, cp: t.Node, log: Log) -> None:
     log("control plane up")
 
 
-def _node_agents(state: State, lab_nodes: list[t.Node], log: Log) -> None:
+def _node_agents(state: State, lab_nodes: list[t.Node], log: Log, kube_proxy: bool = True) -> None:
+    """The kubelets and, unless the CNI replaces it (kube_proxy False), kube-proxy."""
     for n in lab_nodes:
         start(state, n.name, "kubelet", components.kubelet(n, state.ip_family))
-        start(state, n.name, "kube-proxy", components.kube_proxy(n))
+        if kube_proxy:
+            start(state, n.name, "kube-proxy", components.kube_proxy(n))
     names = {n.name for n in lab_nodes}
 
     def registered() -> bool:
@@ -365,9 +377,12 @@ def dns_question(family: str = t.DEFAULT_IP_FAMILY) -> tuple[list[str], str]:
 
 
 def dns_answers(node: str, family: str = t.DEFAULT_IP_FAMILY) -> bool:
-    """CoreDNS answers through the kube-dns Service, as seen from a node."""
+    """CoreDNS answers through the kube-dns Service, as seen from a node: dig runs
+    as one of the node's host processes (as_node_process), so on a CNI that
+    translates Services in socket hooks (cilium) it is translated as a real node's
+    own traffic is."""
     argv, want = dns_question(family)
-    return run(in_netns(node) + argv, "dig", check=False).strip() == want
+    return run(as_node_process(node) + argv, "dig", check=False).strip() == want
 
 
 def dns_replicas_unready() -> str:
@@ -435,6 +450,7 @@ def down(log: Log = print) -> None:
     nodes.remove_all()
     network.teardown()
     cgroups.remove("/" + cgroups.TOP)
+    cgroups.remove_unified()  # cilium's cgroup2 roots; nothing there for the other CNIs
     if state.mounted_hugetlb:
         run(["umount", str(cgroups.ROOT / "hugetlb")], "unmount hugetlb", check=False)
         try:
@@ -443,9 +459,7 @@ def down(log: Log = print) -> None:
             pass
     for key, value in state.sysctls.items():
         run(["sysctl", "-qw", f"{key}={value}"], "restore sysctl", check=False)
-    if state.made_netns_mount and nodes.is_mountpoint(network.NETNS) and not any(network.NETNS.iterdir()):
-        run(["umount", str(network.NETNS)], "unmount /run/netns", check=False)
-        network.NETNS.rmdir()
+    network.release_netns_dir(state.made_netns_mount)
     nodes.remove_created_dirs(state)
     _remove_run_dir()
     paths.KUBECONFIG.unlink(missing_ok=True)
@@ -500,12 +514,18 @@ def families_line(family: str) -> list[str]:
     return []
 
 
+def proxy_line(state: State) -> str:
+    if cni_named(state.cni).replaces_kube_proxy:
+        return f"kube-proxy: none (Services are translated by the CNI, {state.cni})"
+    return f"kube-proxy: {state.proxy_mode} mode"
+
+
 def status() -> str:
     state = load()
     if not state.procs:
         return "the lab is down"
     lines = [(f"Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, containerd {versions.CONTAINERD}, "
-              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), f"kube-proxy: {state.proxy_mode} mode",
+              f"CoreDNS {versions.COREDNS}"), cni_line(state.cni), proxy_line(state),
              *families_line(state.ip_family),
              "", "components:"]
     for p in state.procs:

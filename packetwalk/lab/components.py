@@ -127,7 +127,13 @@ def kube_scheduler() -> list[str]:
     ]
 
 
-def containerd_config(node: t.Node) -> str:
+CNI_BIN_DIRS = ("/usr/lib/cni",)  # Debian's containernetworking-plugins
+
+
+def containerd_config(node: t.Node, cni_bin_dirs: tuple[str, ...] = CNI_BIN_DIRS) -> str:
+    """`cni_bin_dirs`: where containerd looks for the plugins a conflist names (a CNI
+    that brings its own, cilium-cni, adds the lab's bin directory)."""
+    dirs = ", ".join(f"'{d}'" for d in cni_bin_dirs)
     return f"""version = 3
 [plugins]
   [plugins.'io.containerd.cri.v1.images']
@@ -145,7 +151,7 @@ def containerd_config(node: t.Node) -> str:
         BinaryName = '{BIN / "runc"}'
         SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['/usr/lib/cni']
+      bin_dirs = [{dirs}]
       conf_dir = '/etc/cni/net.d'
 """
 

@@ -22,6 +22,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from . import topology as t
+from .nodes import is_mountpoint
 from .processes import in_netns, run
 
 NETNS = Path("/run/netns")
@@ -191,6 +192,22 @@ def teardown() -> None:
             ip("route", "del", dst, check=False)
     for args in lab_routes6(ip("-6", "route", "show", check=False)):
         ip(*args, check=False)
+
+
+def release_netns_dir(made: bool, netns: Path = NETNS, mounted=None, umount=None) -> None:
+    """/run/netns once the lab's netns are deleted: ip(8)'s bind of it on itself is
+    unmounted, every layer of it, when no netns is left in it, whoever made it (an
+    `up` that found one left by an earlier lab recorded made False, and then no `down`
+    ever took it; ip makes it again when next needed). A netns someone else keeps
+    there keeps the mount. The directory goes too when the lab made it. Idempotent."""
+    mounted = mounted or is_mountpoint
+    umount = umount or (lambda p: run(["umount", str(p)], f"unmount {p}", check=False))
+    for _ in range(8):  # bounded: an umount that fails must not spin
+        if not mounted(netns) or any(netns.iterdir()):
+            break
+        umount(netns)
+    if made and netns.is_dir() and not mounted(netns) and not any(netns.iterdir()):
+        netns.rmdir()
 
 
 def lab_routes6(shown: str) -> list[list[str]]:

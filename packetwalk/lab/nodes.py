@@ -20,6 +20,9 @@ PRIVATE_PATHS = (
     "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/run/netns", "/run/nri",
     "/var/lib/kube-router", "/etc/kubernetes",
     "/run/flannel", "/etc/kube-flannel",  # flanneld's subnet.env and net-conf.json
+    # cilium-agent's state and API socket (/var/run/cilium/cilium.sock; /var/run is /run
+    # here): the agent and cilium-cni, which containerd runs in the node, meet there.
+    "/run/cilium",
 )
 
 
@@ -68,12 +71,26 @@ def is_mountpoint(f: Path) -> bool:
 
 
 
+# Inside a node's mount namespace: every bpffs mounted there (cilium mounts one at
+# /sys/fs/bpf, the pins of its maps and tcx links), deepest first. The namespace
+# takes them when it goes, but only once nothing holds it (an `nsenter` shell
+# someone left in the node would keep the datapath pinned): `down` does not wait
+# for that. None there (another CNI, a second `down`): nothing to do.
+UNMOUNT_BPFFS = "findmnt -rn -t bpf -o TARGET | sort -r | while read -r m; do umount -l \"$m\"; done; true"
+
+
+def unmount_bpffs_in(mnt: Path) -> list[str]:
+    return ["nsenter", f"--mount={mnt}", "--", "sh", "-c", UNMOUNT_BPFFS]
+
+
 def remove_all() -> None:
     d = paths.NS_DIR
     if not d.exists():
         return
     for f in sorted(d.iterdir()):
         if is_mountpoint(f):
+            if f.suffix == ".mnt":
+                run(unmount_bpffs_in(f), f"unmount bpffs in {f.stem}", check=False)
             run(["umount", str(f)], f"unmount {f}", check=False)
     if is_mountpoint(d):
         run(["umount", str(d)], f"unmount {d}", check=False)

@@ -36,6 +36,17 @@ def in_netns(ns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{ns}", "--"]
 
 
+def as_node_process(node: str) -> list[str]:
+    """The prefix that runs a one-off command as one of the node's own host processes:
+    in its network namespace and, while the node runs, in its cgroup2 directory beside
+    its daemons (start()). A CNI's socket hooks attached to the node's cgroup2 root
+    (cilium's socket LB: a node's ClusterIP traffic) act on it as on a real node's."""
+    procs = cgroups.UNIFIED / cgroups.node_path(node).strip("/") / "lab" / "cgroup.procs"
+    if not procs.exists():  # none made here: a probe of a node that is down leaves nothing
+        return in_netns(node)
+    return ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(procs), *in_netns(node)]
+
+
 def enter(node: str) -> list[str]:
     """The nsenter prefix that runs a command as if on the node."""
     ns = paths.NS_DIR
@@ -55,6 +66,7 @@ def start(state: State, node: str, name: str, argv: list[str], netns_only: bool 
     def into_cgroup() -> None:
         # Before exec, so every child (containerd's shims, containers) is below it too.
         cgroups.join(group, os.getpid())
+        cgroups.join_unified(group, os.getpid())
 
     with log.open("ab") as out:
         child = subprocess.Popen(

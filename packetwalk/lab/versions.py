@@ -16,6 +16,9 @@ KUBE_ROUTER = "v2.1.0"
 # flanneld (VXLAN, kube-subnet-mgr). v0.28.10 is also on the proxy: the upgrade target.
 FLANNEL = "v0.28.4"
 FLANNEL_UPGRADE = "v0.28.10"
+# cilium-agent, cilium-cni and cilium-operator-generic (github.com/cilium/cilium on
+# the module proxy; the spike in /var/tmp/cilium-spike ran this one standalone).
+CILIUM = "v1.20.2"
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
 COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS}"

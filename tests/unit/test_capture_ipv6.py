@@ -170,11 +170,13 @@ def test_the_service_state_is_read_from_the_tables_of_the_cluster_ips_family():
     assert service_script("10.96.0.10") == (
         "echo '@@ rules iptables'; iptables-save 2>/dev/null; "
         "echo '@@ rules nft'; nft list table ip kube-proxy 2>/dev/null; "
-        "echo '@@ conntrack -'; conntrack -L -d 10.96.0.10 2>/dev/null; true")
+        "echo '@@ conntrack -'; conntrack -L -d 10.96.0.10 2>/dev/null; "
+        "echo '@@ proxymode -'; curl -s -m 2 http://127.0.0.1:10249/proxyMode 2>/dev/null; echo; true")
     assert service_script(VIP) == (
         "echo '@@ rules iptables'; ip6tables-save 2>/dev/null; "
         "echo '@@ rules nft'; nft list table ip6 kube-proxy 2>/dev/null; "
-        f"echo '@@ conntrack -'; conntrack -L -f ipv6 -d {VIP} 2>/dev/null; true")
+        f"echo '@@ conntrack -'; conntrack -L -f ipv6 -d {VIP} 2>/dev/null; "
+        "echo '@@ proxymode -'; curl -s -m 2 http://127.0.0.1:10249/proxyMode 2>/dev/null; echo; true")
 
 
 A = Node("pw-worker", "10.250.0.11", "pw-worker", ("10.250.0.11", "fd10:250::11"))

@@ -72,3 +72,41 @@ def test_no_endpoints_in_nftables_mode():
 def test_without_an_nft_table_iptables_is_read():
     assert service_rules(IPTABLES, "", "172.30.0.41", 80, "tcp").startswith(
         "iptables: 172.30.0.41:80/tcp -> KUBE-SVC-X")
+
+
+# iptables-save on a node whose cilium-agent replaces kube-proxy: its own chains, no KUBE-.
+CILIUM_IPTABLES = """*nat
+:PREROUTING ACCEPT [0:0]
+:CILIUM_POST_nat - [0:0]
+:CILIUM_PRE_nat - [0:0]
+-A POSTROUTING -m comment --comment "cilium-feeder: CILIUM_POST_nat" -j CILIUM_POST_nat
+COMMIT
+*filter
+:CILIUM_FORWARD - [0:0]
+COMMIT
+"""
+
+
+def test_no_kube_proxy_and_a_cni_that_translates_services():
+    assert service_rules(CILIUM_IPTABLES, "", "10.96.0.10", 53, "udp", proxy_mode="") == (
+        "no kube-proxy rules on this cluster: Services are translated by the CNI (cilium)")
+
+
+def test_kube_proxy_answering_or_its_rules_keep_the_kube_proxy_reading():
+    # kube-proxy answers /proxyMode: its (missing) rules are the evidence, as before.
+    assert "kube-proxy" in service_rules(CILIUM_IPTABLES, "", "10.96.0.10", 53, "udp", proxy_mode="iptables")
+    assert not service_rules(CILIUM_IPTABLES, "", "10.96.0.10", 53, "udp",
+                             proxy_mode="iptables").startswith("no kube-proxy rules on this cluster")
+    # kube-proxy's chains beside cilium's (cilium without kube-proxy replacement).
+    both = CILIUM_IPTABLES + IPTABLES
+    assert service_rules(both, "", "172.30.0.41", 80, "tcp", proxy_mode="").startswith(
+        "iptables: 172.30.0.41:80/tcp -> KUBE-SVC-X")
+
+
+def test_no_kube_proxy_and_no_known_cni_says_what_it_said():
+    plain = "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n"
+    assert service_rules(plain, "", "10.96.0.10", 53, "udp", proxy_mode="").startswith(
+        "iptables: no kube-proxy chains on this node")
+    # Not asked (None): the line it always gave, even with cilium's chains.
+    assert service_rules(CILIUM_IPTABLES, "", "10.96.0.10", 53, "udp").startswith(
+        "iptables: no kube-proxy chains on this node")

@@ -54,6 +54,12 @@ class Cni:
     # in a dual-stack lab (the IPv6 pod CIDRs); an IPv4 lab calls them as before. With
     # "ipv6", an IPv6-only lab calls them as an IPv4 lab does, with IPv6 pod CIDRs.
     ip_families: tuple[str, ...] = ("ipv4",)
+    # True: the CNI's agent translates Services itself (cilium's kube-proxy
+    # replacement) and the lab starts no kube-proxy.
+    replaces_kube_proxy = False
+    # Where containerd also looks for CNI plugins, beyond Debian's (a CNI whose
+    # plugin the lab builds: cilium-cni in the lab's bin directory).
+    cni_bin_dirs: tuple[str, ...] = ()
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""
