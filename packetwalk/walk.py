@@ -252,6 +252,21 @@ class Walk:
         the MTU echo)."""
         return concurrently(probe, self.attempts)
 
+    def pin(self, src: Pod, to: Target, question: str,
+            answer: tuple[str, ...]) -> tuple[Observation, str | None]:
+        """A sticky session's first request: one attempt at a time (attempts made at
+        once could race to two backends before the pin exists), until one answers or
+        --attempts are spent. The tries show as one cell, flaky when some were lost
+        before one answered (one lost datagram made it "broken: 1 of 1" before).
+        Returns that cell and the answer that pinned the session (None: none did)."""
+        tries: list[Observation] = []
+        for _ in range(max(1, self.attempts)):
+            tries.append(self.ask(src, to, question, answer=answer, attempts=1))
+            if tries[-1].cls == OK:
+                break
+        pinned = tries[-1].response if tries[-1].cls == OK else None
+        return shown(tries, self.hop.accepted), pinned
+
     def ask_every_backend(self, src: Pod, to: Target, service: Service) -> Observation:
         """Ask through a Service until every backend answered, in rounds.
 

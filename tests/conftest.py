@@ -9,3 +9,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     last = [item for item in items if item.get_closest_marker("switches_lab")]
     if last:
         items[:] = [item for item in items if item not in last] + last
+
+
+@pytest.fixture
+def sigint():
+    """SIGINT raises KeyboardInterrupt for the test, whatever the process inherited: a
+    shell without job control starts background jobs with SIGINT ignored, and Python
+    then installs no handler (a CI rehearsal run as `bash .ci/run &` failed the
+    interrupt tests so)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

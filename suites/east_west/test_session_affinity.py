@@ -15,9 +15,9 @@ REPEATS = 8  # without affinity, 8 more requests all reach the first backend 1 t
 def test_session_affinity(walk, protocol):
     service = walk.service("servers-affinity")
     to = walk.cluster_ip(service, protocol)
-    # One request pins the client: attempts made at once could race to two backends
-    # before the pin exists. The requests after it make the run's attempts each.
-    first = walk.ask(walk.client, to, "hostname", answer=service.backends, attempts=1)
+    # One request pins the client (Walk.pin: its attempts one at a time). The requests
+    # after it make the run's attempts each.
+    first, pinned = walk.pin(walk.client, to, "hostname", answer=service.backends)
     walk.expect(first)
     for _ in range(REPEATS):
-        walk.expect(walk.ask(walk.client, to, "hostname", answer=first.response))
+        walk.expect(walk.ask(walk.client, to, "hostname", answer=pinned))

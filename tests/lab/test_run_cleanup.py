@@ -83,7 +83,9 @@ def test_wait_cleanup_returns_when_the_namespaces_are_gone(clean_slate):
 NEVER_READY = "--image=registry.k8s.io/e2e-test-images/agnhost:0.0-does-not-exist"
 
 
-def test_ctrl_c_while_deploying_still_cleans_up(clean_slate):
+def test_ctrl_c_while_deploying_still_cleans_up(clean_slate, sigint):
+    # `sigint`: the run under test inherits SIGINT as a terminal gives it, also when
+    # this process was started with it ignored (a background job of a shell).
     proc = start_slice(NEVER_READY)
     names = wait_for_namespaces(proc)
     os.killpg(proc.pid, signal.SIGINT)

@@ -43,7 +43,7 @@ def test_a_cmd_not_found_or_failing_says_so():
     assert (failing.rc, failing.ok) == (3, False) and "CMD exited 3" in failing.words()
 
 
-def test_an_interrupt_stops_cmd_and_carries_what_ran():
+def test_an_interrupt_stops_cmd_and_carries_what_ran(sigint):
     timer = threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT))
     timer.start()
     started = time.monotonic()

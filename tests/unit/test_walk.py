@@ -137,3 +137,28 @@ def test_every_backend_a_lost_request_is_flaky_a_backend_never_answering_broken(
     assert (seen.cls, rounds) == ("PARTIAL_BACKENDS", 1) and not record.flaky
     assert "never answered" in seen.detail and "no answer within 3 s" in seen.detail
     assert record.attempt_words() == "8 of 16 attempts failed (TIMEOUT)"
+
+
+def test_a_pin_tries_one_at_a_time_and_a_lost_try_reads_flaky_not_broken():
+    """Session affinity's first request (Walk.pin): a datagram lost before one answers
+    shows as flaky with its count; once one answers, no more are made."""
+    answers = iter(["124 5000000\n", "124 5000000\n", "0 4000 server-pw-worker2\n"])
+    execs = []
+
+    def fake_exec(src, command, timeout):
+        execs.append(command)
+        return ExecResult(0, next(answers), "", 0.1)
+
+    walk = Walk(inventory(), Prober(fake_exec), HOPS["session_affinity"],
+                build_placements([A, B])["cross-node"], None, "udp", [].append, {}, attempts=5)
+    to = walk.cluster_ip(walk.server_service, "udp")
+    seen, pinned = walk.pin(walk.client, to, "hostname", answer=("server-pw-worker2",))
+    assert len(execs) == 3 and pinned == "server-pw-worker2"
+    assert seen.cls == "TIMEOUT" and seen.attempt_classes == ["TIMEOUT", "TIMEOUT", "OK"]
+    with pytest.raises(HopFailure) as failure:
+        walk.expect(seen)
+    assert "flaky: 2 of 3 attempts failed" in str(failure.value)
+    # Every try lost: broken, and nothing pinned.
+    answers = iter(["124 5000000\n"] * 5)
+    seen, pinned = walk.pin(walk.client, to, "hostname", answer=("server-pw-worker2",))
+    assert pinned is None and seen.attempt_classes == ["TIMEOUT"] * 5

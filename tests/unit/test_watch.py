@@ -180,7 +180,7 @@ def test_the_cells_kube_proxy_broken_on_the_client_node_should_redden():
     assert len(watched - red) == 8  # PodIP, and the NodePorts DNATed on pw-worker2
 
 
-def test_an_interrupted_watch_stops_cmd_and_its_loops_and_hands_on_what_it_saw(switchable,
+def test_an_interrupted_watch_stops_cmd_and_its_loops_and_hands_on_what_it_saw(switchable, sigint,
                                                                               tmp_path):
     import signal
 
