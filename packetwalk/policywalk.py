@@ -104,8 +104,8 @@ class LaneBlock:
 
     @staticmethod
     def from_json(text: str) -> LaneBlock | None:
-        """None for anything but a whole record (the file is replaced whole, never
-        appended, so this is a marker from another version, or none)."""
+        """None for anything but a whole record (the file is rewritten whole, never
+        appended: anything else is a write cut short, or another version's marker)."""
         try:
             d = json.loads(text)
             return LaneBlock(d["case"], tuple(d["cell"]), d["family"],
@@ -130,9 +130,9 @@ class PolicyWalk:
         self._record = record
         self.timeout = timeout
         # The lane's baseline was blocked in an earlier case of the run (the fixture
-        # keeps it per lane, for every worker): this case's baseline is one round of
-        # probes, not a poll, and the same failing cell is not narrowed again (LaneBlock).
-        # `on_blocked` is told when this case's baseline is blocked.
+        # keeps it per lane, for every worker): this case probes that cell alone first,
+        # and the same failure is not polled or narrowed again (_converge, _blocked).
+        # `on_blocked` is told when this case's baseline is blocked and narrowed.
         self.lane_block = lane_block
         self.on_blocked = on_blocked
         # Called with the case's name when its policies blocked none of the cells they
