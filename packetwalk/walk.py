@@ -56,6 +56,18 @@ from packetwalk.watchcells import REQUEST
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
 UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
 WINDOW_LINES = 10  # a watched cell's failure lists this many outage windows
+SILENCE_ALPHA = 1e-3  # below this chance, a silent backend is silent for a reason
+
+
+def silence_is_chance(answered: int, asked: int, backends: int) -> bool:
+    """Could a live backend have missed every one of `asked` requests by chance? Each
+    request answered with the rate seen (`answered` of `asked`) and went to one of
+    `backends` evenly, so a live backend misses one with 1 - rate/backends, and all of
+    them with that to the power `asked`. Above SILENCE_ALPHA, ask another round."""
+    if asked == 0 or answered == 0:
+        return False
+    miss_one = 1 - answered / asked / backends
+    return miss_one ** asked >= SILENCE_ALPHA
 
 
 class HopFailure(AssertionError):
@@ -271,13 +283,18 @@ class Walk:
         """Ask through a Service until every backend answered, in rounds.
 
         A round is 8 x backends requests at once (in one exec, waves of 8), and every
-        request is an attempt. Up to --attempts rounds run, while every request
-        answers and some backend has not yet: they stop once every backend has
-        answered, or after a round where any request failed (more rounds would mostly
-        wait out more timeouts). A backend that never answered is PARTIAL_BACKENDS, a
+        request is an attempt. Up to --attempts rounds run: they stop once every backend
+        has answered, once a round has no answer at all (more rounds would only wait out
+        more timeouts), or once a backend's silence can no longer be chance
+        (`silence_is_chance`). A backend that never answered is PARTIAL_BACKENDS, a
         failure of the cell as a whole (broken, never flaky); else the cell is broken
         when no request answered and flaky (k/M) when k of the M requests failed or
-        answered from no backend of the Service."""
+        answered from no backend of the Service.
+
+        Why silence is weighed: on a lossy path a live backend can miss a whole round by
+        chance (half the datagrams lost each way: 1 in 10 per backend for a round of 24
+        over 3 backends), which read "broken" where the network is flaky. One round
+        (--attempts 1) still judges what it saw."""
         expected = set(service.backends)
         per_round = 8 * len(expected)
 
@@ -295,7 +312,10 @@ class Walk:
                     seen.cls, seen.detail = judge_backends([seen.response], expected)
             tries += this_round
             answered = {t.response for t in tries if t.cls == OK}
-            if answered >= expected or any(t.cls != OK for t in this_round):
+            if answered >= expected or not any(t.cls == OK for t in this_round):
+                break
+            if any(t.cls != OK for t in this_round) and not silence_is_chance(
+                    sum(t.cls == OK for t in tries), len(tries), len(expected)):
                 break
         seen = self.cell_of(tries)
         answered = {t.response for t in tries if t.cls == OK}
