@@ -42,7 +42,7 @@ from packetwalk.podexec import PodExec
 from packetwalk.probes import ProbeError
 from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal, timeline
-from packetwalk.runlock import remove_lock
+from packetwalk.runlock import remove_lock, sweep_stale_locks
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
 from packetwalk.selection import needs_host
 from packetwalk.selfbind import with_bindings
@@ -63,6 +63,8 @@ RUN_STATE = "packetwalk"  # workerinput key of the run's state (State.for_worker
 POLICY_LOCK = "network-policy"
 # One lock per NetworkPolicy lane (fixtures/policy.py): a case holds its lane's.
 POLICY_LOCKS = tuple(f"{POLICY_LOCK}-lane-{lane}" for lane in POLICY_LANES)
+# Any lane's, also of a version with other lanes: what the controller sweeps of killed runs.
+POLICY_LANE_LOCK_NAMES = rf"{POLICY_LOCK}-lane-\d+"
 # A lane whose baseline (no policy) failed in this run: fixtures/policy.py.
 POLICY_BLOCKED_MARKS = tuple(f"{lock}-blocked" for lock in POLICY_LOCKS)
 # The cases of one family whose policies blocked nothing they should have (one line
@@ -316,6 +318,7 @@ class Controller:
         state, options = self.state, self.state.options
         started = time.monotonic()
         self._arm_cleanup()
+        self._sweep_lane_locks()
         api = apiretry.client(state.configuration)
         try:
             swept = sweep_stale(api, state.run)
@@ -371,6 +374,17 @@ class Controller:
                 f"packetwalk: deploying run {state.run.id} failed: {reason}") from None
         if options.during is not None:
             self._watch()
+
+    def _sweep_lane_locks(self) -> None:
+        """The lane lock files killed runs left on this host (their own cleanup removes
+        a finished run's): once, here, never failing the run."""
+        try:
+            swept = sweep_stale_locks(POLICY_LANE_LOCK_NAMES)
+        except Exception:  # noqa: BLE001 - housekeeping: the run goes on whatever it meets
+            return
+        if swept:
+            self.state.notes.append(f"removed {len(swept)} stale NetworkPolicy lane lock file(s) "
+                                    f"of killed runs in {swept[0].parent}")
 
     def _watch(self) -> None:
         """--during: the watch (watch.py), before xdist starts its workers, so they get
