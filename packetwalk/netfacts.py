@@ -10,7 +10,9 @@ Where each fact comes from, first match wins:
   kube-router's health and metrics ports; else "unknown (no CNI agent found)"
   with the plugin types of a CNI config when one is readable.
 - kube-proxy's mode: its /proxyMode endpoint on the metrics port, seen from
-  the node (a hostNetwork pod).
+  the node (a hostNetwork pod). None answering on any node asked, with a CNI
+  known to replace kube-proxy (REPLACES_KUBE_PROXY: it translates Services
+  itself), it is "none", not unknown.
 - the pod MTU: a pod's eth0; from the node, the host side of a pod's veth
   (the bridge plugin gives both ends the same MTU).
 """
@@ -27,6 +29,9 @@ PROXY_MODE_PORT = 10249  # kube-proxy's metricsBindAddress, where /proxyMode is 
 KUBE_ROUTER_HEALTH_PORT = 20244  # its DaemonSet's livenessProbe port
 KUBE_ROUTER_METRICS_PORT = 8080
 PROXY_MODES = ("iptables", "nftables", "ipvs", "kernelspace")
+# CNIs known to replace kube-proxy (cilium's kube-proxy replacement): where one runs
+# and no kube-proxy answers, there is none, and the CNI translates Services.
+REPLACES_KUBE_PROXY = frozenset({"cilium"})
 
 # Workload name prefix in kube-system -> CNI. Longer prefixes first where they overlap.
 AGENTS = (
@@ -127,6 +132,30 @@ def proxy_mode_from_endpoint(text: str) -> str | None:
     """kube-proxy's /proxyMode answer ("iptables", "nftables", "ipvs"); None for anything else."""
     word = text.strip()
     return word if word in PROXY_MODES else None
+
+
+def service_translator(answers: dict[str, str | None], agents: list[Agent]) -> str | None:
+    """The CNI that stands in for kube-proxy: one of REPLACES_KUBE_PROXY among the
+    agents found, when no node asked ({node: its /proxyMode answer or None}) had a
+    kube-proxy answering. None otherwise (kube-proxy answers, or nothing was asked)."""
+    if not answers or any(answers.values()):
+        return None
+    return next((a.cni for a in agents if not a.policy_only and a.cni in REPLACES_KUBE_PROXY), None)
+
+
+def no_kube_proxy(cni: str) -> str:
+    return f"none (no kube-proxy; Services translated by {cni})"
+
+
+def proxy_mode_line(answers: dict[str, str | None], agents: list[Agent]) -> str:
+    """kube-proxy's mode from every node's /proxyMode answer: the modes, "none" with
+    the CNI that translates Services instead (service_translator), else "unknown"
+    where a node did not answer, saying where it was asked."""
+    cni = service_translator(answers, agents)
+    if cni:
+        return no_kube_proxy(cni)
+    modes = sorted({mode or UNKNOWN for mode in answers.values()}) or [UNKNOWN]
+    return f"{', '.join(modes)} (kube-proxy's /proxyMode on {', '.join(answers) or 'no node'})"
 
 
 def kube_router_version(metrics: str) -> str | None:

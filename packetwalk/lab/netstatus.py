@@ -51,11 +51,10 @@ def lines(kubectl, lab_nodes: list[t.Node]) -> list[str]:
     source = netfacts.source_note(bool(agents))
     agents = agents or netfacts.agents_from_node(probes[first], annotations.get(first, {}))
     cni = netfacts.describe_cni(agents, _conflist_types(first))
-    modes = sorted({p.proxy_mode or netfacts.UNKNOWN for p in probes.values()})
     mtus = {name: netfacts.pod_mtu_from_node(p.links) for name, p in probes.items()}
     mtu = next((f"{m} (the pods' veths on {name})" for name, m in mtus.items() if m),
                f"{netfacts.UNKNOWN} (no pod runs on {', '.join(mtus)})")
     named = any(not a.policy_only for a in agents)
     return [f"CNI: {cni}" + (f"; {source}" if named else ""),
-            f"kube-proxy mode: {', '.join(modes)} (kube-proxy's /proxyMode on {', '.join(probes)})",
+            "kube-proxy mode: " + netfacts.proxy_mode_line({n: p.proxy_mode for n, p in probes.items()}, agents),
             f"pod MTU: {mtu}"]

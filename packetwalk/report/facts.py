@@ -5,8 +5,10 @@ told is "unknown", never a failed run. The network's facts are the cluster's
 own (packetwalk/netfacts.py decides): the CNI agents' DaemonSets and pods in
 kube-system, else what a node shows to the run's hostNetwork pod (the agents'
 interfaces, routes, annotations and ports); kube-proxy's mode from its own
-/proxyMode endpoint, else the kubeadm-style kube-proxy ConfigMap or the
---proxy-mode flag of kube-proxy pods, and on the lab last the nodes' rules;
+/proxyMode endpoint ("none" when it does not answer, no kube-proxy pod runs and
+the CNI replaces it: netfacts.REPLACES_KUBE_PROXY), else the kubeadm-style
+kube-proxy ConfigMap or the --proxy-mode flag of kube-proxy pods, and on the lab
+last the nodes' rules;
 the pod MTU from a client pod's eth0. On the lab, with no agent found, the
 plugin types of a node's conflist are named beside "unknown".
 """
@@ -30,8 +32,10 @@ from packetwalk.netfacts import (
     conflist_types,
     describe_cni,
     mtu_of_link,
+    no_kube_proxy,
     parse_node_probe,
     pod_mtu_from_node,
+    service_translator,
     source_note,
 )
 from packetwalk.placement import internal_ip
@@ -157,6 +161,11 @@ def network_facts(workloads: list[tuple[str, list[str]]], annotations: dict[str,
     facts = {"CNI": cni}
     if evidence.proxy_mode:
         facts["kube-proxy mode"] = f"{evidence.proxy_mode} (kube-proxy's /proxyMode on {node})"
+    elif probe and not any(name.startswith("kube-proxy") for name, _ in workloads) \
+            and (translator := service_translator({node: None}, agents)):
+        # Asked on the node, no kube-proxy answered nor runs as a pod: the CNI replaces it
+        # (a kube-proxy ConfigMap left by kubeadm says nothing then).
+        facts["kube-proxy mode"] = no_kube_proxy(translator)
     mtu = mtu_of_link(pod_link[1]) if pod_link else None
     if mtu:
         facts["Pod MTU"] = f"{mtu} (eth0 of a pod on {pod_link[0]})"

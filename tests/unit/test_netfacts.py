@@ -2,6 +2,7 @@
 
 from packetwalk.netfacts import (
     NO_AGENT,
+    REPLACES_KUBE_PROXY,
     Agent,
     NodeEvidence,
     agents_from_node,
@@ -14,6 +15,7 @@ from packetwalk.netfacts import (
     parse_node_probe,
     pod_mtu_from_node,
     proxy_mode_from_endpoint,
+    proxy_mode_line,
 )
 
 LINKS = """1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
@@ -114,3 +116,63 @@ def test_the_reports_network_facts_say_where_each_came_from():
     # Nothing to ask (no hostNetwork pod): the CNI config the lab can read, else unknown.
     assert network_facts([], {}, None, None, "bridge + host-local") == {
         "CNI": f"{NO_AGENT}; CNI config: bridge + host-local", "Pod MTU": "unknown"}
+
+
+CILIUM_LINKS = (
+    "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT\n"
+    "4: cilium_host@cilium_net: <BROADCAST,MULTICAST,NOARP,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n")
+CILIUM_PODS = [("cilium", ["quay.io/cilium/cilium:v1.20.2"]),
+               ("cilium-operator", ["quay.io/cilium/operator-generic:v1.20.2"])]
+
+
+def test_kube_proxy_mode_when_kube_proxy_answers_on_every_node():
+    from packetwalk.report.facts import network_facts
+
+    answers = {"pw-worker": "nftables", "pw-worker2": "nftables"}
+    # A CNI that could replace kube-proxy does not, where kube-proxy answers.
+    assert proxy_mode_line(answers, [Agent("cilium", "v1.20.2")]) == (
+        "nftables (kube-proxy's /proxyMode on pw-worker, pw-worker2)")
+    facts = network_facts(CILIUM_PODS, {}, ("pw-worker", probe(links=CILIUM_LINKS, mode="iptables")), None, None)
+    assert facts["kube-proxy mode"] == "iptables (kube-proxy's /proxyMode on pw-worker)"
+
+
+def test_no_kube_proxy_with_cilium_is_none_services_translated_by_cilium():
+    from packetwalk.report.facts import network_facts
+
+    answers = {"pw-worker": None, "pw-worker2": None}
+    expected = "none (no kube-proxy; Services translated by cilium)"
+    assert proxy_mode_line(answers, agents_from_workloads(CILIUM_PODS)) == expected
+    # Cilium seen on the node only (no agent pod: the lab), and from its DaemonSet.
+    on_node = parse_node_probe(probe(links=CILIUM_LINKS, mode=""))
+    assert proxy_mode_line(answers, agents_from_node(on_node, {})) == expected
+    for workloads in ([], CILIUM_PODS):
+        facts = network_facts(workloads, {}, ("pw-worker", probe(links=CILIUM_LINKS, mode="")), None, None)
+        assert facts["kube-proxy mode"] == expected
+    # One node's kube-proxy answering is a kube-proxy: the others read unknown, not none.
+    assert proxy_mode_line({"pw-worker": "iptables", "pw-worker2": None}, agents_from_workloads(CILIUM_PODS)) == (
+        "iptables, unknown (kube-proxy's /proxyMode on pw-worker, pw-worker2)")
+    # A kube-proxy pod (another metrics address) or no node asked: not "none".
+    kube_proxy = [*CILIUM_PODS, ("kube-proxy-x7k2p", ["registry.k8s.io/kube-proxy:v1.37.2"])]
+    assert "kube-proxy mode" not in network_facts(
+        kube_proxy, {}, ("pw-worker", probe(links=CILIUM_LINKS, mode="")), None, None)
+    assert "kube-proxy mode" not in network_facts(CILIUM_PODS, {}, None, None, None)
+    assert proxy_mode_line({}, agents_from_workloads(CILIUM_PODS)) == "unknown (kube-proxy's /proxyMode on no node)"
+
+
+def test_no_kube_proxy_with_another_cni_stays_unknown_with_why():
+    from packetwalk.report.facts import network_facts
+
+    answers = {"pw-worker": None, "pw-worker2": None}
+    flannel = [Agent("flannel", "v0.28.4"), Agent("kube-router", "v2.1.0", policy_only=True)]
+    assert proxy_mode_line(answers, flannel) == "unknown (kube-proxy's /proxyMode on pw-worker, pw-worker2)"
+    assert proxy_mode_line(answers, []) == "unknown (kube-proxy's /proxyMode on pw-worker, pw-worker2)"
+    # The report leaves it to the ConfigMap, the pods' flags, the lab's rules, else "unknown".
+    assert "kube-proxy mode" not in network_facts([], {}, ("pw-worker", probe(mode="")), None, None)
+
+
+def test_the_cnis_that_replace_kube_proxy_are_one_list():
+    from packetwalk.diagnose.capture import SERVICE_TRANSLATING_CNIS
+    from packetwalk.lab.cni import cni_named, names
+
+    assert set(SERVICE_TRANSLATING_CNIS) <= REPLACES_KUBE_PROXY
+    assert {n for n in names() if cni_named(n).replaces_kube_proxy} <= REPLACES_KUBE_PROXY
