@@ -9,9 +9,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from kubernetes.client.rest import ApiException
 
 from packetwalk import workloads
+from packetwalk.cluster import REQUIRED_ACCESS, Access
 from packetwalk.inventory import CORE, HOST, POLICY
 from packetwalk.listwatch import watch_until
 from packetwalk.waiting import WaitTimeout
@@ -227,3 +229,13 @@ def test_the_watch_threads_end_with_the_wait():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+def test_the_restricted_tier_may_watch_the_run_pods():
+    """Granted, but not checked at preflight: without it the wait lists every second."""
+    docs = yaml.safe_load_all((workloads.MANIFESTS / "rbac-restricted.yaml").read_text())
+    role = next(d for d in docs if d and d["metadata"]["name"] ==
+                "packetwalk-run-namespace-restricted")
+    assert any("pods" in rule["resources"] and "watch" in rule["verbs"]
+               for rule in role["rules"])
+    assert Access("watch", "pods") not in REQUIRED_ACCESS
