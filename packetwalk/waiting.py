@@ -1,4 +1,5 @@
 """The one way packetwalk waits: poll a check until it holds, within a deadline.
+(Waits on the run's own objects list then watch instead: listwatch.py, same timeout.)
 
 The final error always says what was awaited, for how long, and the last
 state seen, so a timeout reads as a diagnosis rather than "timed out".
@@ -29,10 +30,15 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, interval: float 
     try:
         return retrying(check)
     except RetryError:
-        last = ""
-        if state is not None:
-            try:
-                last = f"; last state: {state()}"
-            except Exception as exc:  # noqa: BLE001 - the state is only a courtesy
-                last = f"; last state unavailable ({exc})"
-        raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}{last}") from None
+        raise WaitTimeout(timed_out(what, timeout, state)) from None
+
+
+def timed_out(what: str, timeout: float, state: Callable[[], str] | None = None) -> str:
+    """The timeout message: what was awaited, for how long, and the last state seen."""
+    last = ""
+    if state is not None:
+        try:
+            last = f"; last state: {state()}"
+        except Exception as exc:  # noqa: BLE001 - the state is only a courtesy
+            last = f"; last state unavailable ({exc})"
+    return f"timed out after {timeout:g}s waiting for {what}{last}"

@@ -25,8 +25,10 @@ import base64
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import yaml
 from kubernetes.client import (
@@ -60,6 +62,7 @@ from packetwalk.inventory import (
     policy_service_name,
     server_service_name,
 )
+from packetwalk.listwatch import watch_until
 from packetwalk.offers import ingress_classes, ingress_manifest
 from packetwalk.placement import Node, used_nodes
 from packetwalk.runs import Run, liveness_annotations
@@ -483,7 +486,7 @@ def _events(core: CoreV1Api, namespace: str, name: str) -> str:
 
 
 def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeout: float,
-               given_up: frozenset[str] = frozenset()
+               given_up: frozenset[str] = frozenset(), watch: Callable[[], Any] | None = None
                ) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
     """Wait until every planned pod (of a group not `given_up`: not created) is Ready
     or hopeless.
@@ -493,6 +496,9 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
     what was awaited and why it never came. When no pod has started after
     STALL_AFTER seconds (then every RECHECK, and at the deadline) and stalls.py
     names why for all of them, the run stops (Stalled).
+
+    The pods are listed then watched (listwatch.py): the wait ends with the event that
+    makes the last pod Ready. `watch` makes the Watch (a fake in unit tests).
     """
     core = CoreV1Api(api)
     wanted = {obj["metadata"]["name"]: (group, obj) for group, obj in objects
@@ -510,12 +516,11 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
         if stall is not None:
             raise Stalled(str(stall))
 
-    def poll() -> bool:
+    def take(pod) -> None:
+        seen[pod.metadata.name] = api.sanitize_for_serialization(pod)
+
+    def settled() -> bool:
         nonlocal check_at
-        for namespace in namespaces:
-            for pod in core.list_namespaced_pod(namespace, label_selector=run.selector,
-                                                _request_timeout=API_TIMEOUT).items:
-                seen[pod.metadata.name] = api.sanitize_for_serialization(pod)
         pending = False
         # While some pod waits on its image, every pod is awaited to a verdict, in
         # groups already given up too: whether *every* pod fails to pull decides
@@ -540,8 +545,9 @@ def await_pods(api: ApiClient, run: Run, objects: list[tuple[str, dict]], timeou
                          for name in wanted if not is_ready(seen.get(name, {})))
 
     try:
-        wait_for("the run's pods to become Ready", poll, timeout=timeout, interval=1.0,
-                 state=state)
+        watch_until("the run's pods to become Ready", core.list_namespaced_pod, namespaces,
+                    take, settled, timeout=timeout, interval=1.0, state=state,
+                    watch=watch, label_selector=run.selector)
     except WaitTimeout as exc:
         stop_if_stalled(timeout)
         for name, (group, obj) in wanted.items():

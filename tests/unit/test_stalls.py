@@ -252,7 +252,8 @@ class FakeCore:
                        for name, reason, message in events]
 
     def list_namespaced_pod(self, namespace, **_):
-        return SimpleNamespace(items=[p for p in self.pods if p.metadata.namespace == namespace])
+        return SimpleNamespace(items=[p for p in self.pods if p.metadata.namespace == namespace],
+                               metadata=SimpleNamespace(resource_version="1"))
 
     def list_namespaced_event(self, namespace, **_):
         return SimpleNamespace(items=self.events)
@@ -264,7 +265,19 @@ def await_with(monkeypatch, state: dict, events=(), timeout=30.0):
     monkeypatch.setattr(workloads, "CoreV1Api", lambda api: core)
     monkeypatch.setattr(workloads, "STALL_AFTER", 0.0)
     api = SimpleNamespace(sanitize_for_serialization=lambda pod: pod.as_dict)
-    return workloads.await_pods(api, RUN, objects, timeout)
+    return workloads.await_pods(api, RUN, objects, timeout, watch=QuietWatch)
+
+
+class QuietWatch:
+    """A watch that brings no event: what the first list showed stays."""
+
+    resource_version = None
+
+    def stream(self, *args, **kwargs):
+        return iter(())
+
+    def stop(self):
+        pass
 
 
 def test_pods_nobody_schedules_stop_the_run_at_the_first_check(monkeypatch):
