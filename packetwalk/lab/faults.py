@@ -175,6 +175,22 @@ def _restore_pod_routes(state: State, node: t.Node) -> None:
     _cni(state).reconnect(cluster.node_list(state.workers), cluster.pod_cidrs(), node)
 
 
+# ---------------------------------------------------------------- cross-node-route-ipv6
+
+# The same cut for one family: on a dual-stack lab, the other nodes lose their IPv6
+# route to the node's pods (its spec.podCIDRs' IPv6 /64) and keep the IPv4 one, as
+# after a route push that covered one family. cross-node-route on that lab cuts the
+# IPv4 route (spec.podCIDR is the IPv4 one) and leaves IPv6 alone.
+def _drop_pod_route6(state: State, node: t.Node) -> None:
+    _cni(state).cut_off(cluster.node_list(state.workers), cluster.pod_cidrs(), node,
+                        cluster.pod_cidrs6(), family="ipv6")
+
+
+def _restore_pod_routes6(state: State, node: t.Node) -> None:
+    _cni(state).reconnect(cluster.node_list(state.workers), cluster.pod_cidrs(), node,
+                          cluster.pod_cidrs6(), family="ipv6")
+
+
 # ---------------------------------------------------------------- egress-masquerade
 
 def _no_masquerade(state: State, node: t.Node) -> None:
@@ -454,6 +470,8 @@ FAULTS = {f.name: f for f in (
           _kube_proxy_broken, _kube_proxy_back),
     Fault("cross-node-route", "the route to one node's pod CIDR is removed from the other nodes", True,
           _drop_pod_route, _restore_pod_routes),
+    Fault("cross-node-route-ipv6", "the route to one node's IPv6 pod CIDR is removed from the other "
+          "nodes; IPv4 routes stay (dual-stack labs only)", True, _drop_pod_route6, _restore_pod_routes6),
     Fault("egress-masquerade", "nodes stop masquerading pod traffic that leaves the cluster", False,
           _no_masquerade, _masquerade),
     Fault("policy-enforcer-down", "kube-router stopped and its rules removed: policies not enforced", False,
@@ -522,7 +540,17 @@ IPV6_ONLY_FAULTS = frozenset({"dns-down", "controller-manager-down", "scheduler-
                               "cross-node-route", "hairpin-off", "policy-enforcer-down"})
 
 
+# The faults that break one family of a dual-stack lab, and nothing on another lab:
+# on IPv4 there is no IPv6 route to cut; on IPv6-only, cross-node-route cuts it.
+DUAL_ONLY_FAULTS = frozenset({"cross-node-route-ipv6"})
+
+
 def check_family(name: str, family: str) -> None:
+    if name in DUAL_ONLY_FAULTS and not t.dual(family):
+        other = ("on an IPv6-only lab, cross-node-route cuts the IPv6 route" if t.ipv6_only(family)
+                 else "an IPv4 lab has no IPv6 route to cut")
+        raise LabError(f"fault {name} needs a dual-stack lab (`packetwalk lab up --ip-family dual`); "
+                       f"{other}")
     if t.ipv6_only(family) and name not in IPV6_ONLY_FAULTS:
         raise LabError(f"fault {name}: not built for an IPv6-only lab yet; it takes "
                        f"{', '.join(sorted(IPV6_ONLY_FAULTS))} (docs/ipv6.md)")

@@ -2,7 +2,9 @@
 v6 /64, both InternalIPs, a dual-stack kube-dns, no lab IPv6 address routed out of
 the host, and every suite green in both families, each hop with a family run as
 -ipv4/-ipv6 twins, but for NetworkPolicy in IPv6, which the lab's kube-router cannot
-enforce: those twins fail, exactly. One up and one suite run; the default lab comes back after.
+enforce: those twins fail, exactly. Then, on the same lab, cross-node-route-ipv6 (issue
+17, item 5) breaks the IPv6 pod network across nodes and nothing of IPv4. One up for
+both (a module fixture); the default lab comes back after.
 """
 
 import json
@@ -14,58 +16,111 @@ from ipaddress import ip_network
 import pytest
 
 from packetwalk.hops import POLICY_CASES
-from packetwalk.lab import cluster, topology
+from packetwalk.lab import cluster, faults, state, topology
+from packetwalk.lab.network import ip
 from tests.lab.conftest import HEALTHY_SKIPS
 from tests.lab.conftest import lab_cli as cli
+from tests.selfcheck.expected import EXPECTED_DUAL, mismatches
 from tests.suiterun import ROOT, run_suites
 
 pytestmark = pytest.mark.switches_lab  # takes the lab down and brings another up: runs last
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
-def test_the_dual_stack_lab_is_green_in_both_families_but_ipv6_policy(tmp_path):
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
+
+
+@pytest.fixture(scope="module")
+def dual_lab():
+    """The dual-stack lab, brought up once for this module's tests; the default lab
+    comes back after the last of them (or after a failed up)."""
     try:
         cluster.down(log=lambda m: None)
         up = cli("up", "--ip-family", "dual")
         assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
-        nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
-        for node in nodes:
-            cidrs = [ip_network(c) for c in node["spec"]["podCIDRs"]]
-            assert [(c.version, c.prefixlen) for c in cidrs] == [(4, 24), (6, 64)], node["spec"]
-            assert cidrs[1].subnet_of(topology.POD_CIDR6), cidrs
-            internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
-            assert sorted(ip_network(a).version for a in internal) == [4, 6], internal
-        dns = json.loads(cluster.kubectl("-n", "kube-system", "get", "svc", "kube-dns", "-o", "json"))
-        assert dns["spec"]["ipFamilyPolicy"] == "RequireDualStack", dns["spec"]
-        assert [ip_network(a).version for a in dns["spec"]["clusterIPs"]] == [4, 6], dns["spec"]
-
-        # The safety checks, IPv6 included (they skip the IPv6 part on an IPv4 lab).
-        safety = subprocess.run([sys.executable, "-m", "pytest", "tests/lab/test_safety.py", "-q",
-                                 "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
-                                env={**os.environ, "PACKETWALK_LAB_IP_FAMILY": "dual"},
-                                timeout=600, check=False)
-        assert safety.returncode == 0 and "skipped" not in safety.stdout.splitlines()[-1], \
-            safety.stdout[-3000:]
-
-        suites = run_suites(tmp_path, "suites")
-        # kube-router v2.1.0 polices IPv4 only here (lab/cni/_policy.py, kube-router#1653):
-        # exactly the IPv6 twins of the cases that expect a block fail, and the run says
-        # it is IPv6 only. Every IPv4 twin passes.
-        unpoliced = {f"test_network_policy[{name}-ipv6]" for name, case in POLICY_CASES.items()
-                     if not case.needs and any(c.expect == "blocked" for c in case.every_cell)}
-        assert len(unpoliced) >= 25 and suites.failed == unpoliced and not suites.errors, \
-            (sorted(set(suites.failed) ^ unpoliced), suites.output[-3000:])
-        assert "NetworkPolicy enforcement is broken for IPv6 only" in suites.output, \
-            suites.output[-3000:]
-        assert {f"{name}-ipv4]" for name in {t.removesuffix("-ipv6]") for t in unpoliced}} <= \
-            suites.passed, "an IPv4 twin of an unpoliced IPv6 case did not pass"
-        sctp = {f"test_network_policy[sctp-not-tcp-{f}]" for f in ("ipv4", "ipv6")}
-        assert set(suites.skipped) <= HEALTHY_SKIPS | sctp, suites.skipped
-        twins = {tid for tid in suites.passed | suites.failed if tid.endswith(("-ipv4]", "-ipv6]"))}
-        assert {t.replace("-ipv6]", "-ipv4]") for t in twins} == \
-            {t for t in twins if t.endswith("-ipv4]")}, "an -ipv6 twin without its -ipv4 one"
-        assert len([t for t in twins if t.endswith("-ipv6]")]) >= 50, sorted(twins)
-        assert "dual-stack (pods ipv4+ipv6" in suites.output, suites.output[-2000:]
+        yield
     finally:
         cluster.down(log=lambda m: None)
         cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
+
+
+@ROOT_ONLY
+def test_the_dual_stack_lab_is_green_in_both_families_but_ipv6_policy(dual_lab, tmp_path):
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
+    for node in nodes:
+        cidrs = [ip_network(c) for c in node["spec"]["podCIDRs"]]
+        assert [(c.version, c.prefixlen) for c in cidrs] == [(4, 24), (6, 64)], node["spec"]
+        assert cidrs[1].subnet_of(topology.POD_CIDR6), cidrs
+        internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+        assert sorted(ip_network(a).version for a in internal) == [4, 6], internal
+    dns = json.loads(cluster.kubectl("-n", "kube-system", "get", "svc", "kube-dns", "-o", "json"))
+    assert dns["spec"]["ipFamilyPolicy"] == "RequireDualStack", dns["spec"]
+    assert [ip_network(a).version for a in dns["spec"]["clusterIPs"]] == [4, 6], dns["spec"]
+
+    # The safety checks, IPv6 included (they skip the IPv6 part on an IPv4 lab).
+    safety = subprocess.run([sys.executable, "-m", "pytest", "tests/lab/test_safety.py", "-q",
+                             "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PACKETWALK_LAB_IP_FAMILY": "dual"},
+                            timeout=600, check=False)
+    assert safety.returncode == 0 and "skipped" not in safety.stdout.splitlines()[-1], \
+        safety.stdout[-3000:]
+
+    suites = run_suites(tmp_path, "suites")
+    # kube-router v2.1.0 polices IPv4 only here (lab/cni/_policy.py, kube-router#1653):
+    # exactly the IPv6 twins of the cases that expect a block fail, and the run says
+    # it is IPv6 only. Every IPv4 twin passes.
+    unpoliced = {f"test_network_policy[{name}-ipv6]" for name, case in POLICY_CASES.items()
+                 if not case.needs and any(c.expect == "blocked" for c in case.every_cell)}
+    assert len(unpoliced) >= 25 and suites.failed == unpoliced and not suites.errors, \
+        (sorted(set(suites.failed) ^ unpoliced), suites.output[-3000:])
+    assert "NetworkPolicy enforcement is broken for IPv6 only" in suites.output, \
+        suites.output[-3000:]
+    assert {f"{name}-ipv4]" for name in {t.removesuffix("-ipv6]") for t in unpoliced}} <= \
+        suites.passed, "an IPv4 twin of an unpoliced IPv6 case did not pass"
+    sctp = {f"test_network_policy[sctp-not-tcp-{f}]" for f in ("ipv4", "ipv6")}
+    assert set(suites.skipped) <= HEALTHY_SKIPS | sctp, suites.skipped
+    twins = {tid for tid in suites.passed | suites.failed if tid.endswith(("-ipv4]", "-ipv6]"))}
+    assert {t.replace("-ipv6]", "-ipv4]") for t in twins} == \
+        {t for t in twins if t.endswith("-ipv4]")}, "an -ipv6 twin without its -ipv4 one"
+    assert len([t for t in twins if t.endswith("-ipv6]")]) >= 50, sorted(twins)
+    assert "dual-stack (pods ipv4+ipv6" in suites.output, suites.output[-2000:]
+
+
+# The ids that matter (the PodIP and what stands on it through a ClusterIP) and their
+# same-node and IPv4 twins, which must pass; no policy, so no --policy-timeout.
+ROUTE6_SLICE = "pod_ip or cluster_ip"
+
+
+@ROOT_ONLY
+def test_cross_node_route_ipv6_breaks_only_the_ipv6_pod_network_across_nodes(dual_lab, tmp_path):
+    expected = EXPECTED_DUAL["cross-node-route-ipv6"]
+    node = expected.node
+    cut6, kept4 = cluster.pod_cidrs6()[node], cluster.pod_cidrs()[node]
+    others = [n for n in cluster.pod_cidrs() if n != node]
+    faults.inject("cross-node-route-ipv6", node)
+    try:
+        # The fault itself: the other nodes lost their IPv6 route to the node's pods, not
+        # the IPv4 one.
+        for other in others:
+            assert cut6 not in ip("-6", "route", "show", ns=other), other
+            assert kept4 in ip("-4", "route", "show", ns=other), other
+        broken = run_suites(tmp_path, "suites/east_west", extra=("-k", ROUTE6_SLICE), timeout=900)
+    finally:
+        faults.heal()
+    for other in others:
+        assert cut6 in ip("-6", "route", "show", ns=other), f"heal left {other} without {cut6}"
+    ran = broken.passed | broken.failed | broken.errors | set(broken.skipped)
+    split = expected.split.within(ran)
+    # Not vacuous: the slice ran the PodIP's IPv6 twins across nodes.
+    assert split.failing == {"test_pod_ip[cross-node-tcp-ipv6]", "test_pod_ip[cross-node-udp-ipv6]"}, \
+        (sorted(ran), broken.output[-3000:])
+    # Exactly the split: the PodIP's -ipv6 twins across nodes FAIL, what stands on them
+    # is blocked by the pod network, nothing else fails or errors...
+    wrong = mismatches(split, broken.failed, broken.error_texts)
+    assert not wrong, (wrong, broken.verdict)
+    # ... and their -ipv4 twins pass, as does every other id of the slice.
+    assert split.must_pass <= broken.passed, sorted(split.must_pass - broken.passed)
+    assert not broken.skipped, broken.skipped
+    assert ran - split.failing - set(split.blocked) - split.either_way == broken.passed
+    assert expected.verdict in broken.verdict, broken.verdict
+    assert "for IPv6 only" in broken.verdict and "across nodes" in broken.verdict
+    assert not cluster.problems(state.load()), cluster.problems(state.load())

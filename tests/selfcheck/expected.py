@@ -237,7 +237,7 @@ class Expectation:
 BLOCKED_LINE = "blocked:"  # how a blocked test's error begins
 
 
-def mismatches(expected: Expectation, failed: set[str], errors: dict[str, str]) -> dict[str, list[str]]:
+def mismatches(expected: Expectation | Split, failed: set[str], errors: dict[str, str]) -> dict[str, list[str]]:
     """What a run under the fault got wrong, by kind; empty when exactly as expected.
     `failed`: the FAILED ids; `errors`: each ERROR id with its text. An error that is
     not "blocked:" is a broken probe, never a network verdict."""
@@ -374,3 +374,67 @@ EXPECTED.update({
         _CUT, fails=lambda c: _CUT.fails(c) or _through_the_cut_node_to_this_one(c),
         blocks=lambda c: None if _through_the_cut_node_to_this_one(c) else _CUT.blocks(c)),
 })
+
+
+# ---------------------------------------------------------------- one family of a dual-stack lab
+
+def family_id(case: Case, family: str) -> str:
+    """The case's id on a dual-stack lab (packetwalk/families.py, the id rule): a hop
+    with a family runs as twins, its id ending in it; a hop without keeps its id."""
+    return case.hop.test_id(case.placement, case.variant, case.protocol,
+                            family if case.hop.by_family else None)
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a run must show, as mismatches() reads it: the FAILED ids, the blocked ids
+    with the layer each must name, the ids that may go either way; and the ids that
+    must pass (a broken family's twins in the other family)."""
+
+    failing: frozenset[str]
+    blocked: dict[str, Layer]
+    either_way: frozenset[str]
+    must_pass: frozenset[str] = frozenset()
+
+    def within(self, ran: set[str] | frozenset[str]) -> Split:
+        """The split of a run restricted (-k) to the ids `ran`."""
+        return Split(self.failing & ran, {t: layer for t, layer in self.blocked.items() if t in ran},
+                     self.either_way & ran, self.must_pass & ran)
+
+
+@dataclass(frozen=True)
+class OneFamily:
+    """A fault that breaks one IP family of a dual-stack lab, as `expected` breaks the
+    layer on a single-stack one: its rules read in `family`'s twins. Their twins in
+    the other family pass, as does every id outside the rules. A red id of a hop
+    without a family (the vantage's NodePorts: one address the cluster picks) may go
+    either way: which family it dials is not the fault's business."""
+
+    family: str
+    other: str
+    expected: Expectation
+    node: str | None
+    verdict: str  # a phrase the run's verdict must contain
+
+    @property
+    def split(self) -> Split:
+        e = self.expected
+        red = [case for case in CASES if case.id in e.red | e.either_way]
+        familied = {case.id: family_id(case, self.family) for case in red if case.hop.by_family}
+        return Split(
+            failing=frozenset(familied[t] for t in e.failing if t in familied),
+            blocked={familied[t]: layer for t, layer in e.blocked.items() if t in familied},
+            either_way=frozenset(familied[t] for t in e.either_way if t in familied)
+            | frozenset(case.id for case in red if not case.hop.by_family),
+            must_pass=frozenset(family_id(case, self.other) for case in red
+                                if case.hop.by_family and case.id in e.red))
+
+
+# On a dual-stack lab (tests/lab/test_dual_stack.py runs it; bench/matrix.py runs
+# IPv4 labs only): cross-node-route's ids in their -ipv6 twins, the same layers
+# blocked, the -ipv4 twins passing. Not yet measured on the lab.
+EXPECTED_DUAL = {
+    "cross-node-route-ipv6": OneFamily(
+        "ipv6", "ipv4", EXPECTED["cross-node-route"], SECOND_NODE,
+        "pod network (PodIP) is broken for IPv6 only, across nodes only"),
+}

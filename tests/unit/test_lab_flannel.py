@@ -100,7 +100,8 @@ def test_flannel_declares_the_faults_that_hold_on_it():
     own = {f.name for f in flannel.CNI.own_faults}
     assert own == {"flanneld-down"} and own <= flannel.CNI.faults_supported
     assert flannel.CNI.faults_supported - own < set(faults.FAULTS)
-    assert set(faults.FAULTS) - flannel.CNI.faults_supported == {"egress-masquerade", "mtu-mismatch"}
+    assert set(faults.FAULTS) - flannel.CNI.faults_supported == {"egress-masquerade", "mtu-mismatch",
+                                                                 "cross-node-route-ipv6"}
     assert "VXLAN" in flannel.CNI.fault_symptoms["cross-node-route"]
     assert set(flannel.CNI.fault_symptoms) <= flannel.CNI.faults_supported
 

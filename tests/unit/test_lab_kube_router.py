@@ -69,7 +69,7 @@ def test_kube_router_declares_its_faults_and_its_own():
     # (cni/_policy.py): on this CNI that process is the router too.
     assert set(faults.FAULTS) - net.faults_supported == {
         "egress-masquerade", "policy-enforcer-down", "policy-ignores-except",
-        "policy-ignores-named-ports"}
+        "policy-ignores-named-ports", "cross-node-route-ipv6"}
     assert {f.name for f in net.own_faults} == {"bgp-down"} <= net.faults_supported
     assert set(net.fault_symptoms) <= net.faults_supported
     table = faults.faults_for(net)

@@ -77,12 +77,17 @@ class Cni:
         """Stop the agents and remove what they programmed. policy-enforcer-down does
         this, so a CNI whose agents also route leaves that fault out of faults_supported."""
 
-    def cut_off(self, nodes: list[Node], cidrs: dict[str, str], node: Node) -> None:
-        """cross-node-route: the other nodes lose their way to node's pods."""
+    def cut_off(self, nodes: list[Node], cidrs: dict[str, str], node: Node,
+                cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
+        """cross-node-route: the other nodes lose their way to node's pods.
+        cross-node-route-ipv6 (a CNI listing it, built for dual-stack): a dual-stack
+        lab's IPv6 pod CIDRs in cidrs6 and family "ipv6": only that family's way is
+        cut. A CNI without it is never called with them."""
         raise NotImplementedError
 
-    def reconnect(self, nodes: list[Node], cidrs: dict[str, str], node: Node) -> None:
-        """Undo cut_off."""
+    def reconnect(self, nodes: list[Node], cidrs: dict[str, str], node: Node,
+                  cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
+        """Undo cut_off (the same arguments)."""
         raise NotImplementedError
 
     def set_hairpin(self, nodes: list[Node], cidrs: dict[str, str], on: bool) -> None:

@@ -18,6 +18,7 @@ from ipaddress import ip_network
 
 from .. import paths, versions
 from .. import topology as t
+from ..errors import LabError
 from ..network import ip
 from ..processes import in_netns, run
 from ..state import State
@@ -80,6 +81,31 @@ def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
         ip(*args, ns=ns)
 
 
+def _family(cidr: str) -> str:
+    return "ipv6" if _ipv6(cidr) else "ipv4"
+
+
+def _families(*maps: dict[str, str] | None) -> set[str]:
+    return {_family(c) for m in maps if m for c in m.values()}
+
+
+def cut_routes(nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
+               cidrs6: dict[str, str] | None = None,
+               family: str | None = None) -> list[tuple[str | None, list[str]]]:
+    """The routes cross-node-route cuts (`route del`) and its heal puts back, as
+    pod_routes writes them: in every other node, the route to `node`'s pod CIDR in
+    each family given (cidrs, and a dual-stack lab's cidrs6), only `family`'s when
+    named ("ipv6": cross-node-route-ipv6). The host's routes are never cut."""
+    found: list[tuple[str | None, list[str]]] = []
+    for by_node in (cidrs, cidrs6 or {}):
+        cidr = by_node.get(node.name)
+        if cidr is None or (family is not None and _family(cidr) != family):
+            continue
+        found += [(ns, args) for ns, args in pod_routes(nodes, by_node, ipv6=_ipv6(cidr))
+                  if ns is not None and args[-3] == cidr]
+    return found
+
+
 def hairpin_ports(node: t.Node, on: bool, bridge: str = BRIDGE) -> None:
     """Switch hairpin on the running pods' ports of the node's bridge."""
     for line in ip("-o", "link", "show", "master", bridge, ns=node.name, check=False).splitlines():
@@ -114,7 +140,7 @@ class Bridge(Cni):
     ip_families = ("ipv4", "dual", "ipv6")
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
-        "kube-proxy-broken", "cross-node-route", "egress-masquerade",
+        "kube-proxy-broken", "cross-node-route", "cross-node-route-ipv6", "egress-masquerade",
         "policy-enforcer-down", "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "udp-lossy", "mtu-mismatch", "hairpin-off",
         "policy-ignores-except", "policy-ignores-named-ports"})
 
@@ -133,14 +159,20 @@ class Bridge(Cni):
     def stop(self, state: State, node: t.Node) -> None:
         stop_enforcer(state, node)
 
-    def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
-        fam = ["-6"] if _ipv6(cidrs[node.name]) else []
-        for other in nodes:
-            if other.name != node.name:
-                ip(*fam, "route", "del", cidrs[node.name], ns=other.name, check=False)
+    def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
+                cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
+        routes = cut_routes(nodes, cidrs, node, cidrs6, family)
+        if family is not None and not routes:
+            raise LabError(f"no {family} route to {node.name}'s pods to cut: the lab routes its "
+                           f"pods in {', '.join(sorted(_families(cidrs, cidrs6)))} only")
+        for ns, args in routes:
+            # `<family> route replace CIDR via GW` -> `<family> route del CIDR`
+            ip(*args[:-4], "del", args[-3], ns=ns, check=False)
 
-    def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
-        route_pod_cidrs(nodes, cidrs)
+    def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
+                  cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
+        for ns, args in cut_routes(nodes, cidrs, node, cidrs6, family):
+            ip(*args, ns=ns)
 
     def set_hairpin(self, nodes: list[t.Node], cidrs: dict[str, str], on: bool) -> None:
         """The CNI config without hairpinMode, as on a cluster set up that way: new pods

@@ -235,6 +235,7 @@ class Cilium(Cni):
     #  hairpin-off: no bridge, cilium's BPF does hairpin.
     #  mtu-mismatch: cilium sets the pods' and routes' MTU from eth0's at its start;
     #    not studied.
+    #  cross-node-route-ipv6: IPv4 only here (ip_families), so no IPv6 way to cut.
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "egress-masquerade", "cross-node-route", "cilium-agent-down"})

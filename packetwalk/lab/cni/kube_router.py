@@ -132,6 +132,10 @@ class KubeRouter(Cni):
     #  egress-masquerade: kube-router masquerades pod egress itself (--enable-pod-egress,
     #    on by default), so removing the lab's PW-MASQ breaks nothing.
     #  policy-enforcer-down: the enforcer is the router; stopping it is bgp-down.
+    #  cross-node-route-ipv6: kube-router runs IPv4 only here (--enable-ipv6=false,
+    #    ip_families), so a dual-stack lab never runs on it. Were it dual, deleting
+    #    its IPv6 route would not hold either: it re-adds the routes it learned by
+    #    BGP on its next sync, which is why cross-node-route here is a firewall drop.
     # mtu-mismatch stays: pods get eth0's MTU (auto-mtu) and no tunnel (all nodes
     # share one subnet), the bridge CNI's shape.
     faults_supported = frozenset({
