@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
@@ -50,6 +50,15 @@ class LabInfo:
     # is an IPv4 lab.
     ip_families: tuple[str, ...] = ("ipv4",)
     outside_host6: str = ""
+    # Whether the nodes masquerade pods' traffic leaving the cluster, per family: the
+    # egress test then expects the node's address, else the pod's own. Written by a
+    # dual or IPv6-only lab; a file without it (an IPv4 lab, or older) reads as every
+    # family NATed, which every lab so far does (lab/network.masquerade_to_outside).
+    egress_nat: dict[str, bool] = field(default_factory=dict)
+
+    def nats_egress(self, family: str) -> bool:
+        """Whether pods' egress in `family` leaves with the node's address."""
+        return self.egress_nat.get(family, True)
 
     def node(self, name: str) -> LabNode | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -57,8 +66,8 @@ class LabInfo:
     def to_json(self) -> str:
         data = asdict(self)
         data["underlay"] = str(self.underlay)
-        if self.ip_families == ("ipv4",):
-            del data["ip_families"], data["outside_host6"]
+        if self.ip_families == ("ipv4",) and self.nats_egress("ipv4"):
+            del data["ip_families"], data["outside_host6"], data["egress_nat"]
         else:
             data["ip_families"] = list(self.ip_families)
         return json.dumps({"format": FORMAT, **data}, indent=1)
@@ -82,11 +91,19 @@ def parse(text: str) -> LabInfo:
             nodes=tuple(LabNode(str(n["name"]), str(n["netns"]), str(n["cni_conf_dir"]))
                         for n in data["nodes"]),
             ip_families=tuple(str(f) for f in data.get("ip_families", ["ipv4"])),
-            outside_host6=str(data.get("outside_host6", "")))
+            outside_host6=str(data.get("outside_host6", "")),
+            egress_nat=_egress_nat(data.get("egress_nat", {})))
     except KeyError as exc:
         raise LabInfoError(f"missing {exc}") from None
     except (TypeError, ValueError) as exc:
         raise LabInfoError(f"bad value ({exc})") from None
+
+
+def _egress_nat(value: object) -> dict[str, bool]:
+    """{"ipv4": true, "ipv6": false}: each family's a boolean, nothing else."""
+    if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
+        raise LabInfoError(f"egress_nat {value!r}: expected {{family: true|false}}")
+    return {str(family): nat for family, nat in value.items()}
 
 
 def load(path: Path = LAB_INFO) -> LabInfo | None:

@@ -108,9 +108,11 @@ class Hop:
     stands_on: tuple[str, ...] = ()
     # Whether the hop dials addresses of one IP family, so runs once per family on a
     # dual-stack cluster (families.py, the id rule). False: a fact (resolv.conf), or a
-    # hop whose far end is one address the user gives or the cluster picks (the
-    # outside target, a load balancer, an Ingress). NetworkPolicy has one: an
-    # enforcer may police one family only (kube-router v2.1.0 on a dual-stack lab).
+    # hop whose far end is one address the cluster's controller picks (a load
+    # balancer, an Ingress: status.loadBalancer lists what it chose, maybe one family).
+    # NetworkPolicy has one: an enforcer may police one family only (kube-router
+    # v2.1.0 on a dual-stack lab). Egress has one: a target per family
+    # (--external-target), as the NodePort from outside (the node's address in it).
     by_family: bool = True
 
     @property
@@ -527,10 +529,11 @@ _HOPS = (
         stands_on=("pod_ip", "cluster_ip", "dns_service_name")),
     # North-south. The outside speaks HTTP only, so these have no protocol axis.
     # Egress: same-node is the client pod on the first node, cross-node the one
-    # on the second; each must leave with its own node's address.
+    # on the second; each must leave with its own node's address (in the test's
+    # family, at that family's target).
     Hop("egress_nat", "test_egress_nat", "egress to the external target", EGRESS_NAT,
         protocols=(), path=("client", "client-node", "snat*", "outside"),
-        next=(Next("pod_to_node", "same-node"),), by_family=False),
+        next=(Next("pod_to_node", "same-node"),)),
     # From the vantage point: same-node enters on the server's node, cross-node
     # on the other one.
     Hop("node_port_external_cluster", "test_node_port_external_cluster",
@@ -538,18 +541,18 @@ _HOPS = (
         roles=("server", "other"), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server-node", "server"),
         next=(Next("node_port_server_node"),),
-        stands_on=("node_port_server_node",), by_family=False),
+        stands_on=("node_port_server_node",)),
     Hop("node_port_external_local", "test_node_port_external_local",
         "the NodePort from outside (policy Local)", EXTERNAL_NODE_PORT,
         roles=("server",), placements=("same-node",), protocols=(), groups=(CORE, NODE_PORT_GROUP),
         path=("vantage", "nodeport*", "server"),
         next=(Next("node_port_external_cluster", "same-node"),),
-        stands_on=("node_port_external_cluster",), by_family=False),
+        stands_on=("node_port_external_cluster",)),
     Hop("node_port_external_local_no_backend", "test_node_port_external_local_no_backend",
         "the NodePort from outside on a node without a backend (policy Local)",
         EXTERNAL_NODE_PORT, roles=("server", "other"), placements=("cross-node",),
         protocols=(), expect=BLOCKED, groups=(CORE, NODE_PORT_GROUP), path=("vantage", "nodeport*"),
-        next=(Next("node_port_external_local", "same-node"),), by_family=False),
+        next=(Next("node_port_external_local", "same-node"),)),
     Hop("load_balancer", "test_load_balancer", "the LoadBalancer", LOAD_BALANCER,
         roles=("server",), placements=(), protocols=(), groups=(CORE, LB_GROUP),
         path=("vantage", "lb*", "server-node", "server"),

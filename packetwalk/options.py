@@ -27,7 +27,7 @@ from packetwalk.tiers import (
     parse_key_value,
     parse_toleration,
 )
-from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_target
+from packetwalk.vantage import ExternalTarget, parse_ip_list, parse_targets
 
 # Seconds a NetworkPolicy change may take to be enforced (--policy-timeout). kube-router
 # on the lab enforces within about 1 s (the report's "enforced after" line).
@@ -107,13 +107,17 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--service-annotation", action="append", default=[], metavar="KEY=VALUE",
                     help="an annotation on the LoadBalancer Service and the Ingress, e.g. to "
                          "make the load balancer internal (repeatable)")
-    group.addoption("--external-target", metavar="HOST:PORT",
+    group.addoption("--external-target", action="append", default=[], metavar="HOST:PORT",
                     help="an HTTP server outside the cluster whose /clientip answers with "
-                         "the client's ip:port, for egress tests (default on the lab: its "
-                         "outside host; elsewhere none, and egress tests skip)")
+                         "the client's ip:port, for egress tests; one per IP family, repeat it "
+                         "for the other ([2001:db8::10]:80 for IPv6). Default on the lab: its "
+                         "outside host in each family it has; elsewhere none, and a family's "
+                         "egress tests skip without one")
     group.addoption("--expected-source-ips", metavar="IP[,IP]",
-                    help="the addresses the external target may see for egress "
-                         "(default: the client node's InternalIP)")
+                    help="the addresses the external target may see for egress, of either "
+                         "family: each family's egress test expects those of its family "
+                         "(default: the lab's egress NAT for the family, else the client "
+                         "node's InternalIP in it)")
     group.addoption("--vantage", choices=("auto", "local"), default="auto",
                     help="where north-south probes start: auto = the lab's outside host "
                          "when testing the lab, else here; local = always here")
@@ -154,7 +158,8 @@ class Options:
     no_diagnose: bool = False
     capture_packets: bool = False
     debug_image: str = DEFAULT_IMAGE
-    external_target: ExternalTarget | None = None  # --external-target only; the lab's default comes later
+    # --external-target, at most one per family; the lab's defaults come later (fixtures/outside.py).
+    external_targets: tuple[ExternalTarget, ...] = ()
     expected_source_ips: tuple[str, ...] | None = None
     vantage: str = "auto"
     html: str | None = None  # pytest-html's --html
@@ -194,8 +199,8 @@ class Options:
 
     @staticmethod
     def from_json(data: dict) -> Options:
-        target = data["external_target"]
-        return replace(Options(**data), external_target=ExternalTarget(**target) if target else None,
+        return replace(Options(**data),
+                       external_targets=tuple(ExternalTarget(**t) for t in data["external_targets"]),
                        nodes=_tuple(data["nodes"]),
                        expected_source_ips=_tuple(data["expected_source_ips"]),
                        node_selector=_pairs(data["node_selector"]),
@@ -248,7 +253,6 @@ def _parse(get, html: str | None) -> Options:
     for option, given in (("--settle", settle), ("--max-outage", max_outage)):
         if given is not None and during is None:
             raise ValueError(f"{option} {given}: only with --during CMD")
-    target = get("external_target")
     explicit = get("results_json")
     registry = get("image_registry")
     return Options(
@@ -259,7 +263,7 @@ def _parse(get, html: str | None) -> Options:
         ip_family=get("ip_family"),
         no_diagnose=get("no_diagnose"), capture_packets=get("capture_packets"),
         debug_image=get("debug_image"),
-        external_target=parse_target(target) if target else None,
+        external_targets=parse_targets(get("external_target") or ()),
         expected_source_ips=parse_ip_list(get("expected_source_ips")),
         vantage=get("vantage"), html=html,
         results_json=explicit or (str(Path(html).with_suffix(".json")) if html else None),

@@ -8,6 +8,8 @@ process and every other Source to the pod exec API.
 
 Nothing here is hard-coded to a public address: without `--external-target`
 (and off the lab) egress tests skip, so air-gapped clusters run everything.
+Targets are per IP family (one --external-target each): on a dual-stack cluster the
+egress test of a family asks its family's target, and skips without one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from packetwalk import aboutlab
 from packetwalk.aboutlab import LabInfo
+from packetwalk.families import IPV4, IPV6, NAMES, family_of
 from packetwalk.probes import ExecFn, ExecResult, ProbeError, Source
 
 VANTAGE_NAMESPACE = ""  # a Source outside any namespace is the vantage point
@@ -38,8 +41,10 @@ class Vantage:
     prefix: tuple[str, ...]
     unusable: str | None = None
 
-    def source(self) -> Source:
-        return Source(self.name, VANTAGE_NAMESPACE, "outside the cluster", "", 0)
+    def source(self, ip: str = "") -> Source:
+        """The vantage point as a probe's source; `ip` labels it by its address in the
+        test's family, once known (OutsideWalk.vantage_address)."""
+        return Source(self.name, VANTAGE_NAMESPACE, "outside the cluster", ip, 0)
 
     def repro(self, command: str) -> str:
         return " ".join((*self.prefix, command))
@@ -80,6 +85,15 @@ class ExternalTarget:
     host: str
     port: int
 
+    @property
+    def family(self) -> str | None:
+        """The family of an address literal; None for a host name (no family of its own)."""
+        return family_of(self.host)
+
+    def label(self) -> str:
+        """As --external-target takes it: an IPv6 literal in brackets."""
+        return f"[{self.host}]:{self.port}" if self.family == IPV6 else f"{self.host}:{self.port}"
+
 
 def parse_target(text: str) -> ExternalTarget:
     """'host:port' or '[v6]:port' -> ExternalTarget; ValueError with the reason."""
@@ -89,17 +103,46 @@ def parse_target(text: str) -> ExternalTarget:
     return ExternalTarget(found.group(1), int(found.group(2)))
 
 
-def default_target(option: str | None, lab: LabInfo | None) -> ExternalTarget | None:
-    """--external-target, else the lab's outside host when testing the lab, else none."""
-    if option:
-        return parse_target(option)
-    if lab:
-        return ExternalTarget(lab.outside_host, lab.outside_port)
-    return None
+def parse_targets(texts: list[str] | tuple[str, ...]) -> tuple[ExternalTarget, ...]:
+    """Every --external-target, at most one per family: the egress test of a family
+    takes its family's. A host name has no family, so it counts as a kind of its own
+    (at most one); ValueError naming the two that clash."""
+    targets = tuple(parse_target(text) for text in texts)
+    seen: dict[str | None, ExternalTarget] = {}
+    for target in targets:
+        if target.family in seen:
+            kind = NAMES[target.family] if target.family else "host-name"
+            raise ValueError(f"--external-target {seen[target.family].label()} and "
+                             f"{target.label()}: at most one {kind} target (one per family)")
+        seen[target.family] = target
+    return targets
+
+
+def target_for(targets: tuple[ExternalTarget, ...], family: str | None,
+               suffixed: bool) -> ExternalTarget | None:
+    """The target of `family`'s egress test: the one of that family; on a single-stack
+    cluster (ids without a family) also a host name, whatever it resolves to, as before
+    families. A hop without a family takes the first."""
+    if family is None:
+        return targets[0] if targets else None
+    own = next((t for t in targets if t.family == family), None)
+    if own is not None or suffixed:
+        return own  # dual-stack: a name could resolve to either family, so none
+    return next((t for t in targets if t.family is None), None)
+
+
+def default_targets(lab: LabInfo | None) -> tuple[ExternalTarget, ...]:
+    """The lab's outside host in each family the lab has, when testing the lab (an
+    IPv6-only lab names its IPv6 address as outside_host too); elsewhere none."""
+    if not lab:
+        return ()
+    hosts = {IPV4: lab.outside_host, IPV6: lab.outside_host6 or lab.outside_host}
+    return tuple(ExternalTarget(hosts[family], lab.outside_port)
+                 for family in lab.ip_families if family in hosts)
 
 
 def parse_ip_list(text: str | None) -> tuple[str, ...] | None:
-    """--expected-source-ips a,b -> ('a', 'b'); each must be an IP address."""
+    """--expected-source-ips a,b -> ('a', 'b'); each must be an IP address, of either family."""
     if not text:
         return None
     ips = tuple(part.strip() for part in text.split(",") if part.strip())

@@ -103,14 +103,16 @@ def make_node(node: t.Node, family: str = t.DEFAULT_IP_FAMILY) -> None:
     sysctl(node.name, "net.ipv4.ip_forward", "1")
     # Same-node Service traffic on the CNI bridge must pass through iptables.
     sysctl(node.name, "net.bridge.bridge-nf-call-iptables", "1")
-    masquerade_to_outside(node.name)
+    if t.EGRESS_NAT["ipv4"]:
+        masquerade_to_outside(node.name)
     if t.has_ipv6(family):
         _plug6(node.name, f"{node.ip6}/{t.UNDERLAY6.prefixlen}")
         sysctl(node.name, "net.ipv6.conf.all.forwarding", "1")
         ip("-6", "route", "replace", "default", "via", str(t.ROUTER_IP6), ns=node.name)
         # ip6tables too: kube-proxy runs an IPv6 proxier beside the IPv4 one.
         sysctl(node.name, "net.bridge.bridge-nf-call-ip6tables", "1")
-        masquerade_to_outside(node.name, ipv6=True)
+        if t.EGRESS_NAT["ipv6"]:
+            masquerade_to_outside(node.name, ipv6=True)
 
 
 def masquerade_to_outside(ns: str, ipv6: bool = False) -> None:

@@ -107,7 +107,8 @@ def test_records_cross_as_plain_values_and_come_back_typed():
 def test_options_travel_to_workers_unchanged():
     from packetwalk.vantage import ExternalTarget
 
-    options = Options(nodes=("a", "b"), external_target=ExternalTarget("10.0.0.1", 80),
+    targets = (ExternalTarget("10.0.0.1", 80), ExternalTarget("2001:db8::10", 80))
+    options = Options(nodes=("a", "b"), external_targets=targets,
                       expected_source_ips=("10.0.0.2",), wait_cleanup=True)
     assert Options.from_json(options.to_json()) == options
     assert Options.from_json(Options().to_json()) == Options()

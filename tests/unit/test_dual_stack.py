@@ -336,9 +336,9 @@ def test_each_dns_server_is_asked_at_its_address_in_the_family():
 
 
 def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
-    """North-south hops have no family: their walk starts from the vantage point too,
-    which is no pod (its source() takes no family)."""
-    from packetwalk.outsidewalk import OutsideWalk
+    """North-south hops without a family (LoadBalancer, Ingress): their walk starts from
+    the vantage point too, which is no pod (its source() takes no family)."""
+    from packetwalk.outsidewalk import Egress, OutsideWalk
     from packetwalk.vantage import Vantage
 
     vantage = Vantage("pw-outside", ("ip", "netns", "exec", "pw-outside"))
@@ -349,7 +349,7 @@ def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
         return ExecResult(0, "server-pw-worker", "", 0.01)  # curl's body
 
     walk = OutsideWalk(inventory(), Prober(fake_exec), HOPS["node_port_external_cluster"],
-                       build_placements([A, B])["same-node"], [].append, vantage, None, None)
+                       build_placements([A, B])["same-node"], [].append, vantage, Egress())
     to = walk.node_port(walk.inventory.services["server-pw-worker"], A, "tcp")
     seen = walk.ask(walk.vantage, to, "hostname", answer="server-pw-worker")
     assert seen.cls == OK and seen_from == ["pw-outside"] and to.ip == "10.250.0.11"

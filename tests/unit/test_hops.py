@@ -137,8 +137,8 @@ def test_every_suite_test_of_a_hop_is_marked_with_it():
 
 
 def test_every_hop_with_a_family_is_a_suite_test_on_the_walk_fixture():
-    """The family comes to a test through the walk fixture (or the policy fixture, which
-    takes it too); a hop test without it would not be parametrized at all (the plugin
+    """The family comes to a test through the walk fixture (or the policy or the outside
+    fixture, which take it too); a hop test without it would not be parametrized at all (the plugin
     parametrizes only tests taking every axis)."""
     import ast
     from pathlib import Path
@@ -149,5 +149,5 @@ def test_every_hop_with_a_family_is_a_suite_test_on_the_walk_fixture():
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 args[node.name] = {a.arg for a in node.args.args}
     with_family = [hop.test for hop in HOPS.values() if hop.by_family]
-    assert with_family and all(args[test] & {"walk", "policy"} for test in with_family)
+    assert with_family and all(args[test] & {"walk", "policy", "outside"} for test in with_family)
     assert "test_network_policy" in with_family

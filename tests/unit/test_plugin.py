@@ -128,6 +128,8 @@ def test_this_repositorys_suites_ask_for_it(bad_kubeconfig):
     (["--ready-timeout", "0"], "--ready-timeout 0: must be more than 0 seconds"),
     (["--policy-timeout", "-1"], "--policy-timeout -1: must be more than 0 seconds"),
     (["--external-target", "nohost"], "--external-target 'nohost': expected host:port"),
+    (["--external-target", "[2001:db8::10]:80", "--external-target", "[2001:db8::11]:8080"],
+     "--external-target [[]2001:db8::10]:80 and [[]2001:db8::11]:8080: at most one IPv6 target*"),
     (["--expected-source-ips", "10.0.0.1,x"], "*'x' does not appear to be an IPv4 or IPv6*"),
 ])
 def test_a_bad_option_is_one_line_before_any_cluster_contact(pytester, monkeypatch, args,

@@ -178,7 +178,7 @@ def test_packetwalk_images_prints_tier_and_name(capsys):
 
 def _getter(**given):
     defaults = {"nodes": None, "ready_timeout": 120, "attempts": 3, "policy_timeout": 20.0,
-                "external_target": None,
+                "external_target": [],
                 "results_json": None, "image_registry": None, "node_selector": [],
                 "toleration": [], "service_annotation": [], "no_host_network": False,
                 "load_balancer": False, "ingress": False, "expected_source_ips": None}

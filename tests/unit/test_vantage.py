@@ -16,7 +16,7 @@ from packetwalk.report.facts import (
 from packetwalk.vantage import (
     ExternalTarget,
     choose_vantage,
-    default_target,
+    default_targets,
     is_lab,
     parse_ip_list,
     parse_target,
@@ -49,8 +49,8 @@ def test_targets():
     assert parse_target("[2001:db8::1]:80") == ExternalTarget("2001:db8::1", 80)
     with pytest.raises(ValueError, match="expected host:port"):
         parse_target("example.org")
-    assert default_target(None, lab=LAB) == ExternalTarget("198.51.100.10", 80)
-    assert default_target(None, lab=None) is None  # air-gapped: nothing hard-coded
+    assert default_targets(LAB) == (ExternalTarget("198.51.100.10", 80),)
+    assert default_targets(None) == ()  # air-gapped: nothing hard-coded
 
 
 def test_ip_lists():
