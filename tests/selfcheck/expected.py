@@ -407,8 +407,8 @@ class OneFamily:
     """A fault that breaks one IP family of a dual-stack lab, as `expected` breaks the
     layer on a single-stack one: its rules read in `family`'s twins. Their twins in
     the other family pass, as does every id outside the rules. A red id of a hop
-    without a family (the vantage's NodePorts: one address the cluster picks) may go
-    either way: which family it dials is not the fault's business."""
+    without a family (a load balancer's or an Ingress's address: one the controller
+    picks) may go either way: which family it dials is not the fault's business."""
 
     family: str
     other: str
