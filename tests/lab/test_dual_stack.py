@@ -124,3 +124,28 @@ def test_cross_node_route_ipv6_breaks_only_the_ipv6_pod_network_across_nodes(dua
     assert expected.verdict in broken.verdict, broken.verdict
     assert "for IPv6 only" in broken.verdict and "across nodes" in broken.verdict
     assert not cluster.problems(state.load()), cluster.problems(state.load())
+
+
+@ROOT_ONLY
+def test_egress_masquerade_breaks_only_ipv4_egress(dual_lab, tmp_path):
+    """The lab masquerades both families; egress-masquerade removes the IPv4 rule only.
+    Exactly the IPv4 egress twins fail, the IPv6 ones and every NodePort twin pass, and
+    the verdict says IPv4 only (issue 17: a fault that breaks one family)."""
+    expected = EXPECTED_DUAL["egress-masquerade"]
+    faults.inject("egress-masquerade")
+    try:
+        broken = run_suites(tmp_path, "suites/north_south", timeout=600)
+    finally:
+        faults.heal()
+    ran = broken.passed | broken.failed | broken.errors | set(broken.skipped)
+    split = expected.split.within(ran)
+    assert split.failing == {"test_egress_nat[same-node-ipv4]", "test_egress_nat[cross-node-ipv4]"}, \
+        (sorted(ran), broken.output[-3000:])
+    wrong = mismatches(split, broken.failed, broken.error_texts)
+    assert not wrong, (wrong, broken.verdict)
+    assert split.must_pass <= broken.passed, sorted(split.must_pass - broken.passed)
+    assert {t for t in broken.passed if t.startswith("test_node_port_external")
+            and t.endswith("-ipv6]")}, sorted(broken.passed)
+    assert ran - split.failing - set(broken.skipped) == broken.passed, sorted(ran - broken.passed)
+    assert expected.verdict in broken.verdict, broken.verdict
+    assert not cluster.problems(state.load()), cluster.problems(state.load())

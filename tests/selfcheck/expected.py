@@ -437,4 +437,10 @@ EXPECTED_DUAL = {
     "cross-node-route-ipv6": OneFamily(
         "ipv6", "ipv4", EXPECTED["cross-node-route"], SECOND_NODE,
         "pod network (PodIP) is broken for IPv6 only, across nodes only"),
+    # The lab masquerades both families (topology.EGRESS_NAT); the fault removes only
+    # the IPv4 rule, so only the IPv4 egress twins fail (measured on the dual lab:
+    # 2 failed, 10 passed of suites/north_south).
+    "egress-masquerade": OneFamily(
+        "ipv4", "ipv6", EXPECTED["egress-masquerade"], None,
+        "egress NAT is broken for IPv4 only"),
 }
