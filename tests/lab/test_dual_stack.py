@@ -108,20 +108,10 @@ def test_cross_node_route_ipv6_breaks_only_the_ipv6_pod_network_across_nodes(dua
         faults.heal()
     for other in others:
         assert cut6 in ip("-6", "route", "show", ns=other), f"heal left {other} without {cut6}"
-    ran = broken.passed | broken.failed | broken.errors | set(broken.skipped)
-    split = expected.split.within(ran)
     # Not vacuous: the slice ran the PodIP's IPv6 twins across nodes.
-    assert split.failing == {"test_pod_ip[cross-node-tcp-ipv6]", "test_pod_ip[cross-node-udp-ipv6]"}, \
-        (sorted(ran), broken.output[-3000:])
-    # Exactly the split: the PodIP's -ipv6 twins across nodes FAIL, what stands on them
-    # is blocked by the pod network, nothing else fails or errors...
-    wrong = mismatches(split, broken.failed, broken.error_texts)
-    assert not wrong, (wrong, broken.verdict)
-    # ... and their -ipv4 twins pass, as does every other id of the slice.
-    assert split.must_pass <= broken.passed, sorted(split.must_pass - broken.passed)
+    assert_exactly(expected, broken, {"test_pod_ip[cross-node-tcp-ipv6]",
+                                      "test_pod_ip[cross-node-udp-ipv6]"})
     assert not broken.skipped, broken.skipped
-    assert ran - split.failing - set(split.blocked) - split.either_way == broken.passed
-    assert expected.verdict in broken.verdict, broken.verdict
     assert "for IPv6 only" in broken.verdict and "across nodes" in broken.verdict
     assert not cluster.problems(state.load()), cluster.problems(state.load())
 
@@ -137,15 +127,24 @@ def test_egress_masquerade_breaks_only_ipv4_egress(dual_lab, tmp_path):
         broken = run_suites(tmp_path, "suites/north_south", timeout=600)
     finally:
         faults.heal()
+    assert_exactly(expected, broken, {"test_egress_nat[same-node-ipv4]",
+                                      "test_egress_nat[cross-node-ipv4]"})
+    assert {t for t in broken.passed if t.startswith("test_node_port_external")
+            and t.endswith("-ipv6]")}, sorted(broken.passed)
+    assert not cluster.problems(state.load()), cluster.problems(state.load())
+
+
+def assert_exactly(expected, broken, failing: set[str]) -> None:
+    """A one-family fault's run shows exactly its split: `failing` (what the slice ran
+    of its red ids: not vacuous) FAIL, what stands on them is blocked by that layer,
+    nothing else fails or errors, their twins in the other family and every other id
+    ran pass (skips aside), and the verdict holds the pinned phrase."""
     ran = broken.passed | broken.failed | broken.errors | set(broken.skipped)
     split = expected.split.within(ran)
-    assert split.failing == {"test_egress_nat[same-node-ipv4]", "test_egress_nat[cross-node-ipv4]"}, \
-        (sorted(ran), broken.output[-3000:])
+    assert split.failing == failing, (sorted(ran), broken.output[-3000:])
     wrong = mismatches(split, broken.failed, broken.error_texts)
     assert not wrong, (wrong, broken.verdict)
     assert split.must_pass <= broken.passed, sorted(split.must_pass - broken.passed)
-    assert {t for t in broken.passed if t.startswith("test_node_port_external")
-            and t.endswith("-ipv6]")}, sorted(broken.passed)
-    assert ran - split.failing - set(broken.skipped) == broken.passed, sorted(ran - broken.passed)
+    assert ran - split.failing - set(split.blocked) - split.either_way - set(broken.skipped) \
+        == broken.passed, sorted(ran - broken.passed)
     assert expected.verdict in broken.verdict, broken.verdict
-    assert not cluster.problems(state.load()), cluster.problems(state.load())
