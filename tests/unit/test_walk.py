@@ -159,7 +159,9 @@ def test_a_silent_backend_is_chance_only_while_the_answers_seen_allow_it():
     assert silence_is_chance(4, 16, 2)  # 0.875^16: 12 in 100
     assert not silence_is_chance(16, 32, 2)  # 0.75^32: 1 in 10,000
     assert not silence_is_chance(0, 16, 2)  # nothing answered: no rate to weigh
-    assert not silence_is_chance(16, 16, 1)  # a lone backend that answered
+    # One dead backend of 3 on a clean path: 1 in 400 after one round (another is
+    # asked), 1 in 170,000 after two.
+    assert silence_is_chance(16, 24, 3) and not silence_is_chance(32, 48, 3)
 
 
 def test_a_pin_tries_one_at_a_time_and_a_lost_try_reads_flaky_not_broken():
@@ -172,12 +174,17 @@ def test_a_pin_tries_one_at_a_time_and_a_lost_try_reads_flaky_not_broken():
         execs.append(command)
         return ExecResult(0, next(answers), "", 0.1)
 
+    records = []
     walk = Walk(inventory(), Prober(fake_exec), HOPS["session_affinity"],
-                build_placements([A, B])["cross-node"], None, "udp", [].append, {}, attempts=5)
+                build_placements([A, B])["cross-node"], None, "udp", records.append, {},
+                attempts=5)
     to = walk.cluster_ip(walk.server_service, "udp")
     seen, pinned = walk.pin(walk.client, to, "hostname", answer=("server-pw-worker2",))
     assert len(execs) == 3 and pinned == "server-pw-worker2"
     assert seen.cls == "TIMEOUT" and seen.attempt_classes == ["TIMEOUT", "TIMEOUT", "OK"]
+    # One record for the three tries, flaky as the report and the baseline count it.
+    assert len(records) == 1 and records[0].flaky
+    assert records[0].attempt_words() == "flaky: 2 of 3 attempts failed (TIMEOUT)"
     with pytest.raises(HopFailure) as failure:
         walk.expect(seen)
     assert "flaky: 2 of 3 attempts failed" in str(failure.value)
