@@ -134,6 +134,22 @@ class OutsideWalk(Walk):
         self._vantage_ip = route_source(text) or ""
         return self._vantage_ip or None
 
+    def label_vantage(self, toward: str) -> None:
+        """On a dual-stack run, label the vantage point's probes by its address in the
+        test's family (vantage_address; no route in it skips). Single-stack, its one
+        address tells nothing: no lookup, so no extra exec and no need for `ip` there."""
+        if self.family_in_id:
+            self.vantage_address(toward)
+
+    def vantage_source(self, toward: str) -> str:
+        """The source the vantage point uses toward `toward`, for a test that checks it:
+        a route that names none is a broken probe (ProbeError), never a check left out."""
+        found = self.vantage_address(toward)
+        if found is None:
+            raise ProbeError(f"the vantage point {self.vantage.name}'s route to {toward} names "
+                             f"no source address (ip -o route get {toward}): no source to check")
+        return found
+
     def _source(self, src: Pod) -> Source:
         """The vantage point is no pod: labelled by its address in the family, if known."""
         if src == self.vantage:

@@ -83,7 +83,8 @@ class Source:
     container: str = ""  # "" lets the API pick a pod's only container
 
     def label(self) -> str:
-        return f"{self.pod} ({self.ip})"
+        # The vantage point may be labelled before (or without) knowing its address.
+        return f"{self.pod} ({self.ip})" if self.ip else self.pod
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.hop("node_port_external_cluster")
 def test_node_port_external_cluster(outside):
     to = outside.node_port(outside.node_port_service, outside.entry_node, "tcp")
-    outside.vantage_address(to.ip)  # the probe's source in the family (or a skip without one)
+    outside.label_vantage(to.ip)  # dual-stack: the probe's source in the family
     outside.expect(outside.ask(outside.vantage, to, "hostname", answer=outside.server.name))
 
 
@@ -20,7 +20,7 @@ def test_node_port_external_cluster(outside):
 def test_node_port_external_local(outside):
     service = outside.inventory.server_service(outside.placement.server, local=True)
     to = outside.node_port(service, outside.entry_node, "tcp")
-    seen = outside.ask(outside.vantage, to, "clientip", source_ip=outside.vantage_address(to.ip))
+    seen = outside.ask(outside.vantage, to, "clientip", source_ip=outside.vantage_source(to.ip))
     outside.expect(seen)
 
 
@@ -28,5 +28,5 @@ def test_node_port_external_local(outside):
 def test_node_port_external_local_no_backend(outside):
     service = outside.inventory.server_service(outside.placement.server, local=True)
     to = outside.node_port(service, outside.entry_node, "tcp")
-    outside.vantage_address(to.ip)
+    outside.label_vantage(to.ip)
     outside.expect(outside.ask(outside.vantage, to, "hostname"))

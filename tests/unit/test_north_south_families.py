@@ -3,8 +3,12 @@ family, the ids of egress and the NodePort from outside on dual- and single-stac
 clusters, the sources each family's egress expects, the lab's targets and egress NAT,
 the walk's addresses in the family, and a verdict that stays in the failing family."""
 
+import importlib.util
 import json
+import re
+from dataclasses import replace
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +22,7 @@ from packetwalk.lab import topology as t
 from packetwalk.options import Options, _parse
 from packetwalk.outsidewalk import Egress, OutsideWalk, egress_sources, no_target
 from packetwalk.placement import build_placements
-from packetwalk.probes import OK, WRONG_SOURCE, ExecResult, Prober
+from packetwalk.probes import OK, WRONG_SOURCE, ExecResult, ProbeError, Prober
 from packetwalk.records import ProbeRecord
 from packetwalk.vantage import (
     ExternalTarget,
@@ -28,6 +32,7 @@ from packetwalk.vantage import (
     target_for,
 )
 from packetwalk.verdict import summarize
+from packetwalk.walk import HopFailure
 from tests.unit.test_dual_stack import A, B, inventory
 from tests.unit.test_tiers import _getter
 
@@ -211,7 +216,7 @@ def test_the_node_port_from_outside_dials_the_node_in_the_family_from_the_vantag
     walk, commands, _ = outside_walk("node_port_external_local", IPV6, "[fd10:0:0:2500::fe]:1")
     to = walk.node_port(walk.inventory.services["server-pw-worker"], walk.entry_node, "tcp")
     assert to.ip == "fd10:250::11"
-    source = walk.vantage_address(to.ip)
+    source = walk.vantage_source(to.ip)
     assert source == "fd10:0:0:2500::fe" and commands[-1][1][-1] == "fd10:250::11"
     seen = walk.ask(walk.vantage, to, "clientip", source_ip=source)
     assert seen.cls == OK and seen.probe.startswith("pw-outside (fd10:0:0:2500::fe) -> ")
@@ -227,6 +232,91 @@ def test_a_vantage_point_without_a_route_in_the_family_skips():
     with pytest.raises(NoAddress, match="pw-outside has no route to fd10:250::11: it cannot "
                                         "probe IPv6"):
         walk.vantage_address("fd10:250::11")
+
+
+# The suite's own NodePort tests, run here against fake execs at the vantage point.
+SUITE = Path(__file__).parents[2] / "suites" / "north_south" / "test_node_port_external.py"
+
+
+def node_port_suite():
+    spec = importlib.util.spec_from_file_location("node_port_external_suite", SUITE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def vantage_walk(hop, family, family_in_id, route, answer, placement="same-node"):
+    """An OutsideWalk whose vantage point answers `ip -o route get` with `route` (None:
+    `ip` is missing there, as LocalExec says) and every probe with `answer` (an
+    ExecResult, or what a probe that worked printed)."""
+    commands, records = [], []
+
+    def fake_exec(src, command, timeout):
+        commands.append(command)
+        if command[0] == "ip":
+            if route is None:
+                raise ProbeError("ip is missing at pw-outside")
+            return ExecResult(0, route, "", 0.01)
+        return answer if isinstance(answer, ExecResult) else ExecResult(0, answer, "", 0.01)
+
+    inv = inventory()
+    own = inv.services["server-pw-worker"]
+    for name in ("server-pw-worker-nodeport", "server-pw-worker-local",
+                 "server-pw-worker2-local"):  # the test reads each server's own Service
+        inv.services[name] = replace(own, name=name)
+    walk = OutsideWalk(inv, Prober(fake_exec), HOPS[hop], build_placements([A, B])[placement],
+                       records.append, VANTAGE, Egress(), family=family,
+                       family_in_id=family_in_id)
+    return walk, commands, records
+
+
+TIMED_OUT = ExecResult(28, "", "curl: (28) Connection timed out", 3.0)
+
+
+@pytest.mark.parametrize("test, hop, placement, answer", [
+    ("test_node_port_external_cluster", "node_port_external_cluster", "same-node",
+     "server-pw-worker"),
+    ("test_node_port_external_local_no_backend", "node_port_external_local_no_backend",
+     "cross-node", TIMED_OUT),
+])
+def test_single_stack_node_port_from_outside_needs_no_ip_at_the_vantage(test, hop, placement,
+                                                                       answer):
+    """--vantage local on a machine without iproute2: these tests check no source, so
+    they ask no route (no exec more) and their probe is labelled by the name alone."""
+    walk, commands, records = vantage_walk(hop, IPV4, False, None, answer, placement)
+    getattr(node_port_suite(), test)(walk)
+    assert [c for c in commands if c[0] == "ip"] == [] and records[-1].ok
+    assert records[-1].probe.startswith("pw-outside -> 10.250.0.1")
+
+
+def test_dual_stack_node_port_from_outside_labels_the_vantage_by_its_family_address():
+    walk, commands, records = vantage_walk("node_port_external_cluster", IPV6, True,
+                                  "fd10:250::11 dev eth0 src fd10:0:0:2500::fe uid 0",
+                                  "server-pw-worker")
+    node_port_suite().test_node_port_external_cluster(walk)
+    assert commands[0] == ["ip", "-o", "route", "get", "fd10:250::11"]
+    assert records[-1].ok and records[-1].probe.startswith("pw-outside (fd10:0:0:2500::fe) -> ")
+
+
+@pytest.mark.parametrize("route, error", [
+    (None, "ip is missing at pw-outside"),
+    ("10.250.0.11 dev eth0 uid 0",
+     "the vantage point pw-outside's route to 10.250.0.11 names no source address"),
+])
+def test_the_local_test_without_a_source_to_check_is_a_broken_probe(route, error):
+    """externalTrafficPolicy Local checks the source: none found is an ERROR (ProbeError,
+    one line), never the check silently left out (it passed source_ip=None before)."""
+    walk, _, _ = vantage_walk("node_port_external_local", IPV4, False, route, "10.250.0.254:1")
+    with pytest.raises(ProbeError, match=re.escape(error)) as caught:
+        node_port_suite().test_node_port_external_local(walk)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_local_test_checks_the_source_the_route_names():
+    walk, _, _ = vantage_walk("node_port_external_local", IPV4, False,
+                              "10.250.0.11 dev veth0 src 10.250.0.254 uid 0", "10.250.0.99:1")
+    with pytest.raises(HopFailure, match="server saw 10.250.0.99, expected 10.250.0.254"):
+        node_port_suite().test_node_port_external_local(walk)
 
 
 # ---------------------------------------------------------------- the verdict
