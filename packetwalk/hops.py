@@ -660,7 +660,8 @@ def next_step(hop: str, placement: str | None, protocol: str | None,
               family: str | None = None) -> str | None:
     """'try the PodIP: test_pod_ip[cross-node-udp]', or None at the bottom of the walk.
     `family`: the failing test's id part for its family (only on a dual-stack
-    cluster): the next step stays in it, when the next hop has a family."""
+    cluster): the next step stays in it, when the next hop has a family. A test
+    without a family passes the run's primary family there (Walk._next_suffix)."""
     entry = HOPS.get(hop)
     step = entry.step_down(placement) if entry is not None else None
     if step is None:

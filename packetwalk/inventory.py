@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from packetwalk.families import NAMES, of_family
+from packetwalk.families import NAMES, family_of, of_family
 from packetwalk.placement import Node
 from packetwalk.probes import Source, Target
 
@@ -214,6 +214,12 @@ class Inventory:
         """Every namespace of the run's pods (for events, listings)."""
         return [self.namespace, self.peer_namespace] + (
             [self.host_namespace] if self.host_namespace else [])
+
+    @property
+    def primary_family(self) -> str | None:
+        """The family of the pods' primary addresses (status.podIP, one family for every
+        pod of a cluster; a hostNetwork pod has its node's instead). None without pods."""
+        return next((family_of(p.ip) for p in self.pods.values() if p.role != "host"), None)
 
     def unusable(self, group: str) -> str | None:
         """Why a group cannot be used (skipped or broken), or None."""

@@ -500,12 +500,21 @@ class Walk:
         raise HopFailure(
             f"{self._title()}\n  fact:     {what} of {src.name} on {src.node} is {observed}\n"
             f"  expected: {expected}\n  verdict:  {verdict.for_failure(record)}\n"
-            f"  next:     {next_step(self.hop.name, None, None, self._suffix) or 'bottom of the walk'}")
+            f"  next:     {next_step(self.hop.name, None, None, self._next_suffix) or 'bottom of the walk'}")
 
     @property
     def _suffix(self) -> str | None:
         """The id's family part: the family on a dual-stack run, else none."""
         return self.family if self.family_in_id else None
+
+    @property
+    def _next_suffix(self) -> str | None:
+        """The family part of the next step's id. A test without a family walked each
+        end's primary address: on a dual-stack run the hop below, if it has twins, is
+        named in the primary family (its id without a family is not collected there)."""
+        if self.family is None and self.family_in_id:
+            return self.inventory.primary_family
+        return self._suffix
 
     def _title(self) -> str:
         params = "-".join(p for p in (self._cell().placement, self.variant, self.protocol,
@@ -514,7 +523,7 @@ class Walk:
 
     def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         cell = self._cell()
-        step = next_step(self.hop.name, cell.placement, self.protocol, self._suffix)
+        step = next_step(self.hop.name, cell.placement, self.protocol, self._next_suffix)
         sentence = verdict.for_failure(replace(cell, cls=seen.cls, via=seen.via))
         if diagnosis is not None:
             sentence += f". Narrowed down: {diagnosis.verdict}"

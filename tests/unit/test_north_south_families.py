@@ -245,7 +245,8 @@ def node_port_suite():
     return module
 
 
-def vantage_walk(hop, family, family_in_id, route, answer, placement="same-node"):
+def vantage_walk(hop, family, family_in_id, route, answer, placement="same-node",
+                 ipv6_primary=False):
     """An OutsideWalk whose vantage point answers `ip -o route get` with `route` (None:
     `ip` is missing there, as LocalExec says) and every probe with `answer` (an
     ExecResult, or what a probe that worked printed)."""
@@ -260,6 +261,9 @@ def vantage_walk(hop, family, family_in_id, route, answer, placement="same-node"
         return answer if isinstance(answer, ExecResult) else ExecResult(0, answer, "", 0.01)
 
     inv = inventory()
+    if ipv6_primary:  # status.podIP in IPv6: every dual-stack pod lists it first
+        inv.pods.update({n: replace(p, ip=p.ips[-1], ips=p.ips[::-1])
+                         for n, p in inv.pods.items() if len(p.ips) == 2})
     own = inv.services["server-pw-worker"]
     for name in ("server-pw-worker-nodeport", "server-pw-worker-local",
                  "server-pw-worker2-local"):  # the test reads each server's own Service
@@ -317,6 +321,25 @@ def test_the_local_test_checks_the_source_the_route_names():
                               "10.250.0.11 dev veth0 src 10.250.0.254 uid 0", "10.250.0.99:1")
     with pytest.raises(HopFailure, match="server saw 10.250.0.99, expected 10.250.0.254"):
         node_port_suite().test_node_port_external_local(walk)
+
+
+def collected(hop):
+    """Every id the catalogue collects for `hop` on a dual-stack run."""
+    target = HOPS[hop]
+    _, found = params(target, build_placements([A, B]), DUAL)
+    return {f"{target.test}[{p.id}]" if p.id else target.test for p in found}
+
+
+@pytest.mark.parametrize("hop", [h.name for h in HOPS.values() if not h.by_family and h.next])
+@pytest.mark.parametrize("ipv6_primary, family", [(False, "ipv4"), (True, "ipv6")])
+def test_next_from_a_test_without_a_family_names_a_collected_twin(hop, ipv6_primary, family):
+    """test_load_balancer's next hop has twins: on a dual-stack run its "next:" names
+    the twin in the primary family (the id without one is not collected there)."""
+    walk, _, _ = vantage_walk(hop, None, True, None, TIMED_OUT, ipv6_primary=ipv6_primary)
+    seen = walk.ask(walk.vantage, walk.http_at("192.0.2.80", 80, "the address"), "hostname")
+    step = re.search(r"next: +try .*: (\S+)", walk.failure(seen)).group(1)
+    below = HOPS[hop].next[0].hop
+    assert step in collected(below) and step.endswith(f"-{family}]"), step
 
 
 # ---------------------------------------------------------------- the verdict
