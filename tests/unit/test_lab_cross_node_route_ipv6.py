@@ -39,16 +39,16 @@ def commands(monkeypatch):
 def test_the_family_filter_picks_only_the_ipv6_routes_to_the_node():
     routes = bridge.cut_routes(NODES, CIDRS, WORKER2, CIDRS6, family=IPV6)
     assert routes == [
-        ("pw-control-plane", ["-6", "route", "replace", "fd10:0:0:4402::/64", "via", str(WORKER2.ip6)]),
-        ("pw-worker", ["-6", "route", "replace", "fd10:0:0:4402::/64", "via", str(WORKER2.ip6)])]
+        bridge.PodRoute("pw-control-plane", True, "fd10:0:0:4402::/64", "fd10:0:0:2500::12"),
+        bridge.PodRoute("pw-worker", True, "fd10:0:0:4402::/64", "fd10:0:0:2500::12")]
     # Exactly the routes lab up wrote to that /64 in the other nodes; the host's stay.
     written = bridge.pod_routes(NODES, CIDRS6, ipv6=True)
-    assert routes == [(ns, a) for ns, a in written if ns is not None and "fd10:0:0:4402::/64" in a]
+    assert routes == [r for r in written if r.ns is not None and r.cidr == "fd10:0:0:4402::/64"]
     # IPv4 alone, and both families (the filter left out).
-    assert [a[:3] for _, a in bridge.cut_routes(NODES, CIDRS, WORKER2, CIDRS6, family=IPV4)] == \
-        [["route", "replace", "10.244.2.0/24"]] * 2
+    assert [(r.ipv6, r.cidr) for r in bridge.cut_routes(NODES, CIDRS, WORKER2, CIDRS6, family=IPV4)] \
+        == [(False, "10.244.2.0/24")] * 2
     both = bridge.cut_routes(NODES, CIDRS, WORKER2, CIDRS6)
-    assert len(both) == 4 and {a[0] == "-6" for _, a in both} == {True, False}
+    assert len(both) == 4 and {r.ipv6 for r in both} == {True, False}
 
 
 def test_cut_off_deletes_only_the_ipv6_routes_and_reconnect_puts_exactly_them_back(commands):
@@ -57,7 +57,10 @@ def test_cut_off_deletes_only_the_ipv6_routes_and_reconnect_puts_exactly_them_ba
                         ("pw-worker", ["-6", "route", "del", "fd10:0:0:4402::/64"])]
     commands.clear()
     bridge.CNI.reconnect(NODES, CIDRS, WORKER2, CIDRS6, family=IPV6)
-    assert commands == bridge.cut_routes(NODES, CIDRS, WORKER2, CIDRS6, family=IPV6)
+    # What lab up wrote there (test_lab_dual), typed out: not cut_routes' own output.
+    assert commands == [
+        ("pw-control-plane", ["-6", "route", "replace", "fd10:0:0:4402::/64", "via", "fd10:0:0:2500::12"]),
+        ("pw-worker", ["-6", "route", "replace", "fd10:0:0:4402::/64", "via", "fd10:0:0:2500::12"])]
 
 
 def test_cross_node_route_cuts_what_it_cut_before(commands):
@@ -81,6 +84,20 @@ def test_an_ipv6_cut_without_ipv6_cidrs_is_refused_not_passed_for_injected(comma
                                        r"its pods in ipv4 only$"):
         bridge.CNI.cut_off(NODES, CIDRS, WORKER2, family=IPV6)
     assert commands == []
+
+
+@pytest.mark.parametrize(("nodes", "cidrs", "why"), [
+    (NODES, {n: c for n, c in CIDRS.items() if n != "pw-worker2"},
+     "no route to pw-worker2's pods to cut: pw-worker2 has no pod CIDR"),
+    ([WORKER2], {"pw-worker2": "10.244.2.0/24"},
+     "no route to pw-worker2's pods to cut: no other node routes to them"),
+])
+def test_a_cut_that_finds_nothing_is_refused_without_a_family_too(commands, nodes, cidrs, why):
+    """cross-node-route (no family) that would cut nothing says so in one line, rather
+    than leave the fault reading as injected."""
+    with pytest.raises(LabError) as refused:
+        bridge.CNI.cut_off(nodes, cidrs, WORKER2)
+    assert str(refused.value) == why and commands == []
 
 
 def test_the_fault_hands_the_bridge_both_families_and_the_filter(monkeypatch):

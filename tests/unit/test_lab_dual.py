@@ -179,7 +179,7 @@ def test_the_conflist_has_both_range_sets_and_default_routes():
 
 
 def test_each_node_routes_the_others_pod_64s_via_their_underlay_ipv6():
-    assert bridge.pod_routes(NODES, CIDRS6, ipv6=True) == [
+    assert [(r.ns, r.replace_args()) for r in bridge.pod_routes(NODES, CIDRS6, ipv6=True)] == [
         ("pw-control-plane", ["-6", "route", "replace", "fd10:0:0:4401::/64", "via", "fd10:0:0:2500::11"]),
         ("pw-control-plane", ["-6", "route", "replace", "fd10:0:0:4402::/64", "via", "fd10:0:0:2500::12"]),
         ("pw-worker", ["-6", "route", "replace", "fd10:0:0:4400::/64", "via", "fd10:0:0:2500::10"]),

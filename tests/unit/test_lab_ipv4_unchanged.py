@@ -85,8 +85,8 @@ def generated(record, **family) -> dict:
         "lab_json": info.describe(NODES, "bridge", **family).to_json(),
         "coredns_yaml": components.coredns_manifest(
             (paths.LAB_MANIFESTS / "coredns.yaml").read_text(), **family),
-        "route_pod_cidrs": [[*(["-n", ns] if ns else []), *args]
-                            for ns, args in bridge.pod_routes(NODES, CIDRS)],
+        "route_pod_cidrs": [[*(["-n", r.ns] if r.ns else []), *r.replace_args()]
+                            for r in bridge.pod_routes(NODES, CIDRS)],
     }
 
 

@@ -221,7 +221,7 @@ def test_the_nodes_route_each_others_64s_via_their_underlay_ipv6(monkeypatch):
     added = []
     monkeypatch.setattr(bridge, "ip", lambda *args, ns=None, check=True: added.append((ns, list(args))))
     bridge.CNI.after_cidrs(NODES, CIDRS6)
-    assert added == bridge.pod_routes(NODES, CIDRS6, ipv6=True)
+    assert added == [(r.ns, r.replace_args()) for r in bridge.pod_routes(NODES, CIDRS6, ipv6=True)]
     assert all(args[:3] == ["-6", "route", "replace"] and args[-2] == "via"
                and ip_address(args[-1]) in t.UNDERLAY6 for _, args in added)
     added.clear()
@@ -328,7 +328,7 @@ def _everything_ipv6_generates(record) -> dict:
                     components.coredns_manifest(text, SIX), bridge.conflist(CIDRS6["pw-worker"]),
                     pki.kubeconfig(components.api_server_url(SIX)), pki.apiserver_sans(SIX),
                     info.describe(NODES, "bridge", SIX).to_json(), cluster.families_line(SIX)],
-        "routes": bridge.pod_routes(NODES, CIDRS6, ipv6=True),
+        "routes": [r.replace_args() for r in bridge.pod_routes(NODES, CIDRS6, ipv6=True)],
     }
 
 
@@ -347,8 +347,8 @@ def test_every_ipv6_range_the_lab_uses_stays_in_its_two_prefixes(recorded):  # n
 
 def test_the_ipv6_lab_never_touches_the_host_outside_its_blackholes(recorded):  # noqa: F811
     calls = (recorded(network.make_bridge, family=SIX) + recorded(network.host_routes, family=SIX)
-             + [[*(["ip", "-n", ns] if ns else ["ip"]), *args]
-                for ns, args in bridge.pod_routes(NODES, CIDRS6, ipv6=True)])
+             + [[*(["ip", "-n", r.ns] if r.ns else ["ip"]), *r.replace_args()]
+                for r in bridge.pod_routes(NODES, CIDRS6, ipv6=True)])
     host = [c for c in calls if c[0] != "nsenter" and c[:2] != ["ip", "-n"]]
     assert not any("forwarding" in a for c in host for a in c)
     for c in host:
@@ -381,9 +381,9 @@ def test_the_dual_lab_is_what_it_was(recorded):  # noqa: F811
         "outside_servers": [list(s) for s in outside.servers(dual)],
         "lab_json": info.describe(NODES, "bridge", dual).to_json(),
         "coredns_yaml": components.coredns_manifest((paths.LAB_MANIFESTS / "coredns.yaml").read_text(), dual),
-        "route_pod_cidrs": [[*(["-n", ns] if ns else []), *args] for ns, args in bridge.pod_routes(NODES, CIDRS)],
-        "route_pod_cidrs6": [[*(["-n", ns] if ns else []), *args]
-                             for ns, args in bridge.pod_routes(NODES, CIDRS6, ipv6=True)],
+        "route_pod_cidrs": [[*(["-n", r.ns] if r.ns else []), *r.replace_args()] for r in bridge.pod_routes(NODES, CIDRS)],
+        "route_pod_cidrs6": [[*(["-n", r.ns] if r.ns else []), *r.replace_args()]
+                             for r in bridge.pod_routes(NODES, CIDRS6, ipv6=True)],
     }
     assert set(now) == set(DUAL_GOLDEN)
     for key, was in DUAL_GOLDEN.items():

@@ -14,6 +14,7 @@ host-local's only range set, with a ::/0 route, and the nodes route each other's
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from ipaddress import ip_network
 
 from .. import paths, versions
@@ -55,30 +56,52 @@ def conflist(pod_cidr: str, mtu: int = 1500, hairpin: bool = True, pod_cidr6: st
     }, indent=1)
 
 
-def pod_routes(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -> list[tuple[str | None, list[str]]]:
-    """(namespace, `ip` arguments): a route to each node's pod CIDR via its node IP, in
-    every other node and then the host (namespace None). ipv6: cidrs are the IPv6 pod
-    CIDRs, routed via the nodes' underlay IPv6; the host's ones are more specific than
-    its fd10::/48 blackhole and lead into pw-br0."""
+@dataclass(frozen=True)
+class PodRoute:
+    """One static route to a node's pod CIDR: where it lives (a node's namespace, None
+    for the host), its family flag, the CIDR and the gateway (the node's underlay IP)."""
+
+    ns: str | None
+    ipv6: bool
+    cidr: str
+    via: str
+
+    @property
+    def _family(self) -> list[str]:
+        return ["-6"] if self.ipv6 else []
+
+    def replace_args(self) -> list[str]:
+        """The `ip` arguments that write it (lab up, and a heal)."""
+        return [*self._family, "route", "replace", self.cidr, "via", self.via]
+
+    def del_args(self) -> list[str]:
+        """The `ip` arguments that remove it (cross-node-route)."""
+        return [*self._family, "route", "del", self.cidr]
+
+
+def pod_routes(nodes: list[t.Node], cidrs: dict[str, str], ipv6: bool = False) -> list[PodRoute]:
+    """A route to each node's pod CIDR via its node IP, in every other node and then the
+    host (namespace None). ipv6: cidrs are the IPv6 pod CIDRs, routed via the nodes'
+    underlay IPv6; the host's ones are more specific than its fd10::/48 blackhole and
+    lead into pw-br0."""
     def via(n: t.Node) -> str:
         return str(n.ip6 if ipv6 else n.ip)
-    fam = ["-6"] if ipv6 else []
-    found: list[tuple[str | None, list[str]]] = []
+    found: list[PodRoute] = []
     for n in nodes:
         for other in nodes:
             if other.name != n.name and other.name in cidrs:
-                found.append((n.name, [*fam, "route", "replace", cidrs[other.name], "via", via(other)]))
+                found.append(PodRoute(n.name, ipv6, cidrs[other.name], via(other)))
     for n in nodes:
         if n.name in cidrs:
-            found.append((None, [*fam, "route", "replace", cidrs[n.name], "via", via(n)]))
+            found.append(PodRoute(None, ipv6, cidrs[n.name], via(n)))
     return found
 
 
 def route_pod_cidrs(nodes: list[t.Node], cidrs: dict[str, str]) -> None:
     """Routes to each node's pod CIDR via its node IP, in every other node and the host,
     in the CIDRs' family (an IPv6-only lab's are IPv6)."""
-    for ns, args in pod_routes(nodes, cidrs, ipv6=any(_ipv6(c) for c in cidrs.values())):
-        ip(*args, ns=ns)
+    for route in pod_routes(nodes, cidrs, ipv6=any(_ipv6(c) for c in cidrs.values())):
+        ip(*route.replace_args(), ns=route.ns)
 
 
 def _family(cidr: str) -> str:
@@ -91,19 +114,33 @@ def _families(*maps: dict[str, str] | None) -> set[str]:
 
 def cut_routes(nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
                cidrs6: dict[str, str] | None = None,
-               family: str | None = None) -> list[tuple[str | None, list[str]]]:
-    """The routes cross-node-route cuts (`route del`) and its heal puts back, as
-    pod_routes writes them: in every other node, the route to `node`'s pod CIDR in
-    each family given (cidrs, and a dual-stack lab's cidrs6), only `family`'s when
-    named ("ipv6": cross-node-route-ipv6). The host's routes are never cut."""
-    found: list[tuple[str | None, list[str]]] = []
+               family: str | None = None) -> list[PodRoute]:
+    """The routes cross-node-route cuts and its heal puts back, as pod_routes writes
+    them: in every other node, the route to `node`'s pod CIDR in each family given
+    (cidrs, and a dual-stack lab's cidrs6), only `family`'s when named ("ipv6":
+    cross-node-route-ipv6). The host's routes are never cut."""
+    found: list[PodRoute] = []
     for by_node in (cidrs, cidrs6 or {}):
         cidr = by_node.get(node.name)
         if cidr is None or (family is not None and _family(cidr) != family):
             continue
-        found += [(ns, args) for ns, args in pod_routes(nodes, by_node, ipv6=_ipv6(cidr))
-                  if ns is not None and args[-3] == cidr]
+        found += [r for r in pod_routes(nodes, by_node, ipv6=_ipv6(cidr))
+                  if r.ns is not None and r.cidr == cidr]
     return found
+
+
+def _nothing_to_cut(cidrs: dict[str, str], node: t.Node, cidrs6: dict[str, str] | None,
+                    family: str | None) -> str:
+    """Why cut_routes found no route to `node`'s pods, as one line."""
+    have = _families(cidrs, cidrs6)
+    kind = f"{family} " if family else ""
+    if family is not None and family not in have:
+        why = f"the lab routes its pods in {', '.join(sorted(have)) or 'no family'} only"
+    elif not any(by_node.get(node.name) for by_node in (cidrs, cidrs6 or {})):
+        why = f"{node.name} has no {kind}pod CIDR"
+    else:
+        why = "no other node routes to them"
+    return f"no {kind}route to {node.name}'s pods to cut: {why}"
 
 
 def hairpin_ports(node: t.Node, on: bool, bridge: str = BRIDGE) -> None:
@@ -162,17 +199,15 @@ class Bridge(Cni):
     def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
                 cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
         routes = cut_routes(nodes, cidrs, node, cidrs6, family)
-        if family is not None and not routes:
-            raise LabError(f"no {family} route to {node.name}'s pods to cut: the lab routes its "
-                           f"pods in {', '.join(sorted(_families(cidrs, cidrs6)))} only")
-        for ns, args in routes:
-            # `<family> route replace CIDR via GW` -> `<family> route del CIDR`
-            ip(*args[:-4], "del", args[-3], ns=ns, check=False)
+        if not routes:  # else the fault would read as injected with nothing cut
+            raise LabError(_nothing_to_cut(cidrs, node, cidrs6, family))
+        for route in routes:
+            ip(*route.del_args(), ns=route.ns, check=False)
 
     def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
                   cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
-        for ns, args in cut_routes(nodes, cidrs, node, cidrs6, family):
-            ip(*args, ns=ns)
+        for route in cut_routes(nodes, cidrs, node, cidrs6, family):
+            ip(*route.replace_args(), ns=route.ns)
 
     def set_hairpin(self, nodes: list[t.Node], cidrs: dict[str, str], on: bool) -> None:
         """The CNI config without hairpinMode, as on a cluster set up that way: new pods
