@@ -30,8 +30,11 @@ KUBE_ROUTER_HEALTH_PORT = 20244  # its DaemonSet's livenessProbe port
 KUBE_ROUTER_METRICS_PORT = 8080
 PROXY_MODES = ("iptables", "nftables", "ipvs", "kernelspace")
 # CNIs known to replace kube-proxy (cilium's kube-proxy replacement): where one runs
-# and no kube-proxy answers, there is none, and the CNI translates Services.
-REPLACES_KUBE_PROXY = frozenset({"cilium"})
+# and no kube-proxy answers, there is none, and the CNI translates Services. Each with
+# the chains it leaves in a node's iptables-save, by which the diagnosis tells it is
+# there (cilium installs its CILIUM_* chains with kube-proxy replacement too). The one
+# list: the diagnosis (diagnose/capture.py) reads it, the lab's CNIs are tested against it.
+REPLACES_KUBE_PROXY = {"cilium": re.compile(r"^:CILIUM_\w+ ", re.MULTILINE)}
 
 # Workload name prefix in kube-system -> CNI. Longer prefixes first where they overlap.
 AGENTS = (

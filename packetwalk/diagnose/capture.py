@@ -41,7 +41,7 @@ from packetwalk.diagnose.packets import (
 )
 from packetwalk.families import IPV4, IPV6, family_of, of_family
 from packetwalk.inventory import Inventory, NoAddress, Pod, WorkloadError
-from packetwalk.netfacts import PROXY_MODE_PORT, proxy_mode_from_endpoint
+from packetwalk.netfacts import PROXY_MODE_PORT, REPLACES_KUBE_PROXY, proxy_mode_from_endpoint
 from packetwalk.placement import Node
 from packetwalk.probes import Observation, ProbeError, Prober, Target
 
@@ -126,14 +126,10 @@ def nft_service_summary(nft: str, ip: str, port: int, protocol: str) -> str:
     return f"nftables: no service-ips element for {where}: kube-proxy has not programmed it"
 
 
-# CNI agents that translate Services themselves, by the chains they leave in
-# iptables-save (cilium installs its CILIUM_* chains with kube-proxy replacement too).
-SERVICE_TRANSLATING_CNIS = {"cilium": re.compile(r"^:CILIUM_\w+ ", re.MULTILINE)}
-
-
 def service_translating_cni(iptables: str) -> str | None:
-    """The CNI agent on the node that can stand in for kube-proxy, from iptables-save."""
-    return next((name for name, chains in SERVICE_TRANSLATING_CNIS.items() if chains.search(iptables)), None)
+    """The CNI agent on the node that can stand in for kube-proxy, from iptables-save
+    (the chains netfacts.REPLACES_KUBE_PROXY says each leaves)."""
+    return next((name for name, chains in REPLACES_KUBE_PROXY.items() if chains.search(iptables)), None)
 
 
 def service_rules(iptables: str, nft: str, ip: str, port: int, protocol: str,

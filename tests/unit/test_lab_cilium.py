@@ -21,6 +21,7 @@ from packetwalk.lab import (
 from packetwalk.lab.cni import cilium, cni_named, kube_router, names
 from packetwalk.lab.errors import LabError
 from packetwalk.lab.state import State
+from packetwalk.netfacts import REPLACES_KUBE_PROXY
 
 NODES = topology.nodes(2)
 CP, WORKER = NODES[0], NODES[1]
@@ -139,8 +140,11 @@ def test_containerd_finds_cilium_cni_in_the_lab_bin_dir():
     assert all(cni_named(n).cni_bin_dirs == () for n in names() if n != "cilium")
 
 
-def test_only_cilium_replaces_kube_proxy():
-    assert {n for n in names() if cni_named(n).replaces_kube_proxy} == {"cilium"}
+def test_the_lab_cnis_that_replace_kube_proxy_are_the_cores_list():
+    """The lab's flag (lab up starts no kube-proxy) names exactly the lab's CNIs in the
+    core's one list (the facts' 'none', the diagnosis's chains): cilium alone."""
+    flagged = {n for n in names() if cni_named(n).replaces_kube_proxy}
+    assert flagged == set(REPLACES_KUBE_PROXY) & set(names()) == {"cilium"}
 
 
 def _recording_node_agents(monkeypatch) -> list[tuple[str, str]]:

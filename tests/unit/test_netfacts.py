@@ -2,7 +2,6 @@
 
 from packetwalk.netfacts import (
     NO_AGENT,
-    REPLACES_KUBE_PROXY,
     Agent,
     NodeEvidence,
     agents_from_node,
@@ -168,11 +167,3 @@ def test_no_kube_proxy_with_another_cni_stays_unknown_with_why():
     assert proxy_mode_line(answers, []) == "unknown (kube-proxy's /proxyMode on pw-worker, pw-worker2)"
     # The report leaves it to the ConfigMap, the pods' flags, the lab's rules, else "unknown".
     assert "kube-proxy mode" not in network_facts([], {}, ("pw-worker", probe(mode="")), None, None)
-
-
-def test_the_cnis_that_replace_kube_proxy_are_one_list():
-    from packetwalk.diagnose.capture import SERVICE_TRANSLATING_CNIS
-    from packetwalk.lab.cni import cni_named, names
-
-    assert set(SERVICE_TRANSLATING_CNIS) <= REPLACES_KUBE_PROXY
-    assert {n for n in names() if cni_named(n).replaces_kube_proxy} <= REPLACES_KUBE_PROXY

@@ -55,7 +55,8 @@ class Cni:
     # "ipv6", an IPv6-only lab calls them as an IPv4 lab does, with IPv6 pod CIDRs.
     ip_families: tuple[str, ...] = ("ipv4",)
     # True: the CNI's agent translates Services itself (cilium's kube-proxy
-    # replacement) and the lab starts no kube-proxy.
+    # replacement) and the lab starts no kube-proxy. The core's list of such CNIs is
+    # netfacts.REPLACES_KUBE_PROXY; test_lab_cilium keeps the two in line.
     replaces_kube_proxy = False
     # Where containerd also looks for CNI plugins, beyond Debian's (a CNI whose
     # plugin the lab builds: cilium-cni in the lab's bin directory).
