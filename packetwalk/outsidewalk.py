@@ -153,7 +153,7 @@ class OutsideWalk(Walk):
     def _source(self, src: Pod) -> Source:
         """The vantage point is no pod: labelled by its address in the family, if known."""
         if src == self.vantage:
-            return self.vantage.source(self._vantage_ip)
+            return self.vantage.source(ip=self._vantage_ip)
         return super()._source(src)
 
     def http_at(self, host: str, port: int, via: str) -> Target:

@@ -41,9 +41,10 @@ class Vantage:
     prefix: tuple[str, ...]
     unusable: str | None = None
 
-    def source(self, ip: str = "") -> Source:
+    def source(self, *, ip: str = "") -> Source:
         """The vantage point as a probe's source; `ip` labels it by its address in the
-        test's family, once known (OutsideWalk.vantage_address)."""
+        test's family, once known (OutsideWalk.vantage_address). Keyword-only: a pod's
+        source() takes a family in that place."""
         return Source(self.name, VANTAGE_NAMESPACE, "outside the cluster", ip, 0)
 
     def repro(self, command: str) -> str:

@@ -143,10 +143,10 @@ class Walk:
         return self.inventory.service(name)
 
     def _source(self, src: Pod) -> Source:
-        """`src` as a probe's source, labelled by its address in the test's family. A
-        walk without a family also starts from the vantage point (OutsideWalk), which
-        is no pod and has one address."""
-        return src.source(self.family) if self.family is not None else src.source()
+        """`src` as a probe's source, labelled by its address in the test's family (its
+        primary without one). The vantage point, no pod, never gets here: OutsideWalk
+        labels it by its own address."""
+        return src.source(self.family)
 
     def backend_ips(self, service: Service) -> list[str]:
         return sorted(self.inventory.pod(name).ip_of(self.family) for name in service.backends)

@@ -337,7 +337,8 @@ def test_each_dns_server_is_asked_at_its_address_in_the_family():
 
 def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
     """North-south hops without a family (LoadBalancer, Ingress): their walk starts from
-    the vantage point too, which is no pod (its source() takes no family)."""
+    the vantage point too, which is no pod: OutsideWalk labels it by its address, which
+    Vantage.source takes by keyword only (a pod's source() takes a family there)."""
     from packetwalk.outsidewalk import Egress, OutsideWalk
     from packetwalk.vantage import Vantage
 
@@ -353,6 +354,9 @@ def test_the_vantage_point_is_still_a_source_of_a_walk_without_a_family():
     to = walk.node_port(walk.inventory.services["server-pw-worker"], A, "tcp")
     seen = walk.ask(walk.vantage, to, "hostname", answer="server-pw-worker")
     assert seen.cls == OK and seen_from == ["pw-outside"] and to.ip == "10.250.0.11"
+    with pytest.raises(TypeError):
+        vantage.source(IPV6)  # a family where a pod's goes: refused, not taken for an address
+    assert vantage.source(ip="fd10::fe").label() == "pw-outside (fd10::fe)"
 
 
 def test_bring_up_waits_for_the_endpoint_slice_of_each_family_of_a_service():
