@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+from packetwalk.families import FAMILIES
+
 # The lab's state root; PACKETWALK_LAB_ROOT moves it (a cold-build benchmark
 # does). The lab takes its paths from here, so each is spelled once.
 LAB_ROOT = Path(os.environ.get("PACKETWALK_LAB_ROOT", "/var/lib/packetwalk"))
@@ -95,15 +97,22 @@ def parse(text: str) -> LabInfo:
             egress_nat=_egress_nat(data.get("egress_nat", {})))
     except KeyError as exc:
         raise LabInfoError(f"missing {exc}") from None
+    except LabInfoError:
+        raise  # already names the field (a LabInfoError is a ValueError too)
     except (TypeError, ValueError) as exc:
         raise LabInfoError(f"bad value ({exc})") from None
 
 
 def _egress_nat(value: object) -> dict[str, bool]:
-    """{"ipv4": true, "ipv6": false}: each family's a boolean, nothing else."""
+    """{"ipv4": true, "ipv6": false}: each family's a boolean, nothing else. A key that
+    is no family ("IPv6") is refused: read as it is, that family would quietly be NATed."""
     if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
         raise LabInfoError(f"egress_nat {value!r}: expected {{family: true|false}}")
-    return {str(family): nat for family, nat in value.items()}
+    unknown = sorted(str(k) for k in value if k not in FAMILIES)
+    if unknown:
+        raise LabInfoError(f"egress_nat {value!r}: unknown family {', '.join(map(repr, unknown))} "
+                           f"(expected {' or '.join(FAMILIES)})")
+    return dict(value)
 
 
 def load(path: Path = LAB_INFO) -> LabInfo | None:

@@ -48,6 +48,19 @@ def test_a_bad_value_is_named():
         aboutlab.parse(json.dumps(data))
 
 
+@pytest.mark.parametrize("egress_nat", [{"IPv6": False}, {"ipv4": True, "ip6": False}])
+def test_an_egress_nat_key_that_is_no_family_is_refused_in_one_line(tmp_path, egress_nat):
+    """A typo would otherwise be read, and its family quietly taken as NATed."""
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps(json.loads(LAB.to_json()) | {"egress_nat": egress_nat}))
+    with pytest.raises(LabInfoError) as refused:
+        aboutlab.load(path)
+    typo = next(k for k in egress_nat if k != "ipv4")
+    assert str(refused.value) == (f"lab info {path}: egress_nat {egress_nat!r}: "
+                                  f"unknown family {typo!r} (expected ipv4 or ipv6)")
+    assert aboutlab.read(path) is None  # unusable: not the lab, as any bad file
+
+
 def test_what_the_lab_tells_is_its_plan():
     told = aboutlab.parse(info.describe(topology.nodes(2), "bridge").to_json())
     assert told.kubeconfig == str(paths.KUBECONFIG) and told.cni == "bridge"
