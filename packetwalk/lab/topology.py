@@ -48,9 +48,10 @@ DNS_SERVICE_IP6 = SERVICE_CIDR6[0xa]
 IP_FAMILIES = ("ipv4", "dual", "ipv6")
 DEFAULT_IP_FAMILY = "ipv4"
 # Whether the nodes masquerade pods' traffic leaving the cluster, per family: both, as
-# a cloud VM behind a NAT gateway (network.make_node puts PW-MASQ in iptables and, where
-# the lab has IPv6, in ip6tables). lab.json says it, so the egress test expects the
-# node's address in a NATed family and the pod's own in one routed as it is.
+# a cloud VM behind a NAT gateway. The one switch: network.make_node puts PW-MASQ in
+# iptables / ip6tables only for a family True here, and lab.json says the same, so the
+# egress test expects the node's address in a NATed family and the pod's own in one
+# routed as it is (a routed-IPv6 variant would flip "ipv6": docs/ipv6.md).
 EGRESS_NAT = {"ipv4": True, "ipv6": True}
 
 BRIDGE = "pw-br0"

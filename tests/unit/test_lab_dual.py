@@ -341,6 +341,21 @@ def test_every_lab_ipv6_range_is_sampled_inside_itself():
 
 # ---------------------------------------------------------------- lab.json, the outside server
 
+def test_egress_nat_is_the_one_switch_the_wires_and_lab_json_both_follow(recorded,  # noqa: F811
+                                                                         monkeypatch):
+    """Both families are NATed today, so make_node's per-family branches change nothing
+    yet; they keep the wires and what lab.json tells the suite from parting when a
+    family is switched off (the routed-IPv6 variant of docs/ipv6.md)."""
+    nated = recorded(network.make_node, WORKER, family="dual")
+    monkeypatch.setitem(t.EGRESS_NAT, "ipv6", False)
+    routed = recorded(network.make_node, WORKER, family="dual")
+    dropped = [c for c in nated if c not in routed]
+    assert dropped and all("ip6tables" in c for c in dropped)  # only IPv6's PW-MASQ goes
+    assert not any("ip6tables" in c for c in routed) and any("iptables" in c for c in routed)
+    assert aboutlab.parse(info.describe(NODES, "bridge", "dual").to_json()).egress_nat == {
+        "ipv4": True, "ipv6": False}
+
+
 def test_lab_json_says_the_families():
     dual = aboutlab.parse(info.describe(NODES, "bridge", "dual").to_json())
     assert dual.ip_families == ("ipv4", "ipv6") and dual.outside_host6 == "2001:db8:100::10"
