@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from packetwalk.lab import faults
+from packetwalk.lab.cni import cni_named, names
 from packetwalk.stalls import Stall
 from tests.selfcheck.expected import EXPECTED, EXPECTED_AT_START, stop_mismatch
 from tests.suiterun import SuiteRun
@@ -111,6 +113,34 @@ def test_a_run_stopped_otherwise_says_what_differed():
     assert stop_mismatch(expected, 1, "3 failed, 87 passed in 40.1s\n", "") == (
         "exit 1, not 4; 0 stderr lines, not 1; passed/failed counts on stdout")
     assert stop_mismatch(expected, 4, "", line + line) == "2 stderr lines, not 1"
+
+
+def test_the_matrix_judges_a_stopped_run_by_the_same_rule():
+    expected = EXPECTED_AT_START["scheduler-down"]
+    done = subprocess.CompletedProcess([], 4, "\n", stopped_line("scheduler-down"))
+    assert matrix.not_stopped(expected, done) == ""
+    assert matrix.not_stopped(expected, subprocess.CompletedProcess([], 0, "", "")) == (
+        "exit 0, not 4; 0 stderr lines, not 1")
+    assert matrix.not_stopped(expected, None) == "the run timed out"
+
+
+# Supported faults with no expectation the matrix can judge, each for a reason: a gap
+# named here, never a silent one. udp-lossy reads flaky over 20 attempts
+# (tests/selfcheck/test_flaky.py), not as a set of ids; cilium-agent-down has not been
+# measured (docs/networks.md, "Not done yet").
+NOT_YET_EXPECTED = {"udp-lossy", "cilium-agent-down"}
+
+
+def test_no_supported_fault_of_any_cni_is_left_without_an_expectation():
+    left = {}
+    for cni in names():
+        supported = cni_named(cni).faults_supported
+        left[cni] = (supported - set(EXPECTED) - set(EXPECTED_AT_START)
+                     - faults.DUAL_ONLY_FAULTS)
+        assert matrix.unexpected(supported) == sorted(left[cni]), cni
+        assert set(EXPECTED_AT_START) <= supported, cni  # every lab has a control plane
+    # Exactly the named gaps: one closed is taken off the list, a new one is seen.
+    assert set().union(*left.values()) == NOT_YET_EXPECTED, left
 
 
 def test_table_names_what_was_not_localized():
