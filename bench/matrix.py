@@ -14,6 +14,10 @@ A fault is localized when exactly its expected ids fail and exactly its blocked 
 errors "blocked: ..." (ids expected to go either way aside), and nothing else errors. The
 blocked split comes from the narrowing, so the faults run diagnosed: with --no-diagnose
 every blocked id fails instead, and the kube-router/nftables row read 6 of 10 localized.
+The control plane's faults (controller-manager-down, scheduler-down: EXPECTED_AT_START)
+have no ids: each runs `suites/east_west -n auto -q` as tests/lab/test_control_plane.py
+does, and is localized when that run stops at session start with exit 4 and the one
+stderr line naming what it waited for and the likely component.
 
 At the end the default lab is brought up again (`lab down; lab up`). Progress goes to
 stderr, the table and its notes to stdout. Exit 0 when every network came up with no false
@@ -34,8 +38,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from packetwalk.lab.cni import cni_named, names
 from packetwalk.lab.components import PROXY_MODES
-from tests.selfcheck.expected import EXPECTED, SUITES, Expectation, mismatches
-from tests.suiterun import SuiteRun, run_suites
+from tests.selfcheck.expected import (
+    AT_START_ARGS,
+    AT_START_TIMEOUT,
+    EXPECTED,
+    EXPECTED_AT_START,
+    SUITES,
+    Expectation,
+    StopsAtStart,
+    mismatches,
+    stop_mismatch,
+)
+from tests.suiterun import SuiteRun, run_pytest, run_suites
 
 HEADERS = ("CNI", "version", "proxy mode", "pod MTU", "ids passed/skipped/failed",
            "false failures", "faults localized", "suite wall (median)", "lab up")
@@ -173,22 +187,60 @@ def not_localized(expected: Expectation, run: SuiteRun | None) -> str:
                      for kind, ids in wrong.items())
 
 
+def not_stopped(expected: StopsAtStart, done: subprocess.CompletedProcess | None) -> str:
+    """"" when the run stopped at session start as expected; else what differed
+    (expected.stop_mismatch)."""
+    if done is None:
+        return "the run timed out"
+    return stop_mismatch(expected, done.returncode, done.stdout, done.stderr)
+
+
+def stopped_run() -> tuple[subprocess.CompletedProcess | None, float]:
+    """The run tests/lab/test_control_plane.py makes under a control-plane fault; None
+    when it outran the timeout (it never reached its one line)."""
+    start = time.monotonic()
+    try:
+        done = run_pytest(*AT_START_ARGS, timeout=AT_START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        done = None
+    return done, time.monotonic() - start
+
+
+def judged_run(name: str) -> tuple[str, float]:
+    """With `name` injected: its run, judged by its expectation ("" when localized:
+    its ids, or for the control plane its one line at session start), and its wall."""
+    if name in EXPECTED:
+        # As tests/selfcheck/test_fault_localization.py runs them.
+        run, wall = suites("--policy-timeout", "8")
+        return not_localized(EXPECTED[name], run), wall
+    done, wall = stopped_run()
+    return not_stopped(EXPECTED_AT_START[name], done), wall
+
+
+def unexpected(supported: frozenset[str]) -> list[str]:
+    """The supported faults the matrix has no expectation to judge by. Its labs are
+    IPv4: a dual-stack lab's own fault is pinned in tests/lab/test_dual_stack.py
+    (tests/selfcheck/expected.py EXPECTED_DUAL)."""
+    from packetwalk.lab import faults
+
+    return sorted(supported - set(EXPECTED) - set(EXPECTED_AT_START) - faults.DUAL_ONLY_FAULTS)
+
+
 def fault_runs(net: Network) -> None:
     from packetwalk.lab import faults
     from packetwalk.lab.errors import LabError
 
     supported = cni_named(net.cni).faults_supported
     net.faults = {}
-    # The matrix's labs are IPv4: a dual-stack lab's own fault is pinned in
-    # tests/lab/test_dual_stack.py (tests/selfcheck/expected.py EXPECTED_DUAL).
-    net.unexpected_faults = sorted(supported - set(EXPECTED) - faults.DUAL_ONLY_FAULTS)
-    applicable = [name for name in EXPECTED if name in supported]
+    net.unexpected_faults = unexpected(supported)
+    # The control plane's last: a controller that does not come back stops every later
+    # fault, and there it costs none of the network's own.
+    applicable = [name for name in [*EXPECTED, *EXPECTED_AT_START] if name in supported]
     for i, name in enumerate(applicable):
-        expected = EXPECTED[name]
+        node = EXPECTED[name].node if name in EXPECTED else None
         try:
-            faults.inject(name, expected.node)
-            # As tests/selfcheck/test_fault_localization.py runs them.
-            run, wall = suites("--policy-timeout", "8")
+            faults.inject(name, node)
+            why, wall = judged_run(name)
         except (LabError, subprocess.SubprocessError, OSError) as e:
             net.faults[name] = f"inject failed: {e}"
         finally:
@@ -202,8 +254,8 @@ def fault_runs(net: Network) -> None:
             for later in applicable[i + 1:]:
                 net.faults[later] = f"not run: {name} went wrong before it"
             return
-        net.faults[name] = not_localized(expected, run)
-        say(f"  {name}: {wall:.0f}s, {'localized' if not net.faults[name] else net.faults[name]}")
+        net.faults[name] = why
+        say(f"  {name}: {wall:.0f}s, {'localized' if not why else why}")
 
 
 # ---------------------------------------------------------------- the table

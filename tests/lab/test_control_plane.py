@@ -1,29 +1,27 @@
 """A control plane that stops working is not the network: the run stops at
 session start with one line naming what it waited for and the likely
-component, and the exit code of the other setup errors (pytest's 4)."""
+component, and the exit code of the other setup errors (pytest's 4). What each
+fault's line must name is the self-check's (tests/selfcheck/expected.py
+EXPECTED_AT_START), so bench/matrix.py judges the same runs the same way."""
 
 import pytest
 
 from packetwalk.lab import faults
+from tests.selfcheck.expected import (
+    AT_START_ARGS,
+    AT_START_TIMEOUT,
+    EXPECTED_AT_START,
+    stop_mismatch,
+)
 from tests.suiterun import run_pytest
 
-# fault -> what the one line must name
-CONTROL_PLANE = {
-    "controller-manager-down": ("ServiceAccount", "kube-controller-manager"),
-    "scheduler-down": ("scheduling", "kube-scheduler"),
-}
 
-
-@pytest.mark.parametrize("name", list(CONTROL_PLANE))
+@pytest.mark.parametrize("name", list(EXPECTED_AT_START))
 def test_a_stopped_controller_is_one_line_at_session_start(lab, name):
-    awaited, component = CONTROL_PLANE[name]
     faults.inject(name)
     try:
-        r = run_pytest("suites/east_west", "-n", "auto", "-q", timeout=240)
+        r = run_pytest(*AT_START_ARGS, timeout=AT_START_TIMEOUT)
     finally:
         faults.heal()
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.returncode == 4, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert awaited in lines[0] and f"likely {component}" in lines[0], lines[0]
-    assert " passed" not in r.stdout and " failed" not in r.stdout, r.stdout[-2000:]
+    why = stop_mismatch(EXPECTED_AT_START[name], r.returncode, r.stdout, r.stderr)
+    assert not why, (why, r.returncode, r.stdout[-2000:], r.stderr[-2000:])

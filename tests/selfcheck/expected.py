@@ -1,7 +1,9 @@
 """What the suites must report for each lab fault: the exact set of failing ids,
 the exact set of blocked ids with the layer each must name, and the words the
 verdict must contain. Read by test_fault_localization.py, bench/faults.py and
-bench/matrix.py.
+bench/matrix.py. A fault that stops the control plane has no ids at all: the run
+stops at session start (EXPECTED_AT_START, read by tests/lab/test_control_plane.py
+and bench/matrix.py).
 
 Placements on the lab: the client is on pw-worker; same-node servers are on
 pw-worker, cross-node servers on pw-worker2; CoreDNS runs on the workers, one
@@ -444,3 +446,57 @@ EXPECTED_DUAL = {
         "ipv4", "ipv6", EXPECTED["egress-masquerade"], None,
         "egress NAT is broken for IPv4 only"),
 }
+
+
+# ---------------------------------------------------------------- the control plane down
+
+# A stopped controller is not the network: the run must not get as far as a verdict.
+# It stops at session start (packetwalk/stalls.py) with pytest's exit code for a
+# setup error (ExitCode.USAGE_ERROR, what the plugin's UsageError gives) and one
+# stderr line naming what it waited for and the likely component.
+SETUP_ERROR_EXIT = 4
+
+# How tests/lab/test_control_plane.py and bench/matrix.py run the suite under such a
+# fault: east-west is enough (the stall is at bring-up, before any suite's own test),
+# and the timeout leaves room for the bring-up's waits before it names the stall.
+AT_START_ARGS = ("suites/east_west", "-n", "auto", "-q")
+AT_START_TIMEOUT = 240
+
+
+@dataclass(frozen=True)
+class StopsAtStart:
+    """What the one stderr line must name: what the run `awaited` (a word of the
+    stall's first part) and the component it is `likely` to blame."""
+
+    awaited: str
+    component: str
+
+
+EXPECTED_AT_START = {
+    "controller-manager-down": StopsAtStart("ServiceAccount", "kube-controller-manager"),
+    "scheduler-down": StopsAtStart("scheduling", "kube-scheduler"),
+}
+
+
+def stop_mismatch(expected: StopsAtStart, returncode: int, stdout: str, stderr: str) -> str:
+    """"" when a finished run stopped at session start as `expected` says; else what
+    differed, in a few words ("; " between them)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    wrong = []
+    if returncode != SETUP_ERROR_EXIT:
+        wrong.append(f"exit {returncode}, not {SETUP_ERROR_EXIT}")
+    if len(lines) != 1:
+        wrong.append(f"{len(lines)} stderr lines, not 1")
+    else:
+        # Only a single line is read for its words: with more, which one is "the" line
+        # is already wrong.
+        if expected.awaited not in lines[0]:
+            wrong.append(f"the line does not name {expected.awaited}")
+        if f"likely {expected.component}" not in lines[0]:
+            wrong.append(f"the line does not say 'likely {expected.component}'")
+    if "Traceback" in stderr:
+        wrong.append("a traceback")
+    # Counts would mean tests ran: the run got past session start.
+    if " passed" in stdout or " failed" in stdout:
+        wrong.append("passed/failed counts on stdout")
+    return "; ".join(wrong)
