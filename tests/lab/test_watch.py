@@ -69,7 +69,11 @@ def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
             # No outage where nothing was injected. A lone lost probe is not an outage:
             # on this 2-CPU machine a try forked late under load can miss its 0.5 s wait
             # (docs/watch.md: single losses on unbroken cells while the machine is
-            # busiest); two consecutive losses are.
+            # busiest); two consecutive losses are. A window over before CMD began is the
+            # warm-up's, not the fault's: a fresh-clone CI rehearsal saw the NodePort on
+            # the other node REFUSED from -1.98 to -1.50 s (its kube-proxy had not yet
+            # programmed the run's new endpoints when the pods turned Ready).
+            windows = [w for w in windows if w["end"] >= 0]
             assert all(w["lost"] == 1 for w in windows), \
                 f"{test}: outages where none was injected ({truth}): {windows}"
             continue
