@@ -195,13 +195,15 @@ class Walk:
         """
         if self.watch is not None:
             return self._watched(src, to, question, by_name)
-        seen = self._judged(src, to, question, answer, source_ip, by_name, attempts)
+        seen = self._judged(src, to, question, answer=answer, source_ip=source_ip,
+                            by_name=by_name, attempts=attempts)
         self.record(seen)
         return seen
 
-    def _judged(self, src: Pod, to: Target, question: str,
-                answer: str | tuple[str, ...] | None, source_ip: str | tuple[str, ...] | None,
-                by_name: str | None, attempts: int | None) -> Observation:
+    def _judged(self, src: Pod, to: Target, question: str, *,
+                answer: str | tuple[str, ...] | None = None,
+                source_ip: str | tuple[str, ...] | None = None,
+                by_name: str | None = None, attempts: int | None = None) -> Observation:
         """`ask`'s cell, judged and not yet recorded (a pin records its tries as one)."""
         source, record = self._source(src), self.record_type
 
@@ -289,7 +291,7 @@ class Walk:
             return seen, seen.response if seen.cls == OK else None
         tries: list[Observation] = []
         for _ in range(max(1, self.attempts)):
-            tries.append(self._judged(src, to, question, answer, None, None, 1))
+            tries.append(self._judged(src, to, question, answer=answer, attempts=1))
             if tries[-1].cls == OK:
                 break
         pinned = tries[-1].response if tries[-1].cls == OK else None
