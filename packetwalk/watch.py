@@ -7,10 +7,16 @@ The order, on the controller's clock (time.time()):
 1. each client pod's clock is read (clock_offset: bracketed by the controller's, so
    its offset is known to half a round trip) and its loops started (watchloop.py), one
    exec per pod through its kept shell;
-2. WARM_UP seconds of probing before CMD, so each row shows the cell working first;
+2. WARM_UP seconds of probing before CMD, so each row shows the cell working first,
+   longer (up to WARM_UP_LIMIT) until every cell's latest probe has answered: pods turn
+   Ready before every node's kube-proxy has programmed their Service, and an outage
+   that ends before CMD begins is the cluster's, not CMD's;
 3. CMD runs (during.py), its start and end on the controller's clock; the loops' lease
    is renewed every RENEW seconds meanwhile;
-4. --settle seconds more;
+4. --settle seconds more, longer (up to END_GRACE) while a cell's latest probe was lost:
+   one lost probe at the very end reads "broken at the end", and on a busy node a try
+   forked late loses its 0.5 s wait now and then (docs/watch.md); a cell still failing
+   after END_GRACE is broken at the end;
 5. the loops are stopped (their lease ends), their last probes given WAIT to end,
    each pod's clock read again (its drift joins the error) and the lines collected.
 Interrupted (Ctrl-C, SIGTERM) anywhere, step 5 still runs and the watch so far is
@@ -33,6 +39,9 @@ from packetwalk.probes import OK, WRONG_BACKEND, ExecFn, ProbeError, Source
 from packetwalk.watchcells import REQUEST, WatchCell
 
 WARM_UP = 2.0  # seconds of probing before CMD starts
+WARM_UP_LIMIT = 15.0  # seconds the warm-up waits at most for every cell to answer
+END_GRACE = 3.0  # seconds the watch goes on after --settle while a cell's last probe was lost
+LOOK_EVERY = 0.5  # seconds between two looks at the loops' lines while waiting for answers
 EXEC_TIMEOUT = 20.0  # seconds one of the watch's execs may take
 CLOCK_READS = 3  # reads of a pod's clock, the one of the shortest round trip kept
 
@@ -160,23 +169,53 @@ class _Pods:
                 self.notes.append(f"stopping the loops in {pod} failed (they end by their "
                                   f"lease, within {watchloop.LEASE} s): {exc}")
 
+    def _samples(self, pod: str, offset: Offset) -> dict[str, list[Sample]]:
+        """The lines the loops of `pod` have written so far, as Samples by test id."""
+        cells = [c for c in self.cells if c.client.pod == pod]
+        text = self.bash(pod, watchloop.collect_script(self.directory))
+        lines = watchloop.parse_collected(text, {c.name: c.target.protocol for c in cells})
+        return {cell.test: [_sample(cell, sent - offset.offset, t.cls, t.answer)
+                            for sent, t in lines[cell.name]] for cell in cells}
+
+    def unanswered(self) -> list[str]:
+        """The started cells whose latest probe so far did not answer (or that sent none),
+        by a look at the lines mid-watch. A pod that cannot be read is not waited for:
+        collect() notes it."""
+        found = []
+        for pod in self.started:
+            try:
+                seen = self._samples(pod, self.offsets[pod])
+            except (ProbeError, ValueError):
+                continue
+            found += [test for test, samples in seen.items()
+                      if not samples or not max(samples, key=lambda s: s.sent).ok]
+        return found
+
     def collect(self, cmd_start: float) -> dict[str, CellWatch]:
         """Each started cell's probes on the controller's clock, as a CellWatch."""
         found: dict[str, CellWatch] = {}
         for pod in self.started:
-            cells = [c for c in self.cells if c.client.pod == pod]
             try:
                 offset = joined(self.offsets[pod], self.read_clock(pod))
-                text = self.bash(pod, watchloop.collect_script(self.directory))
+                seen = self._samples(pod, offset)
             except (ProbeError, ValueError) as exc:
                 self.notes.append(f"the probes of {pod} could not be read back: {exc}")
                 continue
-            lines = watchloop.parse_collected(text, {c.name: c.target.protocol for c in cells})
-            for cell in cells:
-                samples = [_sample(cell, sent - offset.offset, t.cls, t.answer)
-                           for sent, t in lines[cell.name]]
-                found[cell.test] = watch_of(samples, cmd_start, offset.error)
+            for test, samples in seen.items():
+                found[test] = watch_of(samples, cmd_start, offset.error)
         return found
+
+    def until_answered(self, limit: float, clock: Callable[[], float]) -> tuple[float, list[str]]:
+        """Look at the loops' lines every LOOK_EVERY seconds until every cell's latest
+        probe answered, or `limit` seconds passed: the seconds it took, and the cells
+        still unanswered then."""
+        began = clock()
+        while True:
+            pending = self.unanswered()
+            took = clock() - began
+            if not pending or took >= limit:
+                return took, pending
+            time.sleep(min(LOOK_EVERY, limit - took))
 
 
 def _sample(cell: WatchCell, sent: float, cls: str, answer: str) -> Sample:
@@ -187,7 +226,8 @@ def _sample(cell: WatchCell, sent: float, cls: str, answer: str) -> Sample:
 
 def run_watch(cells: list[WatchCell], run_exec: ExecFn, command: str, settle: float,
               max_outage: float, clock: Callable[[], float] = time.time,
-              warm_up: float = WARM_UP, directory: str = watchloop.DIRECTORY) -> WatchResult:
+              warm_up: float = WARM_UP, directory: str = watchloop.DIRECTORY,
+              warm_up_limit: float = WARM_UP_LIMIT, end_grace: float = END_GRACE) -> WatchResult:
     """The watch, steps 1 to 5 above. KeyboardInterrupt is raised again once the loops
     are stopped and read back, carrying the WatchResult so far as its `watch`."""
     result = WatchResult(command, settle, max_outage, planned={c.test: c for c in cells})
@@ -196,6 +236,13 @@ def run_watch(cells: list[WatchCell], run_exec: ExecFn, command: str, settle: fl
     try:
         pods.start()
         during.pause(warm_up, pods.renew, watchloop.RENEW)
+        took, pending = pods.until_answered(max(0.0, warm_up_limit - warm_up), clock)
+        if pending:
+            result.notes.append(
+                f"warm-up: {len(pending)} cell(s) had not answered after {warm_up + took:.1f} s, "
+                f"CMD began anyway (their outage before CMD is not CMD's): {', '.join(pending)}")
+        elif took >= LOOK_EVERY:
+            result.notes.append(f"warm-up: {warm_up + took:.1f} s, until every cell answered")
         try:
             result.ran = during.run(command, pods.renew, watchloop.RENEW, clock)
         except KeyboardInterrupt as exc:
@@ -203,6 +250,12 @@ def run_watch(cells: list[WatchCell], run_exec: ExecFn, command: str, settle: fl
             raise
         during.pause(settle, pods.renew, watchloop.RENEW)
         result.settled = True
+        took, pending = pods.until_answered(end_grace, clock)
+        if took >= LOOK_EVERY:
+            result.notes.append(
+                f"the watch went on {took:.1f} s after the settle period, until "
+                + (f"{end_grace:g} s; still failing: {', '.join(pending)}" if pending
+                   else "every cell's latest probe answered"))
     except KeyboardInterrupt as exc:
         exc.watch = result
         raise

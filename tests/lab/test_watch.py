@@ -82,4 +82,4 @@ def test_a_watch_times_a_kube_proxy_outage_on_exactly_its_cells(lab, tmp_path):
         assert abs(longest["start"] - began) <= TOLERANCE, (test, truth, longest)
         assert abs(longest["end"] - ended) <= TOLERANCE, (test, truth, longest)
         assert abs(longest["duration"] - (ended - began)) <= TOLERANCE, (test, truth, longest)
-        assert not cell["broken_at_end"], (test, cell)
+        assert not cell["broken_at_end"], (test, truth, cell["end_class"], cell["windows"][-4:])

@@ -64,9 +64,10 @@ def test_cmd_makes_an_outage_the_watch_times_it_on_cmds_clock(switchable, tmp_pa
     cmd = (f"sleep 0.5; touch {off}; date +%s.%N >{began}; sleep 1; date +%s.%N >{ended}; "
            f"rm {off}; sleep 0.3")
     watch = run_watch(cells, local_exec, cmd, settle=0.6, max_outage=0.5, warm_up=1.0,
-                      directory=str(tmp_path / "pw-watch"))
+                      directory=str(tmp_path / "pw-watch"), warm_up_limit=1.0, end_grace=0)
     assert watch.ran.ok and watch.cmd_end >= 1.8
-    assert watch.notes == []
+    assert watch.notes == [("warm-up: 1 cell(s) had not answered after 1.0 s, CMD began anyway "
+                            "(their outage before CMD is not CMD's): test_pod_ip[same-node-udp]")]
     switched = watch.cells["test_cluster_ip[same-node-tcp]"]
     (window,) = switched.windows
     truth = [float(path.read_text()) - watch.ran.start for path in (began, ended)]
@@ -86,6 +87,29 @@ def test_cmd_makes_an_outage_the_watch_times_it_on_cmds_clock(switchable, tmp_pa
     assert " probes/s per cell, largest gap 0." in watch.measured()
     assert "clock error at most 0.0" in watch.measured()
     assert WatchResult.from_json(watch.to_json()) == watch
+
+
+def test_cmd_waits_for_every_cell_to_answer_and_the_end_for_a_last_lost_probe(switchable,
+                                                                             tmp_path):
+    port, off = switchable
+    off.touch()  # the cell answers another name at first, as a Service not yet programmed
+    threading.Timer(1.5, off.unlink).start()
+    cells = [WatchCell("test_cluster_ip[same-node-tcp]", "c0", CLIENT,
+                       Target("127.0.0.1", port, "tcp"), "server-a")]
+    # CMD breaks the cell and heals it 1.5 s later, after the 0.4 s settle period has ended.
+    cmd = f"touch {off}; (sleep 1.5; rm -f {off}) >/dev/null 2>&1 &"
+    watch = run_watch(cells, local_exec, cmd, settle=0.4, max_outage=5, warm_up=0.4,
+                      directory=str(tmp_path / "pw-watch"), warm_up_limit=8, end_grace=8)
+    cell = watch.cells["test_cluster_ip[same-node-tcp]"]
+    before, during_cmd = cell.windows
+    assert before.start < -1.0 and before.end < 0  # answered before CMD began
+    assert during_cmd.start == pytest.approx(0, abs=INTERVAL + 0.1)
+    assert during_cmd.duration == pytest.approx(1.5, abs=INTERVAL + 0.2)
+    assert not cell.broken_at_end and cell.last > during_cmd.end
+    warm, end = watch.notes
+    assert warm.startswith("warm-up: ") and warm.endswith(" s, until every cell answered")
+    assert end.startswith("the watch went on ")
+    assert end.endswith(" s after the settle period, until every cell's latest probe answered")
 
 
 def test_a_cmd_not_found_still_ends_the_watch_with_the_cells_read(switchable, tmp_path):
