@@ -4,11 +4,19 @@ runs) ever sees the lab change under it."""
 
 import pytest
 
+NEXT = pytest.StashKey["pytest.Item | None"]()  # the test that runs after the current one
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     last = [item for item in items if item.get_closest_marker("switches_lab")]
     if last:
         items[:] = [item for item in items if item not in last] + last
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    item.config.stash[NEXT] = nextitem  # for tests.lab.conftest.hand_on
+    return (yield)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from packetwalk.lab import cluster, paths, state
 from packetwalk.lab.errors import LabError
 from packetwalk.runs import MANAGED_BY
+from tests.conftest import NEXT
 from tests.suiterun import ROOT
 
 NS = "pw-labtest"
@@ -137,6 +138,18 @@ def eventually(check, timeout=20.0, every=1.0):
         if ok or time.monotonic() > deadline:
             return ok, detail
         time.sleep(every)
+
+
+def hand_on(config: pytest.Config) -> None:
+    """After a test that changed the lab's network or setting: the lab down, then the
+    default lab (two workers, bridge, IPv4) for the test that runs next. Not brought up
+    when the next test switches the lab too (it brings up its own from a lab that is
+    down; each default lab in between cost CI about 35 s). With no next test the default
+    lab comes back all the same: `.ci/run` runs the east-west suite on it next."""
+    cluster.down(log=lambda m: None)
+    following = config.stash.get(NEXT, None)
+    if following is None or not following.get_closest_marker("switches_lab"):
+        cluster.up(workers=2, log=lambda m: None)
 
 
 def lab_cli(*args: str) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import pytest
 from packetwalk.lab import cluster, faults, network, state, topology, versions
 from packetwalk.lab.cni import flannel
 from packetwalk.lab.processes import enter, in_netns, run
-from tests.lab.conftest import HEALTHY_SKIPS
+from tests.lab.conftest import HEALTHY_SKIPS, hand_on
 from tests.lab.conftest import lab_cli as cli
 from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
 from tests.suiterun import run_suites
@@ -64,7 +64,7 @@ def check_node(node: topology.Node, cidr: str, lab_nodes: list[topology.Node]) -
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
-def test_flannel_lab_is_a_green_network(tmp_path):
+def test_flannel_lab_is_a_green_network(tmp_path, request):
     try:
         cluster.down(log=lambda m: None)
         up = cli("up", "--cni", "flannel")
@@ -120,5 +120,4 @@ def test_flannel_lab_is_a_green_network(tmp_path):
             assert not wrong, f"{name} on flannel: {wrong}\n{broken.verdict}"
             assert expected.verdict in broken.verdict, f"{name} on flannel: {broken.verdict!r}"
     finally:
-        cluster.down(log=lambda m: None)
-        cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
+        hand_on(request.config)

@@ -15,7 +15,7 @@ import pytest
 from packetwalk.lab import cluster, faults, network, paths, state, topology, versions
 from packetwalk.lab.cni import kube_router
 from packetwalk.lab.processes import in_netns, run
-from tests.lab.conftest import HEALTHY_SKIPS
+from tests.lab.conftest import HEALTHY_SKIPS, hand_on
 from tests.lab.conftest import lab_cli as cli
 from tests.suiterun import run_suites
 
@@ -60,7 +60,7 @@ def check_node(node: topology.Node, cidrs: dict[str, str], lab_nodes: list[topol
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
-def test_kube_router_with_nftables_kube_proxy_is_a_green_network(tmp_path):
+def test_kube_router_with_nftables_kube_proxy_is_a_green_network(tmp_path, request):
     try:
         cluster.down(log=lambda m: None)
         up = cli("up", "--cni", "kube-router", "--proxy-mode", "nftables")
@@ -107,5 +107,4 @@ def test_kube_router_with_nftables_kube_proxy_is_a_green_network(tmp_path):
             check_node(n, cidrs, lab_nodes)
     finally:
         faults.heal()
-        cluster.down(log=lambda m: None)
-        cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
+        hand_on(request.config)

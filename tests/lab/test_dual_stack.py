@@ -18,7 +18,7 @@ import pytest
 from packetwalk.hops import POLICY_CASES
 from packetwalk.lab import cluster, faults, state, topology
 from packetwalk.lab.network import ip
-from tests.lab.conftest import HEALTHY_SKIPS
+from tests.lab.conftest import HEALTHY_SKIPS, hand_on
 from tests.lab.conftest import lab_cli as cli
 from tests.selfcheck.expected import EXPECTED_DUAL, mismatches
 from tests.suiterun import ROOT, run_suites
@@ -30,7 +30,7 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need roo
 
 
 @pytest.fixture(scope="module")
-def dual_lab():
+def dual_lab(request):
     """The dual-stack lab, brought up once for this module's tests; the default lab
     comes back after the last of them (or after a failed up)."""
     try:
@@ -39,8 +39,7 @@ def dual_lab():
         assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
         yield
     finally:
-        cluster.down(log=lambda m: None)
-        cluster.up(workers=2, log=lambda m: None)  # the default lab, for whatever runs next
+        hand_on(request.config)
 
 
 @ROOT_ONLY

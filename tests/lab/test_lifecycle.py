@@ -12,7 +12,7 @@ from pathlib import Path
 from packetwalk.lab import cgroups, cluster, network, nodes, paths, processes, state, topology
 from tests.suiterun import run_suites
 
-from .conftest import eventually, kubectl_json
+from .conftest import eventually, hand_on, kubectl_json
 
 
 def test_second_up_keeps_the_healthy_lab(lab):
@@ -119,7 +119,7 @@ def _leftovers(procs: list[state.Proc]) -> list[str]:
     return found
 
 
-def test_down_leaves_nothing(lab):
+def test_down_leaves_nothing(lab, request):
     procs = state.load().procs
     assert procs
     cluster.down(log=lambda m: None)
@@ -127,4 +127,4 @@ def test_down_leaves_nothing(lab):
         assert _leftovers(procs) == []
         cluster.down(log=lambda m: None)  # safe when nothing is up
     finally:
-        cluster.up(workers=2, log=lambda m: None)  # later runs of the suite need it back
+        hand_on(request.config)  # the default lab back, unless a lab switch runs next
