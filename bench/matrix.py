@@ -22,16 +22,26 @@ stderr line naming what it waited for and the likely component.
 At the end the default lab is brought up again (`lab down; lab up`). Progress goes to
 stderr, the table and its notes to stdout. Exit 0 when every network came up with no false
 failure and every fault localized, 1 otherwise, 2 on bad input.
+
+The whole matrix with faults takes the lab for hours, more than one sitting. With
+`--record FILE` each network's row is appended to FILE (one JSON line, with the day and
+the commit it was measured on) as soon as that network is done; `--from FILE` prints the
+table from such lines without touching the lab, the latest line of each network kept:
+
+    python3 bench/matrix.py --cni flannel --record bench/matrix.jsonl
+    python3 bench/matrix.py --from bench/matrix.jsonl --markdown
 """
 
 import argparse
+import datetime
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,10 +99,23 @@ class Network:
     false_failures: dict[str, int] = field(default_factory=dict)  # id -> runs it failed in
     faults: dict[str, str] | None = None  # fault -> "" when localized, else what went wrong
     unexpected_faults: list[str] = field(default_factory=list)  # supported, no expectation
+    fault_walls: dict[str, float] = field(default_factory=dict)  # fault -> its run's seconds
+    counts: tuple[int, int, int] | None = None  # the last healthy run's passed/skipped/failed
+    measured: str = ""  # the day and the commit, when recorded (--record)
 
     @property
     def name(self) -> str:
         return f"{self.cni}/{self.mode}"
+
+    def to_json(self) -> str:
+        """One line of --record: everything but the last run's own output."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "last"})
+
+    @staticmethod
+    def from_json(line: str) -> "Network":
+        data = json.loads(line)
+        data["counts"] = tuple(data["counts"]) if data.get("counts") else None
+        return Network(**{k: v for k, v in data.items() if k in Network.__dataclass_fields__})
 
 
 # ---------------------------------------------------------------- the lab
@@ -166,6 +189,7 @@ def healthy_runs(net: Network, runs: int) -> None:
             net.false_failures[test_id] = net.false_failures.get(test_id, 0) + 1
         if run is not None:
             net.last = run
+            net.counts = (len(run.passed), len(run.skipped), len(run.failed | run.errors))
         say(f"  run {i}/{runs}: {wall:.0f}s, {len(bad)} failed or errored {' '.join(bad)}")
 
 
@@ -254,7 +278,7 @@ def fault_runs(net: Network) -> None:
             for later in applicable[i + 1:]:
                 net.faults[later] = f"not run: {name} went wrong before it"
             return
-        net.faults[name] = why
+        net.faults[name], net.fault_walls[name] = why, round(wall, 1)
         say(f"  {name}: {wall:.0f}s, {'localized' if not why else why}")
 
 
@@ -280,9 +304,7 @@ def faults_cell(net: Network) -> str:
 def cells(net: Network) -> list[str]:
     if net.problem:
         return [net.cni, net.version, net.mode, "-", "-", "-", "-", "-", seconds(net.up_seconds)]
-    last = net.last
-    counts = ("-" if last is None else
-              f"{len(last.passed)}/{len(last.skipped)}/{len(last.failed | last.errors)}")
+    counts = "-" if net.counts is None else "/".join(str(n) for n in net.counts)
     return [net.cni, net.version, mode_cell(net), first_word(net.facts.get("pod MTU")), counts,
             f"{sum(net.false_failures.values())} in {net.runs}", faults_cell(net),
             seconds(statistics.median(net.walls)) if net.walls else "-",
@@ -305,8 +327,13 @@ def notes(nets: list[Network]) -> list[str]:
         if net.unexpected_faults:
             out.append(f"{net.name}: not checked (no expectation in the self-check): "
                        f"{', '.join(net.unexpected_faults)}")
+        if net.fault_walls:
+            out.append(f"{net.name}: each fault's run: " + ", ".join(
+                f"{name} {wall:.0f} s" for name, wall in net.fault_walls.items()))
         if net.built:
             out.append(f"{net.name}: * the lab up also built ({net.built.removeprefix('built: ')})")
+        if net.measured:
+            out.append(f"{net.name}: measured {net.measured}")
     return out
 
 
@@ -330,16 +357,46 @@ def healthy(net: Network) -> bool:
 
 # ---------------------------------------------------------------- main
 
-def measure(nets: list[Network], runs: int, with_faults: bool) -> None:
+def measured_on() -> str:
+    """'2026-11-30, commit 1a2b3c4 (ahead of main: none)': what a recorded row was measured on."""
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return (f"{datetime.date.today().isoformat()}, commit {head or 'unknown'}"
+            + (" with uncommitted changes" if dirty else ""))
+
+
+def measure(nets: list[Network], runs: int, with_faults: bool, record: Path | None = None) -> None:
     for net in nets:
         bring_up(net)
         if net.problem:
             say(f"  {net.problem}")
-            continue
-        healthy_runs(net, runs)
-        read_facts(net)
-        if with_faults:
-            fault_runs(net)
+        else:
+            healthy_runs(net, runs)
+            read_facts(net)
+            if with_faults:
+                fault_runs(net)
+        if record is not None:
+            net.measured = measured_on()
+            with record.open("a") as out:
+                out.write(net.to_json() + "\n")
+            say(f"  recorded in {record}")
+
+
+def recorded(paths: list[Path], cnis: list[str], modes: list[str]) -> list[Network]:
+    """The latest recorded row of each network asked for, in the matrix's order."""
+    latest: dict[str, Network] = {}
+    for path in paths:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                net = Network.from_json(line)
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"--from {path}:{number}: not a recorded row ({e})") from None
+            latest[net.name] = net
+    return [latest[f"{c}/{m}"] for c in cnis for m in modes if f"{c}/{m}" in latest]
 
 
 def main() -> int:
@@ -352,22 +409,39 @@ def main() -> int:
     ap.add_argument("--no-faults", action="store_true", help="leave out the self-check's faults")
     ap.add_argument("--markdown", action="store_true",
                     help="print the table as Markdown (for docs/networks.md)")
+    ap.add_argument("--record", metavar="FILE", type=Path,
+                    help="append each network's row to FILE (JSON lines) once it is measured")
+    ap.add_argument("--from", dest="from_", metavar="FILE,FILE",
+                    help="print the table from recorded rows (--record); the lab is not touched")
     args = ap.parse_args()
     try:
         cnis = pick(args.cni, names(), "CNI")
         modes = pick(args.proxy_mode, PROXY_MODES, "proxy mode")
         if args.runs < 1:
             raise ValueError(f"--runs {args.runs}: at least 1")
+        if args.from_:
+            paths = [Path(p) for p in args.from_.split(",")]
+            missing = [str(p) for p in paths if not p.is_file()]
+            if missing:
+                raise ValueError(f"--from: no such file: {', '.join(missing)}")
+            nets = recorded(paths, cnis, modes)
+            if not nets:
+                raise ValueError(f"--from {args.from_}: no recorded row of the networks asked for")
+        elif args.record is not None and not args.record.parent.is_dir():
+            raise ValueError(f"--record {args.record}: no such directory {args.record.parent}")
     except ValueError as e:
         print(f"matrix: {e}", file=sys.stderr)
         return 2
+    if args.from_:
+        print(render(nets, args.markdown))
+        return 0 if all(healthy(net) for net in nets) else 1
     if os.geteuid() != 0:
         print("matrix: needs root (it brings the lab down and up)", file=sys.stderr)
         return 1
     nets = [Network(c, m, cni_named(c).versions()) for c in cnis for m in modes]
     interrupted = False
     try:
-        measure(nets, args.runs, not args.no_faults)
+        measure(nets, args.runs, not args.no_faults, args.record)
     except KeyboardInterrupt:
         interrupted = True
         say("matrix: interrupted; the table holds what was measured so far")

@@ -145,7 +145,7 @@ def test_no_supported_fault_of_any_cni_is_left_without_an_expectation():
 
 def test_table_names_what_was_not_localized():
     net = matrix.Network("flannel", "nftables", "flanneld v0.28.4", up_seconds=74.2,
-                         facts=matrix.status_facts(STATUS), last=run_of(), runs=5,
+                         facts=matrix.status_facts(STATUS), last=run_of(), runs=5, counts=(1, 0, 0),
                          walls=[100.0, 120.0, 110.0], faults={"dns-down": "", "udp-dropped": "missed 1"},
                          false_failures={"test_mtu[cross-node-udp]": 1})
     down = matrix.Network("kube-router", "iptables", "kube-router v2.1.0", problem="lab up failed: x",
@@ -167,8 +167,40 @@ def test_mode_the_cluster_does_not_confirm_is_shown():
     assert matrix.mode_cell(net) == "iptables (cluster: nftables)"
 
 
+def test_recorded_rows_make_the_table_without_the_lab(tmp_path):
+    """--record's lines, read back by --from: the latest row of each network, in the
+    matrix's order; the table and exit code as if just measured."""
+    older = matrix.Network("flannel", "iptables", "flanneld v0.28.4", up_seconds=40.0, runs=1,
+                           walls=[50.0], counts=(80, 3, 10), faults={"dns-down": "missed 1"},
+                           measured="2026-11-29, commit aaaaaaa")
+    newer = matrix.Network("flannel", "iptables", "flanneld v0.28.4", up_seconds=41.0, runs=5,
+                           walls=[35.0, 36.0, 34.0], counts=(90, 3, 0), facts=matrix.status_facts(
+                               STATUS), faults={"dns-down": "", "flanneld-down": ""},
+                           fault_walls={"dns-down": 47.2, "flanneld-down": 88.0},
+                           measured="2026-11-30, commit bbbbbbb")
+    bridge = matrix.Network("bridge", "iptables", "kube-router v2.1.0", up_seconds=29.0, runs=5,
+                            walls=[40.0], counts=(90, 3, 0), faults={})
+    rows = tmp_path / "matrix.jsonl"
+    rows.write_text("".join(n.to_json() + "\n" for n in (older, bridge, newer)))
+    assert matrix.Network.from_json(newer.to_json()) == newer
+    done = subprocess.run([sys.executable, str(SCRIPT), "--from", str(rows), "--markdown"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.splitlines()
+    assert table[2].startswith("| bridge | kube-router v2.1.0 | iptables | unknown | 90/3/0 | 0 in 5 | 0/0 |")
+    assert table[3] == ("| flannel | flanneld v0.28.4 | iptables (cluster: nftables) | 1450 | "
+                        "90/3/0 | 0 in 5 | 2/2 | 35 s | 41 s |")
+    assert "- flannel/iptables: each fault's run: dns-down 47 s, flanneld-down 88 s" in table
+    assert "- flannel/iptables: measured 2026-11-30, commit bbbbbbb" in table
+    rows.write_text(rows.read_text() + "{not json\n")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--from", str(rows)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.startswith(f"matrix: --from {rows}:4: "), done.stderr
+
+
 @pytest.mark.parametrize("argv", [["--cni", "calico"], ["--proxy-mode", "ipvs"], ["--runs", "0"],
-                                  ["--runs", "x"], ["--bogus"]])
+                                  ["--runs", "x"], ["--bogus"], ["--from", "no-such.jsonl"],
+                                  ["--record", "no-such-dir/m.jsonl"]])
 def test_bad_input_is_one_line_and_exit_2(argv, tmp_path):
     # Every argv here is refused before the root check: none may reach the lab.
     done = subprocess.run([sys.executable, str(SCRIPT), *argv], cwd=tmp_path,
