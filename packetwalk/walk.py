@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from packetwalk import attempts, verdict
 from packetwalk.diagnose.blocking import Blocked, decide
-from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.families import (
     IP_UDP_HEADERS,
@@ -52,6 +52,9 @@ from packetwalk.probes import (
 from packetwalk.records import BlockedRecord, DiagnosisRecord, ProbeRecord, Record, WatchRecord
 from packetwalk.watch import WatchResult
 from packetwalk.watchcells import REQUEST
+
+if TYPE_CHECKING:  # the diagnoser reads policies through the API: the walk only holds one
+    from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
 
 UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
 UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
