@@ -1,5 +1,5 @@
-"""The pure core (catalogue, verdict, diagnosis decisions, placements, inventory)
-imports nothing from the Kubernetes client, directly or transitively."""
+"""The pure core (catalogue, verdict, diagnosis decisions, placements, inventory, the
+probes and the walk that judges them) imports nothing from the Kubernetes client, directly or transitively."""
 
 import subprocess
 import sys
@@ -11,7 +11,8 @@ PURE = ("packetwalk.verdict", "packetwalk.hops", "packetwalk.diagnose.narrowing"
         "packetwalk.diagnose.conclusion", "packetwalk.diagnose.packets", "packetwalk.placement",
         "packetwalk.inventory", "packetwalk.outage", "packetwalk.watchloop", "packetwalk.during",
         "packetwalk.watchcells", "packetwalk.watch", "packetwalk.report.timeline",
-        "packetwalk.families")
+        "packetwalk.families", "packetwalk.probes", "packetwalk.attempts", "packetwalk.records",
+        "packetwalk.walk")
 
 
 def test_the_core_imports_no_kubernetes_client():
