@@ -11,7 +11,10 @@ ETCD = "v3.7.3"
 CONTAINERD = "v2.4.2"
 RUNC = "v1.5.2"  # containerd v2.4.2 script/setup/runc-version
 COREDNS = "v1.14.6"
-# The only kube-router on the module proxy here; used in firewall-only mode.
+# The only kube-router on the module proxy here (`go list -m -versions`, 2026-11-30): the
+# policy agent on bridge and flannel, the whole CNI on kube-router. Security flaws are
+# reported for v2.1.0, and it enforces no IPv6 NetworkPolicy (kube-router#1653); the lab is
+# a closed network on one machine, and a newer release is to replace it once one is served.
 KUBE_ROUTER = "v2.1.0"
 # flanneld (VXLAN, kube-subnet-mgr). v0.28.10 is also on the proxy: the upgrade target.
 FLANNEL = "v0.28.4"
