@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from packetwalk.lab import faults, state
 from packetwalk.lab.cni import cni_named
 from packetwalk.lab.errors import LabError
-from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
+from tests.selfcheck.expected import EXPECTED, SUITES, expected_on, mismatches
 from tests.suiterun import run_suites
 
 REPORTS = Path("reports/faults")
@@ -42,12 +42,13 @@ def main() -> int:
     unknown = [name for name in args.faults if name not in EXPECTED]
     if unknown:
         ap.error(f"unknown fault {unknown[0]!r}; known: {', '.join(EXPECTED)}")
-    supported = cni_named(state.load().cni).faults_supported
+    cni = state.load().cni
+    supported = cni_named(cni).faults_supported
     args.faults = args.faults or [name for name in EXPECTED if name in supported]
     REPORTS.mkdir(parents=True, exist_ok=True)
     exact = 0
     for name in args.faults:
-        expected = EXPECTED[name]
+        expected = expected_on(cni, name)
         faults.inject(name, expected.node)
         try:
             with tempfile.TemporaryDirectory() as tmp:

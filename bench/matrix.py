@@ -56,6 +56,7 @@ from tests.selfcheck.expected import (
     SUITES,
     Expectation,
     StopsAtStart,
+    expected_on,
     mismatches,
     stop_mismatch,
 )
@@ -230,13 +231,14 @@ def stopped_run() -> tuple[subprocess.CompletedProcess | None, float]:
     return done, time.monotonic() - start
 
 
-def judged_run(name: str) -> tuple[str, float]:
-    """With `name` injected: its run, judged by its expectation ("" when localized:
-    its ids, or for the control plane its one line at session start), and its wall."""
+def judged_run(name: str, cni: str) -> tuple[str, float]:
+    """With `name` injected: its run, judged by its expectation on `cni` ("" when
+    localized: its ids, or for the control plane its one line at session start), and
+    its wall."""
     if name in EXPECTED:
         # As tests/selfcheck/test_fault_localization.py runs them.
         run, wall = suites("--policy-timeout", "8")
-        return not_localized(EXPECTED[name], run), wall
+        return not_localized(expected_on(cni, name), run), wall
     done, wall = stopped_run()
     return not_stopped(EXPECTED_AT_START[name], done), wall
 
@@ -264,7 +266,7 @@ def fault_runs(net: Network) -> None:
         node = EXPECTED[name].node if name in EXPECTED else None
         try:
             faults.inject(name, node)
-            why, wall = judged_run(name)
+            why, wall = judged_run(name, net.cni)
         except (LabError, subprocess.SubprocessError, OSError) as e:
             net.faults[name] = f"inject failed: {e}"
         finally:

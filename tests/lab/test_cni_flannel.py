@@ -17,7 +17,7 @@ from packetwalk.lab.cni import flannel
 from packetwalk.lab.processes import enter, in_netns, run
 from tests.lab.conftest import HEALTHY_SKIPS, hand_on
 from tests.lab.conftest import lab_cli as cli
-from tests.selfcheck.expected import EXPECTED, SUITES, mismatches
+from tests.selfcheck.expected import SUITES, expected_on, mismatches
 from tests.suiterun import run_suites
 
 NS = "pw-flanneltest"
@@ -108,7 +108,7 @@ def test_flannel_lab_is_a_green_network(tmp_path, request):
         assert set(suites.skipped) <= HEALTHY_SKIPS, suites.skipped
 
         for name in SMOKE_FAULTS:
-            expected = EXPECTED[name]
+            expected = expected_on("flannel", name)
             assert name in flannel.CNI.faults_supported, name
             faults.inject(name, expected.node)
             try:

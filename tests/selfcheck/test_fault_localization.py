@@ -15,14 +15,14 @@ import pytest
 
 from packetwalk.lab import cluster, faults, state
 from packetwalk.lab.cni import cni_named
-from tests.selfcheck.expected import EXPECTED, SUITES, UNDIAGNOSED, mismatches
+from tests.selfcheck.expected import EXPECTED, SUITES, UNDIAGNOSED, expected_on, mismatches
 from tests.suiterun import run_pytest, run_suites
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_fault_is_localized(lab, tmp_path, name):
-    expected = EXPECTED[name]
     cni = state.load().cni
+    expected = expected_on(cni, name)
     if name not in cni_named(cni).faults_supported:
         pytest.skip(f"{name} does not apply to the lab's {cni} CNI (bench/matrix.py runs it on its own)")
     faults.inject(name, expected.node)
