@@ -94,7 +94,6 @@ class Network:
     up_seconds: float | None = None
     built: str = ""  # the `built: ...` line when the up also built binaries
     facts: dict[str, str] = field(default_factory=dict)  # `lab status`'s network lines
-    last: SuiteRun | None = None
     runs: int = 0
     walls: list[float] = field(default_factory=list)
     false_failures: dict[str, int] = field(default_factory=dict)  # id -> runs it failed in
@@ -109,8 +108,8 @@ class Network:
         return f"{self.cni}/{self.mode}"
 
     def to_json(self) -> str:
-        """One line of --record: everything but the last run's own output."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "last"})
+        """One line of --record."""
+        return json.dumps(asdict(self))
 
     @staticmethod
     def from_json(line: str) -> "Network":
@@ -189,7 +188,6 @@ def healthy_runs(net: Network, runs: int) -> None:
         for test_id in bad:
             net.false_failures[test_id] = net.false_failures.get(test_id, 0) + 1
         if run is not None:
-            net.last = run
             net.counts = (len(run.passed), len(run.skipped), len(run.failed | run.errors))
         say(f"  run {i}/{runs}: {wall:.0f}s, {len(bad)} failed or errored {' '.join(bad)}")
 

@@ -145,7 +145,7 @@ def test_no_supported_fault_of_any_cni_is_left_without_an_expectation():
 
 def test_table_names_what_was_not_localized():
     net = matrix.Network("flannel", "nftables", "flanneld v0.28.4", up_seconds=74.2,
-                         facts=matrix.status_facts(STATUS), last=run_of(), runs=5, counts=(1, 0, 0),
+                         facts=matrix.status_facts(STATUS), runs=5, counts=(1, 0, 0),
                          walls=[100.0, 120.0, 110.0], faults={"dns-down": "", "udp-dropped": "missed 1"},
                          false_failures={"test_mtu[cross-node-udp]": 1})
     down = matrix.Network("kube-router", "iptables", "kube-router v2.1.0", problem="lab up failed: x",
