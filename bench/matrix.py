@@ -17,7 +17,11 @@ every blocked id fails instead, and the kube-router/nftables row read 6 of 10 lo
 The control plane's faults (controller-manager-down, scheduler-down: EXPECTED_AT_START)
 have no ids: each runs `suites/east_west -n auto -q` as tests/lab/test_control_plane.py
 does, and is localized when that run stops at session start with exit 4 and the one
-stderr line naming what it waited for and the likely component.
+stderr line naming what it waited for and the likely component. An intermittent
+fault (udp-lossy: EXPECTED_FLAKY) has no exact ids either: it runs as
+tests/selfcheck/test_flaky.py does (east-west's UDP ids, 20 attempts) and is localized
+when the pod network's UDP cells fail as flaky with a likely count, nothing reads
+broken, and the verdict says flaky.
 
 At the end the default lab is brought up again (`lab down; lab up`). Progress goes to
 stderr, the table and its notes to stdout. Exit 0 when every network came up with no false
@@ -30,6 +34,12 @@ table from such lines without touching the lab, the latest line of each network 
 
     python3 bench/matrix.py --cni flannel --record bench/matrix.jsonl
     python3 bench/matrix.py --from bench/matrix.jsonl --markdown
+
+`--faults A,B` runs only those faults; recorded, such a row adds them to the network's
+latest whole row instead of replacing it (`--runs 0` skips the healthy runs):
+
+    python3 bench/matrix.py --cni bridge --proxy-mode nftables --runs 0 --faults udp-lossy \
+        --record bench/matrix.jsonl
 """
 
 import argparse
@@ -53,10 +63,12 @@ from tests.selfcheck.expected import (
     AT_START_TIMEOUT,
     EXPECTED,
     EXPECTED_AT_START,
+    EXPECTED_FLAKY,
     SUITES,
     Expectation,
     StopsAtStart,
     expected_on,
+    flaky_mismatch,
     mismatches,
     stop_mismatch,
 )
@@ -102,6 +114,9 @@ class Network:
     fault_walls: dict[str, float] = field(default_factory=dict)  # fault -> its run's seconds
     counts: tuple[int, int, int] | None = None  # the last healthy run's passed/skipped/failed
     measured: str = ""  # the day and the commit, when recorded (--record)
+    # --faults: only these faults were run, and the row adds them to the network's
+    # latest whole row (recorded) instead of replacing it
+    only_faults: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -169,12 +184,12 @@ def bring_up(net: Network) -> None:
 
 # ---------------------------------------------------------------- the suites
 
-def suites(*extra: str) -> tuple[SuiteRun | None, float]:
+def suites(*extra: str, paths: tuple[str, ...] = SUITES) -> tuple[SuiteRun | None, float]:
     """One run of the suites; None when it outran run_pytest's timeout."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.monotonic()
         try:
-            run = run_suites(Path(tmp), *SUITES, extra=extra)
+            run = run_suites(Path(tmp), *paths, extra=extra)
         except subprocess.TimeoutExpired:
             run = None
         return run, time.monotonic() - start
@@ -231,12 +246,20 @@ def stopped_run() -> tuple[subprocess.CompletedProcess | None, float]:
 
 def judged_run(name: str, cni: str) -> tuple[str, float]:
     """With `name` injected: its run, judged by its expectation on `cni` ("" when
-    localized: its ids, or for the control plane its one line at session start), and
-    its wall."""
+    localized: its ids, an intermittent fault's flaky reading, or for the control
+    plane its one line at session start), and its wall."""
     if name in EXPECTED:
         # As tests/selfcheck/test_fault_localization.py runs them.
         run, wall = suites("--policy-timeout", "8")
         return not_localized(expected_on(cni, name), run), wall
+    if name in EXPECTED_FLAKY:
+        # As tests/selfcheck/test_flaky.py runs it.
+        flaky = EXPECTED_FLAKY[name]
+        run, wall = suites(*flaky.args(), paths=flaky.paths)
+        if run is None:
+            return "the run timed out", wall
+        return flaky_mismatch(flaky, run.passed, run.failed, run.flaky, run.failed_attempts,
+                              run.error_texts, run.verdict), wall
     done, wall = stopped_run()
     return not_stopped(EXPECTED_AT_START[name], done), wall
 
@@ -247,20 +270,27 @@ def unexpected(supported: frozenset[str]) -> list[str]:
     (tests/selfcheck/expected.py EXPECTED_DUAL)."""
     from packetwalk.lab import faults
 
-    return sorted(supported - set(EXPECTED) - set(EXPECTED_AT_START) - faults.DUAL_ONLY_FAULTS)
+    return sorted(supported - set(EXPECTED) - set(EXPECTED_FLAKY) - set(EXPECTED_AT_START)
+                  - faults.DUAL_ONLY_FAULTS)
+
+
+def applicable(cni: str, only: list[str] | None = None) -> list[str]:
+    """The faults the matrix runs on `cni`, in order (all it can judge, or those of
+    `only` among them). The control plane's last: a controller that does not come back
+    stops every later fault, and there it costs none of the network's own."""
+    supported = cni_named(cni).faults_supported
+    return [name for name in [*EXPECTED, *EXPECTED_FLAKY, *EXPECTED_AT_START]
+            if name in supported and (not only or name in only)]
 
 
 def fault_runs(net: Network) -> None:
     from packetwalk.lab import faults
     from packetwalk.lab.errors import LabError
 
-    supported = cni_named(net.cni).faults_supported
     net.faults = {}
-    net.unexpected_faults = unexpected(supported)
-    # The control plane's last: a controller that does not come back stops every later
-    # fault, and there it costs none of the network's own.
-    applicable = [name for name in [*EXPECTED, *EXPECTED_AT_START] if name in supported]
-    for i, name in enumerate(applicable):
+    net.unexpected_faults = unexpected(cni_named(net.cni).faults_supported)
+    chosen = applicable(net.cni, net.only_faults)
+    for i, name in enumerate(chosen):
         node = EXPECTED[name].node if name in EXPECTED else None
         try:
             faults.inject(name, node)
@@ -275,7 +305,7 @@ def fault_runs(net: Network) -> None:
         if name in net.faults:
             # A half-injected or half-healed fault would blur every later one.
             say(f"  {name}: {net.faults[name]}; the remaining faults are left out")
-            for later in applicable[i + 1:]:
+            for later in chosen[i + 1:]:
                 net.faults[later] = f"not run: {name} went wrong before it"
             return
         net.faults[name], net.fault_walls[name] = why, round(wall, 1)
@@ -367,8 +397,10 @@ def measured_on() -> str:
             + (" with uncommitted changes" if dirty else ""))
 
 
-def measure(nets: list[Network], runs: int, with_faults: bool, record: Path | None = None) -> None:
+def measure(nets: list[Network], runs: int, with_faults: bool, record: Path | None = None,
+            only: list[str] | None = None) -> None:
     for net in nets:
+        net.only_faults = list(only or [])
         bring_up(net)
         if net.problem:
             say(f"  {net.problem}")
@@ -395,7 +427,15 @@ def recorded(paths: list[Path], cnis: list[str], modes: list[str]) -> list[Netwo
                 net = Network.from_json(line)
             except (ValueError, TypeError, KeyError) as e:
                 raise ValueError(f"--from {path}:{number}: not a recorded row ({e})") from None
-            latest[net.name] = net
+            base = latest.get(net.name)
+            if net.only_faults and base is not None and base.faults is not None:
+                # A --faults row adds its faults to the whole row before it.
+                base.faults = {**base.faults, **(net.faults or {})}
+                base.fault_walls = {**base.fault_walls, **net.fault_walls}
+                base.unexpected_faults = net.unexpected_faults  # the newer code's gaps
+                base.measured += f"; {', '.join(net.only_faults)} {net.measured}"
+            else:
+                latest[net.name] = net
     return [latest[f"{c}/{m}"] for c in cnis for m in modes if f"{c}/{m}" in latest]
 
 
@@ -407,6 +447,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, metavar="N",
                     help="healthy runs of the suites per network (default 5)")
     ap.add_argument("--no-faults", action="store_true", help="leave out the self-check's faults")
+    ap.add_argument("--faults", metavar="A,B",
+                    help="run only these faults; with --record the row adds them to the "
+                         "network's latest recorded row (--runs 0: no healthy runs)")
     ap.add_argument("--markdown", action="store_true",
                     help="print the table as Markdown (for docs/networks.md)")
     ap.add_argument("--record", metavar="FILE", type=Path,
@@ -417,8 +460,12 @@ def main() -> int:
     try:
         cnis = pick(args.cni, names(), "CNI")
         modes = pick(args.proxy_mode, PROXY_MODES, "proxy mode")
-        if args.runs < 1:
-            raise ValueError(f"--runs {args.runs}: at least 1")
+        only = pick(args.faults, [*EXPECTED, *EXPECTED_FLAKY, *EXPECTED_AT_START],
+                    "fault") if args.faults is not None else None
+        if only is not None and args.no_faults:
+            raise ValueError("--faults and --no-faults: choose one")
+        if args.runs < (0 if only else 1):
+            raise ValueError(f"--runs {args.runs}: at least {0 if only else 1}")
         if args.from_:
             paths = [Path(p) for p in args.from_.split(",")]
             missing = [str(p) for p in paths if not p.is_file()]
@@ -441,7 +488,7 @@ def main() -> int:
     nets = [Network(c, m, cni_named(c).versions()) for c in cnis for m in modes]
     interrupted = False
     try:
-        measure(nets, args.runs, not args.no_faults, args.record)
+        measure(nets, args.runs, not args.no_faults, args.record, only)
     except KeyboardInterrupt:
         interrupted = True
         say("matrix: interrupted; the table holds what was measured so far")

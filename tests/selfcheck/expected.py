@@ -523,3 +523,66 @@ def stop_mismatch(expected: StopsAtStart, returncode: int, stdout: str, stderr: 
     if " passed" in stdout or " failed" in stdout:
         wrong.append("passed/failed counts on stdout")
     return "; ".join(wrong)
+
+
+# ---------------------------------------------------------------- intermittent faults
+
+# A fault that makes a layer intermittent is judged over many attempts, not by a set of
+# ids: which ids above the lossy layer fail (as flaky) and which are blocked depends on
+# what their narrowing's single probes happened to see, and both are right. Read by
+# tests/selfcheck/test_flaky.py and bench/matrix.py.
+@dataclass(frozen=True)
+class Flaky:
+    """How a run under an intermittent fault must read: run `paths` with `-k select`
+    and `--attempts attempts`; the `lowest` ids fail as flaky with a failed-attempt
+    count in `likely`; every failure is flaky, every error a "blocked:" line; some id
+    starting with `passes` passes; the verdict starts with `verdict` and counts attempts."""
+
+    paths: tuple[str, ...]
+    select: str
+    attempts: int
+    lowest: tuple[str, ...]
+    likely: range
+    passes: str
+    verdict: str
+
+    def args(self) -> tuple[str, ...]:
+        """The run's options beside its paths (the self-check's --policy-timeout too)."""
+        return ("-k", self.select, "--attempts", str(self.attempts), "--policy-timeout", "8")
+
+
+EXPECTED_FLAKY = {
+    # Half of the UDP datagrams to pods are lost (the `statistic` match). East-west's UDP
+    # ids only: the TCP ones prove nothing here and would double the run. Binomial(20,
+    # 0.5): P(k < 3 or k > 17) is about 4 in 10,000 per cell. DNS (port 53) is untouched.
+    # Only UDP is selected, so the verdict's scope has no protocol in it.
+    "udp-lossy": Flaky(("suites/east_west",), "udp", 20,
+                       ("test_pod_ip[same-node-udp]", "test_pod_ip[cross-node-udp]"),
+                       range(3, 18), "test_dns_",
+                       "pod network (PodIP) is flaky on every placement"),
+}
+
+
+def flaky_mismatch(expected: Flaky, passed: set[str], failed: set[str], flaky: set[str],
+                   failed_attempts: dict[str, int], errors: dict[str, str], verdict: str) -> str:
+    """"" when a run under an intermittent fault reads as `expected` says; else what
+    differed, in a few words ("; " between them)."""
+    wrong = []
+    if not passed | failed:
+        wrong.append("no test passed or failed")
+    for tid in expected.lowest:
+        if tid not in failed or tid not in flaky:
+            wrong.append(f"{tid} did not fail as flaky")
+        elif failed_attempts.get(tid) not in expected.likely:
+            wrong.append(f"{tid} failed {failed_attempts.get(tid)} of {expected.attempts} attempts, "
+                         f"not {expected.likely.start}-{expected.likely.stop - 1}")
+    if failed - flaky:
+        wrong.append(f"read broken, not flaky: {', '.join(sorted(failed - flaky))}")
+    unblocked = sorted(tid for tid, text in errors.items() if not text.startswith(BLOCKED_LINE))
+    if unblocked:
+        wrong.append(f"errors not blocked: {', '.join(unblocked)}")
+    if not any(tid.startswith(expected.passes) for tid in passed):
+        wrong.append(f"no {expected.passes}* id passed")
+    if not verdict.startswith(expected.verdict) or "attempts failed" not in verdict:
+        wrong.append(f"verdict {verdict[:120]!r}")
+    return "; ".join(wrong)

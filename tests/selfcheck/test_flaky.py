@@ -16,41 +16,29 @@ would double the run.
 import time
 
 from packetwalk.lab import faults
+from tests.selfcheck.expected import EXPECTED_FLAKY, flaky_mismatch
 from tests.suiterun import run_suites
 
 FAULT = "udp-lossy"
-ATTEMPTS = 20
-# Binomial(20, 0.5): P(k < 3 or k > 17) is about 4 in 10,000 per cell.
-LIKELY = range(3, 18)
-LOWEST = ("test_pod_ip[same-node-udp]", "test_pod_ip[cross-node-udp]")
 
 
 def test_a_lossy_pod_network_reads_flaky_with_its_count(lab, tmp_path):
+    expected = EXPECTED_FLAKY[FAULT]
     faults.inject(FAULT)
     try:
         started = time.monotonic()
-        run = run_suites(tmp_path, "suites/east_west", extra=(
-            "-k", "udp", "--attempts", str(ATTEMPTS), "--policy-timeout", "8"), timeout=900)
+        run = run_suites(tmp_path, *expected.paths, extra=expected.args(), timeout=900)
         took = time.monotonic() - started
     finally:
         faults.heal()
     print(f"udp-lossy: {len(run.failed)} failed ({len(run.flaky)} flaky), {len(run.errors)} errors, "
           f"{len(run.passed)} passed in {took:.0f}s; failed attempts "
-          f"{ {t: run.failed_attempts.get(t) for t in LOWEST} }; flaky, not failed: "
+          f"{ {t: run.failed_attempts.get(t) for t in expected.lowest} }; flaky, not failed: "
           f"{sorted(run.flaky - run.failed)}; errors: {run.error_texts}; verdict: {run.verdict}")
-    assert run.passed | run.failed, run.output[-3000:]
-    # The lowest layer: both pod-IP UDP cells fail, as flaky, with a likely count.
-    for tid in LOWEST:
-        assert tid in run.failed and tid in run.flaky, (tid, run.output[-3000:])
-        assert run.failed_attempts.get(tid) in LIKELY, (tid, run.failed_attempts.get(tid))
-    # Nothing reads broken: every failure is flaky, and every error is a test blocked by
-    # a layer below it whose narrowing probe was lost (the pod network, or a flaky
-    # ClusterIP above it for a NodePort).
-    assert run.failed <= run.flaky, sorted(run.failed - run.flaky)
-    for tid, text in run.error_texts.items():
-        assert text.startswith("blocked:"), (tid, text[:300])
-    # Only UDP through the lossy port: DNS ids (port 53) pass.
-    assert {t for t in run.passed if t.startswith("test_dns_")}, sorted(run.passed)
-    # Only UDP was selected, so the scope has no protocol in it.
-    assert run.verdict.startswith("pod network (PodIP) is flaky on every placement"), run.verdict
-    assert "attempts failed" in run.verdict, run.verdict
+    # The rule (tests/selfcheck/expected.py Flaky): the lowest layer's UDP cells fail as
+    # flaky with a likely count; nothing reads broken; every error is a test blocked by
+    # a layer below it whose narrowing probe was lost; DNS (port 53) passes; the verdict
+    # says flaky and counts attempts.
+    wrong = flaky_mismatch(expected, run.passed, run.failed, run.flaky, run.failed_attempts,
+                           run.error_texts, run.verdict)
+    assert not wrong, (wrong, run.output[-3000:])

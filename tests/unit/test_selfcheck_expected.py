@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from packetwalk.hops import DNS, POD_NETWORK, POLICY_CASES, SERVICE, Hop, Layer
-from tests.selfcheck.expected import CASES, EXPECTED, Case, mismatches
+from tests.selfcheck.expected import (
+    CASES,
+    EXPECTED,
+    EXPECTED_FLAKY,
+    Case,
+    flaky_mismatch,
+    mismatches,
+)
 
 
 @dataclass(frozen=True)
@@ -321,3 +328,36 @@ def test_a_cni_differs_only_where_measured_and_only_on_faults_it_supports():
                      "test_node_port_on_other_node[same-node-udp]"}
     assert set(EXPECTED["cross-node-route"].blocked) - set(on_flannel.blocked) == set()
     assert on_flannel.verdict == EXPECTED["cross-node-route"].verdict
+
+
+def _lossy_run(**changes):
+    """A run under udp-lossy as the lab gave one (issue 13: 9 and 10 of 20 attempts
+    failed on the pod network's UDP cells), with `changes` made to it."""
+    lowest = EXPECTED_FLAKY["udp-lossy"].lowest
+    run = {"passed": {"test_dns_cluster_name[udp]", "test_pod_ip[same-node-tcp]"},
+           "failed": set(lowest) | {"test_cluster_ip[cross-node-udp]"},
+           "flaky": set(lowest) | {"test_cluster_ip[cross-node-udp]"},
+           "failed_attempts": {lowest[0]: 9, lowest[1]: 10, "test_cluster_ip[cross-node-udp]": 7},
+           "errors": {"test_node_port[same-node-udp]": "blocked: pod network (PodIP) is flaky"},
+           "verdict": "pod network (PodIP) is flaky on every placement (9 of 20 attempts failed)"}
+    run.update(changes)
+    return flaky_mismatch(EXPECTED_FLAKY["udp-lossy"], **run)
+
+
+def test_a_lossy_run_that_reads_flaky_matches():
+    assert _lossy_run() == ""
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"flaky": set()}, "did not fail as flaky"),
+    ({"failed_attempts": {"test_pod_ip[same-node-udp]": 20, "test_pod_ip[cross-node-udp]": 10}},
+     "failed 20 of 20 attempts, not 3-17"),
+    ({"failed": {"test_pod_ip[same-node-udp]", "test_pod_ip[cross-node-udp]", "test_mtu[cross-node-udp]"}},
+     "read broken, not flaky: test_mtu[cross-node-udp]"),
+    ({"errors": {"test_dns_cluster_name[udp]": "ProbeError: exec failed"}}, "errors not blocked"),
+    ({"passed": {"test_pod_ip[same-node-tcp]"}}, "no test_dns_* id passed"),
+    ({"verdict": "pod network (PodIP) is broken across nodes"}, "verdict"),
+    ({"passed": set(), "failed": set()}, "no test passed or failed"),
+])
+def test_a_lossy_run_read_otherwise_says_what_differed(changes, words):
+    assert words in _lossy_run(**changes)
