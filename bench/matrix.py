@@ -387,12 +387,16 @@ def healthy(net: Network) -> bool:
 
 # ---------------------------------------------------------------- main
 
-def measured_on() -> str:
-    """'2026-11-30, commit 1a2b3c4 (ahead of main: none)': what a recorded row was measured on."""
+def measured_on(record: Path | None = None) -> str:
+    """'2026-11-30, commit 1a2b3c4': what a recorded row was measured on, "with
+    uncommitted changes" when a tracked file differs from it. The record file itself
+    is left out: the run's own earlier rows are not a change to what was measured."""
     head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
                           capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, check=False).stdout.splitlines()
+    own = record.resolve() if record is not None else None
+    dirty = [line for line in changed if (ROOT / line[3:].strip()).resolve() != own]
     return (f"{datetime.date.today().isoformat()}, commit {head or 'unknown'}"
             + (" with uncommitted changes" if dirty else ""))
 
@@ -410,7 +414,7 @@ def measure(nets: list[Network], runs: int, with_faults: bool, record: Path | No
             if with_faults:
                 fault_runs(net)
         if record is not None:
-            net.measured = measured_on()
+            net.measured = measured_on(record)
             with record.open("a") as out:
                 out.write(net.to_json() + "\n")
             say(f"  recorded in {record}")
