@@ -123,12 +123,13 @@ def test_the_fault_hands_the_bridge_both_families_and_the_filter(monkeypatch):
 
 # ---------------------------------------------------------------- where it applies
 
-def test_it_is_per_node_and_on_the_bridge_cni_only():
+def test_it_is_per_node_and_on_every_cni_built_for_dual_stack():
     fault = faults.FAULTS[FAULT]
     assert fault.per_node and "IPv6" in fault.symptom and "dual-stack" in fault.symptom
-    assert [n for n in names() if FAULT in cni_named(n).faults_supported] == ["bridge"]
-    # The CNIs that take a dual-stack lab at all: bridge alone.
-    assert [n for n in names() if "dual" in cni_named(n).ip_families] == ["bridge"]
+    assert [n for n in names() if FAULT in cni_named(n).faults_supported] == ["bridge", "flannel"]
+    # The CNIs that take a dual-stack lab at all.
+    assert [n for n in names() if "dual" in cni_named(n).ip_families] == ["bridge", "flannel"]
+    assert "flannel-v6.1" in cni_named("flannel").fault_symptoms[FAULT]
 
 
 @pytest.mark.parametrize(("family", "why"), [
@@ -152,7 +153,7 @@ def test_the_fault_list_shows_it_with_its_symptom_and_network(monkeypatch):
     monkeypatch.setattr(faults, "load", lambda: State())
     line = next(x for x in faults.catalogue().splitlines() if x.startswith(f"{FAULT} "))
     assert "--node" in line and "IPv6 pod CIDR" in line and "(dual-stack labs only)" in line
-    assert line.endswith("[bridge]")
+    assert line.endswith("[bridge, flannel]")
     running = State(workers=2, cni="bridge", ip_family="dual", procs=[Proc("kubelet", "pw-worker", 1, 1, [])])
     monkeypatch.setattr(faults, "load", lambda: running)
     assert any(x.startswith(f"{FAULT} ") for x in faults.catalogue().splitlines())

@@ -85,6 +85,47 @@ def test_conflist_masquerades_only_when_flanneld_does_not_and_follows_hairpin():
     assert off["plugins"][0]["hairpinMode"] is False
 
 
+# What flanneld v0.28.4 writes with EnableIPv6 (pkg/subnet/subnet.go WriteSubnetFile).
+SUBNET_ENV_DUAL = SUBNET_ENV.replace("FLANNEL_MTU", "FLANNEL_IPV6_NETWORK=fd10:0:0:4400::/56\n"
+                                     "FLANNEL_IPV6_SUBNET=fd10:0:0:4402::1/64\nFLANNEL_MTU")
+
+
+def test_a_dual_stack_lab_tells_flanneld_both_networks():
+    assert json.loads(flannel.lab_net_conf("dual")) == {
+        "Network": "10.244.0.0/16", "EnableNFTables": False, "EnableIPv6": True,
+        "IPv6Network": "fd10:0:0:4400::/56", "Backend": {"Type": "vxlan"}}
+    assert flannel.lab_net_conf("ipv4") == flannel.net_conf()
+    assert json.loads(flannel.lab_net_conf("dual", 8473))["Backend"] == {"Type": "vxlan", "Port": 8473}
+    assert flannel.CNI.ip_families == ("ipv4", "dual")
+
+
+def test_a_dual_stack_subnet_env_gives_the_pods_both_families():
+    env = flannel.parse_subnet_env(SUBNET_ENV_DUAL)
+    assert (str(env.network6), str(env.subnet6)) == ("fd10:0:0:4400::/56", "fd10:0:0:4402::1/64")
+    ipam = json.loads(flannel.conflist(env))["plugins"][0]["ipam"]
+    assert ipam == {"type": "host-local",
+                    "ranges": [[{"subnet": "10.244.2.0/24"}], [{"subnet": "fd10:0:0:4402::/64"}]],
+                    "routes": [{"dst": "10.244.0.0/16"}, {"dst": "fd10:0:0:4400::/56"}]}
+    assert flannel.parse_subnet_env(SUBNET_ENV).subnet6 is None
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    (SUBNET_ENV_DUAL.replace("FLANNEL_IPV6_NETWORK=fd10:0:0:4400::/56\n", ""),
+     "has FLANNEL_IPV6_SUBNET without the other IPv6 key"),
+    (SUBNET_ENV_DUAL.replace("fd10:0:0:4402::1/64", "fd99::1/64"), "IPv6 subnet fd99::1/64 outside"),
+    (SUBNET_ENV_DUAL.replace("fd10:0:0:4402::1/64", "10.1.1.1/24"), "has a bad value"),
+])
+def test_a_bad_dual_stack_subnet_env_is_one_clear_error(text, says):
+    with pytest.raises(LabError, match=says):
+        flannel.parse_subnet_env(text)
+
+
+def test_the_cut_drops_one_familys_tunnel():
+    assert flannel._vxlan_drop("-I") == ["iptables", "-w", "-t", "raw", "-I", "PREROUTING", "-i", "eth0",
+                                         "-p", "udp", "--dport", "8472", "-j", "DROP"]
+    assert flannel._vxlan_drop("-D", "ipv6")[:6] == ["ip6tables", "-w", "-t", "raw", "-D", "PREROUTING"]
+
+
 def test_pod_mtu_is_the_node_link_less_vxlan():
     assert flannel.VXLAN_OVERHEAD == 50 and flannel.VXLAN_PORT == 8472
 
@@ -100,8 +141,7 @@ def test_flannel_declares_the_faults_that_hold_on_it():
     own = {f.name for f in flannel.CNI.own_faults}
     assert own == {"flanneld-down"} and own <= flannel.CNI.faults_supported
     assert flannel.CNI.faults_supported - own < set(faults.FAULTS)
-    assert set(faults.FAULTS) - flannel.CNI.faults_supported == {"egress-masquerade", "mtu-mismatch",
-                                                                 "cross-node-route-ipv6"}
+    assert set(faults.FAULTS) - flannel.CNI.faults_supported == {"egress-masquerade", "mtu-mismatch"}
     assert "VXLAN" in flannel.CNI.fault_symptoms["cross-node-route"]
     assert set(flannel.CNI.fault_symptoms) <= flannel.CNI.faults_supported
 

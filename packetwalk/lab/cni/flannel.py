@@ -8,6 +8,13 @@ flannel's CNI plugin is not on the module proxy, so the lab writes the
 delegate's configuration itself, once flanneld has written subnet.env.
 No routes between nodes are written: flanneld programs flannel.1, its FDB and
 neighbour entries and the routes through it.
+
+Dual-stack (lab up --cni flannel --ip-family dual): net-conf.json gets EnableIPv6
+and IPv6Network, as upstream's dual-stack manifest sets them; flanneld then leases
+the Node's IPv6 podCIDR too, writes FLANNEL_IPV6_SUBNET, and tunnels IPv6 in a
+second VXLAN device (flannel-v6.1) over the nodes' IPv6 addresses. The delegate
+gets both range sets. IPv6-only is not offered: flannel's docs give it, but it
+has not been built here.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,20 +46,30 @@ SUBNET_ENV = "/run/flannel/subnet.env"
 CONFLIST = "10-flannel.conflist"
 NETWORK_NAME = "cbr0"  # upstream's cni-conf.json
 VXLAN_DEVICE = "flannel.1"
+VXLAN_DEVICE6 = "flannel-v6.1"  # a dual-stack lab's IPv6 tunnel
 VXLAN_PORT = 8472  # the kernel's default, which flannel's VXLAN backend keeps
 VXLAN_OVERHEAD = 50
 SUBNET_ENV_WAIT = 60.0
 SUBNET_ENV_KEYS = ("FLANNEL_NETWORK", "FLANNEL_SUBNET", "FLANNEL_MTU", "FLANNEL_IPMASQ")
 
 
-def net_conf(network: IPv4Network = t.POD_CIDR, vxlan_port: int | None = None) -> str:
-    """The DaemonSet's net-conf.json (its ConfigMap), for the lab's pod CIDR. A
-    VXLAN port other than the kernel's default is an upgrade's changed setting."""
+def net_conf(network: IPv4Network = t.POD_CIDR, vxlan_port: int | None = None,
+             network6: IPv6Network | None = None) -> str:
+    """The DaemonSet's net-conf.json (its ConfigMap), for the lab's pod CIDR (and a
+    dual-stack lab's IPv6 one). A VXLAN port other than the kernel's default is an
+    upgrade's changed setting."""
     backend: dict[str, object] = {"Type": "vxlan"}
     if vxlan_port is not None:
         backend["Port"] = vxlan_port
-    return json.dumps({"Network": str(network), "EnableNFTables": False, "Backend": backend},
-                      indent=1)
+    conf: dict[str, object] = {"Network": str(network), "EnableNFTables": False}
+    if network6 is not None:
+        conf.update({"EnableIPv6": True, "IPv6Network": str(network6)})
+    return json.dumps({**conf, "Backend": backend}, indent=1)
+
+
+def lab_net_conf(family: str, vxlan_port: int | None = None) -> str:
+    """net_conf for a lab of `family` (dual: both networks)."""
+    return net_conf(vxlan_port=vxlan_port, network6=t.POD_CIDR6 if t.dual(family) else None)
 
 
 def env(node: t.Node) -> dict[str, str]:
@@ -80,6 +97,9 @@ class SubnetEnv:
     subnet: IPv4Interface  # the node's gateway address on its lease, e.g. 10.244.1.1/24
     mtu: int
     ipmasq: bool
+    # With EnableIPv6: FLANNEL_IPV6_NETWORK and the node's IPv6 lease (its gateway).
+    network6: IPv6Network | None = None
+    subnet6: IPv6Interface | None = None
 
 
 def parse_subnet_env(text: str, where: str = SUBNET_ENV) -> SubnetEnv:
@@ -91,13 +111,20 @@ def parse_subnet_env(text: str, where: str = SUBNET_ENV) -> SubnetEnv:
     missing = [k for k in SUBNET_ENV_KEYS if k not in values]
     if missing:
         raise LabError(f"{where} lacks {', '.join(missing)}")
+    six = [k for k in ("FLANNEL_IPV6_NETWORK", "FLANNEL_IPV6_SUBNET") if k in values]
+    if len(six) == 1:
+        raise LabError(f"{where} has {six[0]} without the other IPv6 key")
     try:
         env = SubnetEnv(IPv4Network(values["FLANNEL_NETWORK"]), IPv4Interface(values["FLANNEL_SUBNET"]),
-                        int(values["FLANNEL_MTU"]), _bool(values["FLANNEL_IPMASQ"]))
+                        int(values["FLANNEL_MTU"]), _bool(values["FLANNEL_IPMASQ"]),
+                        *((IPv6Network(values["FLANNEL_IPV6_NETWORK"]),
+                           IPv6Interface(values["FLANNEL_IPV6_SUBNET"])) if six else ()))
     except ValueError as e:
         raise LabError(f"{where} has a bad value: {e}") from None
     if not env.subnet.network.subnet_of(env.network) or env.mtu < 576:
         raise LabError(f"{where}: subnet {env.subnet} outside {env.network} or MTU {env.mtu} too small")
+    if env.subnet6 is not None and not env.subnet6.network.subnet_of(env.network6):
+        raise LabError(f"{where}: IPv6 subnet {env.subnet6} outside {env.network6}")
     return env
 
 
@@ -118,12 +145,23 @@ def conflist(env: SubnetEnv, hairpin: bool = True) -> str:
                 "type": "bridge", "bridge": BRIDGE, "isGateway": True, "isDefaultGateway": True,
                 # The plugin masquerades only when flanneld does not (--ip-masq).
                 "ipMasq": not env.ipmasq, "hairpinMode": hairpin, "mtu": env.mtu,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": str(env.subnet.network)}]],
-                         "routes": [{"dst": str(env.network)}]},
+                "ipam": {"type": "host-local", "ranges": _ranges(env), "routes": _routes(env)},
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }, indent=1)
+
+
+def _ranges(env: SubnetEnv) -> list[list[dict[str, str]]]:
+    # One range set per family: host-local gives each pod an address from each.
+    return [[{"subnet": str(env.subnet.network)}]] + (
+        [[{"subnet": str(env.subnet6.network)}]] if env.subnet6 is not None else [])
+
+
+def _routes(env: SubnetEnv) -> list[dict[str, str]]:
+    # What flannel's CNI plugin adds: the whole flannel network of each family via
+    # the bridge (the default routes come from isDefaultGateway).
+    return [{"dst": str(env.network)}] + ([{"dst": str(env.network6)}] if env.network6 else [])
 
 
 def host_path(node: t.Node, inside: str) -> Path:
@@ -177,9 +215,12 @@ def _await_ready(node: t.Node) -> None:
         time.sleep(1)
 
 
-# The VXLAN packets arriving at a node, before anything else sees them.
-def _vxlan_drop(op: str) -> list[str]:
-    return ["iptables", "-w", "-t", "raw", op, "PREROUTING", "-i", "eth0", "-p", "udp",
+# The VXLAN packets arriving at a node, before anything else sees them. A dual-stack
+# lab's IPv6 tunnel (flannel-v6.1) runs over the nodes' IPv6 addresses, on the same
+# port: ip6tables drops that family's alone.
+def _vxlan_drop(op: str, family: str = "ipv4") -> list[str]:
+    tool = "ip6tables" if family == "ipv6" else "iptables"
+    return [tool, "-w", "-t", "raw", op, "PREROUTING", "-i", "eth0", "-p", "udp",
             "--dport", str(VXLAN_PORT), "-j", "DROP"]
 
 
@@ -224,6 +265,9 @@ def _flanneld_down(state: State, nodes: list[t.Node], cidrs: dict[str, str], nod
     Pods keep running, with their addresses and the bridge."""
     stop_component(state, AGENT, node.name)
     run(in_netns(node.name) + ["ip", "link", "del", VXLAN_DEVICE], f"deleting {VXLAN_DEVICE} on {node.name}")
+    if t.dual(state.ip_family):
+        run(in_netns(node.name) + ["ip", "link", "del", VXLAN_DEVICE6],
+            f"deleting {VXLAN_DEVICE6} on {node.name}")
 
 
 def _flanneld_up(state: State, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
@@ -249,12 +293,12 @@ class Flannel(Cni):
     #  mtu-mismatch: shrinking eth0 under flannel.1 makes the kernel fragment the
     #    VXLAN packets (outer DF unset) or learn a smaller PMTU: not the black hole
     #    the self-check expects, and not measured yet.
-    #  cross-node-route-ipv6: flannel is IPv4 only here (the default ip_families;
-    #    its net-conf has no IPv6Network), and its cross-node-route drops the VXLAN
-    #    packets, which would carry both families alike: no one-family cut to make.
+    # cross-node-route drops the IPv4 VXLAN packets into the node; on a dual-stack
+    # lab cross-node-route-ipv6 drops the IPv6 tunnel's (flannel-v6.1) alone.
+    ip_families = ("ipv4", "dual")
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
-        "kube-proxy-broken", "cross-node-route", "policy-enforcer-down",
+        "kube-proxy-broken", "cross-node-route", "cross-node-route-ipv6", "policy-enforcer-down",
         "nodeport-blocked", "nodeport-udp-blocked", "udp-dropped", "udp-lossy", "hairpin-off", "policy-ignores-except",
         "policy-ignores-named-ports", "flanneld-down"})
     own_faults = (CniFault(
@@ -264,16 +308,21 @@ class Flannel(Cni):
     upgrades = (versions.FLANNEL, versions.FLANNEL_UPGRADE)
     fault_symptoms: ClassVar[dict[str, str]] = {
         "cross-node-route": f"VXLAN (UDP {VXLAN_PORT}) into one node is dropped: the other nodes "
-                            "lose their way to its pods"}
+                            "lose their way to its pods",
+        "cross-node-route-ipv6": f"on a dual-stack lab, the IPv6 tunnel's VXLAN ({VXLAN_DEVICE6}, UDP "
+                                 f"{VXLAN_PORT} over IPv6) into one node is dropped: the other nodes "
+                                 "lose their IPv6 way to its pods and keep the IPv4 one"}
 
-    def configure_node(self, node: t.Node, pod_cidr: str) -> None:
-        # The lease is the Node's podCIDR, which flanneld reads itself; the CNI
-        # config waits for its subnet.env (start).
+    def configure_node(self, node: t.Node, pod_cidr: str, pod_cidr6: str | None = None) -> None:
+        # The lease is the Node's podCIDR (and a dual-stack lab's IPv6 one in
+        # podCIDRs), which flanneld reads itself; the CNI config waits for its
+        # subnet.env (start).
         f = host_path(node, NET_CONF)
         f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(net_conf())
+        f.write_text(lab_net_conf("dual" if pod_cidr6 else "ipv4"))
 
-    def after_cidrs(self, nodes: list[t.Node], cidrs: dict[str, str]) -> None:
+    def after_cidrs(self, nodes: list[t.Node], cidrs: dict[str, str],
+                    cidrs6: dict[str, str] | None = None) -> None:
         """Nothing: flanneld learns the other nodes' leases and routes to them."""
 
     def start(self, state: State, node: t.Node) -> None:
@@ -288,13 +337,17 @@ class Flannel(Cni):
         """The enforcer only: flanneld is the pod network itself."""
         stop_enforcer(state, node)
 
-    def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
+    def cut_off(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
+                cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
         # flanneld would re-add a deleted route or FDB entry on its next lease event;
-        # a firewall dropping the tunnel stays.
-        run(in_netns(node.name) + _vxlan_drop("-I"), f"dropping VXLAN into {node.name}")
+        # a firewall dropping the tunnel stays. Without a family: the IPv4 tunnel (a
+        # dual-stack lab's cross-node-route cuts IPv4 and leaves IPv6, as on bridge).
+        run(in_netns(node.name) + _vxlan_drop("-I", family or "ipv4"),
+            f"dropping {family or 'ipv4'} VXLAN into {node.name}")
 
-    def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node) -> None:
-        argv = in_netns(node.name) + _vxlan_drop("-D")
+    def reconnect(self, nodes: list[t.Node], cidrs: dict[str, str], node: t.Node,
+                  cidrs6: dict[str, str] | None = None, family: str | None = None) -> None:
+        argv = in_netns(node.name) + _vxlan_drop("-D", family or "ipv4")
         while subprocess.run(argv, capture_output=True, check=False).returncode == 0:
             pass  # every copy, should the fault have been injected twice
 
@@ -350,7 +403,7 @@ class Flannel(Cni):
             # whose port differs from none it was told (its vxlanLinksIncompat compares
             # ports only when both are set), so a net-conf without Port leaves the
             # device on the changed port. Measured: the rollback left pw-worker on 8473.
-            host_path(node, NET_CONF).write_text(net_conf(vxlan_port=vxlan_port or VXLAN_PORT))
+            host_path(node, NET_CONF).write_text(lab_net_conf(state.ip_family, vxlan_port or VXLAN_PORT))
         # Pods starting while the agent is away do not need subnet.env: the conflist is on disk.
         _start_agent(state, node, version)
         _await_ready(node)
