@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 from packetwalk.lab import cluster, paths, state
+from packetwalk.lab.cni import DEFAULT_CNI
 from packetwalk.lab.errors import LabError
 from packetwalk.runs import MANAGED_BY
 from tests.conftest import NEXT
@@ -42,8 +43,11 @@ def lab():
     # A dual-stack lab is brought up (or found up) with PACKETWALK_LAB_IP_FAMILY=dual:
     # `up` refuses to switch a running lab's family.
     family = os.environ.get("PACKETWALK_LAB_IP_FAMILY", "ipv4")
+    # Likewise another CNI's lab with PACKETWALK_LAB_CNI (tests/lab/test_dual_stack.py
+    # passes its own to the safety checks it runs on its lab).
+    cni = os.environ.get("PACKETWALK_LAB_CNI", DEFAULT_CNI)
     try:
-        cluster.up(workers=workers, log=lambda m: None, ip_family=family)
+        cluster.up(workers=workers, log=lambda m: None, ip_family=family, cni=cni)
         # `up` returns at once on a lab it finds healthy. One fresh CI run found
         # the lab broken seconds later (DNS refused, policy not enforced); the
         # cause was not in its output. Look again after a pause: a lab broken
@@ -54,7 +58,7 @@ def lab():
         if found:
             warnings.warn("the lab broke right after it came up, brought up again: " + "; ".join(found),
                           stacklevel=1)
-            cluster.up(workers=workers, log=lambda m: None, ip_family=family)
+            cluster.up(workers=workers, log=lambda m: None, ip_family=family, cni=cni)
     except LabError as e:
         pytest.fail(f"lab up failed: {e}", pytrace=False)
     found = cluster.problems(state.load())

@@ -6,7 +6,7 @@ enforce: those twins fail, exactly. Then, on the same lab, cross-node-route-ipv6
 17, item 5) breaks the IPv6 pod network across nodes and nothing of IPv4. One up for
 both (a module fixture); the default lab comes back after.
 
-The CNI is bridge, as in CI; PACKETWALK_DUAL_CNI=flannel runs the same checks on a
+The CNI is bridge, as in CI; PACKETWALK_LAB_CNI=flannel runs the same checks on a
 dual-stack flannel lab (each CNI built for dual-stack: Cni.ip_families).
 """
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.switches_lab  # takes the lab down and brings another u
 
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the lab tests need root")
-CNI = os.environ.get("PACKETWALK_DUAL_CNI", "bridge")
+CNI = os.environ.get("PACKETWALK_LAB_CNI", "bridge")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_the_dual_stack_lab_is_green_in_both_families_but_ipv6_policy(dual_lab, 
     # The safety checks, IPv6 included (they skip the IPv6 part on an IPv4 lab).
     safety = subprocess.run([sys.executable, "-m", "pytest", "tests/lab/test_safety.py", "-q",
                              "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PACKETWALK_LAB_IP_FAMILY": "dual"},
+                            env={**os.environ, "PACKETWALK_LAB_IP_FAMILY": "dual",
+                                 "PACKETWALK_LAB_CNI": CNI},
                             timeout=600, check=False)
     assert safety.returncode == 0 and "skipped" not in safety.stdout.splitlines()[-1], \
         safety.stdout[-3000:]
