@@ -97,6 +97,7 @@ def up(workers: int = 2, log: Log = print, cni: str = DEFAULT_CNI,
     check_cni_family(net, ip_family)
     if pod_security not in podsecurity.LEVELS:
         raise LabError(f"--pod-security {pod_security}: one of {', '.join(podsecurity.LEVELS)}")
+    check_host_needs(net)
     preflight.check()
     preflight.proxy_mode(proxy_mode)
     preflight.ip_family(ip_family)
@@ -184,6 +185,15 @@ def upgrade(spec: str, vxlan_port: int | None = None, only: list[str] | None = N
                 vxlan_port, all_nodes=not only or set(only) >= {n.name for n in lab_nodes})
     journal.record("upgraded", f"{name}@{version}")
     log(f"upgraded to {name} {version} in {time.monotonic() - started:.0f}s")
+
+
+def check_host_needs(net: Cni) -> None:
+    """What the CNI's agent runs from the host (Cni.host_needs): one line naming the
+    missing files and the packages that have them."""
+    missing = [(path, package) for path, package in net.host_needs if not Path(path).exists()]
+    if missing:
+        raise LabError(f"--cni {net.name} needs {', '.join(p for p, _ in missing)}: "
+                       f"apt-get install {' '.join(dict.fromkeys(k for _, k in missing))}")
 
 
 def check_cni_family(net: Cni, family: str) -> None:

@@ -61,6 +61,10 @@ class Cni:
     # Where containerd also looks for CNI plugins, beyond Debian's (a CNI whose
     # plugin the lab builds: cilium-cni in the lab's bin directory).
     cni_bin_dirs: tuple[str, ...] = ()
+    # Host files the agent runs at run time, each with the Debian package that has it
+    # (cilium compiles its datapath with clang): `lab up` checks them before it touches
+    # anything, so a missing one is one line, not an agent that dies on each start.
+    host_needs: tuple[tuple[str, str], ...] = ()
 
     def configure_node(self, node: Node, pod_cidr: str) -> None:
         """The node's CNI configuration, from the pod CIDR the controller-manager gave it."""

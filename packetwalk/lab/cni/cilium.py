@@ -84,6 +84,7 @@ STATE_DIR = "/run/cilium"  # in nodes.PRIVATE_PATHS: shared with the node's cont
 SOCKET = "/var/run/cilium/cilium.sock"  # cilium-cni's default (pkg/client)
 BPF_ROOT = "/sys/fs/bpf"
 CLANG_PATH = "/usr/lib/llvm-19/bin"  # Debian's clang-19 and llc-19, first on the agent's PATH
+HOST_NEEDS = ((f"{CLANG_PATH}/clang", "clang-19"), (f"{CLANG_PATH}/llc", "llvm-19"))
 AGENT_WAIT = 180.0  # the first start compiles the datapath (clang) on a 2-CPU machine
 OPERATOR_CRDS = ("ciliumidentities.cilium.io", "ciliumendpoints.cilium.io", "ciliumnodes.cilium.io")
 CRD_WAIT = 120.0
@@ -214,6 +215,7 @@ class Cilium(Cni):
     name = "cilium"
     builds = ("cilium",)
     replaces_kube_proxy = True
+    host_needs = HOST_NEEDS
     # IPv4 only (--enable-ipv6=false, IPAM from the Nodes' IPv4 podCIDR): `lab up
     # --ip-family dual` refuses cilium in one line (cluster.check_cni_family).
     ip_families = ("ipv4",)
