@@ -197,7 +197,7 @@ def check_host_needs(net: Cni) -> None:
 
 
 def check_cni_family(net: Cni, family: str) -> None:
-    """Dual-stack and IPv6-only are built for some CNIs only (bridge so far): the
+    """Dual-stack and IPv6-only are built for some CNIs only (Cni.ip_families): the
     others refuse them in one line, before anything is touched."""
     if family not in net.ip_families:
         built = [n for n in cni_names() if family in cni_named(n).ip_families]

@@ -287,15 +287,15 @@ def _flanneld_up(state: State, nodes: list[t.Node], cidrs: dict[str, str], node:
 class Flannel(Cni):
     name = "flannel"
     builds = ("flannel", "kube-router")
+    ip_families = ("ipv4", "dual")  # IPv6-only is not built (the module's docstring)
     # Left out, each for a reason:
     #  egress-masquerade: flanneld --ip-masq masquerades pod egress itself (and
     #    re-adds its rules every 5s), so removing the lab's PW-MASQ breaks nothing.
     #  mtu-mismatch: shrinking eth0 under flannel.1 makes the kernel fragment the
     #    VXLAN packets (outer DF unset) or learn a smaller PMTU: not the black hole
     #    the self-check expects, and not measured yet.
-    # cross-node-route drops the IPv4 VXLAN packets into the node; on a dual-stack
-    # lab cross-node-route-ipv6 drops the IPv6 tunnel's (flannel-v6.1) alone.
-    ip_families = ("ipv4", "dual")
+    #  (cross-node-route drops the IPv4 VXLAN packets into the node; on a dual-stack
+    #  lab cross-node-route-ipv6 drops the IPv6 tunnel's, flannel-v6.1's, alone.)
     faults_supported = frozenset({
         "dns-down", "dns-policy", "controller-manager-down", "scheduler-down",
         "kube-proxy-broken", "cross-node-route", "cross-node-route-ipv6", "policy-enforcer-down",
