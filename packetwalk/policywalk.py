@@ -82,8 +82,8 @@ REMOVED = "after removing the policies"
 @dataclass(frozen=True)
 class LaneBlock:
     """A lane's baseline seen blocked: the case, the cell narrowed, in which family,
-    and what blocked it. The fixture hands it between the run's workers as one JSON
-    line in the lane's marker file (to_json, from_json)."""
+    and what blocked it. The fixture hands these between the run's workers as JSON
+    lines in the lane's marker file, one per narrowed cell (to_json, from_json)."""
 
     case: str
     cell: tuple[str, str, str]  # Cell.path: source, target, port
@@ -105,7 +105,7 @@ class LaneBlock:
     @staticmethod
     def from_json(text: str) -> LaneBlock | None:
         """None for anything but a whole record (the file is rewritten whole, never
-        appended: anything else is a write cut short, or another version's marker)."""
+        appended: anything else is a line cut short, or another version's marker)."""
         try:
             d = json.loads(text)
             return LaneBlock(d["case"], tuple(d["cell"]), d["family"],
@@ -120,7 +120,7 @@ class PolicyWalk:
     def __init__(self, api: ApiClient, inventory: Inventory, prober: Prober,
                  record: Callable[[ProbeRecord], None], timeout: float = CONVERGE_TIMEOUT,
                  diagnoser: Diagnoser | None = None, lane: str = "1", attempts: int = 1,
-                 lane_block: LaneBlock | None = None,
+                 lane_blocks: tuple[LaneBlock, ...] = (),
                  on_blocked: Callable[[LaneBlock], None] | None = None, family: str | None = None,
                  family_in_id: bool = False,
                  on_unenforced: Callable[[str], None] | None = None, unenforced: bool = False):
@@ -129,11 +129,15 @@ class PolicyWalk:
         self.run = Run(inventory.run_id)
         self._record = record
         self.timeout = timeout
-        # The lane's baseline was blocked in an earlier case of the run (the fixture
-        # keeps it per lane, for every worker): this case probes that cell alone first,
-        # and the same failure is not polled or narrowed again (_converge, _blocked).
+        # The lane's baseline was blocked in earlier cases of the run (the fixture keeps
+        # every cell they narrowed, per lane, for every worker): this case probes one
+        # such cell of its own alone first, and the same failure is not polled or
+        # narrowed again (_converge, _blocked). Every narrowed cell is kept, not the
+        # last only: cases alternate between client-a's and client-b's cells, and
+        # with one remembered each alternation polled and narrowed anew (~9.5 s a case,
+        # 7 of 27 cases under cross-node-route).
         # `on_blocked` is told when this case's baseline is blocked and narrowed.
-        self.lane_block = lane_block
+        self.lane_blocks = lane_blocks
         self.on_blocked = on_blocked
         # Called with the case's name when its policies blocked none of the cells they
         # should; `unenforced`: earlier cases of this family did (UNENFORCED_TIMEOUT).
@@ -397,12 +401,12 @@ class PolicyWalk:
         # (25 cases under a cross-node fault: minutes). Anything else (the cell answers,
         # or fails otherwise: the lane's previous case's policies may still be in force
         # for a moment after their removal) is polled, briefly.
-        blocked_lane = phase == BASELINE and self.lane_block is not None
+        blocked_lane = phase == BASELINE and bool(self.lane_blocks)
         known = self._known_cell(cells) if blocked_lane else None
         still = False
         if known is not None:
             last[known] = self.probe(known)
-            still = last[known].cls == self.lane_block.cls
+            still = last[known].cls == self._block_of(known).cls
             if still:
                 cells = (known,)  # the case's other cells add nothing to "blocked"
         if not still:
@@ -436,13 +440,17 @@ class PolicyWalk:
                 message += "\n" + "\n".join(diagnosis.lines())
             raise HopFailure(message)
 
+    def _block_of(self, cell: Cell) -> LaneBlock | None:
+        """What an earlier blocked case of the lane found narrowing this very cell in
+        this case's family, or None."""
+        return next((b for b in self.lane_blocks
+                     if b.cell == cell.path and b.family == self.family), None)
+
     def _known_cell(self, cells: tuple[Cell, ...]) -> Cell | None:
-        """The cell among `cells` that the lane's earlier blocked case narrowed, in this
-        case's family, or None."""
-        known = self.lane_block
-        if known is None or known.family != self.family:
-            return None
-        return next((cell for cell in cells if cell.path == known.cell), None)
+        """The lowest-kind cell among `cells` that an earlier blocked case of the lane
+        narrowed in this case's family, or None."""
+        known = [cell for cell in cells if self._block_of(cell) is not None]
+        return min(known, key=lambda c: CELL_KINDS.index(cell_kind(c))) if known else None
 
     def _blocked(self, case: str, wrong: list[Cell], last: dict[Cell, Observation]) -> Blocked:
         """Cells failing with no policy at all: what they stand on fails, not policy.
@@ -450,9 +458,10 @@ class PolicyWalk:
         down and names what blocks the case, unless an earlier case of the lane
         narrowed that very cell in this family: its finding stands, with this case's
         own failed probe beside it."""
-        cell = min(wrong, key=lambda c: CELL_KINDS.index(cell_kind(c)))
-        known = self.lane_block
-        if self._known_cell((cell,)) is not None and last[cell].cls == known.cls:
+        # Of the lowest kind, a cell already narrowed first: its finding is reused.
+        cell = min(wrong, key=lambda c: (CELL_KINDS.index(cell_kind(c)), self._block_of(c) is None))
+        known = self._block_of(cell)
+        if known is not None and last[cell].cls == known.cls:
             again = (f"narrowed in case {known.case}, this case's own probe of that cell: "
                      f"{last[cell].cls}")
             if self.diagnoser is not None and known.verdict:

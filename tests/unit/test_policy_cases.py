@@ -257,6 +257,7 @@ def _lane_walk(answers=TIMED_OUT, **kwargs):
     pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
                                             node, ip, 8080)
             for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
+                                   ("client-b", "pw-worker", "10.244.1.6"),
                                    ("server", "pw-worker2", "10.244.2.9"))}
     execs = []
 
@@ -295,7 +296,7 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     assert block == marked[0] and block.case == "first" and block.cell == cell.path
     # A later case of the lane: no poll, one probe (no more attempts), no narrowing,
     # the first case's finding with this case's own probe beside it.
-    later, execs = _lane_walk(lane_block=block, on_blocked=marked.append)
+    later, execs = _lane_walk(lane_blocks=(block,), on_blocked=marked.append)
     policywalk.wait_for = lambda *a, **k: pytest.fail("a blocked lane's baseline was polled")
     try:
         with pytest.raises(HopBlocked) as again:
@@ -315,7 +316,7 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
 
     notes = Notes()
     narrowed = replace(block, verdict="pod network fails across nodes", bisection=("pod IP: TIMEOUT",))
-    with_notes, _ = _lane_walk(lane_block=LaneBlock.from_json(narrowed.to_json()), diagnoser=notes)
+    with_notes, _ = _lane_walk(lane_blocks=(LaneBlock.from_json(narrowed.to_json()),), diagnoser=notes)
     with pytest.raises(HopBlocked):
         with_notes._converge("later", BASELINE, (cell,))
     assert [(n.verdict, n.bisection) for n in notes] == [
@@ -324,7 +325,7 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     # The cell failing otherwise than it did (REFUSED, not TIMEOUT: the lane's previous
     # case's policy still in force for a moment) is polled, briefly, and narrowed anew.
     waited.clear()
-    other, _ = _lane_walk(lane_block=replace(block, cls="REFUSED"))
+    other, _ = _lane_walk(lane_blocks=(replace(block, cls="REFUSED"),))
     policywalk.wait_for = timed
     try:
         with pytest.raises(HopBlocked):
@@ -485,7 +486,48 @@ def test_a_blocked_lane_whose_cell_answers_again_is_judged_as_usual():
                       "TIMEOUT")
     walk, execs = _lane_walk((ExecResult(0, "policy-server", "", 0.01),
                               ExecResult(0, "0 3000 policy-server\n0 2000 policy-server\n", "", 0.01)),
-                             lane_block=block)
+                             lane_blocks=(block,))
     walk._converge("later", BASELINE, (cell,))  # no HopBlocked
     # The blocked cell alone, then the round, then its 2 more attempts in one exec.
     assert execs == ["curl", "curl", "bash"], execs
+
+
+def test_a_lane_keeps_every_narrowed_cell_so_alternating_cases_are_each_blocked_at_once(tmp_path):
+    """Cases alternate between client-a's and client-b's cells: with every narrowed cell
+    kept in the lane's marker, a case whose cell was narrowed before (not necessarily
+    by the lane's last case) probes it once and is blocked, with no poll and no
+    narrowing; the marker keeps one line per cell and family, the newest."""
+    from dataclasses import replace
+
+    from fixtures.policy import _lane_blocks, _remember
+    from packetwalk import policywalk
+    from packetwalk.diagnose.blocking import Blocked
+    from packetwalk.hops import HOPS
+    from packetwalk.policywalk import BASELINE, LaneBlock
+    from packetwalk.walk import HopBlocked
+
+    a, b = Cell("client-a", "pod-ip", "http", "open"), Cell("client-b", "pod-ip", "http", "open")
+    marker = tmp_path / "lane-1-blocked"
+    for case, cell in (("first", a), ("second", b)):
+        _remember(marker, LaneBlock(case, cell.path, None,
+                                    Blocked(HOPS["pod_ip"], "cross-node", "tcp", "x"), "TIMEOUT"))
+    _remember(marker, replace(_lane_blocks(marker)[0], case="third"))  # a's anew: replaced
+    kept = _lane_blocks(marker)
+    assert [(k.case, k.cell) for k in kept] == [("second", b.path), ("third", a.path)]
+    # A line cut short reads as none; the others stand.
+    marker.write_text(marker.read_text() + '{"case": "fou')
+    assert _lane_blocks(marker) == kept and _lane_blocks(tmp_path / "none") == ()
+
+    real = policywalk.wait_for
+    policywalk.wait_for = lambda *a, **k: pytest.fail("a known cell's baseline was polled")
+    try:
+        for cells, named in (((a,), "third"), ((b, a), "second")):
+            later, execs = _lane_walk(lane_blocks=kept)
+            with pytest.raises(HopBlocked) as seen:
+                later._converge("later", BASELINE, cells)
+            assert execs == ["curl"], execs  # one probe of the known cell, nothing else
+            assert f"narrowed in case {named}," in str(seen.value)
+    finally:
+        policywalk.wait_for = real
+    # Another family's narrowing of the same cell is not this case's.
+    assert _lane_walk(lane_blocks=kept, family="ipv6")[0]._known_cell((a,)) is None
