@@ -2,7 +2,7 @@
 v6 /64, both InternalIPs, a dual-stack kube-dns, no lab IPv6 address routed out of
 the host, and every suite green in both families, each hop with a family run as
 -ipv4/-ipv6 twins, but for NetworkPolicy in IPv6, which the lab's kube-router cannot
-enforce: those twins fail, exactly. Then, on the same lab, cross-node-route-ipv6 (issue
+enforce: those twins fail, exactly (two of them walked in CI, for time). Then, on the same lab, cross-node-route-ipv6 (issue
 17, item 5) breaks the IPv6 pod network across nodes and nothing of IPv4. One up for
 both (a module fixture); the default lab comes back after.
 
@@ -47,6 +47,10 @@ def dual_lab(request):
         hand_on(request.config)
 
 
+# The IPv6 NetworkPolicy twins CI walks (all of them fail alike: see the test).
+SAMPLED6 = ("default-deny-ingress", "deny-egress")
+
+
 @ROOT_ONLY
 def test_the_dual_stack_lab_is_green_in_both_families_but_ipv6_policy(dual_lab, tmp_path):
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
@@ -69,24 +73,32 @@ def test_the_dual_stack_lab_is_green_in_both_families_but_ipv6_policy(dual_lab, 
     assert safety.returncode == 0 and "skipped" not in safety.stdout.splitlines()[-1], \
         safety.stdout[-3000:]
 
-    suites = run_suites(tmp_path, "suites")
     # kube-router v2.1.0 polices IPv4 only here (lab/cni/_policy.py, kube-router#1653):
-    # exactly the IPv6 twins of the cases that expect a block fail, and the run says
-    # it is IPv6 only. Every IPv4 twin passes.
-    unpoliced = {f"test_network_policy[{name}-ipv6]" for name, case in POLICY_CASES.items()
-                 if not case.needs and any(c.expect == "blocked" for c in case.every_cell)}
-    assert len(unpoliced) >= 25 and suites.failed == unpoliced and not suites.errors, \
+    # every IPv6 twin of a case that expects a block fails, the same way (27 of them,
+    # measured by hand: docs/ipv6.md). Each costs its polling, so CI walks two of them,
+    # one ingress and one egress, and every other id of both families; kube-router
+    # enforces within about 1 s here, so 8 s of polling (as the self-check).
+    selection = "not (network_policy and ipv6) or " + " or ".join(f"{n}-ipv6" for n in SAMPLED6)
+    suites = run_suites(tmp_path, "suites", extra=("-k", selection, "--policy-timeout", "8"))
+    unpoliced = {f"test_network_policy[{name}-ipv6]" for name in SAMPLED6}
+    assert suites.failed == unpoliced and not suites.errors, \
         (sorted(set(suites.failed) ^ unpoliced), suites.output[-3000:])
     assert "NetworkPolicy enforcement is broken for IPv6 only" in suites.output, \
         suites.output[-3000:]
-    assert {f"{name}-ipv4]" for name in {t.removesuffix("-ipv6]") for t in unpoliced}} <= \
-        suites.passed, "an IPv4 twin of an unpoliced IPv6 case did not pass"
-    sctp = {f"test_network_policy[sctp-not-tcp-{f}]" for f in ("ipv4", "ipv6")}
+    # Every IPv4 twin of a case that expects a block passes: IPv4 is policed.
+    policed4 = {f"test_network_policy[{name}-ipv4]" for name, case in POLICY_CASES.items()
+                if not case.needs and any(c.expect == "blocked" for c in case.every_cell)}
+    assert len(policed4) >= 25 and policed4 <= suites.passed, sorted(policed4 - suites.passed)
+    sctp = {"test_network_policy[sctp-not-tcp-ipv4]"}
     assert set(suites.skipped) <= HEALTHY_SKIPS | sctp, suites.skipped
+    # Twins pair up (bar the IPv6 policy cases left out above), and are many.
     twins = {tid for tid in suites.passed | suites.failed if tid.endswith(("-ipv4]", "-ipv6]"))}
-    assert {t.replace("-ipv6]", "-ipv4]") for t in twins} == \
-        {t for t in twins if t.endswith("-ipv4]")}, "an -ipv6 twin without its -ipv4 one"
-    assert len([t for t in twins if t.endswith("-ipv6]")]) >= 50, sorted(twins)
+    v4 = {t for t in twins if t.endswith("-ipv4]")}
+    v6 = {t.replace("-ipv6]", "-ipv4]") for t in twins if t.endswith("-ipv6]")}
+    assert v6 <= v4, "an -ipv6 twin without its -ipv4 one"
+    assert {t for t in v4 - v6 if not t.startswith("test_network_policy[")} == set(), \
+        sorted(v4 - v6)
+    assert len(v6) >= 50, sorted(twins)
     assert "dual-stack (pods ipv4+ipv6" in suites.output, suites.output[-2000:]
 
 
