@@ -361,3 +361,12 @@ def test_a_lossy_run_that_reads_flaky_matches():
 ])
 def test_a_lossy_run_read_otherwise_says_what_differed(changes, words):
     assert words in _lossy_run(**changes)
+
+
+def test_the_faults_ci_leaves_to_the_matrix_are_real_and_say_which_fault_walks_their_mechanism():
+    from tests.selfcheck.test_fault_localization import MATRIX_ONLY
+
+    assert MATRIX_ONLY and set(MATRIX_ONLY) < set(EXPECTED)
+    for name, why in MATRIX_ONLY.items():
+        walked_by = [other for other in EXPECTED if other in why and other not in MATRIX_ONLY]
+        assert walked_by, f"{name}: its reason names no fault CI still runs ({why!r})"
