@@ -213,6 +213,11 @@ def conclude_cell(expected: str, observed: str, found: PathPolicies, server_node
                 "or its podSelector misses them")
     if found.denying:
         return f"{observed}: {denying} denies this traffic by its rules"
+    if found.selected and found.by_ip_block:
+        return (f"traffic the policies admit only by an ipBlock holding a pod's IP "
+                f"({', '.join(found.by_ip_block)}) is {observed}: the API means ipBlock for "
+                "cluster-external addresses, and some enforcers never match a pod by it "
+                "(Cilium documents this: cilium/cilium#9209)")
     if found.selected:
         return (f"traffic the policies allow is {observed}: their rules (peers, ports) or the "
                 "enforcer's rule order block it")

@@ -168,10 +168,31 @@ def admits(policy: Mapping, flow: Flow, direction: str) -> bool:
     return any(rule_admits(r, flow, direction, namespace) for r in rules(policy, direction))
 
 
+def by_ip_block_only(policy: Mapping, flow: Flow, direction: str) -> bool:
+    """Whether the policy admits the flow, from or to a pod, only through ipBlock peers:
+    every rule that admits it does so by an ipBlock holding the pod's IP, none by a
+    selector or by naming no peer. The API means ipBlock for cluster-external
+    addresses, and some enforcers never match a pod by it (Cilium: cilium/cilium#9209),
+    so a diagnosis says so when such traffic is dropped."""
+    namespace = (policy.get("metadata") or {}).get("namespace", "")
+    other = flow.src if direction == INGRESS else flow.dst
+    admitting = [r for r in rules(policy, direction) if rule_admits(r, flow, direction, namespace)]
+    if not other.is_pod or not admitting:
+        return False
+    for rule in admitting:
+        peers = rule.get("from" if direction == INGRESS else "to") or []
+        matching = [p for p in peers if peer_matches(p, other, namespace)]
+        if not matching or any(p.get("ipBlock") is None for p in matching):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Judgement:
     policy: Mapping
     admits: bool
+    # It admits the flow only by an ipBlock holding a pod's IP (by_ip_block_only).
+    by_ip_block: bool = False
 
     @property
     def name(self) -> str:
@@ -194,11 +215,21 @@ class Side:
     def admitted(self) -> bool:
         return not self.isolated or any(j.admits for j in self.judgements)
 
+    @property
+    def admitted_by_ip_block(self) -> tuple[str, ...]:
+        """The policies admitting this side, when each of them admits it only by an
+        ipBlock holding a pod's IP (else none: a selector admits it too)."""
+        admitting = [j for j in self.judgements if j.admits]
+        if not admitting or not all(j.by_ip_block for j in admitting):
+            return ()
+        return tuple(j.name for j in admitting)
+
 
 def judge(flow: Flow, policies: list[Mapping]) -> tuple[Side, Side]:
     """The flow's Egress side (at its source) and Ingress side (at its destination);
     it passes when both are admitted."""
     def side(direction: str, pod: Endpoint) -> Side:
-        return Side(direction, pod, tuple(Judgement(p, admits(p, flow, direction))
+        return Side(direction, pod, tuple(Judgement(p, admits(p, flow, direction),
+                                                    by_ip_block_only(p, flow, direction))
                                           for p in policies if applies(p, pod, direction)))
     return side(EGRESS, flow.src), side(INGRESS, flow.dst)

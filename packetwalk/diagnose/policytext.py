@@ -126,6 +126,8 @@ class PathPolicies:
     lines: tuple[str, ...]
     selected: bool
     denying: tuple[str, ...]
+    # Policies that admit a pod on the path only by an ipBlock holding its IP.
+    by_ip_block: tuple[str, ...] = ()
 
 
 def on_the_path(judged: list[tuple[Flow, tuple[Side, Side]]],
@@ -134,6 +136,7 @@ def on_the_path(judged: list[tuple[Flow, tuple[Side, Side]]],
     `pods`: the path's pods to name even when no flow reached them."""
     lines: list[str] = []
     denying: list[str] = []
+    by_ip_block: list[str] = []
     pods = list(pods or [])
     for flow, sides in judged:
         for side in sides:
@@ -144,13 +147,14 @@ def on_the_path(judged: list[tuple[Flow, tuple[Side, Side]]],
                 lines.append(line)
             if not side.admitted:
                 denying += [j.name for j in side.judgements if j.name not in denying]
+            by_ip_block += [n for n in side.admitted_by_ip_block if n not in by_ip_block]
     selected = bool(lines)
     if not selected:
         return PathPolicies((f"none select {', '.join(pods) or 'these pods'}: {CLEAR}",),
                             False, ())
     if not denying:
         lines.append(CLEAR)
-    return PathPolicies(tuple(lines), True, tuple(denying))
+    return PathPolicies(tuple(lines), True, tuple(denying), tuple(by_ip_block))
 
 
 def also_present(counts: list[tuple[str, int]], unreadable: list[str]) -> str | None:

@@ -249,3 +249,35 @@ def test_other_policy_kinds_are_counted_not_evaluated():
     assert also_present([], ["Calico GlobalNetworkPolicy (403 Forbidden)"]) == (
         "could not read Calico GlobalNetworkPolicy (403 Forbidden)")
     assert also_present([], []) is None
+
+
+def test_traffic_a_policy_admits_only_by_an_ip_block_holding_a_pod_ip_is_told_apart():
+    """The suite's ipblock-except policy admits client-a by its IP alone: on an enforcer
+    that never matches pods by ipBlock (Cilium) that traffic is dropped, and the
+    diagnosis says why, not "their rules or the enforcer's rule order"."""
+    from packetwalk.diagnose.policies import conclude_cell
+
+    by_block = manifest("allow-ipblock-except-client-b")
+    flow = pe.Flow(A, SERVER, 8080)
+    sides = pe.judge(flow, [by_block])
+    assert [s.admitted_by_ip_block for s in sides] == [(), ("pw-1/allow-ipblock-except-client-b-1",)]
+    found = on_the_path([(flow, sides)])
+    assert found.by_ip_block == ("pw-1/allow-ipblock-except-client-b-1",) and not found.denying
+    assert conclude_cell("open", "TIMEOUT", found, "pw-worker2") == (
+        "traffic the policies admit only by an ipBlock holding a pod's IP "
+        "(pw-1/allow-ipblock-except-client-b-1) is TIMEOUT: the API means ipBlock for "
+        "cluster-external addresses, and some enforcers never match a pod by it (Cilium "
+        "documents this: cilium/cilium#9209)")
+    # Admitted by a selector as well, or from a host outside: not the ipBlock's doing.
+    by_label = policy("allow-a", podSelector={}, policyTypes=["Ingress"], ingress=[
+        {"from": [{"podSelector": {"matchLabels": {"packetwalk.io/access": "a"}}}]}])
+    both = on_the_path([(flow, pe.judge(flow, [by_block, by_label]))])
+    assert both.by_ip_block == () and conclude_cell("open", "TIMEOUT", both, "w2").startswith(
+        "traffic the policies allow is TIMEOUT")
+    outside = pe.Flow(OUTSIDE, SERVER, 8080)
+    open_to_world = policy("allow-world", podSelector={}, policyTypes=["Ingress"],
+                           ingress=[{"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}])
+    assert on_the_path([(outside, pe.judge(outside, [open_to_world]))]).by_ip_block == ()
+    # A pod the ipBlock's except leaves out is not admitted at all: a denial, said so.
+    denied = on_the_path([(pe.Flow(B, SERVER, 8080), pe.judge(pe.Flow(B, SERVER, 8080), [by_block]))])
+    assert denied.by_ip_block == () and denied.denying
