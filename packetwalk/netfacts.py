@@ -36,6 +36,16 @@ PROXY_MODES = ("iptables", "nftables", "ipvs", "kernelspace")
 # list: the diagnosis (diagnose/capture.py) reads it, the lab's CNIs are tested against it.
 REPLACES_KUBE_PROXY = {"cilium": re.compile(r"^:CILIUM_\w+ ", re.MULTILINE)}
 
+# CNIs that never match the pods they manage by a NetworkPolicy ipBlock, documented
+# by the CNI, each with where: a policy case that needs an ipBlock to match pod IPs
+# (hops.POD_IP_BLOCK) skips on such a node with this reason (policywalk.PolicyWalk.unmet).
+IGNORES_POD_IP_BLOCKS = {
+    "cilium": "Cilium's CIDR rules never select the endpoints it manages (a known missing "
+              "feature in its Kubernetes compatibility notes, cilium/cilium#9209)",
+}
+# The links a node shows, read for the CNIs above (agents_from_node reads them).
+LINKS_SCRIPT = "ip -o link"
+
 # Workload name prefix in kube-system -> CNI. Longer prefixes first where they overlap.
 AGENTS = (
     ("kube-flannel", "flannel"), ("flannel", "flannel"), ("calico-node", "calico"),

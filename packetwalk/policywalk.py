@@ -40,6 +40,7 @@ from packetwalk.hops import (
     HOPS,
     LABEL_NAMESPACE,
     LABEL_POD,
+    POD_IP_BLOCK,
     POLICY_PORTS,
     SCTP,
     UPDATE,
@@ -48,8 +49,15 @@ from packetwalk.hops import (
     PolicyCase,
 )
 from packetwalk.inventory import Inventory, Pod, policy_pod_name, policy_service_name
+from packetwalk.netfacts import (
+    IGNORES_POD_IP_BLOCKS,
+    LINKS_SCRIPT,
+    NodeEvidence,
+    agents_from_node,
+    parse_links,
+)
 from packetwalk.options import DEFAULT_POLICY_TIMEOUT
-from packetwalk.probes import Observation, Prober, Target
+from packetwalk.probes import Observation, ProbeError, Prober, Target
 from packetwalk.records import DiagnosisRecord, ProbeRecord
 from packetwalk.runs import Run
 from packetwalk.waiting import WaitTimeout, wait_for
@@ -160,7 +168,31 @@ class PolicyWalk:
         """Why the cluster cannot run this case (a skip reason), or None."""
         if case.needs == SCTP:
             return self.sctp_missing()
+        if POD_IP_BLOCK in case.relies_on:
+            return self.pod_ip_blocks_ignored()
         return None
+
+    def pod_ip_blocks_ignored(self) -> str | None:
+        """On a node whose CNI documents that it never matches its pods by ipBlock
+        (netfacts.IGNORES_POD_IP_BLOCKS), a case whose ipBlock names pod IPs cannot tell
+        enforcement from that choice: the reason to skip it, as the upstream e2e's
+        skip lists do. Told by the policy server's node's links, read from the run's
+        hostNetwork pod there; without one, or unread, the case runs."""
+        node = self.pod("server").node
+        host = self.inventory.ready_on("host", node)
+        if host is None:
+            return None
+        try:
+            text = self.prober.read(host.source(), ["sh", "-c", LINKS_SCRIPT], "the node's links")
+        except ProbeError:
+            return None
+        agents = agents_from_node(NodeEvidence(links=parse_links(text)), {})
+        cni = next((a.cni for a in agents if a.cni in IGNORES_POD_IP_BLOCKS), None)
+        if cni is None:
+            return None
+        return (f"node {node} runs {cni} (its links show it): {IGNORES_POD_IP_BLOCKS[cni]}, "
+                "and the API means ipBlock for addresses outside the cluster; this case's "
+                "ipBlock names pod IPs, so it cannot tell enforcement apart there")
 
     def sctp_missing(self) -> str | None:
         """Without SCTP in the kernel an SCTP rule may fail to program at all (and take

@@ -14,6 +14,7 @@ from packetwalk.hops import (
     LABEL_NAMESPACE,
     LABEL_POD,
     NAMED_PORT,
+    POD_IP_BLOCK,
     POLICY_CASES,
     POLICY_PORTS,
     POLICY_SOURCES,
@@ -71,7 +72,12 @@ def test_every_cell_names_a_known_pod_target_and_port(name):
     # shows the same probes pass without the policies).
     assert any(c.expect == "blocked" for c in case.every_cell), name
     assert all(step.cells and step.changes for step in case.steps), name
-    assert case.needs in ("", SCTP) and case.relies_on <= {EXCEPT, NAMED_PORT}
+    assert case.needs in ("", SCTP) and case.relies_on <= {EXCEPT, NAMED_PORT, POD_IP_BLOCK}
+    # A case relies on an ipBlock matching pods exactly when one of its policies names
+    # pod addresses in an ipBlock (it may then skip where the CNI never does that).
+    texts = [(MANIFESTS / f"policy-{p}.yaml").read_text() for p in policies_of(case)]
+    names_pods = any("ipBlock" in t and any(f"${{{v}}}" in t for v in ADDRESSES) for t in texts)
+    assert (POD_IP_BLOCK in case.relies_on) == names_pods, name
 
 
 @pytest.mark.parametrize("name", list(POLICY_CASES))
@@ -531,3 +537,44 @@ def test_a_lane_keeps_every_narrowed_cell_so_alternating_cases_are_each_blocked_
         policywalk.wait_for = real
     # Another family's narrowing of the same cell is not this case's.
     assert _lane_walk(lane_blocks=kept, family="ipv6")[0]._known_cell((a,)) is None
+
+
+CILIUM_LINKS = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n"
+                "2: cilium_host@cilium_net: <BROADCAST,MULTICAST,NOARP,UP,LOWER_UP> mtu 1500 qdisc "
+                "noqueue state UP\n"
+                "3: eth0@if9: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n")
+
+
+def _with_host(walk):
+    """The walk's inventory with the run's hostNetwork pod on the server's node."""
+    from packetwalk.inventory import Pod, pod_name
+
+    host = Pod(pod_name("host", NODES[1]), RUN.namespace, "host", "pw-worker2", "10.250.0.12", 8080)
+    walk.inventory.pods[host.name] = host
+    return walk
+
+
+@pytest.mark.parametrize(("links", "skips"), [(CILIUM_LINKS, True),
+                                              (CILIUM_LINKS.replace("cilium_host", "kube-bridge"), False)])
+def test_a_case_whose_ip_block_names_pods_skips_on_a_node_whose_cni_never_matches_them(links, skips):
+    """Cilium documents that its CIDR rules never select its own endpoints: the three
+    ipBlock cases say so in a skip on a node that shows cilium's links; on another
+    CNI's node, or with no node view at all, they run."""
+    from packetwalk.probes import ExecResult
+
+    walk, execs = _lane_walk((None, ExecResult(0, links, "", 0.01)))
+    case = POLICY_CASES["ipblock-except"]
+    assert walk.unmet(case) is None and execs == []  # no hostNetwork pod: it runs
+    why = _with_host(walk).unmet(case)
+    assert execs == ["sh"]
+    if skips:
+        assert why.startswith("node pw-worker2 runs cilium (its links show it): Cilium's CIDR "
+                              "rules never select the endpoints it manages"), why
+        assert "cilium/cilium#9209" in why and "names pod IPs" in why
+    else:
+        assert why is None
+    # A case without such an ipBlock never asks.
+    assert walk.unmet(POLICY_CASES["default-deny-ingress"]) is None and execs == ["sh"]
+    # The links unread (the exec failed): the case runs.
+    broken, _ = _lane_walk((None, ExecResult(1, "", "exec failed", 0.01)))
+    assert _with_host(broken).unmet(case) is None
