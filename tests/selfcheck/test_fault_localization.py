@@ -25,8 +25,10 @@ from tests.suiterun import run_pytest, run_suites
 MATRIX_ONLY = {
     "nodeport-udp-blocked": "nodeport-blocked breaks the NodePort layer and udp-dropped "
                             "splits one protocol from the other",
-    "policy-ignores-named-ports": "policy-ignores-except walks an enforcer that ignores one "
-                                  "field, its diagnosis naming the policy",
+    "policy-ignores-named-ports": "policy-enforcer-down breaks the NetworkPolicy layer and "
+                                  "dns-policy's diagnosis names the policy",
+    "policy-ignores-except": "policy-enforcer-down breaks the NetworkPolicy layer and "
+                             "dns-policy's diagnosis names the policy",
 }
 
 
