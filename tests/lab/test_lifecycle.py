@@ -71,7 +71,8 @@ def test_a_single_worker_lab_skips_cross_node_tests_with_their_reason(lab, tmp_p
         cluster.up(workers=1, log=lambda m: None)
         names = [n["metadata"]["name"] for n in kubectl_json("get", "nodes")["items"]]
         assert sorted(names) == ["pw-control-plane", "pw-worker"]
-        run = run_suites(tmp_path, "suites/east_west", extra=("--no-diagnose",))
+        # NetworkPolicy's cells are same-node here, and its cases take most of a run.
+        run = run_suites(tmp_path, "suites/east_west", extra=("--no-diagnose", "-k", "not network_policy"))
         assert not run.failed and not run.errors, run.output[-3000:]
         cross = {tid: why for tid, why in run.skipped.items() if "cross-node" in tid}
         assert cross and all("needs 2 schedulable nodes" in why for why in cross.values()), cross

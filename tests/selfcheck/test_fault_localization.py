@@ -29,6 +29,8 @@ MATRIX_ONLY = {
                                   "dns-policy's diagnosis names the policy",
     "policy-ignores-except": "policy-enforcer-down breaks the NetworkPolicy layer and "
                              "dns-policy's diagnosis names the policy",
+    "dns-down": "CI's flannel smoke (tests/lab/test_cni_flannel.py) localizes this very fault, "
+                "and dns-policy breaks the cluster DNS layer here",
 }
 
 
