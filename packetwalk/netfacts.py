@@ -37,11 +37,12 @@ PROXY_MODES = ("iptables", "nftables", "ipvs", "kernelspace")
 REPLACES_KUBE_PROXY = {"cilium": re.compile(r"^:CILIUM_\w+ ", re.MULTILINE)}
 
 # CNIs that never match the pods they manage by a NetworkPolicy ipBlock, documented
-# by the CNI, each with where: a policy case that needs an ipBlock to match pod IPs
-# (hops.POD_IP_BLOCK) skips on such a node with this reason (policywalk.PolicyWalk.unmet).
+# by the CNI: (what it documents, where). A policy case that needs an ipBlock to match
+# pod IPs (hops.POD_IP_BLOCK) skips on such a node saying so (PolicyWalk.unmet), and the
+# diagnosis of such dropped traffic names them (diagnose/policies.conclude_cell).
 IGNORES_POD_IP_BLOCKS = {
-    "cilium": "Cilium's CIDR rules never select the endpoints it manages (a known missing "
-              "feature in its Kubernetes compatibility notes, cilium/cilium#9209)",
+    "cilium": (("Cilium's CIDR rules never select the endpoints it manages (a known missing "
+                "feature in its Kubernetes compatibility notes"), "cilium/cilium#9209"),
 }
 # The links a node shows, read for the CNIs above (agents_from_node reads them).
 LINKS_SCRIPT = "ip -o link"

@@ -190,7 +190,8 @@ class PolicyWalk:
         cni = next((a.cni for a in agents if a.cni in IGNORES_POD_IP_BLOCKS), None)
         if cni is None:
             return None
-        return (f"node {node} runs {cni} (its links show it): {IGNORES_POD_IP_BLOCKS[cni]}, "
+        what, where = IGNORES_POD_IP_BLOCKS[cni]
+        return (f"node {node} runs {cni} (its links show it): {what}, {where}), "
                 "and the API means ipBlock for addresses outside the cluster; this case's "
                 "ipBlock names pod IPs, so it cannot tell enforcement apart there")
 

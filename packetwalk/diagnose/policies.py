@@ -28,6 +28,7 @@ from packetwalk.diagnose.policytext import PathPolicies, also_present, on_the_pa
 from packetwalk.diagnose.touched import DNS_PORT, Touched
 from packetwalk.families import NAMES as FAMILY_NAMES
 from packetwalk.inventory import Pod
+from packetwalk.netfacts import IGNORES_POD_IP_BLOCKS
 
 DNS_NAMESPACE = "kube-system"
 # Policy kinds this diagnosis does not evaluate: (API group, resource, what to call it).
@@ -216,8 +217,9 @@ def conclude_cell(expected: str, observed: str, found: PathPolicies, server_node
     if found.selected and found.by_ip_block:
         return (f"traffic the policies admit only by an ipBlock holding a pod's IP "
                 f"({', '.join(found.by_ip_block)}) is {observed}: the API means ipBlock for "
-                "cluster-external addresses, and some enforcers never match a pod by it "
-                "(Cilium documents this: cilium/cilium#9209)")
+                "cluster-external addresses, and some enforcers never match a pod by it ("
+                + "; ".join(f"{cni} documents this: {where}"
+                            for cni, (_, where) in IGNORES_POD_IP_BLOCKS.items()) + ")")
     if found.selected:
         return (f"traffic the policies allow is {observed}: their rules (peers, ports) or the "
                 "enforcer's rule order block it")

@@ -266,7 +266,7 @@ def test_traffic_a_policy_admits_only_by_an_ip_block_holding_a_pod_ip_is_told_ap
     assert conclude_cell("open", "TIMEOUT", found, "pw-worker2") == (
         "traffic the policies admit only by an ipBlock holding a pod's IP "
         "(pw-1/allow-ipblock-except-client-b-1) is TIMEOUT: the API means ipBlock for "
-        "cluster-external addresses, and some enforcers never match a pod by it (Cilium "
+        "cluster-external addresses, and some enforcers never match a pod by it (cilium "
         "documents this: cilium/cilium#9209)")
     # Admitted by a selector as well, or from a host outside: not the ipBlock's doing.
     by_label = policy("allow-a", podSelector={}, policyTypes=["Ingress"], ingress=[
