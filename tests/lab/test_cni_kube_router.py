@@ -17,12 +17,12 @@ from packetwalk.lab.cni import kube_router
 from packetwalk.lab.processes import in_netns, run
 from tests.lab.conftest import HEALTHY_SKIPS, hand_on
 from tests.lab.conftest import lab_cli as cli
-from tests.suiterun import run_suites
+from tests.suiterun import FULL_MATRIX, run_suites
 
 # CI runs the default network in full and flannel as its second network; kube-router
 # with nftables is the matrix's (bench/matrix.py), or on demand with this variable.
 pytestmark = [pytest.mark.switches_lab, pytest.mark.skipif(
-    os.environ.get("PACKETWALK_FULL_MATRIX") != "1",
+    not FULL_MATRIX,
     reason="kube-router + nftables runs in the full matrix (bench/matrix.py, or "
            "PACKETWALK_FULL_MATRIX=1 for this test); CI covers bridge and flannel")]
 

@@ -9,7 +9,6 @@ The expected sets are derived from the hop catalogue by rules (tests/selfcheck/e
 
 
 
-import os
 import time
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from packetwalk.lab import cluster, faults, state
 from packetwalk.lab.cni import cni_named
 from tests.selfcheck.expected import EXPECTED, SUITES, UNDIAGNOSED, expected_on, mismatches
-from tests.suiterun import run_pytest, run_suites
+from tests.suiterun import FULL_MATRIX, run_pytest, run_suites
 
 # Faults whose mechanism another fault of this run already walks: CI leaves them to
 # the matrix for its time (bench/matrix.py runs every fault on every network, each
@@ -40,7 +39,7 @@ def test_fault_is_localized(lab, tmp_path, name):
     expected = expected_on(cni, name)
     if name not in cni_named(cni).faults_supported:
         pytest.skip(f"{name} does not apply to the lab's {cni} CNI (bench/matrix.py runs it on its own)")
-    if name in MATRIX_ONLY and os.environ.get("PACKETWALK_FULL_MATRIX") != "1":
+    if name in MATRIX_ONLY and not FULL_MATRIX:
         pytest.skip(f"{name} runs in the matrix (bench/matrix.py, or PACKETWALK_FULL_MATRIX=1 "
                     f"here): {MATRIX_ONLY[name]}")
     faults.inject(name, expected.node)
