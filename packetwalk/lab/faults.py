@@ -151,11 +151,18 @@ def _kube_proxy_broken(state: State, node: t.Node) -> None:
         f"kube-proxy --cleanup on {node.name}", check=False)
 
 
+# Programmed means the Services' rules are in, not just kube-proxy's chains: a restarted
+# iptables kube-proxy creates KUBE-SERVICES and its jumps one iptables call at a time and
+# only then restores the rules in one batch. Under load that gap was ~1 s, and a heal
+# journaled on the empty chain came that much before the ClusterIP answered again (CI,
+# test_watch). The default/kubernetes Service always has an endpoint, so a synced node
+# always holds at least one Service's rule; each sync writes them all at once.
 def _kube_proxy_programmed(state: State, node: t.Node) -> bool:
     if state.proxy_mode == "nftables":
-        table = run(in_netns(node.name) + ["nft", "list", "table", "ip", "kube-proxy"], "nft", check=False)
-        return "map service-ips" in table
-    return "KUBE-SERVICES" in _ipt(node.name, "-t", "nat", "-S", check=False)
+        ips = run(in_netns(node.name) + ["nft", "list", "map", "ip", "kube-proxy", "service-ips"],
+                  "nft", check=False)
+        return "elements = {" in ips
+    return "-j KUBE-SVC-" in _ipt(node.name, "-t", "nat", "-S", "KUBE-SERVICES", check=False)
 
 
 def _kube_proxy_back(state: State, node: t.Node) -> None:
