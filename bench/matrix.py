@@ -10,6 +10,10 @@ the suites N times on the healthy lab (every failed or errored id is a false fai
 target is 0); the network's facts as `packetwalk lab status` reads them from the cluster
 (pod MTU, kube-proxy's mode); then each fault of tests/selfcheck/expected.py that the CNI
 supports: inject, run the suites as the self-check does (diagnosed, --policy-timeout 8), heal.
+A CNI that translates Services itself (cilium) is one network, proxy mode "none": the
+lab starts no kube-proxy beside it. A CNI whose NetworkPolicy changes take longer than
+the suite's default (Cni.policy_timeout: cilium's label changes) runs every run, healthy
+or faulted, with its own --policy-timeout, said in the table's notes.
 A fault is localized when exactly its expected ids fail and exactly its blocked ids are
 errors "blocked: ..." (ids expected to go either way aside), and nothing else errors. The
 blocked split comes from the narrowing, so the faults run diagnosed: with --no-diagnose
@@ -17,7 +21,9 @@ every blocked id fails instead, and the kube-router/nftables row read 6 of 10 lo
 The control plane's faults (controller-manager-down, scheduler-down: EXPECTED_AT_START)
 have no ids: each runs `suites/east_west -n auto -q` as tests/lab/test_control_plane.py
 does, and is localized when that run stops at session start with exit 4 and the one
-stderr line naming what it waited for and the likely component. An intermittent
+stderr line naming what it waited for and the likely component; so is a CNI agent
+stopped on one node (cilium-agent-down: EXPECTED_AT_START_ON_CNI), whose line must
+name that node's CNI. An intermittent
 fault (udp-lossy: EXPECTED_FLAKY) has no exact ids either: it runs as
 tests/selfcheck/test_flaky.py does (east-west's UDP ids, 20 attempts) and is localized
 when the pod network's UDP cells fail as flaky with a likely count, nothing reads
@@ -63,6 +69,7 @@ from tests.selfcheck.expected import (
     AT_START_TIMEOUT,
     EXPECTED,
     EXPECTED_AT_START,
+    EXPECTED_AT_START_ON_CNI,
     EXPECTED_FLAKY,
     SUITES,
     Expectation,
@@ -73,6 +80,14 @@ from tests.selfcheck.expected import (
     stop_mismatch,
 )
 from tests.suiterun import SuiteRun, run_pytest, run_suites
+
+# Every fault whose run stops at session start: the control plane's, and a node's CNI.
+STOPS_AT_START = {**EXPECTED_AT_START_ON_CNI, **EXPECTED_AT_START}
+
+# The proxy-mode cell of a CNI that translates Services itself: the lab starts no
+# kube-proxy beside it whatever --proxy-mode says, so it is one network, not one per mode.
+NO_KUBE_PROXY = "none"
+SELFCHECK_POLICY_TIMEOUT = 8.0  # what tests/selfcheck passes under a fault
 
 HEADERS = ("CNI", "version", "proxy mode", "pod MTU", "ids passed/skipped/failed",
            "false failures", "faults localized", "suite wall (median)", "lab up")
@@ -117,6 +132,9 @@ class Network:
     # --faults: only these faults were run, and the row adds them to the network's
     # latest whole row (recorded) instead of replacing it
     only_faults: list[str] = field(default_factory=list)
+    # The --policy-timeout its runs took, where the CNI needs more than the suite's
+    # default (Cni.policy_timeout); None: the default, and the self-check's 8 s for faults.
+    policy_timeout: float | None = None
 
     @property
     def name(self) -> str:
@@ -175,7 +193,8 @@ def bring_up(net: Network) -> None:
         net.problem = f"lab down failed: {lines[-1] if lines else f'exit {code}'}"
         return
     start = time.monotonic()
-    code, lines = lab("up", "--cni", net.cni, "--proxy-mode", net.mode)
+    mode = () if net.mode == NO_KUBE_PROXY else ("--proxy-mode", net.mode)
+    code, lines = lab("up", "--cni", net.cni, *mode)
     net.up_seconds = time.monotonic() - start
     net.built = next((line for line in lines if line.startswith("built: ")), "")
     if code:
@@ -195,9 +214,17 @@ def suites(*extra: str, paths: tuple[str, ...] = SUITES) -> tuple[SuiteRun | Non
         return run, time.monotonic() - start
 
 
+def policy_args(net: Network, under_fault: bool) -> tuple[str, ...]:
+    """--policy-timeout for a run: the CNI's own where it needs longer, else the suite's
+    default on a healthy run and the self-check's 8 s under a fault."""
+    if net.policy_timeout is not None:
+        return ("--policy-timeout", f"{net.policy_timeout:g}")
+    return ("--policy-timeout", f"{SELFCHECK_POLICY_TIMEOUT:g}") if under_fault else ()
+
+
 def healthy_runs(net: Network, runs: int) -> None:
     for i in range(1, runs + 1):
-        run, wall = suites()
+        run, wall = suites(*policy_args(net, under_fault=False))
         net.runs, net.walls = i, [*net.walls, wall]
         bad = ["(the run timed out)"] if run is None else sorted(run.failed | run.errors)
         for test_id in bad:
@@ -244,14 +271,14 @@ def stopped_run() -> tuple[subprocess.CompletedProcess | None, float]:
     return done, time.monotonic() - start
 
 
-def judged_run(name: str, cni: str) -> tuple[str, float]:
-    """With `name` injected: its run, judged by its expectation on `cni` ("" when
-    localized: its ids, an intermittent fault's flaky reading, or for the control
-    plane its one line at session start), and its wall."""
+def judged_run(name: str, net: Network) -> tuple[str, float]:
+    """With `name` injected: its run, judged by its expectation on the network's CNI
+    ("" when localized: its ids, an intermittent fault's flaky reading, or for the
+    control plane its one line at session start), and its wall."""
     if name in EXPECTED:
         # As tests/selfcheck/test_fault_localization.py runs them.
-        run, wall = suites("--policy-timeout", "8")
-        return not_localized(expected_on(cni, name), run), wall
+        run, wall = suites(*policy_args(net, under_fault=True))
+        return not_localized(expected_on(net.cni, name), run), wall
     if name in EXPECTED_FLAKY:
         # As tests/selfcheck/test_flaky.py runs it.
         flaky = EXPECTED_FLAKY[name]
@@ -261,7 +288,7 @@ def judged_run(name: str, cni: str) -> tuple[str, float]:
         return flaky_mismatch(flaky, run.passed, run.failed, run.flaky, run.failed_attempts,
                               run.error_texts, run.verdict), wall
     done, wall = stopped_run()
-    return not_stopped(EXPECTED_AT_START[name], done), wall
+    return not_stopped(STOPS_AT_START[name], done), wall
 
 
 def unexpected(supported: frozenset[str]) -> list[str]:
@@ -270,7 +297,7 @@ def unexpected(supported: frozenset[str]) -> list[str]:
     (tests/selfcheck/expected.py EXPECTED_DUAL)."""
     from packetwalk.lab import faults
 
-    return sorted(supported - set(EXPECTED) - set(EXPECTED_FLAKY) - set(EXPECTED_AT_START)
+    return sorted(supported - set(EXPECTED) - set(EXPECTED_FLAKY) - set(STOPS_AT_START)
                   - faults.DUAL_ONLY_FAULTS)
 
 
@@ -279,7 +306,8 @@ def applicable(cni: str, only: list[str] | None = None) -> list[str]:
     `only` among them). The control plane's last: a controller that does not come back
     stops every later fault, and there it costs none of the network's own."""
     supported = cni_named(cni).faults_supported
-    return [name for name in [*EXPECTED, *EXPECTED_FLAKY, *EXPECTED_AT_START]
+    return [name for name in [*EXPECTED, *EXPECTED_FLAKY, *EXPECTED_AT_START_ON_CNI,
+                              *EXPECTED_AT_START]
             if name in supported and (not only or name in only)]
 
 
@@ -291,10 +319,11 @@ def fault_runs(net: Network) -> None:
     net.unexpected_faults = unexpected(cni_named(net.cni).faults_supported)
     chosen = applicable(net.cni, net.only_faults)
     for i, name in enumerate(chosen):
-        node = EXPECTED[name].node if name in EXPECTED else None
+        node = EXPECTED[name].node if name in EXPECTED else \
+            STOPS_AT_START[name].node if name in STOPS_AT_START else None
         try:
             faults.inject(name, node)
-            why, wall = judged_run(name, net.cni)
+            why, wall = judged_run(name, net)
         except (LabError, subprocess.SubprocessError, OSError) as e:
             net.faults[name] = f"inject failed: {e}"
         finally:
@@ -347,6 +376,9 @@ def notes(nets: list[Network]) -> list[str]:
         if net.problem:
             out.append(f"{net.name}: not measured: {net.problem}")
             continue
+        if net.policy_timeout is not None:
+            out.append(f"{net.name}: run with --policy-timeout {net.policy_timeout:g} "
+                       "(its NetworkPolicy changes take longer here than the suite's default)")
         if net.facts.get("CNI"):
             out.append(f"{net.name}: the cluster shows CNI: {net.facts['CNI']}")
         for test_id, count in sorted(net.false_failures.items()):
@@ -440,7 +472,18 @@ def recorded(paths: list[Path], cnis: list[str], modes: list[str]) -> list[Netwo
                 base.measured += f"; {', '.join(net.only_faults)} {net.measured}"
             else:
                 latest[net.name] = net
-    return [latest[f"{c}/{m}"] for c in cnis for m in modes if f"{c}/{m}" in latest]
+    return [latest[net.name] for net in networks(cnis, modes) if net.name in latest]
+
+
+def networks(cnis: list[str], modes: list[str]) -> list[Network]:
+    """Each CNI with each kube-proxy mode, in that order; a CNI that replaces kube-proxy
+    once, as NO_KUBE_PROXY."""
+    out = []
+    for c in cnis:
+        cni = cni_named(c)
+        for m in [NO_KUBE_PROXY] if cni.replaces_kube_proxy else modes:
+            out.append(Network(c, m, cni.versions(), policy_timeout=cni.policy_timeout))
+    return out
 
 
 def main() -> int:
@@ -464,7 +507,7 @@ def main() -> int:
     try:
         cnis = pick(args.cni, names(), "CNI")
         modes = pick(args.proxy_mode, PROXY_MODES, "proxy mode")
-        only = pick(args.faults, [*EXPECTED, *EXPECTED_FLAKY, *EXPECTED_AT_START],
+        only = pick(args.faults, [*EXPECTED, *EXPECTED_FLAKY, *STOPS_AT_START],
                     "fault") if args.faults is not None else None
         if only is not None and args.no_faults:
             raise ValueError("--faults and --no-faults: choose one")
@@ -489,7 +532,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("matrix: needs root (it brings the lab down and up)", file=sys.stderr)
         return 1
-    nets = [Network(c, m, cni_named(c).versions()) for c in cnis for m in modes]
+    nets = networks(cnis, modes)
     interrupted = False
     try:
         measure(nets, args.runs, not args.no_faults, args.record, only)

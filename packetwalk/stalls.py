@@ -11,9 +11,13 @@ likely component:
 
     the scheduling of the run's pods did not happen within 60s: ...; likely kube-scheduler
 
-Only a stall of the whole run is named here: when some pods started, or the pods
-are stuck for different reasons, this says nothing (None) and the groups of the
-pods that never became Ready error with their own reason, as before. An image no
+Only a stall of the whole run is named here, and one of a node's CNI: when every
+pod planned on some nodes fails to get its sandbox for a network reason while the
+rest started (a CNI agent gone from those nodes), the line names those nodes' CNI.
+The run's groups span the nodes, so otherwise every test would error alike (cilium
+lab, cilium-agent-down: 91 ids, after 120 s). When the pods are stuck for different
+or unknown reasons, this says nothing (None) and the groups of the pods that never
+became Ready error with their own reason, as before. An image no
 node can pull is bad input and said elsewhere (workloads.check_image_pulled).
 
 Plain facts in (PodFacts from pod dicts and event lines, Service counts), a Stall
@@ -147,7 +151,7 @@ def pods_stall(pods: list[PodFacts], waited: float) -> Stall | None:
         return None
     causes = {cause(p) for p in judged}
     if len(causes) != 1 or None in causes:
-        return None
+        return _nodes_stall(judged, waited)
     kind = causes.pop()
     if kind == ACCOUNT:
         first = judged[0]
@@ -167,6 +171,32 @@ def pods_stall(pods: list[PodFacts], waited: float) -> Stall | None:
                  f"all {len(judged)} pods stay ContainerCreating on {nodes}: "
                  f"{reason}: {_quote(message)}",
                  f"the CNI on {nodes}" if network else f"the container runtime on {nodes}")
+
+
+def _network_event(pod: PodFacts) -> tuple[str, str] | None:
+    """The pod's sandbox event when it blames the network (the CNI), else None."""
+    event = _sandbox_event(pod) if cause(pod) == SANDBOX else None
+    if event is None:
+        return None
+    reason, message = event
+    network = any(word in message.lower() for word in NETWORK_WORDS) or reason == "NetworkNotReady"
+    return event if network else None
+
+
+def _nodes_stall(judged: list[PodFacts], waited: float) -> Stall | None:
+    """Some nodes' CNI: every pod planned on them stuck without a network sandbox,
+    every other pod Ready. None when any other pod is still on its way or stuck for
+    another reason (then it is not those nodes alone)."""
+    stuck = {p.name: e for p in judged if (e := _network_event(p)) is not None}
+    nodes = sorted({p.node for p in judged if p.name in stuck})
+    if not stuck or any(p.name not in stuck and (not p.ready or p.node in nodes) for p in judged):
+        return None
+    there = ", ".join(nodes)
+    reason, message = next(iter(stuck.values()))
+    return Stall(f"the start of the run's pod sandboxes on {there}", waited,
+                 f"all {len(stuck)} pods planned there stay ContainerCreating (the other "
+                 f"{len(judged) - len(stuck)} are Ready): {reason}: {_quote(message)}",
+                 f"the CNI on {there}")
 
 
 def endpoints_stall(services: dict[str, tuple[int, int]], slices: int,

@@ -10,7 +10,7 @@ import pytest
 
 from packetwalk.lab import faults
 from packetwalk.lab.cni import cni_named, names
-from packetwalk.stalls import Stall
+from packetwalk.stalls import PodFacts, Stall, pods_stall
 from tests.selfcheck.expected import EXPECTED, EXPECTED_AT_START, EXPECTED_FLAKY, stop_mismatch
 from tests.suiterun import SuiteRun
 
@@ -77,6 +77,8 @@ def test_localized_exactly_with_either_way_ids_aside():
     assert matrix.not_localized(expected, None) == "the run timed out"
 
 
+CILIUM_CNI_REFUSED = ("FailedCreatePodSandBox", ('failed to setup network for sandbox "d480": '
+                      'plugin type="cilium-cni" failed (add): unable to connect to Cilium agent'))
 # The one line each control-plane fault's run ends with, as packetwalk/stalls.py words
 # the stall and pytest prints the plugin's UsageError.
 STOPPED = {
@@ -86,6 +88,13 @@ STOPPED = {
         "kube-controller-manager (its serviceaccount controller)"),
     "scheduler-down": Stall("the scheduling of the run's pods", 60,
                             "none of the 6 pods has a node, ...", "kube-scheduler"),
+    # Worded by stalls.py itself: cilium-cni's refusal on pw-worker2, pw-worker's pods up.
+    "cilium-agent-down": pods_stall([
+        PodFacts("client-pw-worker", "pw-0123ab", "pw-worker", ready=True, phase="Running",
+                 node_name="pw-worker"),
+        PodFacts("server-pw-worker2", "pw-0123ab", "pw-worker2", phase="Pending",
+                 node_name="pw-worker2", scheduled=("True", ""), events=(CILIUM_CNI_REFUSED,))],
+        60),
 }
 
 
@@ -93,10 +102,10 @@ def stopped_line(fault: str) -> str:
     return f"ERROR: packetwalk: {STOPPED[fault]}\n"
 
 
-@pytest.mark.parametrize("fault", list(EXPECTED_AT_START))
+@pytest.mark.parametrize("fault", list(matrix.STOPS_AT_START))
 def test_a_run_stopped_at_session_start_as_expected_matches(fault):
-    assert set(STOPPED) == set(EXPECTED_AT_START)
-    assert stop_mismatch(EXPECTED_AT_START[fault], 4, "\n", "\n" + stopped_line(fault)) == ""
+    assert set(STOPPED) == set(matrix.STOPS_AT_START)
+    assert stop_mismatch(matrix.STOPS_AT_START[fault], 4, "\n", "\n" + stopped_line(fault)) == ""
 
 
 def test_a_run_stopped_otherwise_says_what_differed():
@@ -125,16 +134,15 @@ def test_the_matrix_judges_a_stopped_run_by_the_same_rule():
 
 
 # Supported faults with no expectation the matrix can judge, each for a reason: a gap
-# named here, never a silent one. cilium-agent-down has not been measured
-# (docs/networks.md, "Not done yet").
-NOT_YET_EXPECTED = {"cilium-agent-down"}
+# named here, never a silent one.
+NOT_YET_EXPECTED: set[str] = set()
 
 
 def test_no_supported_fault_of_any_cni_is_left_without_an_expectation():
     left = {}
     for cni in names():
         supported = cni_named(cni).faults_supported
-        left[cni] = (supported - set(EXPECTED) - set(EXPECTED_FLAKY) - set(EXPECTED_AT_START)
+        left[cni] = (supported - set(EXPECTED) - set(EXPECTED_FLAKY) - set(matrix.STOPS_AT_START)
                      - faults.DUAL_ONLY_FAULTS)
         assert matrix.unexpected(supported) == sorted(left[cni]), cni
         assert set(EXPECTED_AT_START) <= supported, cni  # every lab has a control plane
@@ -209,6 +217,22 @@ def test_recorded_rows_make_the_table_without_the_lab(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--from", str(rows)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and done.stderr.startswith(f"matrix: --from {rows}:5: "), done.stderr
+
+
+def test_a_cni_that_replaces_kube_proxy_is_one_network_with_its_policy_timeout():
+    nets = matrix.networks(["bridge", "cilium"], ["iptables", "nftables"])
+    assert [n.name for n in nets] == ["bridge/iptables", "bridge/nftables", "cilium/none"]
+    bridge, cilium = nets[0], nets[-1]
+    assert cilium.policy_timeout == cni_named("cilium").policy_timeout > 20  # past the default
+    assert bridge.policy_timeout is None
+    # The CNI's own timeout on every run; else the default healthy, the self-check's under a fault.
+    assert matrix.policy_args(cilium, under_fault=False) == ("--policy-timeout", "45")
+    assert matrix.policy_args(cilium, under_fault=True) == ("--policy-timeout", "45")
+    assert matrix.policy_args(bridge, under_fault=False) == ()
+    assert matrix.policy_args(bridge, under_fault=True) == ("--policy-timeout", "8")
+    cilium.runs, cilium.counts = 1, (90, 3, 0)
+    assert "- cilium/none: run with --policy-timeout 45 (" in matrix.render([cilium], markdown=True)
+    assert matrix.Network.from_json(cilium.to_json()) == cilium
 
 
 def test_faults_picks_what_runs_in_order():

@@ -137,13 +137,39 @@ def test_a_pod_still_creating_without_events_is_no_stall():
     assert pods_stall([creating(events=())], 60) is None
 
 
+def test_one_nodes_cni_names_that_node():
+    """The cilium lab's cilium-agent-down: the pods planned on pw-worker2 get no
+    network, those on pw-worker start. The run's groups span both nodes, so without
+    this every test errored with the same line."""
+    pods = [running("server-a", "pw-worker"), running("client-a", "pw-worker"),
+            creating("server-b", "pw-worker2"), creating("client-b", "pw-worker2"),
+            replace(running("host-b", "pw-worker2"), host_network=True)]  # needs no CNI
+    assert str(pods_stall(pods, 70.2)) == (
+        "the start of the run's pod sandboxes on pw-worker2 did not happen within 70s: all 2 "
+        "pods planned there stay ContainerCreating (the other 2 are Ready): "
+        "FailedCreatePodSandBox: " + SANDBOX[1] + "; likely the CNI on pw-worker2")
+
+
 @pytest.mark.parametrize("pods", [
-    [running("server-a", "pw-worker"), creating("server-b", "pw-worker2")],
+    # One pod on the node started: its CNI works, the others' trouble is their own.
+    [running("server-a", "pw-worker"), creating("server-b", "pw-worker2"),
+     running("client-b", "pw-worker2")],
+    # Another node's pod is still on its way: not that node's CNI alone, yet.
+    [creating("server-a", "pw-worker", events=()), creating("server-b", "pw-worker2")],
+    # Not the network: the runtime's trouble is each group's own.
+    [running("server-a", "pw-worker"), creating("server-b", "pw-worker2", events=(
+        ("FailedCreatePodSandBox", "failed to get sandbox image \"pause:3.9\": not found"),))],
+], ids=["a-pod-there-started", "another-still-starting", "not-the-network"])
+def test_what_is_not_one_nodes_cni(pods):
+    assert pods_stall(pods, 60) is None
+
+
+@pytest.mark.parametrize("pods", [
     [running("server-a"), unscheduled("client-a")],
     [unscheduled("server-a"), creating("server-b", "pw-worker2")],
     [creating("server-a"), pod("client-a", phase="Pending", node_name="pw-worker",
                                scheduled=("True", ""))],
-], ids=["one-node-ready", "some-ready", "mixed-causes", "one-unexplained"])
+], ids=["some-ready", "mixed-causes", "one-unexplained"])
 def test_mixed_is_no_stall(pods):
     """Some pods started, or they are stuck for different or unknown reasons: each
     group's own error says why, as before."""

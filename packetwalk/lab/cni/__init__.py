@@ -58,6 +58,10 @@ class Cni:
     # replacement) and the lab starts no kube-proxy. The core's list of such CNIs is
     # netfacts.REPLACES_KUBE_PROXY; test_lab_cilium keeps the two in line.
     replaces_kube_proxy = False
+    # Seconds a NetworkPolicy change can take this CNI to enforce on the lab, where that
+    # is past the suite's default --policy-timeout: the matrix runs it with this many
+    # (None: the default does). Measured, with where, beside each value.
+    policy_timeout: float | None = None
     # Where containerd also looks for CNI plugins, beyond Debian's (a CNI whose
     # plugin the lab builds: cilium-cni in the lab's bin directory).
     cni_bin_dirs: tuple[str, ...] = ()
