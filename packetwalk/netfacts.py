@@ -193,10 +193,20 @@ def mtu_of_link(text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+# The host ends of pods' veths on a CNI that routes each pod instead of bridging them:
+# no master, named by the CNI (cilium's lxc<hash>, calico's cali<hash>). Cilium's own
+# health endpoint (lxc_health) is not a pod. Both ends get the pod's MTU from the CNI.
+ROUTED_VETHS = ("lxc", "cali")
+NOT_A_POD = frozenset({"lxc_health"})
+
+
 def pod_mtu_from_node(links: list[tuple[str, int, str]]) -> int | None:
     """The MTU of the pods' veths on the node: the host ends on a bridge (cni0,
-    kube-bridge) share it with the pods' eth0. None when no pod runs there."""
-    mtus = sorted({mtu for name, mtu, master in links if name.startswith("veth") and master})
+    kube-bridge), or routed (ROUTED_VETHS), share it with the pods' eth0. None when
+    no pod runs there, or when the pods' MTUs differ (no one answer)."""
+    mtus = sorted({mtu for name, mtu, master in links
+                   if (name.startswith("veth") and master)
+                   or (name.startswith(ROUTED_VETHS) and name not in NOT_A_POD)})
     return mtus[0] if len(mtus) == 1 else None
 
 

@@ -57,6 +57,20 @@ def test_links_and_the_pods_mtu_on_a_node():
     assert pod_mtu_from_node(links[:-1]) is None  # no pod on the node: no answer, not a guess
 
 
+def test_the_pods_mtu_on_a_node_that_routes_its_pods():
+    """Cilium's host ends are lxc<hash> with no master (`lab status` read "unknown (no
+    pod runs on ...)" on the cilium lab with CoreDNS on both workers); its health
+    endpoint is not a pod, and neither is cilium_host."""
+    links = parse_links(
+        "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n"
+        "2: cilium_net@cilium_host: <BROADCAST,MULTICAST,NOARP,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
+        "3: cilium_host@cilium_net: <BROADCAST,MULTICAST,NOARP,UP,LOWER_UP> mtu 1500 qdisc noqueue\n"
+        "4: lxc_health@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue\n"
+        "6: lxc3f2a9b1c@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue\n")
+    assert pod_mtu_from_node(links) == 1500
+    assert pod_mtu_from_node(links[:4]) is None
+
+
 def test_flannel_on_the_nodes_with_kube_router_for_policy():
     evidence = parse_node_probe(probe(health="200"))
     agents = agents_from_node(evidence, {"flannel.alpha.coreos.com/backend-type": "vxlan"})
