@@ -330,6 +330,24 @@ def test_a_cni_differs_only_where_measured_and_only_on_faults_it_supports():
     assert on_flannel.verdict == EXPECTED["cross-node-route"].verdict
 
 
+def test_on_cilium_the_ipblocks_of_pod_ips_skip_and_nodeports_from_pods_cross_nodes():
+    from tests.selfcheck.expected import expected_on
+
+    bridge, on_cilium = EXPECTED["cross-node-route"], expected_on("cilium", "cross-node-route")
+    node_ports = {"test_node_port_on_server_node[cross-node-tcp]",
+                  "test_node_port_on_server_node[cross-node-udp]"}
+    ipblocks = {"test_network_policy[ipblock-except]", "test_network_policy[ipblock-except-overlap]",
+                "test_network_policy[ipblock-except-egress]"}
+    # Socket LB: blocked by the pod network, as the ClusterIP beside them.
+    assert on_cilium.red - bridge.red == node_ports
+    assert all(on_cilium.blocked[i] == POD_NETWORK for i in node_ports)
+    # Skipped on cilium (netfacts.IGNORES_POD_IP_BLOCKS): in no set, under any fault.
+    assert bridge.red - on_cilium.red == ipblocks
+    for fault in ("dns-down", "dns-policy", "egress-masquerade"):
+        assert expected_on("cilium", fault).red == EXPECTED[fault].red - ipblocks, fault
+    assert expected_on("flannel", "dns-down").red == EXPECTED["dns-down"].red
+
+
 def _lossy_run(**changes):
     """A run under udp-lossy as the lab gave one (issue 13: 9 and 10 of 20 attempts
     failed on the pod network's UDP cells), with `changes` made to it."""
