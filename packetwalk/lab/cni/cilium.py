@@ -272,9 +272,9 @@ class Cilium(Cni):
             _start_agent(state, node)
 
     # cross-node-route: kube-router's firewall in front of the node's pods (raw
-    # PREROUTING on eth0; the agent would put a deleted route back). UNPROVEN here:
-    # cilium's program on eth0's tc ingress runs first; with legacy host routing it
-    # hands pod-bound packets to the stack, where the rule should see them.
+    # PREROUTING on eth0; the agent would put a deleted route back). Cilium's program on
+    # eth0's tc ingress runs first; with legacy host routing it hands pod-bound packets
+    # to the stack, where the rule sees them: the matrix measured the cut (2026-11-30).
     cut_off = KubeRouter.cut_off
     reconnect = KubeRouter.reconnect
 
