@@ -469,6 +469,8 @@ def recorded(paths: list[Path], cnis: list[str], modes: list[str]) -> list[Netwo
                 base.faults = {**base.faults, **(net.faults or {})}
                 base.fault_walls = {**base.fault_walls, **net.fault_walls}
                 base.unexpected_faults = net.unexpected_faults  # the newer code's gaps
+                # The network's facts as read again then (the newer code's reading).
+                base.facts = net.facts or base.facts
                 base.measured += f"; {', '.join(net.only_faults)} {net.measured}"
             else:
                 latest[net.name] = net

@@ -213,10 +213,17 @@ def test_recorded_rows_make_the_table_without_the_lab(tmp_path):
     assert ("- flannel/iptables: measured 2026-11-30, commit bbbbbbb; udp-lossy 2026-12-01, "
             "commit ccccccc") in table
     assert "- flannel/iptables: udp-lossy not localized: no test_dns_* id passed" in table
+    # A --faults row read the network's facts again: the table shows the newer reading.
+    again = matrix.Network("flannel", "iptables", facts={**matrix.status_facts(STATUS), "pod MTU": "1400 (the pods' veths on x)"},
+                           faults={}, only_faults=["udp-lossy"], measured="2026-12-02, commit ddddddd")
+    rows.write_text(rows.read_text() + again.to_json() + "\n")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--from", str(rows), "--markdown"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert "| iptables (cluster: nftables) | 1400 |" in done.stdout.splitlines()[3], done.stdout
     rows.write_text(rows.read_text() + "{not json\n")
     done = subprocess.run([sys.executable, str(SCRIPT), "--from", str(rows)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2 and done.stderr.startswith(f"matrix: --from {rows}:5: "), done.stderr
+    assert done.returncode == 2 and done.stderr.startswith(f"matrix: --from {rows}:6: "), done.stderr
 
 
 def test_a_cni_that_replaces_kube_proxy_is_one_network_with_its_policy_timeout():
