@@ -165,22 +165,22 @@ def pods_stall(pods: list[PodFacts], waited: float) -> Stall | None:
                      f"(no PodScheduled reason, no FailedScheduling event)", "kube-scheduler")
     nodes = ", ".join(sorted({p.node_name for p in judged}))
     reason, message = next(e for p in judged if (e := _sandbox_event(p)) is not None)
-    network = any(word in message.lower() for word in NETWORK_WORDS) or \
-        reason == "NetworkNotReady"
+    network = _blames_network(reason, message)
     return Stall("the start of the run's pod sandboxes", waited,
                  f"all {len(judged)} pods stay ContainerCreating on {nodes}: "
                  f"{reason}: {_quote(message)}",
                  f"the CNI on {nodes}" if network else f"the container runtime on {nodes}")
 
 
+def _blames_network(reason: str, message: str) -> bool:
+    """A sandbox event that blames the network (the CNI), not the runtime."""
+    return reason == "NetworkNotReady" or any(word in message.lower() for word in NETWORK_WORDS)
+
+
 def _network_event(pod: PodFacts) -> tuple[str, str] | None:
-    """The pod's sandbox event when it blames the network (the CNI), else None."""
+    """The pod's sandbox event when it blames the network, else None."""
     event = _sandbox_event(pod) if cause(pod) == SANDBOX else None
-    if event is None:
-        return None
-    reason, message = event
-    network = any(word in message.lower() for word in NETWORK_WORDS) or reason == "NetworkNotReady"
-    return event if network else None
+    return event if event is not None and _blames_network(*event) else None
 
 
 def _nodes_stall(judged: list[PodFacts], waited: float) -> Stall | None:
