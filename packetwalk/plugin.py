@@ -44,7 +44,7 @@ from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal, timeline
 from packetwalk.runlock import remove_lock, sweep_stale_locks
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
-from packetwalk.selection import needs_host
+from packetwalk.selection import needs_host, needs_policy_lanes
 from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopBlocked, HopFailure
@@ -329,19 +329,21 @@ class Controller:
                     remove_lock(name.removeprefix("pw-").split("-")[0], lock)
             secret = _read_pull_secret(options.image_pull_secret)
             debug_image = options.capture_image if options.capture_packets else None
+            config = self.config
+            selection = (list(config.args), config.invocation_params.dir, config.rootpath,
+                         config.option.keyword, config.option.markexpr)
             host_network, no_host = options.host_network, ""
             if host_network:
-                config = self.config
-                host_network, why = needs_host(
-                    list(config.args), config.invocation_params.dir, config.rootpath,
-                    config.option.keyword, config.option.markexpr,
-                    diagnose=not options.no_diagnose, walked=state.walked)
+                host_network, why = needs_host(*selection, diagnose=not options.no_diagnose,
+                                               walked=state.walked)
                 no_host = "" if host_network else f"{NOT_REQUESTED}{why}"
+            policy_lanes, why_no_lanes = needs_policy_lanes(*selection, walked=state.walked)
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
                      exposure=options.exposure, host_network=host_network,
                      pool=options.pool, dual_stack=state.walked.suffixed,
-                     ipv6=IPV6 in state.walked.families, watch=options.during is not None),
+                     ipv6=IPV6 in state.walked.families, watch=options.during is not None,
+                     policy_lanes=policy_lanes),
                 state.bind_as)
             state.pods_planned = sum(1 for _, o in objects if o["kind"] == "Pod")
             state.heartbeat = Heartbeat(api, state.run)
@@ -351,6 +353,8 @@ class Controller:
             if no_host:
                 state.inventory.skips[HOST] = no_host
                 state.notes.append(f"no hostNetwork pods: {no_host.removeprefix(NOT_REQUESTED)}")
+            if not policy_lanes:
+                state.notes.append(f"no NetworkPolicy lanes: {why_no_lanes}")
             state.inventory.dns_servers = list(state.dns_servers)
             state.inventory.dns_servers_unknown = state.dns_servers_unknown
             if options.capture_packets and state.inventory.unusable(DEBUG):

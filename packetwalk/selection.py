@@ -1,4 +1,5 @@
-"""Whether a run's selection needs the hostNetwork pods, decided before collection.
+"""Whether a run's selection needs the hostNetwork pods or the NetworkPolicy lanes,
+decided before collection.
 
 The controller deploys before xdist's workers collect, so it cannot ask pytest
 which tests were selected. It reads the same inputs instead: the paths on the
@@ -15,6 +16,10 @@ The hostNetwork pods serve two users:
 - the diagnosis: a failed probe from a pod is asked again from its node
   (narrowing's FROM_NODE step), so any selected hop whose probes start in a pod
   needs them while the diagnosis is on. North-south hops start outside.
+
+The NetworkPolicy lanes (a server and three clients each, most of a run's pods)
+serve the NetworkPolicy cases alone: a selection without them starts its pods
+sooner.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from _pytest.mark.expression import Expression
 
 from packetwalk.families import Walked
 from packetwalk.hops import HOPS, HOST_NETWORK, Hop, params
-from packetwalk.inventory import HOST
+from packetwalk.inventory import HOST, POLICY
 
 # A hop test, as the suites write it: the mark on the line above the def.
 _HOP_TEST = re.compile(r'@pytest\.mark\.hop\("(\w+)"\)\s*\n(?:@[^\n]*\n)*def (test_\w+)')
@@ -92,32 +97,41 @@ def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path
         for item, family in _items(test, walked))
 
 
-def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
-               markexpr: str, diagnose: bool, walked: Walked | None = None) -> tuple[bool, str]:
-    """(needed, why) for the hostNetwork pods of this selection; `walked`: the run's
-    families, which shape the ids `-k` reads (families.py)."""
+def selected_tests(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+                   markexpr: str, walked: Walked | None = None
+                   ) -> tuple[list[HopTest] | None, str]:
+    """(the hop tests the selection runs, "") or (None, why that cannot be read here);
+    `walked`: the run's families, which shape the ids `-k` reads (families.py)."""
     if markexpr:
-        return True, "-m is not read before collection"
+        return None, "-m is not read before collection"
     expression = None
     if keyword:
         try:
             expression = Expression.compile(keyword)
         except Exception:  # noqa: BLE001 - SyntaxError or ParseError by pytest's version
-            return True, "-k could not be read (pytest will say why)"
+            return None, "-k could not be read (pytest will say why)"
     selected: list[HopTest] = []
     for arg in args:
         path_text, _, within = arg.partition("::")
         path = (invocation_dir / path_text).resolve()
         if not path.exists():
-            return True, f"{arg} is not a path read here"
+            return None, f"{arg} is not a path read here"
         tests = hop_tests(path)
         if not tests and path.is_file():
-            return True, f"{arg} holds no hop test"
+            return None, f"{arg} holds no hop test"
         function = within.split("::")[-1].split("[")[0] if within else ""
         selected += [t for t in tests if not function or t.function == function]
     if not selected:
-        return True, "no hop test found in the selected paths"
-    selected = [t for t in selected if _keyword_selects(expression, t, rootdir, walked)]
+        return None, "no hop test found in the selected paths"
+    return [t for t in selected if _keyword_selects(expression, t, rootdir, walked)], ""
+
+
+def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+               markexpr: str, diagnose: bool, walked: Walked | None = None) -> tuple[bool, str]:
+    """(needed, why) for the hostNetwork pods of this selection."""
+    selected, unread = selected_tests(args, invocation_dir, rootdir, keyword, markexpr, walked)
+    if selected is None:
+        return True, unread
     for test in selected:
         if HOST in test.hop.groups:
             return True, f"{test.function} runs on the node's network"
@@ -128,3 +142,16 @@ def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: st
                               f"fails ({test.function})")
     return False, ("no selected test uses the node's network"
                    + ("" if diagnose else ", and --no-diagnose asks nothing from a node"))
+
+
+def needs_policy_lanes(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+                       markexpr: str, walked: Walked | None = None) -> tuple[bool, str]:
+    """(needed, why) for the NetworkPolicy lanes' pods (four per lane, most of a run's
+    pods): only the NetworkPolicy cases use them; the diagnosis never does."""
+    selected, unread = selected_tests(args, invocation_dir, rootdir, keyword, markexpr, walked)
+    if selected is None:
+        return True, unread
+    for test in selected:
+        if POLICY in test.hop.groups:
+            return True, f"{test.function} is selected"
+    return False, "no NetworkPolicy case is selected"

@@ -154,3 +154,7 @@ NOT_REQUESTED_INGRESS = (f"{NOT_REQUESTED}pass --ingress (creates an Ingress, wh
                          "cluster's ingress controller may expose publicly)")
 NOT_REQUESTED_HOST = (f"{NOT_REQUESTED}--no-host-network plans no hostNetwork pods "
                       "(the pod<->node hops need them)")
+# Read from the command line before collection (selection.py): seen only if that
+# reading was wrong, which it is built never to be.
+NOT_REQUESTED_POLICY = (f"{NOT_REQUESTED}the selection was read as running no NetworkPolicy "
+                        "case, so no NetworkPolicy lane was deployed")

@@ -81,6 +81,7 @@ from packetwalk.tiers import (
     NOT_REQUESTED_HOST,
     NOT_REQUESTED_INGRESS,
     NOT_REQUESTED_LB,
+    NOT_REQUESTED_POLICY,
     PSA_LEVEL,
     RESTRICTED,
     Exposure,
@@ -176,7 +177,7 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
          pull_secret: bytes | None = None, debug_image: str | None = None, *,
          exposure: Exposure = NO_EXPOSURE, host_network: bool = True,
          pool: NodePool = DEFAULT_POOL, dual_stack: bool = False, ipv6: bool = False,
-         watch: bool = False) -> list[tuple[str, dict]]:
+         watch: bool = False, policy_lanes: bool = True) -> list[tuple[str, dict]]:
     """Every object of a run, in creation order, each tagged with its group (pure).
     `dual_stack` (the cluster's pods get both families) makes every Service
     PreferDualStack, so each has a ClusterIP per family (and a headless one answers
@@ -187,7 +188,8 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     servers listen on IPv6 too (_listen_in_both_families); IPv4-only pods keep
     listening on IPv4 alone, as they always did.
     `debug_image` (--capture-packets) adds a privileged hostNetwork debug pod per node;
-    `host_network` False plans no hostNetwork pod; `exposure` says whether a
+    `host_network` False plans no hostNetwork pod, `policy_lanes` False no NetworkPolicy
+    lane (selection.py reads whether the run needs them); `exposure` says whether a
     LoadBalancer Service and an Ingress are wanted, and their annotations; `pool`
     puts a node selector and tolerations on every pod. `watch` (--during) lets the
     client pods' probe container use WATCH_CPU: it runs the watch's loops."""
@@ -215,7 +217,7 @@ def plan(run: Run, nodes: list[Node], image: str = DEFAULT_IMAGE,
     objects += _exposed(run, exposure)
     # Policy server away from its clients when there are two nodes (cross-node).
     server_node, client_node = placed[-1], placed[0]
-    for lane in POLICY_LANES:
+    for lane in POLICY_LANES if policy_lanes else ():
         objects += _policy_lane(run, lane, server_node, client_node, image)
     objects += _privileged(run, placed, image, pull_secret, debug_image, host_network)
     for _, obj in objects:
@@ -313,7 +315,7 @@ def not_planned(objects: list[tuple[str, dict]]) -> dict[str, str]:
     """{group: why its tests skip} for the optional groups the plan left out."""
     planned = {group for group, _ in objects}
     reasons = {LOAD_BALANCER: NOT_REQUESTED_LB, INGRESS: NOT_REQUESTED_INGRESS,
-               HOST: NOT_REQUESTED_HOST}
+               HOST: NOT_REQUESTED_HOST, POLICY: NOT_REQUESTED_POLICY}
     return {group: why for group, why in reasons.items() if group not in planned}
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from packetwalk.selection import hop_tests, needs_host
+from packetwalk.selection import hop_tests, needs_host, needs_policy_lanes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +68,20 @@ def test_the_family_in_ids_and_keywords_is_read_as_the_plugin_collects_them():
     assert not host("cross-node-tcp-ipv6", v6only)  # single-stack ids carry no family...
     assert host("pod_to_node and ipv6", v6only)  # ...but the keyword is there
     assert not host("pod_to_node and ipv6", walk("auto", ClusterFamilies((IPV4,))))
+
+
+@pytest.mark.parametrize(("args", "k", "m", "want"), [
+    (("suites/east_west",), "", "", True),
+    (("suites/east_west",), "network_policy", "", True),
+    (("suites/east_west",), "default-deny", "", True),  # a case's id
+    (("suites/east_west/test_network_policy.py",), "", "", True),
+    (("suites/east_west",), "test_pod_ip or test_node_to_pod", "", False),  # the granular checks
+    (("suites/east_west",), "not network_policy", "", False),
+    (("suites/east_west/test_cluster_ip.py",), "", "", False),
+    (("suites/north_south",), "", "", False),
+    (("suites/east_west",), "", "hop", True),  # not read here: deployed
+    (("no/such/path",), "", "", True),
+])
+def test_only_the_network_policy_cases_need_the_lanes(args, k, m, want):
+    needed_, why = needs_policy_lanes(list(args), ROOT, ROOT, k, m)
+    assert needed_ is want and why

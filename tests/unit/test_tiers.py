@@ -12,6 +12,8 @@ from packetwalk.inventory import (
     INGRESS,
     LOAD_BALANCER,
     NODE_PORT,
+    POLICY,
+    POLICY_LANES,
     Inventory,
     WorkloadError,
 )
@@ -22,6 +24,7 @@ from packetwalk.tiers import (
     NOT_REQUESTED_HOST,
     NOT_REQUESTED_INGRESS,
     NOT_REQUESTED_LB,
+    NOT_REQUESTED_POLICY,
     Exposure,
     NodePool,
     Toleration,
@@ -119,6 +122,17 @@ def test_no_host_network_plans_no_privileged_namespace():
     capture = plan(RUN, NODES, debug_image="d", host_network=False)
     assert (DEBUG, RUN.host_namespace) in [(g, o["metadata"]["name"])
                                           for g, o in _of(capture, "Namespace")]
+
+
+def test_a_selection_without_network_policy_plans_no_lane():
+    with_lanes, without = plan(RUN, NODES), plan(RUN, NODES, policy_lanes=False)
+    assert {g for g, _ in with_lanes} >= {POLICY} and POLICY not in {g for g, _ in without}
+    assert POLICY not in not_planned(with_lanes)
+    assert not_planned(without)[POLICY] == NOT_REQUESTED_POLICY
+    # Only the lanes go: the pods and Services every other hop uses stay.
+    assert ([o["metadata"]["name"] for g, o in with_lanes if g != POLICY]
+            == [o["metadata"]["name"] for _, o in without])
+    assert len(_of(with_lanes, "Pod")) - len(_of(without, "Pod")) == 4 * len(POLICY_LANES)
 
 
 def test_the_pool_reaches_every_pod():
