@@ -5,7 +5,9 @@
 The lab must be up. Each selection runs as a user runs it (`-n auto` unless
 --workers says otherwise) and prints its wall time, the target, and where the
 time went: start-up (interpreter, plugin, placement; up to deployment),
-workloads (pods ready), probes (the tests), and the cleanup (not waited for).
+workloads (pods ready), probes (the tests), and the cleanup (not waited for);
+then whose CPU the run used (bench/cpu.py): on a small machine the lab's own
+agents share the CPUs with the suite.
 --fault NAME also times a failing run: the fault injected, east-west with the
 diagnosis (no capture), healed.
 """
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import cpu
 
 # The upstream e2e, measured on this lab (issue 14): built from the module proxy at
 # v1.37.2, run with 2 ginkgo processes, "Networking Granular Checks" (4 specs:
@@ -33,13 +37,14 @@ FAILING_TARGET = 90.0
 
 
 def run(args: tuple[str, ...], workers: str) -> dict:
+    before = cpu.snapshot()
     start = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "pytest", *args, "-n", workers, "-q",
                         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
                        check=False)
     wall = time.monotonic() - start
     out = r.stdout
-    figures = {"wall": wall, "rc": r.returncode,
+    figures = {"wall": wall, "rc": r.returncode, "cpu": cpu.spent(before, cpu.snapshot()),
                "summary": out.strip().splitlines()[-1] if out.strip() else r.stderr.strip()[-200:]}
     inside = re.search(r" in ([\d.]+)s", figures["summary"])
     ready = re.search(r"^workloads ready in ([\d.]+)s", out, re.MULTILINE)
@@ -84,6 +89,7 @@ def main() -> int:
         mark = "ok" if best["wall"] <= target else "OVER"
         print(f"{name:26} {best['wall']:6.1f}s {target:6.0f}s  {mark:4} {breakdown(best)}"
               f"   [{best['summary']}]")
+        print(f"{'':26} {cpu.words(best['cpu'], best['wall'])}")
         if name.startswith("granular"):
             print(f"{'':26} upstream e2e {E2E_GRANULAR_WALL:.0f} s wall: packetwalk is "
                   f"{E2E_GRANULAR_WALL / best['wall']:.1f}x faster (target > 4x)")
@@ -96,6 +102,7 @@ def main() -> int:
         mark = "ok" if f["wall"] <= FAILING_TARGET else "OVER"
         print(f"{'failing (' + options.fault + ')':26} {f['wall']:6.1f}s {FAILING_TARGET:6.0f}s  "
               f"{mark:4} {breakdown(f)}   [{f['summary']}]")
+        print(f"{'':26} {cpu.words(f['cpu'], f['wall'])}")
     return 1 if worst > 1 else 0  # a failing selection (rc 1) is reported above, not fatal
 
 
