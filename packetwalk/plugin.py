@@ -40,11 +40,12 @@ from packetwalk.options import Options, add_options, asked, parse
 from packetwalk.placement import Node, build_placements, choose_nodes
 from packetwalk.podexec import PodExec
 from packetwalk.probes import ProbeError
+from packetwalk.programmed import await_services
 from packetwalk.report import plugin as report_plugin
 from packetwalk.report import terminal, timeline
 from packetwalk.runlock import remove_lock, sweep_stale_locks
 from packetwalk.runs import DELETE_WAIT, Heartbeat, Run, delete_run, mark_kept, sweep_stale
-from packetwalk.selection import needs_host, needs_policy_lanes
+from packetwalk.selection import needs_host, needs_policy_lanes, needs_services, workers_for_auto
 from packetwalk.selfbind import with_bindings
 from packetwalk.tiers import NOT_REQUESTED
 from packetwalk.walk import HopBlocked, HopFailure
@@ -136,6 +137,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+AUTO_WORKERS = pytest.StashKey[str]()  # why -n auto ran this selection in one process
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """-n auto: one process for a small selection without NetworkPolicy cases
+    (selection.workers_for_auto); xdist's own count otherwise, and always when
+    PYTEST_XDIST_AUTO_NUM_WORKERS says how many."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not asked(config):
+        return None
+    count, why = workers_for_auto(list(config.args), config.invocation_params.dir,
+                                  config.rootpath, config.option.keyword, config.option.markexpr)
+    if count is not None:
+        config.stash[AUTO_WORKERS] = why
+    return count
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Before pytest-html's own, which reads self_contained_html."""
@@ -161,6 +179,8 @@ def pytest_configure(config: pytest.Config) -> None:
                   dns_servers_unknown=facts.dns_servers_unknown,
                   walked=walk_families(options.ip_family, facts.families))
     state.notes.append(f"placement: {facts.pool}")
+    if AUTO_WORKERS in config.stash:
+        state.notes.append(f"-n auto: one process: {config.stash[AUTO_WORKERS]}")
     state.families_note = (f"{facts.families.describe()}; walked: "
                            + (state.walked.skip or "+".join(state.walked.families)))
     state.notes.append(f"IP families: {state.families_note}")
@@ -338,6 +358,7 @@ class Controller:
                                                walked=state.walked)
                 no_host = "" if host_network else f"{NOT_REQUESTED}{why}"
             policy_lanes, why_no_lanes = needs_policy_lanes(*selection, walked=state.walked)
+            services = needs_services(*selection, walked=state.walked)[0]
             objects = with_bindings(
                 plan(state.run, state.nodes, options.pod_image, secret, debug_image,
                      exposure=options.exposure, host_network=host_network,
@@ -357,6 +378,12 @@ class Controller:
                 state.notes.append(f"no NetworkPolicy lanes: {why_no_lanes}")
             state.inventory.dns_servers = list(state.dns_servers)
             state.inventory.dns_servers_unknown = state.dns_servers_unknown
+            if services:  # no probe may race a node's proxy still programming them
+                execs = PodExec(state.configuration)
+                try:
+                    state.notes += [n for n in (await_services(execs, state.inventory),) if n]
+                finally:
+                    execs.close()
             if options.capture_packets and state.inventory.unusable(DEBUG):
                 state.notes.append(f"--capture-packets skipped, the run goes on without it: "
                                    f"{state.inventory.unusable(DEBUG)}")

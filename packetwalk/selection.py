@@ -85,16 +85,48 @@ def _items(test: HopTest, walked: Walked | None = None) -> list[tuple[str, str |
             or [(test.function, None)])
 
 
-def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path,
-                     walked: Walked | None = None) -> bool:
-    if expression is None:
-        return True
+def _selected_items(expression: Expression | None, test: HopTest, rootdir: Path,
+                    walked: Walked | None = None) -> list[str]:
+    """The ids of the test's items `-k` selects."""
     def matcher(names: list[str]):
         return lambda sub, **_: any(sub.lower() in n for n in names)
 
-    return any(expression.evaluate(matcher(
-        [n.lower() for n in _names(test, rootdir, item) | ({family} if family else set())]))
-        for item, family in _items(test, walked))
+    return [item for item, family in _items(test, walked)
+            if expression is None or expression.evaluate(matcher(
+                [n.lower() for n in _names(test, rootdir, item) | ({family} if family else set())]))]
+
+
+def _keyword_selects(expression: Expression | None, test: HopTest, rootdir: Path,
+                     walked: Walked | None = None) -> bool:
+    return bool(_selected_items(expression, test, rootdir, walked))
+
+
+def _read(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str, markexpr: str
+          ) -> tuple[list[HopTest] | None, Expression | None, str]:
+    """(the hop tests on the selected paths, the compiled -k, "") or (None, None, why the
+    selection cannot be read here)."""
+    if markexpr:
+        return None, None, "-m is not read before collection"
+    expression = None
+    if keyword:
+        try:
+            expression = Expression.compile(keyword)
+        except Exception:  # noqa: BLE001 - SyntaxError or ParseError by pytest's version
+            return None, None, "-k could not be read (pytest will say why)"
+    found: list[HopTest] = []
+    for arg in args:
+        path_text, _, within = arg.partition("::")
+        path = (invocation_dir / path_text).resolve()
+        if not path.exists():
+            return None, None, f"{arg} is not a path read here"
+        tests = hop_tests(path)
+        if not tests and path.is_file():
+            return None, None, f"{arg} holds no hop test"
+        function = within.split("::")[-1].split("[")[0] if within else ""
+        found += [t for t in tests if not function or t.function == function]
+    if not found:
+        return None, None, "no hop test found in the selected paths"
+    return found, expression, ""
 
 
 def selected_tests(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
@@ -102,28 +134,10 @@ def selected_tests(args: list[str], invocation_dir: Path, rootdir: Path, keyword
                    ) -> tuple[list[HopTest] | None, str]:
     """(the hop tests the selection runs, "") or (None, why that cannot be read here);
     `walked`: the run's families, which shape the ids `-k` reads (families.py)."""
-    if markexpr:
-        return None, "-m is not read before collection"
-    expression = None
-    if keyword:
-        try:
-            expression = Expression.compile(keyword)
-        except Exception:  # noqa: BLE001 - SyntaxError or ParseError by pytest's version
-            return None, "-k could not be read (pytest will say why)"
-    selected: list[HopTest] = []
-    for arg in args:
-        path_text, _, within = arg.partition("::")
-        path = (invocation_dir / path_text).resolve()
-        if not path.exists():
-            return None, f"{arg} is not a path read here"
-        tests = hop_tests(path)
-        if not tests and path.is_file():
-            return None, f"{arg} holds no hop test"
-        function = within.split("::")[-1].split("[")[0] if within else ""
-        selected += [t for t in tests if not function or t.function == function]
-    if not selected:
-        return None, "no hop test found in the selected paths"
-    return [t for t in selected if _keyword_selects(expression, t, rootdir, walked)], ""
+    found, expression, unread = _read(args, invocation_dir, rootdir, keyword, markexpr)
+    if found is None:
+        return None, unread
+    return [t for t in found if _keyword_selects(expression, t, rootdir, walked)], ""
 
 
 def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
@@ -155,3 +169,50 @@ def needs_policy_lanes(args: list[str], invocation_dir: Path, rootdir: Path, key
         if POLICY in test.hop.groups:
             return True, f"{test.function} is selected"
     return False, "no NetworkPolicy case is selected"
+
+
+# -n auto runs a selection this small, without a NetworkPolicy case, in one process.
+# Measured on the lab (docs/speed.md): the 8 ids of the e2e's granular checks took
+# 7.4-8.9 s in one process against 12.6-13.5 s with 2 workers, each worker costing
+# seconds of CPU to start and collect; under a cut route, 21.2 s either way. At 18
+# ids with 8 red, one process took 77 s against 52 s: the red ids wait out their
+# timeouts one after another.
+ONE_PROCESS_IDS = 8
+
+
+def workers_for_auto(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+                     markexpr: str) -> tuple[int | None, str]:
+    """xdist's -n auto for this selection: (0, why) to run it in one process, or
+    (None, why not) for xdist's own count (a worker per CPU). The NetworkPolicy cases
+    keep the workers: their lanes (one per worker) wait on the enforcer side by side.
+    The ids are counted for one IP family: xdist asks before the cluster is read."""
+    found, expression, unread = _read(args, invocation_dir, rootdir, keyword, markexpr)
+    if found is None:
+        return None, unread
+    ids = [item for t in found for item in _selected_items(expression, t, rootdir)]
+    policy = [t.function for t in found
+              if POLICY in t.hop.groups and _keyword_selects(expression, t, rootdir)]
+    if policy:
+        return None, "NetworkPolicy cases run in lanes, one per worker"
+    if len(ids) > ONE_PROCESS_IDS:
+        return None, f"{len(ids)} ids: more than {ONE_PROCESS_IDS}"
+    return 0, (f"{len(ids)} ids and no NetworkPolicy case run sooner without workers, "
+               f"which cost seconds each to start (-n 2 asks for two)")
+
+
+# The walk's steps that go through a Service of the run (hops.py paths): a ClusterIP,
+# a NodePort, a policy cell on the lane's Service, a load balancer, an Ingress.
+_SERVICE_STEPS = ("service", "nodeport", "policy", "lb", "ingress")
+
+
+def needs_services(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
+                   markexpr: str, walked: Walked | None = None) -> tuple[bool, str]:
+    """(needed, why) for the wait until the nodes' proxies have the run's Services
+    (programmed.py): only hops through a Service of the run need it."""
+    selected, unread = selected_tests(args, invocation_dir, rootdir, keyword, markexpr, walked)
+    if selected is None:
+        return True, unread
+    for test in selected:
+        if any(step.startswith(_SERVICE_STEPS) for step in test.hop.path):
+            return True, f"{test.function} goes through a Service"
+    return False, "no selected test goes through a Service of the run"

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from packetwalk.selection import hop_tests, needs_host, needs_policy_lanes
+from packetwalk.selection import (
+    hop_tests,
+    needs_host,
+    needs_policy_lanes,
+    needs_services,
+    workers_for_auto,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,4 +90,41 @@ def test_the_family_in_ids_and_keywords_is_read_as_the_plugin_collects_them():
 ])
 def test_only_the_network_policy_cases_need_the_lanes(args, k, m, want):
     needed_, why = needs_policy_lanes(list(args), ROOT, ROOT, k, m)
+    assert needed_ is want and why
+
+
+@pytest.mark.parametrize(("args", "k", "m", "want"), [
+    (("suites/east_west",), "test_pod_ip or test_node_to_pod", "", 0),  # the granular 8
+    (("suites/east_west/test_pod_ip.py::test_pod_ip",), "", "", 0),
+    (("suites/east_west",), "test_pod_ip and cross-node", "", 0),
+    (("suites/east_west",), "test_pod_ip or test_cluster_ip or host-network", "", None),  # 18
+    (("suites/east_west",), "not network_policy", "", None),
+    (("suites/east_west",), "default-deny-ingress", "", None),  # one case, but a lane each
+    (("suites/east_west",), "", "", None),
+    (("suites/east_west",), "test_pod_ip", "hop", None),  # -m is not read: xdist decides
+    (("no/such/path",), "", "", None),
+])
+def test_auto_runs_only_a_small_selection_without_policy_in_one_process(args, k, m, want):
+    count, why = workers_for_auto(list(args), ROOT, ROOT, k, m)
+    assert count == want and why
+
+
+def test_the_count_is_of_the_ids_k_selects_not_of_their_functions():
+    count, why = workers_for_auto(["suites/east_west"], ROOT, ROOT,
+                                  "test_pod_ip or test_cluster_ip", "")
+    assert count is None and why.startswith("10 ids")  # 4 + 4 + the every-backend 2
+
+
+@pytest.mark.parametrize(("k", "want"), [
+    ("test_pod_ip or test_node_to_pod", False),  # the granular checks: pods and nodes only
+    ("test_mtu or test_source_ip_via_pod_ip or test_dns_resolv_conf", False),
+    ("test_cluster_ip", True),
+    ("node_port", True),
+    ("hairpin", True),  # through the server's own Service
+    ("test_dns_connect_by_name", True),
+    ("network_policy", True),  # cells on the lane's Service
+    ("", True),
+])
+def test_only_hops_through_a_service_of_the_run_wait_for_the_proxies(k, want):
+    needed_, why = needs_services(["suites/east_west"], ROOT, ROOT, k, "")
     assert needed_ is want and why
