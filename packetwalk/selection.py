@@ -25,6 +25,7 @@ sooner.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,17 +159,25 @@ def needs_host(args: list[str], invocation_dir: Path, rootdir: Path, keyword: st
                    + ("" if diagnose else ", and --no-diagnose asks nothing from a node"))
 
 
+def _needed_by(selection: tuple[list[str], Path, Path, str, str], walked: Walked | None,
+               uses: Callable[[HopTest], bool], why: str, why_not: str) -> tuple[bool, str]:
+    """(True, why) when a selected test `uses` the thing (`why` names the first one, as
+    {test}), (False, why_not) when none does, and (True, why unread) when the selection
+    cannot be read here."""
+    selected, unread = selected_tests(*selection, walked)
+    if selected is None:
+        return True, unread
+    user = next((t for t in selected if uses(t)), None)
+    return (True, why.format(test=user.function)) if user else (False, why_not)
+
+
 def needs_policy_lanes(args: list[str], invocation_dir: Path, rootdir: Path, keyword: str,
                        markexpr: str, walked: Walked | None = None) -> tuple[bool, str]:
     """(needed, why) for the NetworkPolicy lanes' pods (four per lane, most of a run's
     pods): only the NetworkPolicy cases use them; the diagnosis never does."""
-    selected, unread = selected_tests(args, invocation_dir, rootdir, keyword, markexpr, walked)
-    if selected is None:
-        return True, unread
-    for test in selected:
-        if POLICY in test.hop.groups:
-            return True, f"{test.function} is selected"
-    return False, "no NetworkPolicy case is selected"
+    return _needed_by((args, invocation_dir, rootdir, keyword, markexpr), walked,
+                      lambda t: POLICY in t.hop.groups, "{test} is selected",
+                      "no NetworkPolicy case is selected")
 
 
 # -n auto runs a selection this small, without a NetworkPolicy case, in one process.
@@ -190,9 +199,7 @@ def workers_for_auto(args: list[str], invocation_dir: Path, rootdir: Path, keywo
     if found is None:
         return None, unread
     ids = [item for t in found for item in _selected_items(expression, t, rootdir)]
-    policy = [t.function for t in found
-              if POLICY in t.hop.groups and _keyword_selects(expression, t, rootdir)]
-    if policy:
+    if any(POLICY in t.hop.groups and _keyword_selects(expression, t, rootdir) for t in found):
         return None, "NetworkPolicy cases run in lanes, one per worker"
     if len(ids) > ONE_PROCESS_IDS:
         return None, f"{len(ids)} ids: more than {ONE_PROCESS_IDS}"
@@ -209,10 +216,7 @@ def needs_services(args: list[str], invocation_dir: Path, rootdir: Path, keyword
                    markexpr: str, walked: Walked | None = None) -> tuple[bool, str]:
     """(needed, why) for the wait until the nodes' proxies have the run's Services
     (programmed.py): only hops through a Service of the run need it."""
-    selected, unread = selected_tests(args, invocation_dir, rootdir, keyword, markexpr, walked)
-    if selected is None:
-        return True, unread
-    for test in selected:
-        if any(step.startswith(_SERVICE_STEPS) for step in test.hop.path):
-            return True, f"{test.function} goes through a Service"
-    return False, "no selected test goes through a Service of the run"
+    return _needed_by((args, invocation_dir, rootdir, keyword, markexpr), walked,
+                      lambda t: any(step.startswith(_SERVICE_STEPS) for step in t.hop.path),
+                      "{test} goes through a Service",
+                      "no selected test goes through a Service of the run")
