@@ -23,7 +23,7 @@ import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from packetwalk.inventory import Inventory, Pod, WorkloadError, node_port_service_name
+from packetwalk.inventory import Inventory, Pod, node_port_service_name
 from packetwalk.probes import ExecFn, ProbeError
 
 SERVICES_WAIT = 5.0  # seconds: the bound on the wait, from when the endpoints are listed
@@ -63,13 +63,10 @@ def script(urls: list[str], bound: float) -> str:
 
 
 def _clients(inventory: Inventory) -> list[Pod]:
-    found = []
-    for node in inventory.nodes:
-        try:
-            found.append(inventory.pod_on("client", node.name))
-        except WorkloadError:
-            continue  # its tests error and say why; the other nodes are still asked
-    return found
+    """The ready client pod of each node; a node without one is not asked (its tests
+    error and say why)."""
+    return [pod for node in inventory.nodes
+            if (pod := inventory.ready_on("client", node.name)) is not None]
 
 
 def await_services(execs: ExecFn, inventory: Inventory, bound: float = SERVICES_WAIT) -> str:

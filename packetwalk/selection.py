@@ -198,8 +198,9 @@ def workers_for_auto(args: list[str], invocation_dir: Path, rootdir: Path, keywo
     found, expression, unread = _read(args, invocation_dir, rootdir, keyword, markexpr)
     if found is None:
         return None, unread
-    ids = [item for t in found for item in _selected_items(expression, t, rootdir)]
-    if any(POLICY in t.hop.groups and _keyword_selects(expression, t, rootdir) for t in found):
+    items = {t: _selected_items(expression, t, rootdir) for t in found}
+    ids = [item for selected in items.values() for item in selected]
+    if any(POLICY in t.hop.groups and selected for t, selected in items.items()):
         return None, "NetworkPolicy cases run in lanes, one per worker"
     if len(ids) > ONE_PROCESS_IDS:
         return None, f"{len(ids)} ids: more than {ONE_PROCESS_IDS}"
