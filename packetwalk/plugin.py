@@ -68,11 +68,15 @@ POLICY_LOCKS = tuple(f"{POLICY_LOCK}-lane-{lane}" for lane in POLICY_LANES)
 POLICY_LANE_LOCK_NAMES = rf"{POLICY_LOCK}-lane-\d+"
 # A lane whose baseline (no policy) failed in this run: fixtures/policy.py.
 POLICY_BLOCKED_MARKS = tuple(f"{lock}-blocked" for lock in POLICY_LOCKS)
+# When a lane's policies or labels last changed in this run (fixtures/policy.py): its
+# next baseline is polled until --policy-timeout has passed since then.
+POLICY_CHANGED_MARKS = tuple(f"{lock}-changed" for lock in POLICY_LOCKS)
 # The cases of one family whose policies blocked nothing they should have (one line
 # each): fixtures/policy.py shortens that family's polls once there are two.
 POLICY_UNENFORCED_MARKS = {family: f"{POLICY_LOCK}-unenforced-{family}"
                            for family in ("ipv4", "ipv6", "primary")}
-POLICY_MARKS = (POLICY_LOCK, *POLICY_LOCKS, *POLICY_BLOCKED_MARKS, *POLICY_UNENFORCED_MARKS.values())
+POLICY_MARKS = (POLICY_LOCK, *POLICY_LOCKS, *POLICY_BLOCKED_MARKS, *POLICY_CHANGED_MARKS,
+                *POLICY_UNENFORCED_MARKS.values())
 
 
 @dataclass

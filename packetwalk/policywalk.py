@@ -74,6 +74,13 @@ UNENFORCED_TIMEOUT = 4
 # the same way is polled this long, not the whole --policy-timeout. (One that still
 # fails it is blocked at once: LaneBlock.)
 BLOCKED_BASELINE_TIMEOUT = 4
+# A baseline (no policy) can be wrong for a moment only while the enforcer still undoes
+# the lane's own last changes (its policies removed, its labels restored), which
+# --policy-timeout bounds. So a baseline is polled until --policy-timeout has passed
+# since the lane last changed (any worker), and at least this long (a lost packet's
+# retry): a lane's first case, whose lane no case has changed, no longer polls a path
+# fault for the whole 20 s (25 s each under kube-proxy-broken, one per lane).
+QUIET_BASELINE_TIMEOUT = 4
 UNENFORCED_CASES = 2
 POLL_INTERVAL = 0.25
 # A blocked TCP cell is decided by the first definite answer (kube-router rejects:
@@ -131,7 +138,9 @@ class PolicyWalk:
                  lane_blocks: tuple[LaneBlock, ...] = (),
                  on_blocked: Callable[[LaneBlock], None] | None = None, family: str | None = None,
                  family_in_id: bool = False,
-                 on_unenforced: Callable[[str], None] | None = None, unenforced: bool = False):
+                 on_unenforced: Callable[[str], None] | None = None, unenforced: bool = False,
+                 lane_changed: float | None = None,
+                 on_change: Callable[[float], None] | None = None):
         self.api, self.inventory, self.prober = api, inventory, prober
         self.attempts = attempts  # per cell, once its phase has held (--attempts)
         self.run = Run(inventory.run_id)
@@ -155,6 +164,13 @@ class PolicyWalk:
             self.timeout = min(self.timeout, UNENFORCED_TIMEOUT)
         self.diagnoser = diagnoser  # None: the wrong cells as observed, no narrowing
         self.lane = lane
+        # When the lane's policies or labels last changed in this run (time.time(), any
+        # worker; None: never), and who is told before each change of this case's:
+        # a baseline is polled until --policy-timeout has passed since then
+        # (baseline_timeout). Told before the change, so a worker killed mid-change
+        # still leaves the next case its full wait.
+        self.lane_changed = lane_changed
+        self.on_change = on_change
         # The IP family the case walks (a dual-stack run's axis), or None: the primary.
         self.family = family
         # Records carry the family only where ids do (a dual-stack run): the run's
@@ -233,15 +249,21 @@ class PolicyWalk:
 
     # ------------------------------------------------------------ changes
 
+    def _changing(self) -> None:
+        if self.on_change is not None:
+            self.on_change(time.time())
+
     def apply(self, policy: str) -> str:
         """Create the lane's copy of a policy manifest; its name in the cluster."""
         obj = self._rendered(policy)
+        self._changing()
         create(self.api, obj)
         return obj["metadata"]["name"]
 
     def change(self, change: Change, applied: list[str],
                labels: dict[tuple[str, str, str], str | None]) -> None:
         net = NetworkingV1Api(self.api)
+        self._changing()
         if change.kind == APPLY:
             applied.append(self.apply(change.subject))
         elif change.kind == DELETE:
@@ -266,6 +288,8 @@ class PolicyWalk:
 
     def remove(self, names: list[str]) -> None:
         net = NetworkingV1Api(self.api)
+        if names:
+            self._changing()
         for name in names:
             try:
                 net.delete_namespaced_network_policy(name, self.run.namespace,
@@ -276,6 +300,8 @@ class PolicyWalk:
 
     def _restore(self, labels: dict[tuple[str, str, str], str | None]) -> None:
         """Every label a case changed goes back to what it was, so the lane is clean."""
+        if labels:
+            self._changing()
         for (kind, subject, key), value in labels.items():
             self._set_label(kind, subject, key, value)
 
@@ -443,10 +469,14 @@ class PolicyWalk:
             if still:
                 cells = (known,)  # the case's other cells add nothing to "blocked"
         if not still:
+            timeout = self.timeout
+            if phase == BASELINE:
+                timeout = baseline_timeout(self.timeout, self.lane_changed, time.time())
+            if blocked_lane:
+                timeout = min(BLOCKED_BASELINE_TIMEOUT, timeout)
             try:
-                wait_for(f"policy case {case} {phase}", holds,
-                         timeout=min(BLOCKED_BASELINE_TIMEOUT, self.timeout) if blocked_lane
-                         else self.timeout, interval=POLL_INTERVAL)
+                wait_for(f"policy case {case} {phase}", holds, timeout=timeout,
+                         interval=POLL_INTERVAL)
             except WaitTimeout:
                 pass
         enforced = round(held[0] - since, 2) if held and since is not None else None
@@ -548,6 +578,15 @@ CELL_KINDS = (POD_IP, CLUSTER_IP, NAME)
 
 def cell_kind(cell: Cell) -> str:
     return {"dns": NAME, "cluster-ip": CLUSTER_IP}.get(cell.target, POD_IP)
+
+
+def baseline_timeout(timeout: float, changed: float | None, now: float) -> float:
+    """Seconds to poll a baseline: until `timeout` (--policy-timeout) has passed since
+    the lane last changed (`changed`; None: never in this run), at least
+    QUIET_BASELINE_TIMEOUT, at most `timeout`."""
+    if changed is None:
+        return min(QUIET_BASELINE_TIMEOUT, timeout)
+    return min(timeout, max(QUIET_BASELINE_TIMEOUT, changed + timeout - now))
 
 
 def _matches(cell: Cell, seen: Observation) -> bool:

@@ -282,9 +282,11 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     from packetwalk.walk import HopBlocked
 
     cell = Cell("client-a", "pod-ip", "http", "open")
-    # The lane's first blocked case: polled (the full timeout), then marked.
+    # The lane's first blocked case, right after the lane changed: polled (the full
+    # timeout: the enforcer may still be undoing that change), then marked. (A second
+    # ahead: the bound is clamped to the timeout, whatever this test's own delay.)
     marked, waited = [], []
-    first, _ = _lane_walk(on_blocked=marked.append)
+    first, _ = _lane_walk(on_blocked=marked.append, lane_changed=time.time() + 1)
     real = policywalk.wait_for
 
     def timed(what, probe, timeout, interval):
@@ -478,6 +480,51 @@ def test_ip_blocks_are_written_in_the_cases_family():
     assert walk._values("allow-ipblock-except-client-b") == {
         "CLIENTS_CIDR": "fd10::1:4/126", "CLIENT_B_HOST": "fd10::1:7/128"}
     assert _unenforcing_walk()._values("allow-ipblock-client-b-http") == {"CLIENT_B_HOST": "10.244.1.7/32"}
+
+
+def test_a_baseline_waits_out_the_policy_timeout_from_the_lanes_last_change_only():
+    from packetwalk.policywalk import QUIET_BASELINE_TIMEOUT, baseline_timeout
+
+    assert QUIET_BASELINE_TIMEOUT < 20
+    assert baseline_timeout(20, None, 1000.0) == QUIET_BASELINE_TIMEOUT  # never changed
+    assert baseline_timeout(20, 1000.0, 1000.0) == 20  # changed just now
+    assert baseline_timeout(20, 1000.0, 1005.0) == 15
+    assert baseline_timeout(20, 1000.0, 1030.0) == QUIET_BASELINE_TIMEOUT  # long ago
+    assert baseline_timeout(20, 1001.0, 1000.0) == 20  # another worker's clock: no more
+    assert baseline_timeout(2, None, 1000.0) == 2  # --policy-timeout below the floor
+
+
+def test_a_lanes_first_case_polls_a_failing_baseline_briefly_and_its_policies_mark_the_lane():
+    """No case has changed the lane yet: nothing of its own can still be undone, so a
+    failing baseline is a path fault, polled QUIET_BASELINE_TIMEOUT, not 20 s."""
+    from packetwalk import policywalk
+    from packetwalk.policywalk import BASELINE
+    from packetwalk.walk import HopBlocked
+
+    cell = Cell("client-a", "pod-ip", "http", "open")
+    waited = []
+    real = policywalk.wait_for
+
+    def timed(what, probe, timeout, interval):
+        waited.append(timeout)
+        return real(what, probe, timeout=0.01, interval=0.001)
+
+    marks = []
+    walk, _ = _lane_walk(on_change=marks.append)
+    policywalk.wait_for = timed
+    try:
+        with pytest.raises(HopBlocked):
+            walk._converge("first", BASELINE, (cell,))
+    finally:
+        policywalk.wait_for = real
+    assert waited == [policywalk.QUIET_BASELINE_TIMEOUT]
+    # Restoring labels marks the lane first (removing nothing marks nothing).
+    walk.remove([])
+    assert marks == []
+    before = time.time()
+    walk._set_label = lambda *a: marks.append("labelled")
+    walk._restore({("pod", "client-a", "k"): None})
+    assert len(marks) == 2 and marks[0] >= before and marks[1] == "labelled"
 
 
 def test_a_blocked_lane_whose_cell_answers_again_is_judged_as_usual():
