@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from packetwalk.diagnose.diagnoser import Diagnoser, Diagnosis
+from packetwalk.diagnose.narrowing import Attempt
 from packetwalk.families import IPV4, IPV6, NAMES, family_of
 from packetwalk.hops import Hop
 from packetwalk.inventory import Inventory, NoAddress, Pod
@@ -160,15 +161,10 @@ class OutsideWalk(Walk):
         return Target(host, port, "tcp", via)
 
     # -- expectations --------------------------------------------------------
-    def expect(self, seen: Observation) -> None:
+    def _as_narrowed(self, attempt: Attempt) -> Attempt | None:
         """Only a pod's probe toward the outside is narrowed down (from its node); the
         vantage point is no pod the narrowing could start from."""
-        if seen.cls in self.hop.accepted:
-            return
-        if self._last is not None:
-            from_pod = self._last.src.name in self.inventory.pods
-            self._last = replace(self._last, external=True) if from_pod else None
-        super().expect(seen)
+        return replace(attempt, external=True) if attempt.src.name in self.inventory.pods else None
 
     def failure(self, seen: Observation, diagnosis: Diagnosis | None = None) -> str:
         """The vantage point is no pod: its repro is the local command, not kubectl exec."""

@@ -11,8 +11,10 @@ source, destination, expected, observed class, evidence, next hop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,7 @@ from packetwalk.probes import (
     DNS,
     OK,
     PROBE_ERROR,
+    TIMEOUT,
     WRONG_BACKEND,
     WRONG_SOURCE,
     Observation,
@@ -60,6 +63,12 @@ UDP_ECHO_PREFIX = "echo "  # netexec's UDP echo request, part of the datagram
 UDP_ECHO_MAX = 2048  # netexec reads at most this much of a datagram
 WINDOW_LINES = 10  # a watched cell's failure lists this many outage windows
 SILENCE_ALPHA = 1e-3  # below this chance, a silent backend is silent for a reason
+# A probe still unanswered this long starts its narrowing beside it (Diagnoser.begin):
+# a failing test then waits out one timeout, not its attempts' and then its
+# narrowing's (about 3 s less each: the failing east-west run had 28 such tests).
+# Healthy probes answer in well under it (p99 under 0.5 s on the lab, the slowest
+# test's); a hop that expects no answer (TIMEOUT accepted) never starts one.
+NARROW_EARLY_AFTER = 1.0
 
 
 def silence_is_chance(answered: int, asked: int, backends: int) -> bool:
@@ -114,6 +123,27 @@ class Walk:
         self._dns_cache = dns_cache  # per-process: resolv.conf of each client
         self.diagnoser = diagnoser  # narrows a failure down (None: the failure as observed)
         self._last: Attempt | None = None  # the latest probe, to narrow down and retry
+
+    @contextmanager
+    def _attempting(self, attempt: Attempt) -> Iterator[None]:
+        """Probe `attempt` in the block: it is what a failure is narrowed from, and its
+        narrowing starts beside it should it run past NARROW_EARLY_AFTER."""
+        self._last = attempt
+        narrowed = self._as_narrowed(attempt)
+        timer = None
+        if self.diagnoser is not None and narrowed is not None and TIMEOUT not in self.hop.accepted:
+            timer = threading.Timer(NARROW_EARLY_AFTER, self.diagnoser.begin, (narrowed,))
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _as_narrowed(self, attempt: Attempt) -> Attempt | None:
+        """The attempt as a failure of it is narrowed down (None: it is not)."""
+        return attempt
 
     # -- the ends of the placement -------------------------------------------
     def _on(self, role: str, node: Node | None) -> Pod:
@@ -213,9 +243,9 @@ class Walk:
         def probe() -> Observation:
             return self.prober.request(source, to, question, host=by_name, record=record)
 
-        self._last = Attempt(src, to, by_name, retry=probe, family=self.family)
-        tries = self.prober.ask(source, to, question, attempts or self.attempts,
-                                host=by_name, record=record)
+        with self._attempting(Attempt(src, to, by_name, retry=probe, family=self.family)):
+            tries = self.prober.ask(source, to, question, attempts or self.attempts,
+                                    host=by_name, record=record)
         allowed = (answer,) if isinstance(answer, str) else answer
         sources = (source_ip,) if isinstance(source_ip, str) else source_ip
         for seen in tries:  # each attempt judged on its own answer
@@ -326,20 +356,20 @@ class Walk:
         def once() -> Observation:
             return self.prober.dial(source, to, "hostname")
 
-        self._last = Attempt(src, to, retry=once, family=self.family)
         tries: list[Observation] = []
-        for _ in range(max(1, self.attempts)):
-            this_round = self.prober.attempts(source, to, "hostname", per_round)
-            for seen in this_round:
-                if seen.cls == OK and seen.response not in expected:
-                    seen.cls, seen.detail = judge_backends([seen.response], expected)
-            tries += this_round
-            answered = {t.response for t in tries if t.cls == OK}
-            if answered >= expected or not any(t.cls == OK for t in this_round):
-                break
-            if any(t.cls != OK for t in this_round) and not silence_is_chance(
-                    sum(t.cls == OK for t in tries), len(tries), len(expected)):
-                break
+        with self._attempting(Attempt(src, to, retry=once, family=self.family)):
+            for _ in range(max(1, self.attempts)):
+                this_round = self.prober.attempts(source, to, "hostname", per_round)
+                for seen in this_round:
+                    if seen.cls == OK and seen.response not in expected:
+                        seen.cls, seen.detail = judge_backends([seen.response], expected)
+                tries += this_round
+                answered = {t.response for t in tries if t.cls == OK}
+                if answered >= expected or not any(t.cls == OK for t in this_round):
+                    break
+                if any(t.cls != OK for t in this_round) and not silence_is_chance(
+                        sum(t.cls == OK for t in tries), len(tries), len(expected)):
+                    break
         seen = self.cell_of(tries)
         answered = {t.response for t in tries if t.cls == OK}
         if not answered >= expected:
@@ -365,8 +395,8 @@ class Walk:
             return self.prober.resolve(source, name, transport,
                                        server=to if server else None, record=record)
 
-        self._last = Attempt(src, to, name, retry=probe, family=self.family)
-        tries = self.repeated(probe)
+        with self._attempting(Attempt(src, to, name, retry=probe, family=self.family)):
+            tries = self.repeated(probe)
         for seen in tries:
             if seen.cls == OK and sorted(seen.answers) != sorted(records):
                 seen.cls = DNS
@@ -433,8 +463,8 @@ class Walk:
 
             def probe() -> Observation:
                 return self.prober.dial(source, to, UDP_ECHO_PREFIX + payload)
-        self._last = Attempt(src, to, None, large=True, retry=probe, family=self.family)
-        tries = self.repeated(probe)
+        with self._attempting(Attempt(src, to, None, large=True, retry=probe, family=self.family)):
+            tries = self.repeated(probe)
         for seen in tries:
             if seen.cls == OK and seen.response != payload:
                 seen.cls = CORRUPTED
@@ -485,8 +515,9 @@ class Walk:
         """Fail, with the whole story, unless `seen` is what the hop expects."""
         if seen.cls not in self.hop.accepted:
             diagnosis = None
-            if self.diagnoser is not None and self._last is not None:
-                diagnosis = self.diagnoser.diagnose(self._last, seen)
+            narrowed = self._as_narrowed(self._last) if self._last is not None else None
+            if self.diagnoser is not None and narrowed is not None:
+                diagnosis = self.diagnoser.diagnose(narrowed, seen)
             blocked = decide(self.hop, diagnosis.findings if diagnosis is not None else None)
             if blocked is not None:
                 raise HopBlocked(replace(blocked, family=self._suffix))

@@ -3,12 +3,18 @@
 Called by the walk when a hop fails, in the test's own process. Nothing here
 may turn a network FAILURE into an ERROR: a narrowing probe or a capture that
 cannot run is reported as such inside the diagnosis.
+
+The narrowing may start early (`begin`): the walk starts it beside a probe still
+unanswered after walk.NARROW_EARLY_AFTER, so a failing test waits out one
+timeout, not two (its attempts', then its narrowing's). A probe that then answers
+leaves it unused: on a healthy path no probe of the walk's takes that long.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from kubernetes.client import ApiClient
@@ -84,6 +90,12 @@ class Diagnosis:
         return record
 
 
+def _key(attempt: Attempt) -> tuple:
+    """What a narrowing depends on: the attempt without its retry (a closure per try)."""
+    return (attempt.src.name, attempt.to, attempt.name, attempt.large, attempt.external,
+            attempt.family)
+
+
 class Diagnoser:
     """Bound to one test: `note` leaves the diagnosis record on its report.
     `capture` is None without --capture-packets; `unavailable` says why capture cannot run."""
@@ -94,6 +106,34 @@ class Diagnoser:
         self.inventory, self.prober, self.api = inventory, prober, api
         self.note, self.test = note, test
         self.capture, self.unavailable = capture, unavailable
+        # Narrowings begun early, by the attempt they narrow (_key): each step's future.
+        self._begun: dict[tuple, list[Future]] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, attempt: Attempt) -> None:
+        """Start narrowing `attempt` down now, in the background; `diagnose` takes the
+        steps' results if the attempt fails. Once per attempt (a pin's tries are one)."""
+        with self._lock:
+            key = _key(attempt)
+            if key in self._begun:
+                return
+            steps = plan(attempt, self.inventory)
+            pool = ThreadPoolExecutor(max_workers=max(1, len(steps)))
+            record = RECORD_TYPES[attempt.family or IPV4]
+            self._begun[key] = [pool.submit(self._run, step, record) for step in steps]
+            pool.shutdown(wait=False)  # its threads end with their probes
+
+    def _steps_run(self, attempt: Attempt) -> list[tuple[Step, Observation | None, str]]:
+        """The narrowing's steps and what each saw: begun early, or run now, at once
+        (each narrowing probe may take its full timeout)."""
+        with self._lock:
+            begun = self._begun.pop(_key(attempt), None)
+        if begun is not None:
+            return [future.result() for future in begun]
+        steps = plan(attempt, self.inventory)
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            record = RECORD_TYPES[attempt.family or IPV4]
+            return list(pool.map(lambda step: self._run(step, record), steps))
 
     def _run(self, step: Step, record: str = "A") -> tuple[Step, Observation | None, str]:
         """`record`: what a DNS server is asked for, in the failed probe's family."""
@@ -106,11 +146,7 @@ class Diagnoser:
             return step, None, str(exc).splitlines()[0]
 
     def diagnose(self, attempt: Attempt, seen: Observation) -> Diagnosis:
-        steps = plan(attempt, self.inventory)
-        # In parallel: each narrowing probe may take its full timeout.
-        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
-            record = RECORD_TYPES[attempt.family or IPV4]
-            ran = list(pool.map(lambda step: self._run(step, record), steps))
+        ran = self._steps_run(attempt)
         target = dialed(attempt, self.inventory)
         kind = target.kind
         bisection = [f"{kind} {attempt.to.label()} from {attempt.src.name}: {seen.cls} (failed)"]

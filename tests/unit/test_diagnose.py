@@ -408,3 +408,76 @@ def test_a_cluster_ip_whose_backend_fails_too_is_blocked_not_failed():
     assert "\n" not in str(blocked.value)
     assert blocked.value.record().layer == "pod network (PodIP)"
     assert notes[0].verdict  # the diagnosis is still left on the report
+
+
+def test_a_probe_still_unanswered_starts_its_narrowing_beside_it_and_the_failure_uses_it(monkeypatch):
+    """A failing test waits out one timeout, not two: the narrowing begun while the
+    probe waited is the one the failure reports, and no step is probed twice."""
+    import threading
+    import time
+
+    import pytest
+
+    from packetwalk import walk as walk_module
+    from packetwalk.diagnose.diagnoser import Diagnoser
+    from packetwalk.hops import HOPS
+    from packetwalk.placement import build_placements
+    from packetwalk.probes import ExecResult, Prober
+    from packetwalk.walk import HopFailure, Walk
+
+    monkeypatch.setattr(walk_module, "NARROW_EARLY_AFTER", 0.05)
+    lock, asked = threading.Lock(), []
+
+    def fake_exec(src, command, timeout):
+        slow = "10.96.12.7" in command[-1]  # the ClusterIP: silent, as a timeout
+        with lock:
+            asked.append((time.monotonic(), "ClusterIP" if slow else "other"))
+        if slow:
+            time.sleep(0.3)
+            return ExecResult(0, "124 5000000\n", "", 5.0)
+        return ExecResult(0, "0 100000 server-pw-worker2\n", "", 0.1)
+
+    inv, prober, notes = inventory(), Prober(fake_exec), []
+    walk = Walk(inv, prober, HOPS["cluster_ip"], build_placements([A, B])["cross-node"], None,
+                "udp", [].append, {}, Diagnoser(inv, prober, None, notes.append, "t"))
+    started = time.monotonic()
+    seen = walk.ask(walk.client, walk.cluster_ip(walk.server_service, "udp"), "hostname")
+    probed = time.monotonic()
+    with pytest.raises(HopFailure) as failure:
+        walk.expect(seen)
+    # The narrowing's steps were asked while the probe still waited, once each.
+    steps = [when for when, what in asked[1:]]
+    assert steps and all(started < when < probed for when in steps), (started, probed, asked)
+    narrowed = len(asked)
+    assert "Narrowed down: ClusterIP fails, pod IPs answer" in str(failure.value)
+    assert "pod IP 10.244.2.7:8081/udp from client-pw-worker: OK" in str(failure.value)
+    assert len(asked) == narrowed and len(notes) == 1
+
+
+def test_an_answered_probe_or_one_expected_unanswered_starts_no_narrowing(monkeypatch):
+    import time
+
+    from packetwalk import walk as walk_module
+
+    monkeypatch.setattr(walk_module, "NARROW_EARLY_AFTER", 0.05)
+    notes = []
+    walk, seen = cluster_ip_walk((), notes)  # everything answers at once
+    time.sleep(0.15)
+    assert seen.cls == "OK" and walk.diagnoser._begun == {}
+    # A slow answer, on a hop that expects none (its TIMEOUT passes): nothing begun.
+    from packetwalk.diagnose.diagnoser import Diagnoser
+    from packetwalk.hops import HOPS
+    from packetwalk.placement import build_placements
+    from packetwalk.probes import ExecResult, Prober
+    from packetwalk.walk import Walk
+
+    def slow_exec(src, command, timeout):
+        time.sleep(0.2)
+        return ExecResult(0, "124 5000000\n", "", 5.0)
+
+    inv, prober = inventory(), Prober(slow_exec)
+    hop = next(h for h in HOPS.values() if "TIMEOUT" in h.accepted)
+    blocked = Walk(inv, prober, hop, build_placements([A, B])["cross-node"], None, "tcp",
+                   [].append, {}, Diagnoser(inv, prober, None, notes.append, "t"))
+    blocked.ask(blocked.client, blocked.cluster_ip(blocked.server_service, "tcp"), "hostname")
+    assert blocked.diagnoser._begun == {}
