@@ -527,6 +527,57 @@ def test_a_lanes_first_case_polls_a_failing_baseline_briefly_and_its_policies_ma
     assert len(marks) == 2 and marks[0] >= before and marks[1] == "labelled"
 
 
+def test_a_failing_baseline_round_starts_the_narrowing_the_block_then_reports():
+    """The narrowing of a lane's blocked baseline runs beside its polling and attempts:
+    its steps are asked while the baseline is still polled, once, and their results are
+    what the block says."""
+    import threading
+
+    from packetwalk import policywalk
+    from packetwalk.diagnose.diagnoser import Diagnoser
+    from packetwalk.inventory import Inventory, Pod, pod_name
+    from packetwalk.policywalk import BASELINE, PolicyWalk
+    from packetwalk.probes import Prober
+    from packetwalk.walk import HopBlocked
+
+    pods = {policy_pod_name(role, "1"): Pod(policy_pod_name(role, "1"), RUN.namespace, role,
+                                            node, ip, 8080)
+            for role, node, ip in (("client-a", "pw-worker", "10.244.1.5"),
+                                   ("server", "pw-worker2", "10.244.2.9"))}
+    near = pod_name("client", NODES[1])  # the narrowing's same-node client
+    pods[near] = Pod(near, RUN.namespace, "client", "pw-worker2", "10.244.2.3", 8080)
+    lock, asked, polled = threading.Lock(), [], []
+
+    def fake_exec(src, command, timeout):
+        with lock:
+            asked.append((src.pod, len(polled)))
+        if src.pod == near:
+            return ExecResult(0, "policy-server", "", 0.01)  # from beside it: answers
+        return TIMED_OUT[0] if command[0] == "curl" else TIMED_OUT[1]
+
+    inventory = Inventory(RUN.id, RUN.namespace, RUN.peer_namespace, NODES, None, pods, {})
+    prober, notes = Prober(fake_exec), []
+    walk = PolicyWalk(None, inventory, prober, [].append, timeout=20, attempts=3,
+                      diagnoser=Diagnoser(inventory, prober, None, notes.append, "t"))
+    real = policywalk.wait_for
+
+    def rounds(what, probe, timeout, interval):  # three rounds, none holding
+        for _ in range(3):
+            polled.append(probe())
+        raise policywalk.WaitTimeout(what)
+
+    policywalk.wait_for = rounds
+    try:
+        with pytest.raises(HopBlocked) as blocked:
+            walk._converge("first", BASELINE, (Cell("client-a", "pod-ip", "http", "open"),))
+    finally:
+        policywalk.wait_for = real
+    # Asked once, as the first round was judged: before the second round began.
+    assert [rounds for pod, rounds in asked if pod == near] == [0], asked
+    assert f"pod IP 10.244.2.9:8080/tcp from {near} (same-node client): OK" in notes[0].bisection
+    assert blocked.value.blocked.hop.name == "pod_ip"
+
+
 def test_a_blocked_lane_whose_cell_answers_again_is_judged_as_usual():
     """The lane's blocked cell answers now (a fault healed mid-run): the case's whole
     baseline is probed and judged with its attempts, not declared blocked."""
