@@ -276,6 +276,14 @@ def _lane_walk(answers=TIMED_OUT, **kwargs):
                       **kwargs), execs
 
 
+def _timed(waited: list, real):
+    """A policywalk.wait_for that records the bound it was given and polls 10 ms instead."""
+    def timed(what, probe, timeout, interval):
+        waited.append(timeout)
+        return real(what, probe, timeout=0.01, interval=0.001)
+    return timed
+
+
 def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrowing():
     from packetwalk import policywalk
     from packetwalk.policywalk import BASELINE, LaneBlock
@@ -288,10 +296,7 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     marked, waited = [], []
     first, _ = _lane_walk(on_blocked=marked.append, lane_changed=time.time() + 1)
     real = policywalk.wait_for
-
-    def timed(what, probe, timeout, interval):
-        waited.append(timeout)
-        return real(what, probe, timeout=0.01, interval=0.001)
+    timed = _timed(waited, real)
 
     policywalk.wait_for = timed
     try:
@@ -504,10 +509,7 @@ def test_a_lanes_first_case_polls_a_failing_baseline_briefly_and_its_policies_ma
     cell = Cell("client-a", "pod-ip", "http", "open")
     waited = []
     real = policywalk.wait_for
-
-    def timed(what, probe, timeout, interval):
-        waited.append(timeout)
-        return real(what, probe, timeout=0.01, interval=0.001)
+    timed = _timed(waited, real)
 
     marks = []
     walk, _ = _lane_walk(on_change=marks.append)
