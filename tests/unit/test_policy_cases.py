@@ -276,12 +276,26 @@ def _lane_walk(answers=TIMED_OUT, **kwargs):
                       **kwargs), execs
 
 
-def _timed(waited: list, real):
-    """A policywalk.wait_for that records the bound it was given and polls 10 ms instead."""
+def _blocked_baseline(walk, case: str, cell: Cell) -> tuple[list[float], Exception]:
+    """`walk`'s baseline of `cell`, blocked: the bounds its polls were given (each poll
+    lasting 10 ms instead), and the HopBlocked it raised."""
+    from packetwalk import policywalk
+    from packetwalk.policywalk import BASELINE
+    from packetwalk.walk import HopBlocked
+
+    waited, real = [], policywalk.wait_for
+
     def timed(what, probe, timeout, interval):
         waited.append(timeout)
         return real(what, probe, timeout=0.01, interval=0.001)
-    return timed
+
+    policywalk.wait_for = timed
+    try:
+        with pytest.raises(HopBlocked) as blocked:
+            walk._converge(case, BASELINE, (cell,))
+    finally:
+        policywalk.wait_for = real
+    return waited, blocked.value
 
 
 def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrowing():
@@ -293,23 +307,16 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     # The lane's first blocked case, right after the lane changed: polled (the full
     # timeout: the enforcer may still be undoing that change), then marked. (A second
     # ahead: the bound is clamped to the timeout, whatever this test's own delay.)
-    marked, waited = [], []
+    marked = []
     first, _ = _lane_walk(on_blocked=marked.append, lane_changed=time.time() + 1)
-    real = policywalk.wait_for
-    timed = _timed(waited, real)
-
-    policywalk.wait_for = timed
-    try:
-        with pytest.raises(HopBlocked) as seen:
-            first._converge("first", BASELINE, (cell,))
-    finally:
-        policywalk.wait_for = real
+    waited, seen = _blocked_baseline(first, "first", cell)
     assert waited == [20] and len(marked) == 1
     block = LaneBlock.from_json(marked[0].to_json())  # as the next worker reads it
     assert block == marked[0] and block.case == "first" and block.cell == cell.path
     # A later case of the lane: no poll, one probe (no more attempts), no narrowing,
     # the first case's finding with this case's own probe beside it.
     later, execs = _lane_walk(lane_blocks=(block,), on_blocked=marked.append)
+    real = policywalk.wait_for
     policywalk.wait_for = lambda *a, **k: pytest.fail("a blocked lane's baseline was polled")
     try:
         with pytest.raises(HopBlocked) as again:
@@ -317,8 +324,8 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
     finally:
         policywalk.wait_for = real
     assert len(execs) == 1 and len(marked) == 1
-    assert again.value.blocked.hop == seen.value.blocked.hop
-    assert str(again.value).startswith(str(seen.value))
+    assert again.value.blocked.hop == seen.blocked.hop
+    assert str(again.value).startswith(str(seen))
     assert str(again.value).endswith("narrowed in case first, this case's own probe of that cell: TIMEOUT")
     # With the diagnosis on, the later case's report carries the first case's
     # narrowing, saying where it was seen.
@@ -337,14 +344,8 @@ def test_a_lane_seen_blocked_probes_its_next_baseline_once_and_reuses_the_narrow
          ("pod IP: TIMEOUT", "narrowed in case first, this case's own probe of that cell: TIMEOUT"))]
     # The cell failing otherwise than it did (REFUSED, not TIMEOUT: the lane's previous
     # case's policy still in force for a moment) is polled, briefly, and narrowed anew.
-    waited.clear()
     other, _ = _lane_walk(lane_blocks=(replace(block, cls="REFUSED"),))
-    policywalk.wait_for = timed
-    try:
-        with pytest.raises(HopBlocked):
-            other._converge("other", BASELINE, (cell,))
-    finally:
-        policywalk.wait_for = real
+    waited, _ = _blocked_baseline(other, "other", cell)
     assert waited == [policywalk.BLOCKED_BASELINE_TIMEOUT]
     # A marker cut short, or of another version, is no marker.
     assert LaneBlock.from_json('{"case": "fir') is None and LaneBlock.from_json("") is None
@@ -503,22 +504,11 @@ def test_a_lanes_first_case_polls_a_failing_baseline_briefly_and_its_policies_ma
     """No case has changed the lane yet: nothing of its own can still be undone, so a
     failing baseline is a path fault, polled QUIET_BASELINE_TIMEOUT, not 20 s."""
     from packetwalk import policywalk
-    from packetwalk.policywalk import BASELINE
-    from packetwalk.walk import HopBlocked
 
     cell = Cell("client-a", "pod-ip", "http", "open")
-    waited = []
-    real = policywalk.wait_for
-    timed = _timed(waited, real)
-
     marks = []
     walk, _ = _lane_walk(on_change=marks.append)
-    policywalk.wait_for = timed
-    try:
-        with pytest.raises(HopBlocked):
-            walk._converge("first", BASELINE, (cell,))
-    finally:
-        policywalk.wait_for = real
+    waited, _ = _blocked_baseline(walk, "first", cell)
     assert waited == [policywalk.QUIET_BASELINE_TIMEOUT]
     # Restoring labels marks the lane first (removing nothing marks nothing).
     walk.remove([])
